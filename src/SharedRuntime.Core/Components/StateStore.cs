@@ -1,0 +1,74 @@
+namespace SharedRuntime.Components;
+
+public enum StateConcurrency { Unspecified, FirstWrite, LastWrite }
+
+public enum StateConsistency { Unspecified, Eventual, Strong }
+
+/// <summary>One stored value. <see cref="ETag"/> changes on every write.</summary>
+public sealed record StateEntry(string Key, ReadOnlyMemory<byte> Value, string ETag, DateTimeOffset? ExpiresAt = null, string? ContentType = null);
+
+/// <summary>A write of one key. <see cref="Key"/> is the full stored key (tenant prefix included).</summary>
+public sealed record StateSetRequest(
+    string Key,
+    ReadOnlyMemory<byte> Value,
+    string? ETag = null,
+    StateConcurrency Concurrency = StateConcurrency.Unspecified,
+    TimeSpan? Ttl = null,
+    string? ContentType = null);
+
+/// <summary>A delete of one key. <see cref="Key"/> is the full stored key (tenant prefix included).</summary>
+public sealed record StateDeleteRequest(string Key, string? ETag = null, StateConcurrency Concurrency = StateConcurrency.Unspecified);
+
+/// <summary>One operation of a transaction: exactly one of <see cref="Set"/> and <see cref="Delete"/> is set.</summary>
+public sealed record StateOperation(StateSetRequest? Set, StateDeleteRequest? Delete)
+{
+    public string Key => Set?.Key ?? Delete!.Key;
+}
+
+/// <summary>Keys and bytes (values only) stored under one key prefix.</summary>
+public readonly record struct StateUsage(long Keys, long Bytes)
+{
+    public static StateUsage operator +(StateUsage a, StateUsage b) => new(a.Keys + b.Keys, a.Bytes + b.Bytes);
+}
+
+/// <summary>
+/// A key/value state store. Keys arrive already prefixed (<c>appid||key</c>); a store never interprets them
+/// beyond <see cref="StateKeys.PrefixOf"/> for usage accounting.
+/// Etag rules (Dapr): when an etag is given it must match the stored one, unless concurrency is last-write;
+/// first-write without an etag only creates keys that do not exist yet.
+/// </summary>
+public interface IStateStore : IComponent
+{
+    /// <summary>The stored entry, or null when the key does not exist or has expired.</summary>
+    ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Writes one key and returns its new etag. Throws <see cref="StateETagMismatchException"/> or <see cref="StateETagInvalidException"/>.</summary>
+    ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Deletes one key; deleting a missing key without an etag succeeds. Throws the etag exceptions like SetAsync.</summary>
+    ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Applies all operations atomically: all or none. Throws the etag exceptions like SetAsync.</summary>
+    ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken);
+
+    /// <summary>Keys and bytes currently stored under <paramref name="prefix"/> (the part before <c>||</c>).</summary>
+    ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken);
+}
+
+public static class StateKeys
+{
+    public const string Separator = "||";
+
+    /// <summary>The tenant prefix of a stored key: the part before the first <c>||</c>, or empty.</summary>
+    public static ReadOnlySpan<char> PrefixOf(string storedKey)
+    {
+        var index = storedKey.IndexOf(Separator, StringComparison.Ordinal);
+        return index < 0 ? ReadOnlySpan<char>.Empty : storedKey.AsSpan(0, index);
+    }
+}
+
+/// <summary>The etag given does not match the stored one (Dapr: 409 / ABORTED).</summary>
+public sealed class StateETagMismatchException(string key) : ComponentException($"possible etag mismatch for key {key}");
+
+/// <summary>The etag given cannot be an etag of this store (Dapr: 400 / INVALID_ARGUMENT).</summary>
+public sealed class StateETagInvalidException(string key) : ComponentException($"invalid etag value for key {key}");
