@@ -1,0 +1,219 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using SharedRuntime.Components;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.BuildingBlocks;
+
+/// <summary>A message an app publishes: payload, its content type, metadata, and the caller's trace context.</summary>
+public sealed record PublishRequest(string PubSubName, string Topic, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string> Metadata, string? TraceParent = null, string? TraceState = null);
+
+/// <summary>The publish building block shared by HTTP and gRPC: scopes, topic rules and the CloudEvent envelope as Dapr builds it.</summary>
+public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider time)
+{
+    private const string Category = "pubsub";
+
+    public (ComponentEntry Entry, IPubSubBroker Broker) GetBroker(TenantContext tenant, string pubsubName)
+    {
+        var snapshot = configuration.Current;
+        if (!snapshot.VisibleComponents(tenant, Category).Any())
+        {
+            throw new DaprApiException(400, "ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured") { GrpcOverride = 9 };
+        }
+        if (string.IsNullOrEmpty(pubsubName))
+        {
+            throw new DaprApiException(404, "ERR_PUBSUB_EMPTY", "pubsub name is empty") { GrpcOverride = 3 };
+        }
+        var entry = snapshot.FindComponent(tenant, Category, pubsubName)
+            ?? throw new DaprApiException(404, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} not found") { GrpcOverride = 3 };
+        if (entry.Instance is not IPubSubBroker broker)
+        {
+            throw new DaprApiException(500, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} is not available: {entry.Error}");
+        }
+        return (entry, broker);
+    }
+
+    public async ValueTask PublishAsync(TenantContext tenant, PublishRequest request, CancellationToken cancellationToken)
+    {
+        var message = Prepare(tenant, request, out var broker);
+        try
+        {
+            await broker.PublishAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
+        {
+            throw new DaprApiException(500, "ERR_PUBSUB_PUBLISH_MESSAGE", $"error when publish to topic {request.Topic} in pubsub {request.PubSubName}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Checks the request and builds the message to hand to the broker.</summary>
+    public PubSubMessage Prepare(TenantContext tenant, PublishRequest request, out IPubSubBroker broker)
+    {
+        var (entry, found) = GetBroker(tenant, request.PubSubName);
+        broker = found;
+        if (string.IsNullOrEmpty(request.Topic))
+        {
+            throw new DaprApiException(404, "ERR_TOPIC_NAME_EMPTY", $"topic is empty in pubsub {request.PubSubName}") { GrpcOverride = 3 };
+        }
+        CheckTopicAllowed(tenant, entry, request.Topic);
+        var raw = request.Metadata.TryGetValue("rawPayload", out var rawText) && bool.TryParse(rawText, out var isRaw) && isRaw;
+        if (raw)
+        {
+            return new PubSubMessage(request.Topic, request.Data, request.ContentType ?? "application/octet-stream", request.Metadata);
+        }
+        var envelope = BuildCloudEvent(tenant.AppId, request);
+        return new PubSubMessage(request.Topic, envelope, "application/cloudevents+json", request.Metadata);
+    }
+
+    /// <summary>Dapr's <c>allowedTopics</c>, <c>protectedTopics</c> and <c>publishingScopes</c> component metadata.</summary>
+    private static void CheckTopicAllowed(TenantContext tenant, ComponentEntry entry, string topic)
+    {
+        var metadata = entry.Config.Metadata;
+        string? Get(string name) => metadata.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))?.Value;
+        static string[] List(string? text) => (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+        var allowed = List(Get("allowedTopics"));
+        var scopes = Get("publishingScopes");
+        var scopedTopics = (string[]?)null;
+        foreach (var scope in (scopes ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = scope.Split('=', 2);
+            if (parts[0] == tenant.AppId)
+            {
+                scopedTopics = List(parts.Length > 1 ? parts[1] : "");
+            }
+        }
+        var forbidden = (allowed.Length > 0 && !allowed.Contains(topic) && (scopedTopics is null || !scopedTopics.Contains(topic)))
+                        || (scopedTopics is not null && !scopedTopics.Contains(topic))
+                        || (List(Get("protectedTopics")).Contains(topic) && (scopedTopics is null || !scopedTopics.Contains(topic)));
+        if (forbidden)
+        {
+            throw new DaprApiException(403, "ERR_PUBSUB_FORBIDDEN", $"topic {topic} is not allowed for app id {tenant.AppId}");
+        }
+    }
+
+    /// <summary>
+    /// The CloudEvent Dapr wraps a payload in: id, source (the publishing app-id), type, specversion,
+    /// datacontenttype, topic, pubsubname, trace fields, time; data as JSON for JSON payloads, data_base64 for binary,
+    /// else a string. A payload that is already a CloudEvent keeps its fields; missing ones are filled in.
+    /// </summary>
+    internal byte[] BuildCloudEvent(string appId, PublishRequest request)
+    {
+        var contentType = string.IsNullOrEmpty(request.ContentType) ? "text/plain" : request.ContentType;
+        var buffer = new ArrayBufferWriter<byte>(request.Data.Length + 512);
+        using var writer = new Utf8JsonWriter(buffer);
+        var now = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", System.Globalization.CultureInfo.InvariantCulture);
+        var traceParent = request.TraceParent ?? NewTraceParent();
+
+        if (contentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase))
+        {
+            JsonDocument existing;
+            try
+            {
+                existing = JsonDocument.Parse(request.Data);
+            }
+            catch (JsonException ex)
+            {
+                throw new DaprApiException(400, "ERR_PUBSUB_CLOUD_EVENTS_SER", $"the payload is not a valid CloudEvent: {ex.Message}", ex);
+            }
+            using (existing)
+            {
+                if (existing.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    throw new DaprApiException(400, "ERR_PUBSUB_CLOUD_EVENTS_SER", "the payload is not a valid CloudEvent: not a JSON object");
+                }
+                writer.WriteStartObject();
+                var present = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var property in existing.RootElement.EnumerateObject())
+                {
+                    present.Add(property.Name);
+                    property.WriteTo(writer);
+                }
+                void Fill(string name, string value)
+                {
+                    if (!present.Contains(name))
+                    {
+                        writer.WriteString(name, value);
+                    }
+                }
+                Fill("id", Guid.NewGuid().ToString());
+                Fill("source", appId);
+                Fill("type", "com.dapr.event.sent");
+                Fill("specversion", "1.0");
+                Fill("datacontenttype", "application/json");
+                Fill("topic", request.Topic);
+                Fill("pubsubname", request.PubSubName);
+                Fill("traceid", traceParent);
+                Fill("traceparent", traceParent);
+                Fill("tracestate", request.TraceState ?? "");
+                Fill("time", now);
+                writer.WriteEndObject();
+            }
+        }
+        else
+        {
+            writer.WriteStartObject();
+            writer.WriteString("id", Guid.NewGuid().ToString());
+            writer.WriteString("source", appId);
+            writer.WriteString("type", "com.dapr.event.sent");
+            writer.WriteString("specversion", "1.0");
+            writer.WriteString("datacontenttype", contentType);
+            writer.WriteString("topic", request.Topic);
+            writer.WriteString("pubsubname", request.PubSubName);
+            writer.WriteString("traceid", traceParent);
+            writer.WriteString("traceparent", traceParent);
+            writer.WriteString("tracestate", request.TraceState ?? "");
+            writer.WriteString("time", now);
+            if (IsJson(contentType) && IsValidJson(request.Data.Span))
+            {
+                writer.WritePropertyName("data");
+                writer.WriteRawValue(request.Data.Span, skipInputValidation: true);
+            }
+            else if (IsBinary(contentType))
+            {
+                writer.WriteBase64String("data_base64", request.Data.Span);
+            }
+            else
+            {
+                writer.WriteString("data", Encoding.UTF8.GetString(request.Data.Span));
+            }
+            writer.WriteEndObject();
+        }
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static bool IsJson(string contentType) =>
+        contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) ||
+        contentType.Contains("+json", StringComparison.OrdinalIgnoreCase);
+
+    private static bool IsBinary(string contentType) =>
+        contentType.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase);
+
+    private static bool IsValidJson(ReadOnlySpan<byte> data)
+    {
+        var reader = new Utf8JsonReader(data);
+        try
+        {
+            return JsonDocument.TryParseValue(ref reader, out var document) && DisposeTrue(document);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static bool DisposeTrue(JsonDocument? document)
+    {
+        document?.Dispose();
+        return true;
+    }
+
+    private static string NewTraceParent()
+    {
+        Span<byte> bytes = stackalloc byte[24];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+        return $"00-{Convert.ToHexStringLower(bytes[..16])}-{Convert.ToHexStringLower(bytes[16..])}-01";
+    }
+}

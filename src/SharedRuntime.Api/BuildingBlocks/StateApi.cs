@@ -1,0 +1,239 @@
+using System.Globalization;
+using SharedRuntime.Components;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.BuildingBlocks;
+
+/// <summary>One item to save, as the app wrote it (key without the tenant prefix).</summary>
+public sealed record StateSaveItem(string Key, ReadOnlyMemory<byte> Value, string? ETag, StateConcurrency Concurrency, IReadOnlyDictionary<string, string>? Metadata, string? ContentType = null);
+
+/// <summary>One transaction operation, as the app wrote it.</summary>
+public sealed record StateTransactionItem(bool IsDelete, StateSaveItem Item);
+
+/// <summary>A bulk get result for one key.</summary>
+public sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error);
+
+/// <summary>
+/// The state building block for one tenant, shared by the HTTP and gRPC APIs: finds the store the tenant may use,
+/// prefixes keys with the app-id, enforces the tenant's state quota, and maps store failures to Dapr errors.
+/// </summary>
+public sealed class StateApi(RuntimeConfiguration configuration)
+{
+    private const string Category = "state";
+
+    public IStateStore GetStore(TenantContext tenant, string storeName)
+    {
+        var snapshot = configuration.Current;
+        var entry = snapshot.FindComponent(tenant, Category, storeName);
+        if (entry is null)
+        {
+            if (!snapshot.VisibleComponents(tenant, Category).Any())
+            {
+                throw new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", "state store is not configured") { GrpcOverride = 9 };
+            }
+            throw new DaprApiException(400, "ERR_STATE_STORE_NOT_FOUND", $"state store {storeName} is not found");
+        }
+        if (entry.Instance is not IStateStore store)
+        {
+            throw new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", $"state store {storeName} is not available: {entry.Error}");
+        }
+        return store;
+    }
+
+    public static string StoredKey(TenantContext tenant, string key)
+    {
+        if (string.IsNullOrEmpty(key))
+        {
+            throw Errors.Malformed("state key is empty");
+        }
+        if (key.Contains(StateKeys.Separator, StringComparison.Ordinal))
+        {
+            throw Errors.Malformed($"input key/keyPrefix '{key}' can't contain '{StateKeys.Separator}'");
+        }
+        return string.Concat(tenant.StatePrefix, key);
+    }
+
+    public async ValueTask<StateEntry?> GetAsync(TenantContext tenant, string storeName, string key, CancellationToken cancellationToken)
+    {
+        var store = GetStore(tenant, storeName);
+        var storedKey = StoredKey(tenant, key);
+        try
+        {
+            var entry = await store.GetAsync(storedKey, cancellationToken).ConfigureAwait(false);
+            return entry is null ? null : entry with { Key = key };
+        }
+        catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
+        {
+            throw new DaprApiException(500, "ERR_STATE_GET", $"fail to get {key} from state store {storeName}: {ex.Message}", ex);
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<BulkStateItem>> GetBulkAsync(TenantContext tenant, string storeName, IReadOnlyList<string> keys, int parallelism, CancellationToken cancellationToken)
+    {
+        var store = GetStore(tenant, storeName);
+        var storedKeys = keys.Select(k => StoredKey(tenant, k)).ToArray();
+        var results = new BulkStateItem[keys.Count];
+        await Parallel.ForAsync(0, keys.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(parallelism, 1, 16), CancellationToken = cancellationToken },
+            async (i, ct) =>
+            {
+                try
+                {
+                    var entry = await store.GetAsync(storedKeys[i], ct).ConfigureAwait(false);
+                    results[i] = new BulkStateItem(keys[i], entry is null ? null : entry with { Key = keys[i] }, null);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    results[i] = new BulkStateItem(keys[i], null, ex.Message);
+                }
+            }).ConfigureAwait(false);
+        return results;
+    }
+
+    public async ValueTask SaveAsync(TenantContext tenant, string storeName, IReadOnlyList<StateSaveItem> items, CancellationToken cancellationToken)
+    {
+        var store = GetStore(tenant, storeName);
+        var requests = items.Select(i => ToSetRequest(tenant, i)).ToArray();
+        if (requests.Length == 0)
+        {
+            return;
+        }
+        await WithQuotaAsync(tenant, store, requests, async () =>
+        {
+            foreach (var request in requests)
+            {
+                try
+                {
+                    await store.SetAsync(request, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
+                {
+                    throw MapWriteError(ex, "ERR_STATE_SAVE", $"failed saving state in state store {storeName}");
+                }
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DeleteAsync(TenantContext tenant, string storeName, string key, string? etag, StateConcurrency concurrency, CancellationToken cancellationToken)
+    {
+        var store = GetStore(tenant, storeName);
+        var request = new StateDeleteRequest(StoredKey(tenant, key), string.IsNullOrEmpty(etag) ? null : etag, concurrency);
+        try
+        {
+            await store.DeleteAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
+        {
+            throw MapWriteError(ex, "ERR_STATE_DELETE", $"failed deleting state with key {key}");
+        }
+    }
+
+    public async ValueTask TransactAsync(TenantContext tenant, string storeName, IReadOnlyList<StateTransactionItem> operations, CancellationToken cancellationToken)
+    {
+        var store = GetStore(tenant, storeName);
+        var ops = operations.Select(o => o.IsDelete
+                ? new StateOperation(null, new StateDeleteRequest(StoredKey(tenant, o.Item.Key), string.IsNullOrEmpty(o.Item.ETag) ? null : o.Item.ETag, o.Item.Concurrency))
+                : new StateOperation(ToSetRequest(tenant, o.Item), null))
+            .ToArray();
+        if (ops.Length == 0)
+        {
+            return;
+        }
+        var upserts = ops.Where(o => o.Set is not null).Select(o => o.Set!).ToArray();
+        await WithQuotaAsync(tenant, store, upserts, async () =>
+        {
+            try
+            {
+                await store.TransactAsync(ops, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
+            {
+                throw new DaprApiException(500, "ERR_STATE_TRANSACTION", $"error while executing state transaction: {ex.Message}", ex);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static StateSetRequest ToSetRequest(TenantContext tenant, StateSaveItem item)
+    {
+        TimeSpan? ttl = null;
+        if (item.Metadata is not null && item.Metadata.TryGetValue("ttlInSeconds", out var ttlText))
+        {
+            if (!long.TryParse(ttlText, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seconds) || seconds < -1 || seconds > int.MaxValue)
+            {
+                throw new DaprApiException(400, "ERR_STATE_SAVE", $"incorrect value for metadata 'ttlInSeconds': '{ttlText}' is not a whole number of seconds (-1 for none)");
+            }
+            ttl = seconds > 0 ? TimeSpan.FromSeconds(seconds) : seconds == 0 ? TimeSpan.Zero : null;
+        }
+        return new StateSetRequest(StoredKey(tenant, item.Key), item.Value, string.IsNullOrEmpty(item.ETag) ? null : item.ETag, item.Concurrency, ttl, item.ContentType);
+    }
+
+    private static DaprApiException MapWriteError(Exception ex, string code, string message) => ex switch
+    {
+        StateETagMismatchException => new DaprApiException(409, code, $"{message}: {ex.Message}", ex),
+        StateETagInvalidException => new DaprApiException(400, code, $"{message}: {ex.Message}", ex),
+        _ => new DaprApiException(500, code, $"{message}: {ex.Message}", ex),
+    };
+
+    /// <summary>
+    /// Runs <paramref name="write"/> if it keeps the tenant within its key and byte quotas, across every state store
+    /// it may use. When the write clearly fits, no lock is taken; near the limit, the tenant's writes are checked
+    /// exactly, one at a time.
+    /// </summary>
+    private async ValueTask WithQuotaAsync(TenantContext tenant, IStateStore store, IReadOnlyList<StateSetRequest> writes, Func<Task> write, CancellationToken cancellationToken)
+    {
+        if (writes.Count == 0)
+        {
+            await write().ConfigureAwait(false);
+            return;
+        }
+        var limits = tenant.Limits;
+        var usage = await UsageAsync(tenant, cancellationToken).ConfigureAwait(false);
+        long worstKeys = writes.Count, worstBytes = writes.Sum(w => (long)w.Value.Length);
+        if (usage.Keys + worstKeys <= limits.StateMaxKeys && usage.Bytes + worstBytes <= limits.StateMaxBytes)
+        {
+            await write().ConfigureAwait(false);
+            return;
+        }
+        await tenant.State.QuotaGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            usage = await UsageAsync(tenant, cancellationToken).ConfigureAwait(false);
+            long keys = 0, bytes = 0;
+            foreach (var w in writes.DistinctBy(w => w.Key))
+            {
+                var existing = await store.GetAsync(w.Key, cancellationToken).ConfigureAwait(false);
+                keys += existing is null ? 1 : 0;
+                bytes += w.Value.Length - (existing?.Value.Length ?? 0);
+            }
+            if (keys > 0 && usage.Keys + keys > limits.StateMaxKeys)
+            {
+                throw QuotaExceeded(tenant, $"the write needs {keys} new keys and the tenant has {usage.Keys} of its {limits.StateMaxKeys}");
+            }
+            if (bytes > 0 && usage.Bytes + bytes > limits.StateMaxBytes)
+            {
+                throw QuotaExceeded(tenant, $"the write needs {bytes} more bytes and the tenant stores {usage.Bytes} of its {limits.StateMaxBytes}");
+            }
+            await write().ConfigureAwait(false);
+        }
+        finally
+        {
+            tenant.State.QuotaGate.Release();
+        }
+    }
+
+    private static DaprApiException QuotaExceeded(TenantContext tenant, string detail) =>
+        new(507, "ERR_TENANT_QUOTA_EXCEEDED", $"state quota of app {tenant.AppId} exceeded: {detail}");
+
+    /// <summary>Keys and bytes the tenant stores across every state store it may use.</summary>
+    public async ValueTask<StateUsage> UsageAsync(TenantContext tenant, CancellationToken cancellationToken)
+    {
+        var total = default(StateUsage);
+        foreach (var entry in configuration.Current.VisibleComponents(tenant, Category))
+        {
+            if (entry.Instance is IStateStore store)
+            {
+                total += await store.GetUsageAsync(tenant.AppId, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        return total;
+    }
+}

@@ -1,0 +1,21 @@
+using Microsoft.Extensions.Logging;
+
+namespace SharedRuntime.Diagnostics;
+
+internal static partial class ApiLog
+{
+    [LoggerMessage(2001, LogLevel.Debug, "Request without a known API token refused ({Path})")]
+    public static partial void Unauthenticated(ILogger logger, string path);
+
+    [LoggerMessage(2002, LogLevel.Debug, "Tenant {AppId}: request refused, {Reason}")]
+    public static partial void Rejected(ILogger logger, string appId, string reason);
+
+    [LoggerMessage(2003, LogLevel.Error, "Tenant {AppId}: request {Method} {Path} failed")]
+    public static partial void RequestFailed(ILogger logger, Exception exception, string appId, string method, string path);
+
+    [LoggerMessage(2004, LogLevel.Information, "Tenant {AppId}: {Api} answered {Status} {ErrorCode}: {Message}")]
+    public static partial void ApiError(ILogger logger, string appId, string api, int status, string errorCode, string message);
+
+    [LoggerMessage(2005, LogLevel.Information, "Tenant {AppId} asked the runtime to shut down; a shared runtime ignores that")]
+    public static partial void ShutdownIgnored(ILogger logger, string appId);
+}

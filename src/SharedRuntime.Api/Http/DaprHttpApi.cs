@@ -1,0 +1,499 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using SharedRuntime.BuildingBlocks;
+using SharedRuntime.Components;
+using SharedRuntime.Diagnostics;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.Http;
+
+/// <summary>The Dapr HTTP API v1.0 (and the v1.0-alpha1 routes SDKs use), answered for the calling tenant.</summary>
+public static class DaprHttpApi
+{
+    private static readonly string[] Post = ["POST", "PUT"];
+    private static readonly string[] Versions = ["v1.0", "v1.0-alpha1"];
+
+    public static IEndpointRouteBuilder MapDaprHttpApi(this IEndpointRouteBuilder endpoints)
+    {
+        foreach (var version in Versions)
+        {
+            var v = $"/{version}";
+            Map(endpoints, "GET", $"{v}/healthz", "healthz", Health, anonymous: true);
+            Map(endpoints, "GET", $"{v}/healthz/outbound", "healthz", HealthOutbound, anonymous: true);
+
+            Map(endpoints, "GET", $"{v}/state/{{storeName}}/{{key}}", "state", GetState);
+            Map(endpoints, Post, $"{v}/state/{{storeName}}", "state", SaveState);
+            Map(endpoints, "DELETE", $"{v}/state/{{storeName}}/{{key}}", "state", DeleteState);
+            Map(endpoints, Post, $"{v}/state/{{storeName}}/bulk", "state", BulkGetState);
+            Map(endpoints, Post, $"{v}/state/{{storeName}}/transaction", "state", Transaction);
+            Map(endpoints, Post, $"{v}/state/{{storeName}}/query", "state", QueryState);
+
+            Map(endpoints, Post, $"{v}/publish/bulk/{{pubsubName}}/{{**topic}}", "publish", BulkPublish);
+            Map(endpoints, Post, $"{v}/publish/{{pubsubName}}/{{**topic}}", "publish", Publish);
+
+            Map(endpoints, Post, $"{v}/bindings/{{name}}", "bindings", InvokeBinding);
+
+            Map(endpoints, "GET", $"{v}/secrets/{{storeName}}/bulk", "secrets", GetBulkSecret);
+            Map(endpoints, "GET", $"{v}/secrets/{{storeName}}/{{key}}", "secrets", GetSecret);
+
+            Map(endpoints, "GET", $"{v}/metadata", "metadata", GetMetadata);
+            Map(endpoints, "PUT", $"{v}/metadata/{{key}}", "metadata", PutMetadata);
+            Map(endpoints, Post, $"{v}/shutdown", "shutdown", Shutdown);
+        }
+        return endpoints;
+    }
+
+    private static void Map(IEndpointRouteBuilder endpoints, string method, string pattern, string api, RequestDelegate handler, bool anonymous = false) =>
+        Map(endpoints, [method], pattern, api, handler, anonymous);
+
+    private static void Map(IEndpointRouteBuilder endpoints, string[] methods, string pattern, string api, RequestDelegate handler, bool anonymous = false) =>
+        endpoints.MapMethods(pattern, methods, handler).WithMetadata(new ApiEndpointMetadata(Listener.DaprHttp, api, anonymous));
+
+    private static T Service<T>(this HttpContext context) where T : notnull => context.RequestServices.GetRequiredService<T>();
+
+    // ---- health
+
+    private static Task Health(HttpContext context)
+    {
+        var health = context.Service<RuntimeHealth>();
+        if (!health.IsReady)
+        {
+            return DaprErrorWriter.WriteAsync(context, new DaprApiException(500, "ERR_HEALTH_NOT_READY", $"the runtime is not ready: {health.NotReadyReason}"));
+        }
+        context.Response.StatusCode = 204;
+        return Task.CompletedTask;
+    }
+
+    private static Task HealthOutbound(HttpContext context)
+    {
+        context.Response.StatusCode = 204;
+        return Task.CompletedTask;
+    }
+
+    // ---- state
+
+    private static async Task GetState(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        var entry = await context.Service<StateApi>().GetAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), context.RequestAborted);
+        if (entry is null)
+        {
+            context.Response.StatusCode = 204;
+            return;
+        }
+        var response = context.Response;
+        response.StatusCode = 200;
+        response.Headers.ETag = entry.ETag;
+        if (entry.ExpiresAt is { } expires)
+        {
+            response.Headers["metadata.ttlExpireTime"] = expires.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        response.ContentType = entry.ContentType ?? "application/json";
+        response.ContentLength = entry.Value.Length;
+        await response.Body.WriteAsync(entry.Value, context.RequestAborted);
+    }
+
+    private static async Task SaveState(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        using var json = await context.ReadJsonAsync();
+        var items = new List<StateSaveItem>();
+        if (json is not null)
+        {
+            if (json.RootElement.ValueKind != JsonValueKind.Array)
+            {
+                throw Errors.Malformed("the body must be a JSON array of state items");
+            }
+            foreach (var element in json.RootElement.EnumerateArray())
+            {
+                items.Add(ParseSaveItem(element));
+            }
+        }
+        await context.Service<StateApi>().SaveAsync(tenant, context.RouteValue("storeName"), items, context.RequestAborted);
+        context.Response.StatusCode = 204;
+    }
+
+    private static StateSaveItem ParseSaveItem(JsonElement element)
+    {
+        if (element.ValueKind != JsonValueKind.Object)
+        {
+            throw Errors.Malformed("each state item must be an object with key and value");
+        }
+        var key = element.GetString("key");
+        if (string.IsNullOrEmpty(key))
+        {
+            throw Errors.Malformed("state item without a key");
+        }
+        var value = element.Get("value");
+        var bytes = value.ValueKind == JsonValueKind.Undefined ? [] : Encoding.UTF8.GetBytes(value.GetRawText());
+        var options = element.Get("options");
+        var concurrency = options.GetString("concurrency") switch
+        {
+            null or "" => StateConcurrency.Unspecified,
+            "first-write" => StateConcurrency.FirstWrite,
+            "last-write" => StateConcurrency.LastWrite,
+            var other => throw Errors.Malformed($"unknown concurrency '{other}' (first-write or last-write)"),
+        };
+        var etag = element.Get("etag");
+        var etagText = etag.ValueKind switch
+        {
+            JsonValueKind.String => etag.GetString(),
+            JsonValueKind.Number => etag.GetRawText(),
+            _ => null,
+        };
+        var metadata = HttpRequestReader.StringMap(element.Get("metadata"), "metadata");
+        return new StateSaveItem(key, bytes, etagText, concurrency, metadata, metadata?.GetValueOrDefault("contentType"));
+    }
+
+    private static async Task DeleteState(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        var etag = context.Request.Headers.IfMatch.ToString();
+        var concurrency = context.Request.Query["concurrency"].ToString() switch
+        {
+            "first-write" => StateConcurrency.FirstWrite,
+            "last-write" => StateConcurrency.LastWrite,
+            _ => StateConcurrency.Unspecified,
+        };
+        await context.Service<StateApi>().DeleteAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), etag, concurrency, context.RequestAborted);
+        context.Response.StatusCode = 204;
+    }
+
+    private static async Task BulkGetState(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        using var json = await context.ReadJsonAsync();
+        var root = json?.RootElement ?? default;
+        var keysElement = root.Get("keys");
+        if (keysElement.ValueKind != JsonValueKind.Array)
+        {
+            throw Errors.Malformed("the body must be {\"keys\": [...]}");
+        }
+        var keys = keysElement.EnumerateArray().Select(k => k.ValueKind == JsonValueKind.String ? k.GetString()! : throw Errors.Malformed("keys must be strings")).ToList();
+        var parallelism = root.Get("parallelism").ValueKind == JsonValueKind.Number ? root.Get("parallelism").GetInt32() : 10;
+        var results = await context.Service<StateApi>().GetBulkAsync(tenant, context.RouteValue("storeName"), keys, parallelism, context.RequestAborted);
+
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (var item in results)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("key", item.Key);
+                if (item.Entry is { } entry)
+                {
+                    writer.WritePropertyName("data");
+                    WriteData(writer, entry.Value.Span);
+                    writer.WriteString("etag", entry.ETag);
+                }
+                if (item.Error is not null)
+                {
+                    writer.WriteString("error", item.Error);
+                }
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+        }
+        await WriteJsonAsync(context, 200, buffer.WrittenMemory);
+    }
+
+    /// <summary>Stored JSON is embedded as JSON; anything else as a string.</summary>
+    internal static void WriteData(Utf8JsonWriter writer, ReadOnlySpan<byte> data)
+    {
+        var reader = new Utf8JsonReader(data);
+        var valid = false;
+        try
+        {
+            valid = reader.Read() && reader.TrySkip() && !reader.Read();
+        }
+        catch (JsonException)
+        {
+        }
+        if (valid)
+        {
+            writer.WriteRawValue(data, skipInputValidation: true);
+        }
+        else
+        {
+            writer.WriteStringValue(Encoding.UTF8.GetString(data));
+        }
+    }
+
+    private static async Task Transaction(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        using var json = await context.ReadJsonAsync();
+        var operations = json?.RootElement.Get("operations") ?? default;
+        if (operations.ValueKind != JsonValueKind.Array)
+        {
+            throw Errors.Malformed("the body must be {\"operations\": [...]}");
+        }
+        var list = new List<StateTransactionItem>();
+        foreach (var operation in operations.EnumerateArray())
+        {
+            var kind = operation.GetString("operation");
+            var request = ParseSaveItem(operation.Get("request"));
+            list.Add(kind switch
+            {
+                "upsert" => new StateTransactionItem(false, request),
+                "delete" => new StateTransactionItem(true, request),
+                _ => throw new DaprApiException(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", $"operation type {kind} not supported"),
+            });
+        }
+        await context.Service<StateApi>().TransactAsync(tenant, context.RouteValue("storeName"), list, context.RequestAborted);
+        context.Response.StatusCode = 204;
+    }
+
+    private static Task QueryState(HttpContext context)
+    {
+        var store = context.Service<StateApi>().GetStore(context.Tenant(), context.RouteValue("storeName"));
+        _ = store;
+        throw new DaprApiException(500, "ERR_STATE_QUERY", $"state store {context.RouteValue("storeName")} does not support querying");
+    }
+
+    // ---- publish
+
+    private static async Task Publish(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        var body = await context.ReadBodyAsync();
+        var request = new PublishRequest(
+            context.RouteValue("pubsubName"),
+            context.RouteValue("topic"),
+            body,
+            context.Request.ContentType,
+            context.QueryMetadata(),
+            context.Request.Headers["traceparent"].ToString() is { Length: > 0 } tp ? tp : null,
+            context.Request.Headers["tracestate"].ToString() is { Length: > 0 } ts ? ts : null);
+        await context.Service<PublishApi>().PublishAsync(tenant, request, context.RequestAborted);
+        context.Response.StatusCode = 204;
+    }
+
+    private static async Task BulkPublish(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        var api = context.Service<PublishApi>();
+        var pubsub = context.RouteValue("pubsubName");
+        var topic = context.RouteValue("topic");
+        var metadata = context.QueryMetadata();
+        using var json = await context.ReadJsonAsync();
+        if (json is null || json.RootElement.ValueKind != JsonValueKind.Array)
+        {
+            throw Errors.Malformed("the body must be a JSON array of entries");
+        }
+        var failed = new List<(string EntryId, string Error)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var entries = new List<(string EntryId, PublishRequest Request)>();
+        foreach (var element in json.RootElement.EnumerateArray())
+        {
+            var entryId = element.GetString("entryId");
+            if (string.IsNullOrEmpty(entryId) || !seen.Add(entryId))
+            {
+                throw Errors.Malformed("every entry needs a unique entryId");
+            }
+            var contentType = element.GetString("contentType");
+            var eventElement = element.Get("event");
+            byte[] data = eventElement.ValueKind switch
+            {
+                JsonValueKind.String when contentType is null || !contentType.Contains("json", StringComparison.OrdinalIgnoreCase) => Encoding.UTF8.GetBytes(eventElement.GetString()!),
+                JsonValueKind.Undefined => [],
+                _ => Encoding.UTF8.GetBytes(eventElement.GetRawText()),
+            };
+            var entryMetadata = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
+            foreach (var (k, v) in HttpRequestReader.StringMap(element.Get("metadata"), "metadata") ?? [])
+            {
+                entryMetadata[k] = v;
+            }
+            entries.Add((entryId, new PublishRequest(pubsub, topic, data, contentType ?? (eventElement.ValueKind == JsonValueKind.String ? "text/plain" : "application/json"), entryMetadata)));
+        }
+        foreach (var (entryId, request) in entries)
+        {
+            try
+            {
+                await api.PublishAsync(tenant, request, context.RequestAborted);
+            }
+            catch (DaprApiException ex) when (ex.ErrorCode == "ERR_PUBSUB_PUBLISH_MESSAGE")
+            {
+                failed.Add((entryId, ex.Message));
+            }
+        }
+        if (failed.Count == 0)
+        {
+            context.Response.StatusCode = 204;
+            return;
+        }
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("failedEntries");
+            foreach (var (entryId, error) in failed)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("entryId", entryId);
+                writer.WriteString("error", error);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteString("errorCode", "ERR_PUBSUB_PUBLISH_MESSAGE");
+            writer.WriteEndObject();
+        }
+        await WriteJsonAsync(context, 500, buffer.WrittenMemory);
+    }
+
+    // ---- bindings
+
+    private static async Task InvokeBinding(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        using var json = await context.ReadJsonAsync();
+        var root = json?.RootElement ?? default;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw Errors.Malformed("the body must be {\"data\", \"metadata\", \"operation\"}");
+        }
+        var dataElement = root.Get("data");
+        byte[] data = dataElement.ValueKind switch
+        {
+            JsonValueKind.Undefined or JsonValueKind.Null => [],
+            JsonValueKind.String => Encoding.UTF8.GetBytes(dataElement.GetString()!),
+            _ => Encoding.UTF8.GetBytes(dataElement.GetRawText()),
+        };
+        var metadata = context.QueryMetadata(HttpRequestReader.StringMap(root.Get("metadata"), "metadata"));
+        var request = new BindingRequest(root.GetString("operation") ?? "", data, metadata);
+        var response = await context.Service<BindingApi>().InvokeAsync(tenant, context.RouteValue("name"), request, context.RequestAborted);
+        foreach (var (key, value) in response.Metadata)
+        {
+            var header = $"Metadata.{key}";
+            if (IsValidHeaderName(header) && !value.Any(char.IsControl))
+            {
+                context.Response.Headers[header] = value;
+            }
+        }
+        if (response.Data.Length == 0)
+        {
+            context.Response.StatusCode = 204;
+            return;
+        }
+        context.Response.StatusCode = 200;
+        if (response.ContentType is not null)
+        {
+            context.Response.ContentType = response.ContentType;
+        }
+        await context.Response.Body.WriteAsync(response.Data, context.RequestAborted);
+    }
+
+    private static bool IsValidHeaderName(string name) => name.All(c => c > 32 && c < 127 && c != ':' && c != '(' && c != ')' && c != ',' && c != '"');
+
+    // ---- secrets
+
+    private static async Task GetSecret(HttpContext context)
+    {
+        var secret = await context.Service<SecretApi>().GetAsync(context.Tenant(), context.RouteValue("storeName"), context.RouteValue("key"), context.QueryMetadata(), context.RequestAborted);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            WriteStringMap(writer, secret);
+        }
+        await WriteJsonAsync(context, 200, buffer.WrittenMemory);
+    }
+
+    private static async Task GetBulkSecret(HttpContext context)
+    {
+        var secrets = await context.Service<SecretApi>().GetBulkAsync(context.Tenant(), context.RouteValue("storeName"), context.QueryMetadata(), context.RequestAborted);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var (name, values) in secrets.OrderBy(s => s.Key, StringComparer.Ordinal))
+            {
+                writer.WritePropertyName(name);
+                WriteStringMap(writer, values);
+            }
+            writer.WriteEndObject();
+        }
+        await WriteJsonAsync(context, 200, buffer.WrittenMemory);
+    }
+
+    private static void WriteStringMap(Utf8JsonWriter writer, IReadOnlyDictionary<string, string> map)
+    {
+        writer.WriteStartObject();
+        foreach (var (key, value) in map.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            writer.WriteString(key, value);
+        }
+        writer.WriteEndObject();
+    }
+
+    // ---- metadata
+
+    private static async Task GetMetadata(HttpContext context)
+    {
+        var view = context.Service<MetadataApi>().Describe(context.Tenant());
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("id", view.AppId);
+            writer.WriteString("runtimeVersion", MetadataApi.RuntimeVersion);
+            writer.WriteStartArray("enabledFeatures");
+            writer.WriteEndArray();
+            writer.WriteStartArray("actors");
+            writer.WriteEndArray();
+            writer.WriteStartArray("components");
+            foreach (var component in view.Components)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", component.Name);
+                writer.WriteString("type", component.Type);
+                writer.WriteString("version", component.Version);
+                writer.WriteStartArray("capabilities");
+                foreach (var capability in component.Capabilities)
+                {
+                    writer.WriteStringValue(capability);
+                }
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteStartArray("subscriptions");
+            writer.WriteEndArray();
+            writer.WriteStartArray("httpEndpoints");
+            writer.WriteEndArray();
+            writer.WritePropertyName("extended");
+            WriteStringMap(writer, view.Extended);
+            writer.WriteEndObject();
+        }
+        await WriteJsonAsync(context, 200, buffer.WrittenMemory);
+    }
+
+    private static async Task PutMetadata(HttpContext context)
+    {
+        var body = await context.ReadBodyAsync();
+        MetadataApi.Set(context.Tenant(), context.RouteValue("key"), Encoding.UTF8.GetString(body));
+        context.Response.StatusCode = 204;
+    }
+
+    private static Task Shutdown(HttpContext context)
+    {
+        var logger = context.Service<ILoggerFactory>().CreateLogger(typeof(DaprHttpApi).FullName!);
+        ApiLog.ShutdownIgnored(logger, context.Tenant().AppId);
+        context.Response.StatusCode = 204;
+        return Task.CompletedTask;
+    }
+
+    private static Task WriteJsonAsync(HttpContext context, int status, ReadOnlyMemory<byte> json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        context.Response.ContentLength = json.Length;
+        return context.Response.Body.WriteAsync(json, context.RequestAborted).AsTask();
+    }
+}

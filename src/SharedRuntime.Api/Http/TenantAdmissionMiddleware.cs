@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using SharedRuntime.Admission;
+using SharedRuntime.BuildingBlocks;
+using SharedRuntime.Diagnostics;
+using SharedRuntime.Metrics;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.Http;
+
+/// <summary>
+/// The request path of every Dapr API call, HTTP and gRPC alike, in one place and in this order:
+/// keep each listener's endpoints to its port -> resolve the tenant from <c>dapr-api-token</c> -> body limit ->
+/// rate limit -> bulkhead -> the building block. Rejections never reach a component.
+/// </summary>
+public sealed class TenantAdmissionMiddleware(
+    RequestDelegate next,
+    RuntimeConfiguration configuration,
+    ListenerPorts ports,
+    RuntimeMetrics metrics,
+    ILogger<TenantAdmissionMiddleware> logger)
+{
+    public const string TokenHeader = "dapr-api-token";
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var endpoint = context.GetEndpoint();
+        var api = endpoint?.Metadata.GetMetadata<ApiEndpointMetadata>();
+        var listener = ports.ListenerOf(context.Connection.LocalPort);
+        if (api is not null && listener != api.Listener)
+        {
+            // An endpoint of another listener: as if it did not exist on this port.
+            context.SetEndpoint(null);
+            api = null;
+        }
+        if (listener is Listener.Metrics || api is { Anonymous: true })
+        {
+            return next(context);
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        var tenant = configuration.Current.FindByToken(context.Request.Headers[TokenHeader].ToString());
+        if (tenant is null)
+        {
+            ApiLog.Unauthenticated(logger, context.Request.Path.Value ?? "");
+            return DaprErrorWriter.WriteAsync(context, new DaprApiException(401, "ERR_TENANT_UNAUTHENTICATED",
+                "missing or unknown dapr-api-token: every request names its app with the token of a configured Tenant"));
+        }
+
+        var apiName = api?.Api ?? "unknown";
+        var bodyLimit = tenant.Limits.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > bodyLimit)
+        {
+            return Reject(context, tenant, apiName, start, RejectionReason.BodyTooLarge, 413, "ERR_TENANT_BODY_TOO_LARGE",
+                $"request body of {context.Request.ContentLength} bytes exceeds the limit of {bodyLimit} bytes for app {tenant.AppId}", null);
+        }
+        var sizeFeature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (sizeFeature is { IsReadOnly: false })
+        {
+            sizeFeature.MaxRequestBodySize = bodyLimit;
+        }
+
+        switch (tenant.Admission.TryEnter(out var retryAfter))
+        {
+            case RejectionReason.None:
+                return RunAsync(context, tenant, apiName, start);
+            case RejectionReason.RateLimited:
+                return Reject(context, tenant, apiName, start, RejectionReason.RateLimited, 429, "ERR_TENANT_RATE_LIMITED",
+                    $"app {tenant.AppId} is over its rate limit of {tenant.Limits.RequestsPerSecond.ToString(CultureInfo.InvariantCulture)} requests per second (burst {tenant.Limits.Burst})",
+                    Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)));
+            default:
+                return WaitForSlotAsync(context, tenant, apiName, start);
+        }
+    }
+
+    private async Task WaitForSlotAsync(HttpContext context, TenantContext tenant, string apiName, long start)
+    {
+        if (!await tenant.Admission.EnterAsync(context.RequestAborted).ConfigureAwait(false))
+        {
+            await Reject(context, tenant, apiName, start, RejectionReason.BulkheadFull, 429, "ERR_TENANT_BULKHEAD_FULL",
+                $"app {tenant.AppId} has {tenant.Limits.MaxConcurrency} requests in flight and {tenant.Limits.MaxQueue} waiting, its limit",
+                1).ConfigureAwait(false);
+            return;
+        }
+        await RunAsync(context, tenant, apiName, start).ConfigureAwait(false);
+    }
+
+    private async Task RunAsync(HttpContext context, TenantContext tenant, string apiName, long start)
+    {
+        metrics.RequestStarted(tenant.AppId);
+        context.Features.Set(tenant);
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        catch (DaprApiException ex)
+        {
+            ApiLog.ApiError(logger, tenant.AppId, apiName, ex.HttpStatus, ex.ErrorCode, ex.Message);
+            if (ex.HttpStatus == 507)
+            {
+                metrics.Rejected(tenant.AppId, RejectionReason.QuotaExceeded);
+            }
+            await DaprErrorWriter.WriteAsync(context, ex).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            metrics.Rejected(tenant.AppId, RejectionReason.BodyTooLarge);
+            await DaprErrorWriter.WriteAsync(context, new DaprApiException(413, "ERR_TENANT_BODY_TOO_LARGE",
+                $"request body exceeds the limit of {tenant.Limits.MaxRequestBodyBytes} bytes for app {tenant.AppId}")).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException ex)
+        {
+            await DaprErrorWriter.WriteAsync(context, new DaprApiException(ex.StatusCode, "ERR_MALFORMED_REQUEST", ex.Message)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nothing to answer.
+        }
+        catch (Exception ex)
+        {
+            ApiLog.RequestFailed(logger, ex, tenant.AppId, context.Request.Method, context.Request.Path.Value ?? "");
+            await DaprErrorWriter.WriteAsync(context, new DaprApiException(500, "ERR_INTERNAL", $"internal error: {ex.Message}")).ConfigureAwait(false);
+        }
+        finally
+        {
+            tenant.Admission.Exit();
+            metrics.RequestFinished(tenant.AppId, apiName, context.Response.StatusCode, start);
+        }
+    }
+
+    private Task Reject(HttpContext context, TenantContext tenant, string apiName, long start, RejectionReason reason, int status, string code, string message, int? retryAfterSeconds)
+    {
+        metrics.Rejected(tenant.AppId, reason);
+        metrics.Record(tenant.AppId, apiName, status, start);
+        ApiLog.Rejected(logger, tenant.AppId, reason.Label());
+        return DaprErrorWriter.WriteAsync(context, new DaprApiException(status, code, message) { RetryAfterSeconds = retryAfterSeconds });
+    }
+}

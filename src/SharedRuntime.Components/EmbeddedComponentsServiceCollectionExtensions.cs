@@ -1,0 +1,36 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using SharedRuntime.Components.Bindings;
+using SharedRuntime.Components.PubSub;
+using SharedRuntime.Components.Secrets;
+using SharedRuntime.Components.State;
+
+namespace SharedRuntime.Components;
+
+public static class EmbeddedComponentsServiceCollectionExtensions
+{
+    /// <summary>Registers the components that need nothing installed: in-memory and SQLite state, in-memory pub/sub, env and file secrets, HTTP output binding.</summary>
+    public static IServiceCollection AddEmbeddedComponents(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<IComponentFactory, EmbeddedComponentFactory>();
+        return services;
+    }
+}
+
+internal sealed class EmbeddedComponentFactory(TimeProvider time, IServiceProvider services) : IComponentFactory
+{
+    public IReadOnlyCollection<string> Types { get; } =
+        ["state.in-memory", "state.sqlite", "pubsub.in-memory", "secretstores.local.env", "secretstores.local.file", "bindings.http"];
+
+    public IComponent Create(ComponentContext context) => context.Type switch
+    {
+        "state.in-memory" => new InMemoryStateStore(time),
+        "state.sqlite" => new SqliteStateStore(context, time),
+        "pubsub.in-memory" => new InMemoryBroker(context, time),
+        "secretstores.local.env" => new EnvSecretStore(context),
+        "secretstores.local.file" => new FileSecretStore(context),
+        "bindings.http" => new HttpOutputBinding(context, services.GetService<IHttpClientFactory>()),
+        _ => throw new ComponentException($"unknown component type {context.Type}"),
+    };
+}

@@ -1,0 +1,193 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+
+namespace SharedRuntime.Components.State;
+
+/// <summary>
+/// <c>state.in-memory</c>: a dictionary. Reads take no lock; writes and transactions are serialised, which keeps
+/// etag checks and per-prefix usage exact. Expired keys are invisible at once and removed on the next write sweep.
+/// </summary>
+internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
+{
+    private sealed record Item(byte[] Value, long Version, DateTimeOffset? ExpiresAt, string? ContentType);
+
+    private readonly ConcurrentDictionary<string, Item> _items = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, StateUsage> _usage = new(StringComparer.Ordinal);
+    private readonly Lock _writeLock = new();
+    private long _version;
+    private DateTimeOffset _nextSweep;
+
+    public IReadOnlyList<string> Capabilities { get; } = ["ETAG", "TRANSACTIONAL", "TTL"];
+
+    public ValueTask InitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken)
+    {
+        if (_items.TryGetValue(key, out var item) && !IsExpired(item))
+        {
+            return ValueTask.FromResult<StateEntry?>(new StateEntry(key, item.Value, item.Version.ToString(CultureInfo.InvariantCulture), item.ExpiresAt, item.ContentType));
+        }
+        return ValueTask.FromResult<StateEntry?>(null);
+    }
+
+    public ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken)
+    {
+        lock (_writeLock)
+        {
+            Sweep();
+            CheckSet(request);
+            return ValueTask.FromResult(ApplySet(request));
+        }
+    }
+
+    public ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken)
+    {
+        lock (_writeLock)
+        {
+            Sweep();
+            CheckDelete(request);
+            Remove(request.Key);
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken)
+    {
+        lock (_writeLock)
+        {
+            Sweep();
+            // Check every operation against the state as the earlier operations leave it, before changing anything.
+            var shadow = new Dictionary<string, Item?>(StringComparer.Ordinal);
+            foreach (var operation in operations)
+            {
+                var current = shadow.TryGetValue(operation.Key, out var pending) ? pending : Live(operation.Key);
+                if (operation.Set is { } set)
+                {
+                    CheckETag(set.Key, set.ETag, set.Concurrency, current);
+                    shadow[set.Key] = new Item([], 0, null, null);
+                }
+                else
+                {
+                    var delete = operation.Delete!;
+                    if (delete.ETag is not null && delete.Concurrency != StateConcurrency.LastWrite)
+                    {
+                        CheckETag(delete.Key, delete.ETag, delete.Concurrency, current);
+                    }
+                    shadow[delete.Key] = null;
+                }
+            }
+            foreach (var operation in operations)
+            {
+                if (operation.Set is { } set)
+                {
+                    ApplySet(set);
+                }
+                else
+                {
+                    Remove(operation.Delete!.Key);
+                }
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken)
+    {
+        lock (_writeLock)
+        {
+            Sweep();
+            return ValueTask.FromResult(_usage.GetValueOrDefault(prefix));
+        }
+    }
+
+    private Item? Live(string key) => _items.TryGetValue(key, out var item) && !IsExpired(item) ? item : null;
+
+    private bool IsExpired(Item item) => item.ExpiresAt is { } at && at <= time.GetUtcNow();
+
+    private void CheckSet(StateSetRequest request) => CheckETag(request.Key, request.ETag, request.Concurrency, Live(request.Key));
+
+    private void CheckDelete(StateDeleteRequest request)
+    {
+        if (request.ETag is not null && request.Concurrency != StateConcurrency.LastWrite)
+        {
+            CheckETag(request.Key, request.ETag, request.Concurrency, Live(request.Key));
+        }
+    }
+
+    private static void CheckETag(string key, string? etag, StateConcurrency concurrency, Item? current)
+    {
+        if (etag is null)
+        {
+            if (concurrency == StateConcurrency.FirstWrite && current is not null)
+            {
+                throw new StateETagMismatchException(key);
+            }
+            return;
+        }
+        if (concurrency == StateConcurrency.LastWrite)
+        {
+            return;
+        }
+        if (!long.TryParse(etag, NumberStyles.Integer, CultureInfo.InvariantCulture, out var version))
+        {
+            throw new StateETagInvalidException(key);
+        }
+        if (current is null || current.Version != version)
+        {
+            throw new StateETagMismatchException(key);
+        }
+    }
+
+    private string ApplySet(StateSetRequest request)
+    {
+        var version = ++_version;
+        DateTimeOffset? expires = request.Ttl is { } ttl ? time.GetUtcNow() + ttl : null;
+        var item = new Item(request.Value.ToArray(), version, expires, request.ContentType);
+        Remove(request.Key);
+        _items[request.Key] = item;
+        Account(request.Key, 1, item.Value.Length);
+        return version.ToString(CultureInfo.InvariantCulture);
+    }
+
+    private void Remove(string key)
+    {
+        if (_items.TryRemove(key, out var old))
+        {
+            Account(key, -1, -old.Value.Length);
+        }
+    }
+
+    private void Account(string key, long keys, long bytes)
+    {
+        var prefix = StateKeys.PrefixOf(key).ToString();
+        var usage = _usage.GetValueOrDefault(prefix) + new StateUsage(keys, bytes);
+        if (usage.Keys == 0)
+        {
+            _usage.Remove(prefix);
+        }
+        else
+        {
+            _usage[prefix] = usage;
+        }
+    }
+
+    /// <summary>Removes expired keys, at most once a second (under the write lock).</summary>
+    private void Sweep()
+    {
+        var now = time.GetUtcNow();
+        if (now < _nextSweep)
+        {
+            return;
+        }
+        _nextSweep = now + TimeSpan.FromSeconds(1);
+        foreach (var (key, item) in _items)
+        {
+            if (item.ExpiresAt is { } at && at <= now)
+            {
+                Remove(key);
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}

@@ -1,0 +1,102 @@
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+using YamlDotNet.Serialization;
+
+namespace SharedRuntime.Configuration;
+
+/// <summary>One YAML document from a resource file, before it is typed.</summary>
+internal sealed class RawResource
+{
+    public required string File { get; init; }
+    public required int Index { get; init; }
+    public required string ApiVersion { get; init; }
+    public required string Kind { get; init; }
+    public required string Name { get; init; }
+    public required object? Root { get; init; }
+
+    public string Document => Name.Length > 0 ? $"{Kind}/{Name}" : $"document {Index + 1}";
+
+    public ResourceNode Node => new(this, "", Root);
+
+    public ResourceException Error(string? field, string problem) => new(File, Document, string.IsNullOrEmpty(field) ? null : field, problem);
+}
+
+/// <summary>Reads every <c>*.yaml</c>/<c>*.yml</c> file of the resource folders (not recursive), several documents per file.</summary>
+internal static class ResourceReader
+{
+    /// <summary>Largest resource file read; bigger files are refused.</summary>
+    public const long MaxFileBytes = 4 * 1024 * 1024;
+
+    private static readonly IDeserializer Deserializer = new DeserializerBuilder().Build();
+
+    public static IEnumerable<string> ListFiles(IEnumerable<string> folders)
+    {
+        foreach (var folder in folders)
+        {
+            if (!Directory.Exists(folder))
+            {
+                continue;
+            }
+            foreach (var file in Directory.EnumerateFiles(folder).Where(IsResourceFile).Order(StringComparer.Ordinal))
+            {
+                yield return file;
+            }
+        }
+    }
+
+    public static bool IsResourceFile(string path)
+    {
+        var extension = Path.GetExtension(path);
+        var name = Path.GetFileName(path);
+        return !name.StartsWith('.') &&
+               (extension.Equals(".yaml", StringComparison.OrdinalIgnoreCase) || extension.Equals(".yml", StringComparison.OrdinalIgnoreCase));
+    }
+
+    public static List<RawResource> ReadFile(string file)
+    {
+        var info = new FileInfo(file);
+        if (info.Length > MaxFileBytes)
+        {
+            throw new ResourceException(file, "file", null, $"is {info.Length} bytes, more than the {MaxFileBytes} allowed");
+        }
+        return ReadText(file, File.ReadAllText(file));
+    }
+
+    public static List<RawResource> ReadText(string file, string text)
+    {
+        var result = new List<RawResource>();
+        var parser = new Parser(new StringReader(text));
+        var index = 0;
+        try
+        {
+            parser.Consume<StreamStart>();
+            while (parser.Accept<DocumentStart>(out _))
+            {
+                var root = Deserializer.Deserialize<object?>(parser);
+                var position = index++;
+                if (root is null)
+                {
+                    continue;
+                }
+                var probe = new RawResource { File = file, Index = position, ApiVersion = "", Kind = "", Name = "", Root = root };
+                if (root is not Dictionary<object, object?>)
+                {
+                    throw probe.Error(null, "a resource must be a mapping with apiVersion, kind and metadata");
+                }
+                var node = probe.Node;
+                var kind = node["kind"].AsString() ?? "";
+                var name = node["metadata"]["name"].AsString() ?? "";
+                var named = new RawResource { File = file, Index = position, ApiVersion = "", Kind = kind, Name = name, Root = root };
+                var apiVersion = named.Node["apiVersion"].RequiredString();
+                named.Node["kind"].RequiredString();
+                named.Node["metadata"]["name"].RequiredString();
+                result.Add(new RawResource { File = file, Index = position, ApiVersion = apiVersion, Kind = kind, Name = name, Root = root });
+            }
+        }
+        catch (YamlException ex)
+        {
+            throw new ResourceException(file, $"document {index + 1}", null, $"invalid YAML at line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}");
+        }
+        return result;
+    }
+}

@@ -1,0 +1,13 @@
+namespace SharedRuntime.Configuration;
+
+/// <summary>Every resource the runtime is configured with, as read from one source at one moment.</summary>
+public sealed record ResourceSet
+{
+    public static ResourceSet Empty { get; } = new() { Tenants = [], Components = [] };
+
+    public required IReadOnlyList<TenantConfig> Tenants { get; init; }
+    public required IReadOnlyList<ComponentConfig> Components { get; init; }
+
+    /// <summary>Resources of other kinds, kept for the features that read them (subscriptions, resiliency, ...).</summary>
+    public IReadOnlyList<object> Others { get; init; } = [];
+}

@@ -1,0 +1,33 @@
+using Microsoft.Extensions.Logging;
+
+namespace SharedRuntime.Diagnostics;
+
+internal static partial class CoreLog
+{
+    [LoggerMessage(1001, LogLevel.Information, "Configuration applied from {Source}: {TenantCount} tenants, {ComponentCount} components (generation {Generation})")]
+    public static partial void ConfigurationApplied(ILogger logger, string source, int tenantCount, int componentCount, long generation);
+
+    [LoggerMessage(1002, LogLevel.Error, "Configuration change refused, the last good configuration stays: {Problem}")]
+    public static partial void ReloadRefused(ILogger logger, string problem);
+
+    [LoggerMessage(1003, LogLevel.Information, "Tenant {AppId} added")]
+    public static partial void TenantAdded(ILogger logger, string appId);
+
+    [LoggerMessage(1004, LogLevel.Information, "Tenant {AppId} changed")]
+    public static partial void TenantChanged(ILogger logger, string appId);
+
+    [LoggerMessage(1005, LogLevel.Information, "Tenant {AppId} removed; its token is no longer accepted")]
+    public static partial void TenantRemoved(ILogger logger, string appId);
+
+    [LoggerMessage(1006, LogLevel.Information, "Component {Component} ({Type}) ready")]
+    public static partial void ComponentReady(ILogger logger, string component, string type);
+
+    [LoggerMessage(1007, LogLevel.Error, "Component {Component} ({Type}) failed to initialise; only the apps using it are affected: {Problem}")]
+    public static partial void ComponentFailed(ILogger logger, string component, string type, string problem);
+
+    [LoggerMessage(1008, LogLevel.Information, "Component {Component} removed")]
+    public static partial void ComponentRemoved(ILogger logger, string component);
+
+    [LoggerMessage(1009, LogLevel.Warning, "Disposing component {Component} failed")]
+    public static partial void ComponentDisposeFailed(ILogger logger, Exception exception, string component);
+}

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using SharedRuntime.Admission;
+
+namespace SharedRuntime.Metrics;
+
+/// <summary>
+/// Per-tenant series, exported to Prometheus as <c>sharedruntime_requests_total</c>,
+/// <c>sharedruntime_request_duration_seconds</c>, <c>sharedruntime_rejections_total</c> and
+/// <c>sharedruntime_inflight_requests</c>, every one labelled <c>app_id</c>.
+/// </summary>
+public sealed class RuntimeMetrics
+{
+    public const string MeterName = "SharedRuntime";
+
+    private static readonly string[] StatusCodes = Enumerable.Range(0, 600).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    private readonly Counter<long> _requests;
+    private readonly Histogram<double> _duration;
+    private readonly Counter<long> _rejections;
+    private readonly UpDownCounter<long> _inflight;
+    private readonly Counter<long> _reloads;
+
+    public RuntimeMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _requests = meter.CreateCounter<long>("sharedruntime.requests", description: "Requests answered, by tenant, API and status code.");
+        _duration = meter.CreateHistogram<double>("sharedruntime.request.duration", unit: "s", description: "Time to answer a request, by tenant and API.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _rejections = meter.CreateCounter<long>("sharedruntime.rejections", description: "Requests refused by a tenant limit, by tenant and reason.");
+        _inflight = meter.CreateUpDownCounter<long>("sharedruntime.inflight_requests", description: "Requests of a tenant being served now.");
+        _reloads = meter.CreateCounter<long>("sharedruntime.config.reloads", description: "Configuration reloads, by result.");
+    }
+
+    public void RequestStarted(string appId)
+    {
+        if (_inflight.Enabled)
+        {
+            _inflight.Add(1, new KeyValuePair<string, object?>("app_id", appId));
+        }
+    }
+
+    public void RequestFinished(string appId, string api, int statusCode, long startTimestamp)
+    {
+        var appTag = new KeyValuePair<string, object?>("app_id", appId);
+        if (_inflight.Enabled)
+        {
+            _inflight.Add(-1, appTag);
+        }
+        Record(appId, api, statusCode, startTimestamp);
+    }
+
+    /// <summary>A request that was answered without entering (rejected or unauthenticated tenants excluded).</summary>
+    public void Record(string appId, string api, int statusCode, long startTimestamp)
+    {
+        var appTag = new KeyValuePair<string, object?>("app_id", appId);
+        var apiTag = new KeyValuePair<string, object?>("api", api);
+        if (_requests.Enabled)
+        {
+            var code = (uint)statusCode < StatusCodes.Length ? StatusCodes[statusCode] : "other";
+            _requests.Add(1, appTag, apiTag, new KeyValuePair<string, object?>("code", code));
+        }
+        if (_duration.Enabled)
+        {
+            _duration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, appTag, apiTag);
+        }
+    }
+
+    public void Rejected(string appId, RejectionReason reason)
+    {
+        if (_rejections.Enabled)
+        {
+            _rejections.Add(1, new KeyValuePair<string, object?>("app_id", appId), new KeyValuePair<string, object?>("reason", reason.Label()));
+        }
+    }
+
+    public void Reloaded(bool success)
+    {
+        if (_reloads.Enabled)
+        {
+            _reloads.Add(1, new KeyValuePair<string, object?>("result", success ? "success" : "failure"));
+        }
+    }
+}

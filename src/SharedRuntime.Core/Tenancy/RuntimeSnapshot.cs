@@ -1,0 +1,77 @@
+using System.Collections.Frozen;
+using System.Security.Cryptography;
+using SharedRuntime.Configuration;
+
+namespace SharedRuntime.Tenancy;
+
+/// <summary>
+/// Everything a request needs to know about the configuration, frozen at one moment. A request reads the current
+/// snapshot once and takes no lock; a reload builds a new snapshot and swaps it in.
+/// </summary>
+public sealed class RuntimeSnapshot
+{
+    private readonly FrozenDictionary<TokenKey, TenantContext> _byToken;
+
+    internal RuntimeSnapshot(long generation, IEnumerable<TenantContext> tenants, IEnumerable<ComponentEntry> components, ResourceSet resources)
+    {
+        Generation = generation;
+        var list = tenants.ToList();
+        _byToken = list.ToFrozenDictionary(t => t.TokenKey);
+        Tenants = list.ToFrozenDictionary(t => t.AppId, StringComparer.Ordinal);
+        Components = components.ToFrozenDictionary(c => c.Name, StringComparer.Ordinal);
+        Resources = resources;
+    }
+
+    public static RuntimeSnapshot Empty { get; } = new(0, [], [], ResourceSet.Empty);
+
+    public long Generation { get; }
+
+    /// <summary>Tenants by app-id.</summary>
+    public FrozenDictionary<string, TenantContext> Tenants { get; }
+
+    /// <summary>Components by name (all of them; use <see cref="FindComponent"/> for a tenant's view).</summary>
+    public FrozenDictionary<string, ComponentEntry> Components { get; }
+
+    public ResourceSet Resources { get; }
+
+    /// <summary>The tenant whose API token this is, or null. Allocation-free; the comparison is constant-time.</summary>
+    public TenantContext? FindByToken(ReadOnlySpan<char> token)
+    {
+        if (token.IsEmpty)
+        {
+            return null;
+        }
+        Span<byte> utf8 = stackalloc byte[ResourceParser.MaxTokenBytes];
+        if (!TokenKey.TryFromString(token, ResourceParser.MaxTokenBytes, utf8, out var key, out var length))
+        {
+            return null;
+        }
+        if (_byToken.TryGetValue(key, out var tenant) &&
+            CryptographicOperations.FixedTimeEquals(tenant.TokenUtf8, utf8[..length]))
+        {
+            return tenant;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The component named <paramref name="name"/> of building block <paramref name="category"/> as the tenant sees it:
+    /// null when it does not exist, is of another kind, or is not scoped to the tenant (all three look the same).
+    /// </summary>
+    public ComponentEntry? FindComponent(TenantContext tenant, string category, string name)
+    {
+        if (Components.TryGetValue(name, out var entry) &&
+            string.Equals(entry.Category, category, StringComparison.Ordinal) &&
+            entry.IsVisibleTo(tenant.AppId))
+        {
+            return entry;
+        }
+        return null;
+    }
+
+    /// <summary>The components of <paramref name="category"/> (or all when null) that the tenant may use.</summary>
+    public IEnumerable<ComponentEntry> VisibleComponents(TenantContext tenant, string? category = null) =>
+        Components.Values
+            .Where(c => (category is null || c.Category == category) && c.IsVisibleTo(tenant.AppId))
+            .OrderBy(c => c.Name, StringComparer.Ordinal);
+}

@@ -1,0 +1,108 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
+using SharedRuntime.BuildingBlocks;
+using SharedRuntime.Components;
+using SharedRuntime.Configuration;
+using SharedRuntime.Http;
+using SharedRuntime.Metrics;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.Host;
+
+/// <summary>Composes the runtime: services, listeners, and the request pipeline in its fixed order.</summary>
+public static class RuntimeApplication
+{
+    /// <summary>Builds the web application for <paramref name="options"/>; call <see cref="StartAsync"/> to load resources and listen.</summary>
+    public static WebApplication Build(RuntimeOptions options, Action<IServiceCollection>? configureServices = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        ConfigureLogging(builder.Logging, options);
+        builder.WebHost.ConfigureKestrel(kestrel => ConfigureKestrel(kestrel, options));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulShutdownSeconds + 1));
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(new ListenerPorts { DaprHttp = options.DaprHttpPort, DaprGrpc = options.DaprGrpcPort, Metrics = options.MetricsPort });
+        services.AddMetrics();
+        services.AddSingleton<RuntimeMetrics>();
+        services.AddHttpClient();
+        services.AddEmbeddedComponents();
+        services.AddSingleton(sp => new RuntimeConfiguration(
+            sp.GetServices<IComponentFactory>(), sp, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits));
+        services.AddSingleton<RuntimeHealth>();
+        services.AddSingleton<StateApi>();
+        services.AddSingleton<PublishApi>();
+        services.AddSingleton<BindingApi>();
+        services.AddSingleton<SecretApi>();
+        services.AddSingleton<MetadataApi>();
+        services.AddRouting();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(RuntimeMetrics.MeterName).AddPrometheusExporter());
+        configureServices?.Invoke(services);
+
+        var app = builder.Build();
+        app.UseRouting();
+        app.UseMiddleware<TenantAdmissionMiddleware>();
+        app.MapDaprHttpApi();
+        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new ApiEndpointMetadata(Listener.Metrics, "metrics", Anonymous: true));
+        return app;
+    }
+
+    /// <summary>Loads the resources (a bad one throws <see cref="ResourceException"/>), then starts listening.</summary>
+    public static async Task StartAsync(WebApplication app, CancellationToken cancellationToken = default)
+    {
+        var options = app.Services.GetRequiredService<RuntimeOptions>();
+        var configuration = app.Services.GetRequiredService<RuntimeConfiguration>();
+        var source = new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
+        await configuration.StartAsync(source, cancellationToken);
+        var health = app.Services.GetRequiredService<RuntimeHealth>();
+        app.Lifetime.ApplicationStopping.Register(() => health.BeginDrain("shutting down"));
+        await app.StartAsync(cancellationToken);
+    }
+
+    private static void ConfigureKestrel(KestrelServerOptions kestrel, RuntimeOptions options)
+    {
+        kestrel.AddServerHeader = false;
+        kestrel.Limits.MaxRequestBodySize = options.DefaultLimits.MaxRequestBodyBytes;
+        kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+        kestrel.Limits.MaxRequestHeaderCount = 100;
+        kestrel.Limits.MaxRequestLineSize = 8 * 1024;
+        kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
+        foreach (var address in options.EffectiveListenAddresses)
+        {
+            var ip = address is "localhost" ? IPAddress.Loopback : IPAddress.Parse(address);
+            kestrel.Listen(ip, options.DaprHttpPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+            kestrel.Listen(ip, options.DaprGrpcPort, l => l.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(ip, options.MetricsPort, l => l.Protocols = HttpProtocols.Http1);
+        }
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, RuntimeOptions options)
+    {
+        logging.ClearProviders();
+        if (options.LogAsJson)
+        {
+            logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+        }
+        logging.SetMinimumLevel(options.LogLevel switch
+        {
+            "debug" => LogLevel.Debug,
+            "warn" => LogLevel.Warning,
+            "error" => LogLevel.Error,
+            _ => LogLevel.Information,
+        });
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+    }
+}

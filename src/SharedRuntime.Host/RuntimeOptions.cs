@@ -1,0 +1,200 @@
+using System.Globalization;
+using System.Text;
+using SharedRuntime.Configuration;
+
+namespace SharedRuntime.Host;
+
+public enum RuntimeMode { Standalone, Kubernetes }
+
+/// <summary>The runtime's command line. Every flag also has an environment form: SHAREDRUNTIME_ + the flag in capitals.</summary>
+public sealed record RuntimeOptions
+{
+    public IReadOnlyList<string> ResourcesPaths { get; init; } = [];
+    public int DaprHttpPort { get; init; } = 3500;
+    public int DaprGrpcPort { get; init; } = 50001;
+    public int MetricsPort { get; init; } = 9090;
+    public IReadOnlyList<string> ListenAddresses { get; init; } = [];
+    public RuntimeMode Mode { get; init; } = RuntimeMode.Standalone;
+    public string LogLevel { get; init; } = "info";
+    public bool LogAsJson { get; init; }
+    public string? ConfigFile { get; init; }
+    public int GracefulShutdownSeconds { get; init; } = 5;
+    public TenantLimits DefaultLimits { get; init; } = TenantLimits.Defaults;
+
+    /// <summary>Addresses to listen on: the flag, else 127.0.0.1 standalone and 0.0.0.0 on Kubernetes.</summary>
+    public IReadOnlyList<string> EffectiveListenAddresses =>
+        ListenAddresses.Count > 0 ? ListenAddresses : [Mode == RuntimeMode.Kubernetes ? "0.0.0.0" : "127.0.0.1"];
+
+    /// <summary>The resource folders: the flag, else the sample folder shipped beside the executable.</summary>
+    public IReadOnlyList<string> EffectiveResourcesPaths =>
+        ResourcesPaths.Count > 0 ? ResourcesPaths : [Path.Combine(AppContext.BaseDirectory, "resources")];
+
+    private sealed record Flag(string Name, string Value, string Help, Func<RuntimeOptions, string, RuntimeOptions> Apply, string[]? Aliases = null)
+    {
+        public string Environment => "SHAREDRUNTIME_" + Name.TrimStart('-').Replace('-', '_').ToUpperInvariant();
+    }
+
+    private static readonly Flag[] Flags =
+    [
+        new("--resources-path", "DIR", "folder of Component and Tenant resource files; repeatable (default: the sample folder shipped with the runtime)",
+            (o, v) => o with { ResourcesPaths = [.. o.ResourcesPaths, .. v.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)] }, ["--components-path"]),
+        new("--dapr-http-port", "PORT", "port of the Dapr HTTP API (default 3500)", (o, v) => o with { DaprHttpPort = Port(v) }),
+        new("--dapr-grpc-port", "PORT", "port of the Dapr gRPC API, HTTP/2 cleartext (default 50001)", (o, v) => o with { DaprGrpcPort = Port(v) }),
+        new("--metrics-port", "PORT", "port of the Prometheus /metrics endpoint (default 9090)", (o, v) => o with { MetricsPort = Port(v) }),
+        new("--dapr-listen-addresses", "ADDR[,ADDR]", "addresses to listen on (default 127.0.0.1 standalone, 0.0.0.0 kubernetes)",
+            (o, v) => o with { ListenAddresses = v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) }),
+        new("--mode", "standalone|kubernetes", "where resources come from (default standalone)", (o, v) => o with
+        {
+            Mode = v switch
+            {
+                "standalone" => RuntimeMode.Standalone,
+                "kubernetes" => RuntimeMode.Kubernetes,
+                _ => throw new FormatException($"--mode must be standalone or kubernetes, not '{v}'"),
+            },
+        }),
+        new("--log-level", "LEVEL", "debug, info, warn or error (default info)", (o, v) => o with
+        {
+            LogLevel = v is "debug" or "info" or "warn" or "error" ? v : throw new FormatException($"--log-level must be debug, info, warn or error, not '{v}'"),
+        }),
+        new("--log-as-json", "[true|false]", "write logs as JSON lines", (o, v) => o with { LogAsJson = Bool(v) }),
+        new("--config", "FILE", "a Dapr Configuration resource file", (o, v) => o with { ConfigFile = v }),
+        new("--dapr-graceful-shutdown-seconds", "N", "how long to finish requests in flight on shutdown (default 5)", (o, v) => o with { GracefulShutdownSeconds = (int)Number(v, 0, 3600) }),
+        new("--default-requests-per-second", "N", $"tenant rate limit when its resource sets none (default {TenantLimits.Defaults.RequestsPerSecond})",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { RequestsPerSecond = Number(v, 0.001, 1e7) } }),
+        new("--default-burst", "N", $"tenant burst when its resource sets none (default {TenantLimits.Defaults.Burst})",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { Burst = (int)Number(v, 1, int.MaxValue) } }),
+        new("--default-max-concurrency", "N", $"tenant requests in flight when its resource sets none (default {TenantLimits.Defaults.MaxConcurrency})",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { MaxConcurrency = (int)Number(v, 1, 1_000_000) } }),
+        new("--default-max-queue", "N", $"tenant requests waiting for a slot when its resource sets none (default {TenantLimits.Defaults.MaxQueue})",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { MaxQueue = (int)Number(v, 0, 1_000_000) } }),
+        new("--max-body-size", "SIZE", "tenant request body limit when its resource sets none, like 4Mi (default 4Mi)",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { MaxRequestBodyBytes = Size(v) } }),
+        new("--default-state-max-keys", "N", $"tenant state key quota when its resource sets none (default {TenantLimits.Defaults.StateMaxKeys})",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { StateMaxKeys = (long)Number(v, 0, long.MaxValue) } }),
+        new("--default-state-max-bytes", "SIZE", "tenant state byte quota when its resource sets none (default 100Mi)",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { StateMaxBytes = Size(v) } }),
+    ];
+
+    /// <summary>Parses flags over environment forms over defaults. Returns null and sets <paramref name="help"/> for --help.</summary>
+    public static RuntimeOptions? Parse(IReadOnlyList<string> args, Func<string, string?> environment, out bool help)
+    {
+        help = false;
+        var options = new RuntimeOptions();
+        foreach (var flag in Flags)
+        {
+            if (environment(flag.Environment) is { Length: > 0 } value)
+            {
+                options = Apply(flag, options, value, flag.Environment);
+            }
+        }
+        var fromArgs = false;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (arg is "--help" or "-h")
+            {
+                help = true;
+                return null;
+            }
+            var name = arg;
+            string? value = null;
+            var eq = arg.IndexOf('=');
+            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                name = arg[..eq];
+                value = arg[(eq + 1)..];
+            }
+            var flag = Flags.FirstOrDefault(f => f.Name == name || (f.Aliases?.Contains(name) ?? false))
+                ?? throw new FormatException($"unknown option '{arg}'; see --help");
+            if (value is null)
+            {
+                if (flag.Name == "--log-as-json" && (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+                {
+                    value = "true";
+                }
+                else if (i + 1 < args.Count)
+                {
+                    value = args[++i];
+                }
+                else
+                {
+                    throw new FormatException($"option {name} needs a value ({flag.Value})");
+                }
+            }
+            if (flag.Name == "--resources-path" && !fromArgs)
+            {
+                // Flags replace the environment's folders rather than adding to them.
+                options = options with { ResourcesPaths = [] };
+                fromArgs = true;
+            }
+            options = Apply(flag, options, value, name);
+        }
+        return options;
+    }
+
+    private static RuntimeOptions Apply(Flag flag, RuntimeOptions options, string value, string source)
+    {
+        try
+        {
+            return flag.Apply(options, value);
+        }
+        catch (FormatException ex) when (!ex.Message.StartsWith("--", StringComparison.Ordinal))
+        {
+            throw new FormatException($"{source}: {ex.Message}");
+        }
+    }
+
+    public static string HelpText()
+    {
+        var text = new StringBuilder();
+        text.AppendLine("shared-runtime: one Dapr-compatible runtime per node, serving many apps with per-app isolation.");
+        text.AppendLine();
+        text.AppendLine("Usage: shared-runtime [options]");
+        text.AppendLine();
+        text.AppendLine("Options (each also read from the environment variable shown):");
+        foreach (var flag in Flags)
+        {
+            var aliases = flag.Aliases is null ? "" : $" (also {string.Join(", ", flag.Aliases)})";
+            text.AppendLine(CultureInfo.InvariantCulture, $"  {flag.Name} {flag.Value}{aliases}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"      {flag.Help}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"      env: {flag.Environment}");
+        }
+        text.AppendLine("  --help");
+        text.AppendLine("      show this text");
+        text.AppendLine();
+        text.AppendLine("Apps connect with DAPR_HTTP_ENDPOINT, DAPR_GRPC_ENDPOINT and DAPR_API_TOKEN (the token of their Tenant).");
+        return text.ToString();
+    }
+
+    private static int Port(string value) => (int)Number(value, 0, 65535);
+
+    private static bool Bool(string value) => value.ToLowerInvariant() switch
+    {
+        "true" or "1" or "yes" => true,
+        "false" or "0" or "no" => false,
+        _ => throw new FormatException($"'{value}' is not true or false"),
+    };
+
+    private static double Number(string value, double min, double max)
+    {
+        if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) || number < min || number > max)
+        {
+            throw new FormatException($"'{value}' is not a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}");
+        }
+        return number;
+    }
+
+    /// <summary>Sizes as daprd writes them: 4Mi, 512Ki, 1Gi, 1000, 4M.</summary>
+    internal static long Size(string value)
+    {
+        var units = new (string Suffix, long Factor)[] { ("Ki", 1L << 10), ("Mi", 1L << 20), ("Gi", 1L << 30), ("K", 1000), ("M", 1_000_000), ("G", 1_000_000_000), ("B", 1) };
+        foreach (var (suffix, factor) in units)
+        {
+            if (value.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                return (long)(Number(value[..^suffix.Length], 0, long.MaxValue / factor) * factor);
+            }
+        }
+        return (long)Number(value, 0, long.MaxValue);
+    }
+}

@@ -1,0 +1,104 @@
+using System.Net;
+using static SharedRuntime.FunctionalTests.Http.HttpAssert;
+
+namespace SharedRuntime.FunctionalTests.Http;
+
+/// <summary>Resource files change while the runtime serves: tenants and limits follow, requests keep flowing.</summary>
+public sealed class HotReloadTests
+{
+    private static readonly TimeSpan Soon = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task ATenantFileThatAppearsChangesAndDisappearsTakesEffectWithoutARestart()
+    {
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string>
+        {
+            ["components.yaml"] = Resources.Component("store", "state.in-memory"),
+            ["orders.yaml"] = Resources.Tenant("orders", "orders-token"),
+        });
+        var orders = runtime.Client("orders-token");
+        await StatusAsync(await orders.PostAsync("/v1.0/state/store", Json("""[{"key":"kept","value":1}]""")), HttpStatusCode.NoContent);
+        var newcomer = runtime.Client("new-token");
+        await ErrorAsync(await newcomer.GetAsync("/v1.0/metadata"), HttpStatusCode.Unauthorized, "ERR_TENANT_UNAUTHENTICATED");
+
+        await runtime.WriteResourceAsync("new.yaml", Resources.Tenant("newcomer", "new-token"));
+        await Eventually.TrueAsync(async () => (await newcomer.GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.OK, Soon);
+
+        await runtime.WriteResourceAsync("new.yaml", Resources.Tenant("newcomer", "new-token", "requestsPerSecond: 1\nburst: 1"));
+        await Eventually.TrueAsync(async () => (await newcomer.GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.TooManyRequests, Soon);
+
+        runtime.DeleteResource("new.yaml");
+        await Eventually.TrueAsync(async () => (await newcomer.GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.Unauthorized, Soon);
+
+        // The in-memory store was not rebuilt by the unrelated changes.
+        Assert.Equal("1", await orders.GetStringAsync("/v1.0/state/store/kept"));
+    }
+
+    [Fact]
+    public async Task ABadFileIsRefusedAndTheLastGoodConfigurationStays()
+    {
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string>
+        {
+            ["orders.yaml"] = Resources.Tenant("orders", "orders-token"),
+        });
+        var generation = runtime.Configuration.Current.Generation;
+        await runtime.WriteResourceAsync("orders.yaml", Resources.Tenant("orders", "rotated-token", "burst: none"));
+        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token"));
+
+        // The set with the bad file is refused as a whole: neither the rotation nor the new tenant is applied.
+        await Task.Delay(1500);
+        Assert.Equal(generation, runtime.Configuration.Current.Generation);
+        await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+
+        await runtime.WriteResourceAsync("orders.yaml", Resources.Tenant("orders", "rotated-token"));
+        await Eventually.TrueAsync(async () => (await runtime.Client("rotated-token").GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.OK, Soon);
+        await StatusAsync(await runtime.Client("other-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+        await ErrorAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.Unauthorized, "ERR_TENANT_UNAUTHENTICATED");
+    }
+
+    [Fact]
+    public async Task ABadFileAtStartUpStopsTheRuntimeWithTheFileDocumentAndField()
+    {
+        var ex = await Assert.ThrowsAsync<SharedRuntime.Configuration.ResourceException>(() =>
+            TestRuntime.StartAsync(new Dictionary<string, string> { ["broken.yaml"] = Resources.Tenant("orders", "t", "maxConcurrency: -5") }));
+        Assert.EndsWith("broken.yaml", ex.File);
+        Assert.Equal("Tenant/orders", ex.Document);
+        Assert.Equal("spec.limits.maxConcurrency", ex.Field);
+    }
+
+    [Fact]
+    public async Task RequestsInFlightDuringReloadsDoNotFail()
+    {
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string>
+        {
+            ["components.yaml"] = Resources.Component("store", "state.in-memory"),
+            ["orders.yaml"] = Resources.Tenant("orders", "orders-token"),
+        });
+        var client = runtime.Client("orders-token");
+        using var stop = new CancellationTokenSource();
+        var failures = new List<string>();
+        var sent = 0;
+        var load = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var response = await client.PostAsync("/v1.0/state/store", Json($$"""[{"key":"k{{sent % 10}}","value":{{sent}}}]"""));
+                sent++;
+                if (response.StatusCode != HttpStatusCode.NoContent)
+                {
+                    failures.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                }
+            }
+        });
+        for (var i = 0; i < 5; i++)
+        {
+            var generation = runtime.Configuration.Current.Generation;
+            await runtime.WriteResourceAsync("orders.yaml", Resources.Tenant("orders", "orders-token", $"maxConcurrency: {10 + i}"));
+            await runtime.WaitForConfigurationAsync(s => s.Generation > generation);
+        }
+        stop.Cancel();
+        await load;
+        Assert.True(sent > 10, $"only {sent} requests were sent");
+        Assert.Empty(failures);
+    }
+}

@@ -1,0 +1,116 @@
+using System.Net;
+using Microsoft.AspNetCore.Http;
+using static SharedRuntime.FunctionalTests.Http.HttpAssert;
+
+namespace SharedRuntime.FunctionalTests.Http;
+
+/// <summary>Every tenant limit, and that one tenant hitting its limit takes nothing from another.</summary>
+public sealed class TenantLimitsTests
+{
+    [Fact]
+    public async Task OverTheRateIs429WithRetryAfterAndTheNeighbourIsUnaffected()
+    {
+        await using var runtime = await TestRuntime.StartAsync(
+            Resources.Tenant("noisy", "noisy-token", "requestsPerSecond: 1\nburst: 3") +
+            Resources.Tenant("quiet", "quiet-token", "requestsPerSecond: 1\nburst: 3"));
+        var noisy = runtime.Client("noisy-token");
+        var quiet = runtime.Client("quiet-token");
+
+        for (var i = 0; i < 3; i++)
+        {
+            await StatusAsync(await noisy.GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+        }
+        var refused = await noisy.GetAsync("/v1.0/metadata");
+        await ErrorAsync(refused, HttpStatusCode.TooManyRequests, "ERR_TENANT_RATE_LIMITED");
+        Assert.True(int.Parse(refused.Headers.GetValues("Retry-After").Single()) >= 1);
+        for (var i = 0; i < 20; i++)
+        {
+            await noisy.GetAsync("/v1.0/metadata");
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            await StatusAsync(await quiet.GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+        }
+    }
+
+    [Fact]
+    public async Task AFullBulkheadRefusesOnlyThatTenant()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var slowApp = await TestApp.StartAsync(async context =>
+        {
+            arrived.TrySetResult();
+            await release.Task;
+            context.Response.StatusCode = 200;
+            await context.Response.WriteAsync("done");
+        });
+        await using var runtime = await TestRuntime.StartAsync(
+            Resources.Tenant("busy", "busy-token", "maxConcurrency: 1\nmaxQueue: 1") +
+            Resources.Tenant("other", "other-token", "maxConcurrency: 1\nmaxQueue: 0") +
+            Resources.Component("slow", "bindings.http", new Dictionary<string, string> { ["url"] = slowApp.Address.ToString() }, ["busy"]));
+        var busy = runtime.Client("busy-token");
+        var other = runtime.Client("other-token");
+
+        var inFlight = busy.PostAsync("/v1.0/bindings/slow", Json("""{"operation":"get"}"""));
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var queued = busy.GetAsync("/v1.0/metadata");
+        await Eventually.TrueAsync(() => Task.FromResult(runtime.Configuration.Current.Tenants["busy"].Admission.Bulkhead.Queued == 1), TimeSpan.FromSeconds(10));
+
+        var refused = await busy.GetAsync("/v1.0/metadata");
+        await ErrorAsync(refused, HttpStatusCode.TooManyRequests, "ERR_TENANT_BULKHEAD_FULL");
+        Assert.True(refused.Headers.Contains("Retry-After"));
+
+        await StatusAsync(await other.GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+
+        release.SetResult();
+        await StatusAsync(await inFlight, HttpStatusCode.OK);
+        await StatusAsync(await queued, HttpStatusCode.OK);
+        await StatusAsync(await busy.GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task BodiesOverTheTenantLimitAre413WhetherDeclaredOrStreamed()
+    {
+        await using var runtime = await TestRuntime.StartAsync(
+            Resources.Tenant("small", "small-token", "maxRequestBodyBytes: 100") +
+            Resources.Tenant("large", "large-token", "maxRequestBodyBytes: 100000") +
+            Resources.Component("store", "state.in-memory"));
+        var big = $$"""[{"key":"k","value":"{{new string('x', 1000)}}"}]""";
+
+        await ErrorAsync(await runtime.Client("small-token").PostAsync("/v1.0/state/store", Json(big)), HttpStatusCode.RequestEntityTooLarge, "ERR_TENANT_BODY_TOO_LARGE");
+
+        var streamed = new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(big)));
+        streamed.Headers.ContentType = new("application/json");
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1.0/state/store") { Content = streamed };
+        request.Headers.TransferEncodingChunked = true;
+        await ErrorAsync(await runtime.Client("small-token").SendAsync(request), HttpStatusCode.RequestEntityTooLarge, "ERR_TENANT_BODY_TOO_LARGE");
+
+        await StatusAsync(await runtime.Client("large-token").PostAsync("/v1.0/state/store", Json(big)), HttpStatusCode.NoContent);
+    }
+
+    [Fact]
+    public async Task StateQuotasAre507PerTenantAndCountOnlyThatTenantsKeys()
+    {
+        await using var runtime = await TestRuntime.StartAsync(
+            Resources.Tenant("capped", "capped-token", "stateMaxKeys: 2\nstateMaxBytes: 1000") +
+            Resources.Tenant("free", "free-token", "stateMaxKeys: 2") +
+            Resources.Component("store", "state.in-memory"));
+        var capped = runtime.Client("capped-token");
+        var free = runtime.Client("free-token");
+
+        await StatusAsync(await capped.PostAsync("/v1.0/state/store", Json("""[{"key":"a","value":1},{"key":"b","value":2}]""")), HttpStatusCode.NoContent);
+        await ErrorAsync(await capped.PostAsync("/v1.0/state/store", Json("""[{"key":"c","value":3}]""")), (HttpStatusCode)507, "ERR_TENANT_QUOTA_EXCEEDED");
+        await StatusAsync(await capped.PostAsync("/v1.0/state/store", Json("""[{"key":"a","value":10}]""")), HttpStatusCode.NoContent);
+        await ErrorAsync(await capped.PostAsync("/v1.0/state/store", Json($$"""[{"key":"a","value":"{{new string('x', 2000)}}"}]""")), (HttpStatusCode)507, "ERR_TENANT_QUOTA_EXCEEDED");
+        await ErrorAsync(await capped.PostAsync("/v1.0/state/store/transaction", Json("""{"operations":[{"operation":"upsert","request":{"key":"z","value":1}}]}""")),
+            (HttpStatusCode)507, "ERR_TENANT_QUOTA_EXCEEDED");
+
+        // The neighbour's two keys are its own: the capped tenant's usage does not count against it.
+        await StatusAsync(await free.PostAsync("/v1.0/state/store", Json("""[{"key":"a","value":1},{"key":"b","value":2}]""")), HttpStatusCode.NoContent);
+
+        await StatusAsync(await capped.DeleteAsync("/v1.0/state/store/b"), HttpStatusCode.NoContent);
+        await StatusAsync(await capped.PostAsync("/v1.0/state/store", Json("""[{"key":"c","value":3}]""")), HttpStatusCode.NoContent);
+    }
+}

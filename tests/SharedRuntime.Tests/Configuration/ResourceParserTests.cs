@@ -1,0 +1,155 @@
+using SharedRuntime.Configuration;
+
+namespace SharedRuntime.Tests.Configuration;
+
+public class ResourceParserTests
+{
+    private static ResourceSet Parse(string yaml, Func<string, string?>? env = null) =>
+        ResourceParser.Parse(ResourceReader.ReadText("tenants.yaml", yaml), env ?? (_ => null));
+
+    [Fact]
+    public void ReadsSeveralTenantsAndComponentsFromOneFile()
+    {
+        var set = Parse(
+            Resources.Tenant("orders", "t-orders", "requestsPerSecond: 10\nburst: 20\nmaxConcurrency: 3\nmaxQueue: 4\nmaxRequestBodyBytes: 1000\nstateMaxKeys: 5\nstateMaxBytes: 600") +
+            Resources.Tenant("billing", "t-billing") +
+            Resources.Component("store", "state.in-memory", scopes: ["orders"]));
+
+        Assert.Equal(["orders", "billing"], set.Tenants.Select(t => t.AppId));
+        var orders = set.Tenants[0];
+        Assert.Equal("t-orders", orders.ApiToken);
+        Assert.Equal(new TenantLimitsConfig
+        {
+            RequestsPerSecond = 10, Burst = 20, MaxConcurrency = 3, MaxQueue = 4, MaxRequestBodyBytes = 1000, StateMaxKeys = 5, StateMaxBytes = 600,
+        }, orders.Limits);
+        var store = Assert.Single(set.Components);
+        Assert.Equal(("store", "state.in-memory", "state"), (store.Name, store.Type, store.Category));
+        Assert.Equal(["orders"], store.Scopes);
+    }
+
+    [Fact]
+    public void UnsetLimitsTakeTheRuntimeDefaults()
+    {
+        var set = Parse(Resources.Tenant("orders", "t", "maxConcurrency: 3"));
+        var limits = set.Tenants[0].Limits.Resolve(TenantLimits.Defaults);
+        Assert.Equal(3, limits.MaxConcurrency);
+        Assert.Equal(TenantLimits.Defaults with { MaxConcurrency = 3 }, limits);
+    }
+
+    [Fact]
+    public void TokenFromEnvironment()
+    {
+        var yaml = """
+            apiVersion: sharedruntime.io/v1alpha1
+            kind: Tenant
+            metadata:
+              name: orders
+            spec:
+              apiToken:
+                env: ORDERS_TOKEN
+            """;
+        var set = Parse(yaml, name => name == "ORDERS_TOKEN" ? "from-env" : null);
+        Assert.Equal("from-env", set.Tenants[0].ApiToken);
+        Assert.Equal("orders", set.Tenants[0].AppId);
+    }
+
+    [Theory]
+    [InlineData("requestsPerSecond: lots", "spec.limits.requestsPerSecond", "not a number")]
+    [InlineData("burst: 0", "spec.limits.burst", "out of range")]
+    [InlineData("maxQueue: -1", "spec.limits.maxQueue", "out of range")]
+    [InlineData("maxConcurency: 3", "spec.limits.maxConcurency", "unknown limit")]
+    public void BadLimitNamesFileDocumentAndField(string limit, string field, string problem)
+    {
+        var ex = Assert.Throws<ResourceException>(() => Parse(Resources.Tenant("orders", "t", limit)));
+        Assert.Equal("tenants.yaml", ex.File);
+        Assert.Equal("Tenant/orders", ex.Document);
+        Assert.Equal(field, ex.Field);
+        Assert.Contains(problem, ex.Message);
+    }
+
+    [Fact]
+    public void DuplicateTokensAreRefused()
+    {
+        var ex = Assert.Throws<ResourceException>(() => Parse(Resources.Tenant("a", "same") + Resources.Tenant("b", "same")));
+        Assert.Equal("Tenant/b", ex.Document);
+        Assert.Equal("spec.apiToken", ex.Field);
+    }
+
+    [Fact]
+    public void DuplicateNamesAreRefused()
+    {
+        var ex = Assert.Throws<ResourceException>(() => Parse(Resources.Component("s", "state.in-memory") + Resources.Component("s", "state.sqlite")));
+        Assert.Contains("duplicate", ex.Message);
+    }
+
+    [Fact]
+    public void MissingTokenIsRefused()
+    {
+        var yaml = """
+            apiVersion: sharedruntime.io/v1alpha1
+            kind: Tenant
+            metadata:
+              name: orders
+            spec:
+              appId: orders
+            """;
+        var ex = Assert.Throws<ResourceException>(() => Parse(yaml));
+        Assert.Equal("spec.apiToken", ex.Field);
+    }
+
+    [Fact]
+    public void InvalidYamlNamesTheLine()
+    {
+        var ex = Assert.Throws<ResourceException>(() => Parse("apiVersion: dapr.io/v1alpha1\nkind: [unclosed\n"));
+        Assert.Equal("tenants.yaml", ex.File);
+        Assert.Contains("line", ex.Message);
+    }
+
+    [Fact]
+    public void OtherKindsAreIgnored()
+    {
+        var set = Parse("""
+            apiVersion: dapr.io/v1alpha1
+            kind: Resiliency
+            metadata:
+              name: r
+            spec: {}
+            """);
+        Assert.Empty(set.Tenants);
+        Assert.Empty(set.Components);
+    }
+
+    [Fact]
+    public void ComponentMetadataValuesAndRefs()
+    {
+        var set = Parse("""
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata:
+              name: cache
+            spec:
+              type: state.redis
+              version: v1
+              initTimeout: 1m30s
+              ignoreErrors: true
+              metadata:
+                - name: redisHost
+                  value: localhost:6379
+                - name: redisPassword
+                  secretKeyRef:
+                    name: redis
+                    key: password
+                - name: fromEnv
+                  envRef: REDIS_USER
+            auth:
+              secretStore: envsecrets
+            """);
+        var component = set.Components[0];
+        Assert.Equal(TimeSpan.FromSeconds(90), component.InitTimeout);
+        Assert.True(component.IgnoreErrors);
+        Assert.Equal("envsecrets", component.SecretStore);
+        Assert.Equal(new ComponentMetadataItem("redisHost", "localhost:6379"), component.Metadata[0]);
+        Assert.Equal(new SecretKeyRef("redis", "password"), component.Metadata[1].SecretKeyRef);
+        Assert.Equal("REDIS_USER", component.Metadata[2].EnvRef);
+    }
+}

@@ -1,0 +1,54 @@
+using SharedRuntime.Host;
+
+namespace SharedRuntime.Tests.Host;
+
+public class RuntimeOptionsTests
+{
+    private static RuntimeOptions Parse(string[] args, Dictionary<string, string>? env = null) =>
+        RuntimeOptions.Parse(args, name => env?.GetValueOrDefault(name), out _)!;
+
+    [Fact]
+    public void DefaultsMatchDaprd()
+    {
+        var options = Parse([]);
+        Assert.Equal((3500, 50001, 9090), (options.DaprHttpPort, options.DaprGrpcPort, options.MetricsPort));
+        Assert.Equal(["127.0.0.1"], options.EffectiveListenAddresses);
+        Assert.Equal(4 * 1024 * 1024, options.DefaultLimits.MaxRequestBodyBytes);
+    }
+
+    [Fact]
+    public void FlagsOverrideEnvironmentForms()
+    {
+        var env = new Dictionary<string, string> { ["SHAREDRUNTIME_DAPR_HTTP_PORT"] = "4000", ["SHAREDRUNTIME_METRICS_PORT"] = "9999" };
+        var options = Parse(["--dapr-http-port", "5000", "--components-path", "/a", "--resources-path=/b", "--max-body-size", "1Mi", "--mode", "kubernetes"], env);
+        Assert.Equal(5000, options.DaprHttpPort);
+        Assert.Equal(9999, options.MetricsPort);
+        Assert.Equal(["/a", "/b"], options.ResourcesPaths);
+        Assert.Equal(1024 * 1024, options.DefaultLimits.MaxRequestBodyBytes);
+        Assert.Equal(["0.0.0.0"], options.EffectiveListenAddresses);
+    }
+
+    [Theory]
+    [InlineData("--no-such-flag")]
+    [InlineData("--dapr-http-port", "http")]
+    [InlineData("--mode", "cloud")]
+    [InlineData("--dapr-grpc-port")]
+    public void BadFlagsAreExplained(params string[] args)
+    {
+        var ex = Assert.Throws<FormatException>(() => Parse(args));
+        Assert.Contains("--", ex.Message);
+    }
+
+    [Fact]
+    public void HelpListsEveryFlagWithItsEnvironmentForm()
+    {
+        Assert.Null(RuntimeOptions.Parse(["--help"], _ => null, out var help));
+        Assert.True(help);
+        var text = RuntimeOptions.HelpText();
+        foreach (var flag in new[] { "--resources-path", "--dapr-http-port", "--dapr-grpc-port", "--metrics-port", "--dapr-listen-addresses", "--mode", "--log-level", "--log-as-json", "--config" })
+        {
+            Assert.Contains(flag, text);
+        }
+        Assert.Contains("SHAREDRUNTIME_DAPR_GRPC_PORT", text);
+    }
+}
