@@ -31,7 +31,10 @@ public static class RuntimeApplication
         services.AddEmbeddedComponents();
         services.AddSingleton(sp => new RuntimeConfiguration(
             sp.GetServices<IComponentFactory>(), sp, sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits));
+            sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits)
+        {
+            SharedAdmission = options.SharedAdmission,
+        });
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton<StateApi>();
         services.AddSingleton<PublishApi>();
@@ -73,7 +76,7 @@ public static class RuntimeApplication
         foreach (var address in options.EffectiveListenAddresses)
         {
             var ip = address is "localhost" ? IPAddress.Loopback : IPAddress.Parse(address);
-            kestrel.Listen(ip, options.DaprHttpPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+            kestrel.Listen(ip, options.DaprHttpPort, l => l.Protocols = HttpProtocols.Http1);
             kestrel.Listen(ip, options.DaprGrpcPort, l => l.Protocols = HttpProtocols.Http2);
             kestrel.Listen(ip, options.MetricsPort, l => l.Protocols = HttpProtocols.Http1);
         }

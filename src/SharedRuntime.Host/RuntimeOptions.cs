@@ -21,6 +21,12 @@ public sealed record RuntimeOptions
     public int GracefulShutdownSeconds { get; init; } = 5;
     public TenantLimits DefaultLimits { get; init; } = TenantLimits.Defaults;
 
+    /// <summary>
+    /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
+    /// isolation behaves. For comparisons in benchmarks only.
+    /// </summary>
+    public bool SharedAdmission { get; init; }
+
     /// <summary>Addresses to listen on: the flag, else 127.0.0.1 standalone and 0.0.0.0 on Kubernetes.</summary>
     public IReadOnlyList<string> EffectiveListenAddresses =>
         ListenAddresses.Count > 0 ? ListenAddresses : [Mode == RuntimeMode.Kubernetes ? "0.0.0.0" : "127.0.0.1"];
@@ -59,6 +65,16 @@ public sealed record RuntimeOptions
         new("--log-as-json", "[true|false]", "write logs as JSON lines", (o, v) => o with { LogAsJson = Bool(v) }),
         new("--config", "FILE", "a Dapr Configuration resource file", (o, v) => o with { ConfigFile = v }),
         new("--dapr-graceful-shutdown-seconds", "N", "how long to finish requests in flight on shutdown (default 5)", (o, v) => o with { GracefulShutdownSeconds = (int)Number(v, 0, 3600) }),
+        new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
+            (o, v) => o with
+            {
+                SharedAdmission = v switch
+                {
+                    "per-tenant" => false,
+                    "shared" => true,
+                    _ => throw new FormatException($"--admission must be per-tenant or shared, not '{v}'"),
+                },
+            }),
         new("--default-requests-per-second", "N", $"tenant rate limit when its resource sets none (default {TenantLimits.Defaults.RequestsPerSecond})",
             (o, v) => o with { DefaultLimits = o.DefaultLimits with { RequestsPerSecond = Number(v, 0.001, 1e7) } }),
         new("--default-burst", "N", $"tenant burst when its resource sets none (default {TenantLimits.Defaults.Burst})",

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using SharedRuntime.Admission;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
 using SharedRuntime.Diagnostics;
@@ -55,6 +56,11 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
     public TimeSpan DrainTime { get; init; } = TimeSpan.FromSeconds(30);
 
     public TenantLimits DefaultLimits { get; }
+
+    /// <summary>All tenants share one admission sized by <see cref="DefaultLimits"/> (no isolation; for benchmark baselines).</summary>
+    public bool SharedAdmission { get; init; }
+
+    private TenantAdmission? _sharedAdmission;
 
     public RuntimeSnapshot Current => _current;
 
@@ -242,7 +248,7 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
         var result = new List<TenantContext>(set.Tenants.Count);
         foreach (var config in set.Tenants)
         {
-            var limits = config.Limits.Resolve(DefaultLimits);
+            var limits = SharedAdmission ? DefaultLimits : config.Limits.Resolve(DefaultLimits);
             if (previous.Tenants.TryGetValue(config.AppId, out var existing) && existing.Config == config && existing.Limits == limits)
             {
                 result.Add(existing);
@@ -253,7 +259,7 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
                 state = new TenantState(config.AppId);
                 _tenantStates[config.AppId] = state;
             }
-            result.Add(new TenantContext(config, limits, state));
+            result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(DefaultLimits) : null));
             if (existing is null)
             {
                 CoreLog.TenantAdded(_logger, config.AppId);

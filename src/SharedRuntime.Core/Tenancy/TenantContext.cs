@@ -12,12 +12,13 @@ namespace SharedRuntime.Tenancy;
 /// </summary>
 public sealed class TenantContext : IDisposable
 {
-    internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state)
+    internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state, TenantAdmission? sharedAdmission = null)
     {
+        _ownsAdmission = sharedAdmission is null;
         Config = config;
         Limits = limits;
         State = state;
-        Admission = new TenantAdmission(limits);
+        Admission = sharedAdmission ?? new TenantAdmission(limits);
         TokenUtf8 = Encoding.UTF8.GetBytes(config.ApiToken);
         TokenKey = TokenKey.FromUtf8(TokenUtf8);
         StatePrefix = config.AppId + Components.StateKeys.Separator;
@@ -41,7 +42,15 @@ public sealed class TenantContext : IDisposable
 
     internal TokenKey TokenKey { get; }
 
-    public void Dispose() => Admission.Dispose();
+    private readonly bool _ownsAdmission;
+
+    public void Dispose()
+    {
+        if (_ownsAdmission)
+        {
+            Admission.Dispose();
+        }
+    }
 
     public override string ToString() => AppId;
 }
