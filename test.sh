@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-bash ./scripts/install-test-servers.sh
+# Real servers (Redis, PostgreSQL, NATS) are installed here once tests need them: scripts/install-test-servers.sh
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 results="$(pwd)/artifacts/test-results"
