@@ -64,6 +64,14 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
 
     public RuntimeSnapshot Current => _current;
 
+    private int _refusedReloads;
+
+    /// <summary>How many reloads were refused because a resource was bad; the last good configuration stayed each time.</summary>
+    public int RefusedReloads => Volatile.Read(ref _refusedReloads);
+
+    /// <summary>Why the last refused reload was refused, or null.</summary>
+    public string? LastReloadError { get; private set; }
+
     /// <summary>True once a first configuration has been applied.</summary>
     public bool IsLoaded => _current.Generation > 0;
 
@@ -93,13 +101,10 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
             var set = await _source.LoadAsync(cancellationToken).ConfigureAwait(false);
             await ApplyAsync(set, _source.Description, cancellationToken).ConfigureAwait(false);
         }
-        catch (ResourceException ex)
+        catch (Exception ex) when (ex is ResourceException or IOException)
         {
-            _metrics.Reloaded(false);
-            CoreLog.ReloadRefused(_logger, ex.Message);
-        }
-        catch (IOException ex)
-        {
+            LastReloadError = ex.Message;
+            Interlocked.Increment(ref _refusedReloads);
             _metrics.Reloaded(false);
             CoreLog.ReloadRefused(_logger, ex.Message);
         }

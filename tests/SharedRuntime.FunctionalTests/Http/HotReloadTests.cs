@@ -42,14 +42,17 @@ public sealed class HotReloadTests
             ["orders.yaml"] = Resources.Tenant("orders", "orders-token"),
         });
         var generation = runtime.Configuration.Current.Generation;
-        await runtime.WriteResourceAsync("orders.yaml", Resources.Tenant("orders", "rotated-token", "burst: none"));
-        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token"));
+        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token") + Resources.Tenant("broken", "broken-token", "burst: none"));
+        await Eventually.TrueAsync(() => Task.FromResult(runtime.Configuration.RefusedReloads > 0), TimeSpan.FromSeconds(5));
 
-        // The set with the bad file is refused as a whole: neither the rotation nor the new tenant is applied.
-        await Task.Delay(1500);
+        // The set with the bad file is refused as a whole: even the good tenant beside the bad one is not applied.
+        Assert.Contains("other.yaml", runtime.Configuration.LastReloadError);
+        Assert.Contains("spec.limits.burst", runtime.Configuration.LastReloadError);
         Assert.Equal(generation, runtime.Configuration.Current.Generation);
+        await ErrorAsync(await runtime.Client("other-token").GetAsync("/v1.0/metadata"), HttpStatusCode.Unauthorized, "ERR_TENANT_UNAUTHENTICATED");
         await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
 
+        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token"));
         await runtime.WriteResourceAsync("orders.yaml", Resources.Tenant("orders", "rotated-token"));
         await Eventually.TrueAsync(async () => (await runtime.Client("rotated-token").GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.OK, Soon);
         await StatusAsync(await runtime.Client("other-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
