@@ -4,6 +4,7 @@ using OpenTelemetry.Metrics;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
+using SharedRuntime.Grpc;
 using SharedRuntime.Http;
 using SharedRuntime.Metrics;
 using SharedRuntime.Tenancy;
@@ -42,6 +43,7 @@ public static class RuntimeApplication
         services.AddSingleton<SecretApi>();
         services.AddSingleton<MetadataApi>();
         services.AddRouting();
+        services.AddDaprGrpc();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(RuntimeMetrics.MeterName).AddPrometheusExporter());
         configureServices?.Invoke(services);
 
@@ -49,6 +51,7 @@ public static class RuntimeApplication
         app.UseRouting();
         app.UseMiddleware<TenantAdmissionMiddleware>();
         app.MapDaprHttpApi();
+        app.MapDaprGrpc();
         app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new ApiEndpointMetadata(Listener.Metrics, "metrics", Anonymous: true));
         return app;
     }

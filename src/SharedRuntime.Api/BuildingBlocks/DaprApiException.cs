@@ -14,7 +14,7 @@ public sealed class DaprApiException(int httpStatus, string errorCode, string me
     public int? RetryAfterSeconds { get; init; }
 
     /// <summary>gRPC status code name (Grpc.Core.StatusCode value) for this error.</summary>
-    public int GrpcStatus => HttpStatus switch
+    public int GrpcStatus => GrpcOverride ?? HttpStatus switch
     {
         400 => 3,   // INVALID_ARGUMENT
         401 => 16,  // UNAUTHENTICATED
@@ -25,7 +25,7 @@ public sealed class DaprApiException(int httpStatus, string errorCode, string me
         413 or 429 or 507 => 8, // RESOURCE_EXHAUSTED
         501 => 12,  // UNIMPLEMENTED
         503 => 14,  // UNAVAILABLE
-        _ => GrpcOverride ?? 13, // INTERNAL
+        _ => 13, // INTERNAL
     };
 
     /// <summary>A gRPC code where Dapr's differs from the one derived from the HTTP status.</summary>

@@ -1,0 +1,33 @@
+using Grpc.AspNetCore.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using SharedRuntime.Http;
+
+namespace SharedRuntime.Grpc;
+
+public static class DaprGrpcEndpoints
+{
+    public static IServiceCollection AddDaprGrpc(this IServiceCollection services)
+    {
+        services.AddGrpc(options =>
+        {
+            options.Interceptors.Add<DaprErrorInterceptor>();
+            options.MaxReceiveMessageSize = 16 * 1024 * 1024;
+        });
+        services.AddGrpcReflection();
+        return services;
+    }
+
+    /// <summary>The Dapr service (tenant methods) and server reflection (no token needed), on the gRPC port only.</summary>
+    public static IEndpointRouteBuilder MapDaprGrpc(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGrpcService<DaprGrpcService>().Add(builder =>
+        {
+            var method = builder.Metadata.OfType<GrpcMethodMetadata>().FirstOrDefault()?.Method.Name ?? "";
+            builder.Metadata.Add(new ApiEndpointMetadata(Listener.DaprGrpc, DaprServiceBinder.ApiOf(method)));
+        });
+        endpoints.MapGrpcReflectionService().WithMetadata(new ApiEndpointMetadata(Listener.DaprGrpc, "reflection", Anonymous: true));
+        return endpoints;
+    }
+}

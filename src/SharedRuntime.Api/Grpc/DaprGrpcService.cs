@@ -1,0 +1,250 @@
+using Google.Protobuf;
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using SharedRuntime.BuildingBlocks;
+using SharedRuntime.Components;
+using SharedRuntime.Diagnostics;
+using SharedRuntime.Tenancy;
+using Autogen = Dapr.Client.Autogen.Grpc.v1;
+using Empty = Google.Protobuf.WellKnownTypes.Empty;
+
+namespace SharedRuntime.Grpc;
+
+/// <summary>
+/// The Dapr gRPC API for the calling tenant. Tenant resolution and admission happened before (the same middleware as
+/// HTTP); every method calls the same building blocks as the HTTP API.
+/// </summary>
+[BindServiceMethod(typeof(DaprGrpcService), nameof(BindService))]
+public class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ILogger<DaprGrpcService> logger)
+{
+    private static readonly Empty None = new();
+
+    /// <summary>The Dapr service descriptor; gRPC reflection lists the service from it.</summary>
+    public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Autogen.Dapr.Descriptor;
+
+    /// <summary>
+    /// Binds the methods below (virtual, as the gRPC binder requires of hand-bound services) to the Dapr service.
+    /// </summary>
+    public static void BindService(ServiceBinderBase binder, DaprGrpcService? service)
+    {
+        binder.AddMethod(DaprServiceBinder.Unary("GetState", Autogen.GetStateRequest.Parser, Autogen.GetStateResponse.Parser), service is null ? null : service.GetState);
+        binder.AddMethod(DaprServiceBinder.Unary("GetBulkState", Autogen.GetBulkStateRequest.Parser, Autogen.GetBulkStateResponse.Parser), service is null ? null : service.GetBulkState);
+        binder.AddMethod(DaprServiceBinder.Unary("SaveState", Autogen.SaveStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.SaveState);
+        binder.AddMethod(DaprServiceBinder.Unary("DeleteState", Autogen.DeleteStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.DeleteState);
+        binder.AddMethod(DaprServiceBinder.Unary("DeleteBulkState", Autogen.DeleteBulkStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.DeleteBulkState);
+        binder.AddMethod(DaprServiceBinder.Unary("ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.ExecuteStateTransaction);
+        binder.AddMethod(DaprServiceBinder.Unary("PublishEvent", Autogen.PublishEventRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.PublishEvent);
+        binder.AddMethod(DaprServiceBinder.Unary("BulkPublishEvent", Autogen.BulkPublishRequest.Parser, Autogen.BulkPublishResponse.Parser), service is null ? null : service.BulkPublishEvent);
+        binder.AddMethod(DaprServiceBinder.Unary("BulkPublishEventAlpha1", Autogen.BulkPublishRequest.Parser, Autogen.BulkPublishResponse.Parser), service is null ? null : service.BulkPublishEventAlpha1);
+        binder.AddMethod(DaprServiceBinder.Unary("InvokeBinding", Autogen.InvokeBindingRequest.Parser, Autogen.InvokeBindingResponse.Parser), service is null ? null : service.InvokeBinding);
+        binder.AddMethod(DaprServiceBinder.Unary("GetSecret", Autogen.GetSecretRequest.Parser, Autogen.GetSecretResponse.Parser), service is null ? null : service.GetSecret);
+        binder.AddMethod(DaprServiceBinder.Unary("GetBulkSecret", Autogen.GetBulkSecretRequest.Parser, Autogen.GetBulkSecretResponse.Parser), service is null ? null : service.GetBulkSecret);
+        binder.AddMethod(DaprServiceBinder.Unary("GetMetadata", Autogen.GetMetadataRequest.Parser, Autogen.GetMetadataResponse.Parser), service is null ? null : service.GetMetadata);
+        binder.AddMethod(DaprServiceBinder.Unary("SetMetadata", Autogen.SetMetadataRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.SetMetadata);
+        binder.AddMethod(DaprServiceBinder.Unary("Shutdown", Autogen.ShutdownRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.Shutdown);
+    }
+
+
+
+    private static TenantContext Tenant(ServerCallContext context) =>
+        context.GetHttpContext().Features.Get<TenantContext>() ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "no tenant"));
+
+    private static Dictionary<string, string> Map(IDictionary<string, string> map) => new(map, StringComparer.Ordinal);
+
+    // ---- state
+
+    public virtual async Task<Autogen.GetStateResponse> GetState(Autogen.GetStateRequest request, ServerCallContext context)
+    {
+        var entry = await state.GetAsync(Tenant(context), request.StoreName, request.Key, context.CancellationToken);
+        var response = new Autogen.GetStateResponse();
+        if (entry is not null)
+        {
+            response.Data = ByteString.CopyFrom(entry.Value.Span);
+            response.Etag = entry.ETag;
+        }
+        return response;
+    }
+
+    public virtual async Task<Autogen.GetBulkStateResponse> GetBulkState(Autogen.GetBulkStateRequest request, ServerCallContext context)
+    {
+        var items = await state.GetBulkAsync(Tenant(context), request.StoreName, request.Keys, request.Parallelism, context.CancellationToken);
+        var response = new Autogen.GetBulkStateResponse();
+        foreach (var item in items)
+        {
+            var bulk = new Autogen.BulkStateItem { Key = item.Key, Error = item.Error ?? "" };
+            if (item.Entry is { } entry)
+            {
+                bulk.Data = ByteString.CopyFrom(entry.Value.Span);
+                bulk.Etag = entry.ETag;
+            }
+            response.Items.Add(bulk);
+        }
+        return response;
+    }
+
+    private static StateConcurrency Concurrency(Autogen.StateOptions? options) => options?.Concurrency switch
+    {
+        Autogen.StateOptions.Types.StateConcurrency.ConcurrencyFirstWrite => StateConcurrency.FirstWrite,
+        Autogen.StateOptions.Types.StateConcurrency.ConcurrencyLastWrite => StateConcurrency.LastWrite,
+        _ => StateConcurrency.Unspecified,
+    };
+
+    private static StateSaveItem ToItem(Autogen.StateItem item) =>
+        new(item.Key, item.Value.Memory, item.Etag?.Value, Concurrency(item.Options), Map(item.Metadata), item.Metadata.GetValueOrDefault("contentType"));
+
+    public virtual async Task<Empty> SaveState(Autogen.SaveStateRequest request, ServerCallContext context)
+    {
+        await state.SaveAsync(Tenant(context), request.StoreName, request.States.Select(ToItem).ToList(), context.CancellationToken);
+        return None;
+    }
+
+    public virtual async Task<Empty> DeleteState(Autogen.DeleteStateRequest request, ServerCallContext context)
+    {
+        await state.DeleteAsync(Tenant(context), request.StoreName, request.Key, request.Etag?.Value, Concurrency(request.Options), context.CancellationToken);
+        return None;
+    }
+
+    public virtual async Task<Empty> DeleteBulkState(Autogen.DeleteBulkStateRequest request, ServerCallContext context)
+    {
+        var tenant = Tenant(context);
+        foreach (var item in request.States)
+        {
+            await state.DeleteAsync(tenant, request.StoreName, item.Key, item.Etag?.Value, Concurrency(item.Options), context.CancellationToken);
+        }
+        return None;
+    }
+
+    public virtual async Task<Empty> ExecuteStateTransaction(Autogen.ExecuteStateTransactionRequest request, ServerCallContext context)
+    {
+        var operations = request.Operations.Select(o => o.OperationType switch
+        {
+            "upsert" => new StateTransactionItem(false, ToItem(o.Request)),
+            "delete" => new StateTransactionItem(true, ToItem(o.Request)),
+            _ => throw new DaprApiException(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", $"operation type {o.OperationType} not supported"),
+        }).ToList();
+        await state.TransactAsync(Tenant(context), request.StoreName, operations, context.CancellationToken);
+        return None;
+    }
+
+    // ---- publish
+
+    public virtual async Task<Empty> PublishEvent(Autogen.PublishEventRequest request, ServerCallContext context)
+    {
+        var headers = context.RequestHeaders;
+        await publish.PublishAsync(Tenant(context), new PublishRequest(request.PubsubName, request.Topic, request.Data.Memory,
+            string.IsNullOrEmpty(request.DataContentType) ? null : request.DataContentType, Map(request.Metadata),
+            headers.GetValue("traceparent"), headers.GetValue("tracestate")), context.CancellationToken);
+        return None;
+    }
+
+    public virtual async Task<Autogen.BulkPublishResponse> BulkPublishEvent(Autogen.BulkPublishRequest request, ServerCallContext context)
+    {
+        var tenant = Tenant(context);
+        var response = new Autogen.BulkPublishResponse();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in request.Entries)
+        {
+            if (string.IsNullOrEmpty(entry.EntryId) || !seen.Add(entry.EntryId))
+            {
+                throw Errors.Malformed("every entry needs a unique entryId");
+            }
+        }
+        foreach (var entry in request.Entries)
+        {
+            var entryMetadata = Map(request.Metadata);
+            foreach (var (key, value) in entry.Metadata)
+            {
+                entryMetadata[key] = value;
+            }
+            try
+            {
+                await publish.PublishAsync(tenant, new PublishRequest(request.PubsubName, request.Topic, entry.Event.Memory,
+                    string.IsNullOrEmpty(entry.ContentType) ? null : entry.ContentType, entryMetadata), context.CancellationToken);
+            }
+            catch (DaprApiException ex) when (ex.ErrorCode == "ERR_PUBSUB_PUBLISH_MESSAGE")
+            {
+                response.FailedEntries.Add(new Autogen.BulkPublishResponseFailedEntry { EntryId = entry.EntryId, Error = ex.Message });
+            }
+        }
+        return response;
+    }
+
+    public virtual Task<Autogen.BulkPublishResponse> BulkPublishEventAlpha1(Autogen.BulkPublishRequest request, ServerCallContext context) => BulkPublishEvent(request, context);
+
+    // ---- bindings, secrets, metadata
+
+    public virtual async Task<Autogen.InvokeBindingResponse> InvokeBinding(Autogen.InvokeBindingRequest request, ServerCallContext context)
+    {
+        var result = await bindings.InvokeAsync(Tenant(context), request.Name, new BindingRequest(request.Operation, request.Data.Memory, Map(request.Metadata)), context.CancellationToken);
+        var response = new Autogen.InvokeBindingResponse { Data = ByteString.CopyFrom(result.Data.Span) };
+        response.Metadata.Add(result.Metadata.ToDictionary());
+        return response;
+    }
+
+    public virtual async Task<Autogen.GetSecretResponse> GetSecret(Autogen.GetSecretRequest request, ServerCallContext context)
+    {
+        var secret = await secrets.GetAsync(Tenant(context), request.StoreName, request.Key, Map(request.Metadata), context.CancellationToken);
+        var response = new Autogen.GetSecretResponse();
+        response.Data.Add(secret.ToDictionary());
+        return response;
+    }
+
+    public virtual async Task<Autogen.GetBulkSecretResponse> GetBulkSecret(Autogen.GetBulkSecretRequest request, ServerCallContext context)
+    {
+        var all = await secrets.GetBulkAsync(Tenant(context), request.StoreName, Map(request.Metadata), context.CancellationToken);
+        var response = new Autogen.GetBulkSecretResponse();
+        foreach (var (name, values) in all)
+        {
+            var secret = new Autogen.SecretResponse();
+            secret.Secrets.Add(values.ToDictionary());
+            response.Data.Add(name, secret);
+        }
+        return response;
+    }
+
+    public virtual Task<Autogen.GetMetadataResponse> GetMetadata(Autogen.GetMetadataRequest request, ServerCallContext context)
+    {
+        var view = metadata.Describe(Tenant(context));
+        var response = new Autogen.GetMetadataResponse { Id = view.AppId, RuntimeVersion = MetadataApi.RuntimeVersion };
+        foreach (var component in view.Components)
+        {
+            var registered = new Autogen.RegisteredComponents { Name = component.Name, Type = component.Type, Version = component.Version };
+            registered.Capabilities.Add(component.Capabilities);
+            response.RegisteredComponents.Add(registered);
+        }
+        response.ExtendedMetadata.Add(view.Extended.ToDictionary());
+        return Task.FromResult(response);
+    }
+
+    public virtual Task<Empty> SetMetadata(Autogen.SetMetadataRequest request, ServerCallContext context)
+    {
+        MetadataApi.Set(Tenant(context), request.Key, request.Value);
+        return Task.FromResult(None);
+    }
+
+    public virtual Task<Empty> Shutdown(Autogen.ShutdownRequest request, ServerCallContext context)
+    {
+        ApiLog.ShutdownIgnored(logger, Tenant(context).AppId);
+        return Task.FromResult(None);
+    }
+}
+
+/// <summary>Turns the building blocks' Dapr errors into gRPC statuses, as Dapr answers them.</summary>
+public sealed class DaprErrorInterceptor : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (DaprApiException ex)
+        {
+            var trailers = new Metadata { { "dapr-error-code", ex.ErrorCode } };
+            throw new RpcException(new Status((StatusCode)ex.GrpcStatus, $"{ex.ErrorCode}: {ex.Message}"), trailers);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+using Grpc.Core;
+using Autogen = Dapr.Client.Autogen.Grpc.v1;
+
+namespace SharedRuntime.Grpc;
+
+/// <summary>
+/// Method definitions of the service <c>dapr.proto.runtime.v1.Dapr</c> over the message types of the Dapr.Protos
+/// package, which has no server base class.
+/// </summary>
+public static class DaprServiceBinder
+{
+    public const string ServiceName = "dapr.proto.runtime.v1.Dapr";
+
+    internal static Method<TRequest, TResponse> Unary<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
+        where TRequest : class, IMessage<TRequest>
+        where TResponse : class, IMessage<TResponse> =>
+        new(MethodType.Unary, ServiceName, name,
+            Marshallers.Create(static m => m.ToByteArray(), request.ParseFrom),
+            Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
+
+    /// <summary>The building block a method belongs to, for metrics.</summary>
+    public static string ApiOf(string method) => method switch
+    {
+        _ when method.Contains("State", StringComparison.Ordinal) => "state",
+        _ when method.Contains("Publish", StringComparison.Ordinal) => "publish",
+        "InvokeBinding" => "bindings",
+        _ when method.Contains("Secret", StringComparison.Ordinal) => "secrets",
+        _ when method.Contains("Metadata", StringComparison.Ordinal) => "metadata",
+        _ => "grpc",
+    };
+}
