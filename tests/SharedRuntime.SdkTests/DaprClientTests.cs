@@ -28,7 +28,7 @@ public sealed class DaprClientTests : IAsyncLifetime
         _runtime = await TestRuntime.StartAsync(
             Resources.Tenant("orders", "orders-token") +
             Resources.Tenant("billing", "billing-token") +
-            Resources.Tenant("limited", "limited-token", "requestsPerSecond: 2\nburst: 2") +
+            Resources.Tenant("limited", "limited-token", "requestsPerSecond: 0.01\nburst: 2") +
             Resources.Component("store", "state.in-memory") +
             Resources.Component("pubsub", "pubsub.in-memory") +
             Resources.Component("hook", "bindings.http", new Dictionary<string, string> { ["url"] = _bindingTarget.Address.ToString() }, ["orders"]) +

@@ -4,12 +4,13 @@ namespace SharedRuntime.FunctionalTests.Http;
 
 public sealed class MetricsTests
 {
+    // Meters are process-wide and other tests run runtimes in this process too: the app-ids here are used nowhere else.
     [Fact]
     public async Task PerTenantSeriesAreExportedInPrometheusFormat()
     {
         await using var runtime = await TestRuntime.StartAsync(
-            Resources.Tenant("orders", "orders-token", "requestsPerSecond: 1\nburst: 2") +
-            Resources.Tenant("billing", "billing-token") +
+            Resources.Tenant("metered-orders", "orders-token", "requestsPerSecond: 0.01\nburst: 2") +
+            Resources.Tenant("metered-billing", "billing-token") +
             Resources.Component("store", "state.in-memory"));
         var orders = runtime.Client("orders-token");
         for (var i = 0; i < 4; i++)
@@ -23,14 +24,14 @@ public sealed class MetricsTests
         await Eventually.TrueAsync(async () =>
         {
             text = await scraper.GetStringAsync("/metrics");
-            return text.Contains("sharedruntime_rejections_total") && text.Contains("app_id=\"billing\"");
+            return text.Contains("sharedruntime_rejections_total") && text.Contains("app_id=\"metered-billing\"");
         }, TimeSpan.FromSeconds(10));
 
-        Assert.Equal(2, Value(text, "sharedruntime_requests_total", ("app_id", "orders"), ("api", "state"), ("code", "204")));
-        Assert.Equal(2, Value(text, "sharedruntime_requests_total", ("app_id", "orders"), ("api", "state"), ("code", "429")));
-        Assert.Equal(1, Value(text, "sharedruntime_requests_total", ("app_id", "billing"), ("api", "metadata"), ("code", "200")));
-        Assert.Equal(2, Value(text, "sharedruntime_rejections_total", ("app_id", "orders"), ("reason", "rate_limited")));
-        Assert.Null(Value(text, "sharedruntime_rejections_total", ("app_id", "billing"), ("reason", "rate_limited")));
+        Assert.Equal(2, Value(text, "sharedruntime_requests_total", ("app_id", "metered-orders"), ("api", "state"), ("code", "204")));
+        Assert.Equal(2, Value(text, "sharedruntime_requests_total", ("app_id", "metered-orders"), ("api", "state"), ("code", "429")));
+        Assert.Equal(1, Value(text, "sharedruntime_requests_total", ("app_id", "metered-billing"), ("api", "metadata"), ("code", "200")));
+        Assert.Equal(2, Value(text, "sharedruntime_rejections_total", ("app_id", "metered-orders"), ("reason", "rate_limited")));
+        Assert.Null(Value(text, "sharedruntime_rejections_total", ("app_id", "metered-billing"), ("reason", "rate_limited")));
         Assert.Contains("sharedruntime_request_duration_seconds_bucket", text);
         Assert.Contains("sharedruntime_inflight_requests", text);
         Assert.DoesNotContain("orders-token", text);

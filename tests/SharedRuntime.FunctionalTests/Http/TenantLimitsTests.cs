@@ -11,8 +11,8 @@ public sealed class TenantLimitsTests
     public async Task OverTheRateIs429WithRetryAfterAndTheNeighbourIsUnaffected()
     {
         await using var runtime = await TestRuntime.StartAsync(
-            Resources.Tenant("noisy", "noisy-token", "requestsPerSecond: 1\nburst: 3") +
-            Resources.Tenant("quiet", "quiet-token", "requestsPerSecond: 1\nburst: 3"));
+            Resources.Tenant("noisy", "noisy-token", "requestsPerSecond: 0.01\nburst: 3") +
+            Resources.Tenant("quiet", "quiet-token", "requestsPerSecond: 0.01\nburst: 3"));
         var noisy = runtime.Client("noisy-token");
         var quiet = runtime.Client("quiet-token");
 
