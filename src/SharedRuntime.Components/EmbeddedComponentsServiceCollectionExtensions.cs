@@ -21,7 +21,7 @@ public static class EmbeddedComponentsServiceCollectionExtensions
 internal sealed class EmbeddedComponentFactory(TimeProvider time, IServiceProvider services) : IComponentFactory
 {
     public IReadOnlyCollection<string> Types { get; } =
-        ["state.in-memory", "state.sqlite", "pubsub.in-memory", "secretstores.local.env", "secretstores.local.file", "bindings.http"];
+        ["state.in-memory", "state.sqlite", "pubsub.in-memory", "secretstores.local.env", "secretstores.local.file", "bindings.http", "configuration.in-memory", "lock.in-memory"];
 
     public IComponent Create(ComponentContext context) => context.Type switch
     {
@@ -31,6 +31,8 @@ internal sealed class EmbeddedComponentFactory(TimeProvider time, IServiceProvid
         "secretstores.local.env" => new EnvSecretStore(context),
         "secretstores.local.file" => new FileSecretStore(context),
         "bindings.http" => new HttpOutputBinding(context, services.GetService<IHttpClientFactory>()),
+        "configuration.in-memory" => new Configuration.InMemoryConfigurationStore(context),
+        "lock.in-memory" => new Lock.InMemoryLockStore(time),
         _ => throw new ComponentException($"unknown component type {context.Type}"),
     };
 }

@@ -42,6 +42,8 @@ public static class RuntimeApplication
         services.AddSingleton<BindingApi>();
         services.AddSingleton<SecretApi>();
         services.AddSingleton<MetadataApi>();
+        services.AddSingleton<ConfigurationApi>();
+        services.AddSingleton<LockApi>();
         services.AddRouting();
         services.AddDaprGrpc();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(RuntimeMetrics.MeterName).AddPrometheusExporter());
@@ -51,6 +53,7 @@ public static class RuntimeApplication
         app.UseRouting();
         app.UseMiddleware<TenantAdmissionMiddleware>();
         app.MapDaprHttpApi();
+        app.MapDaprHttpConfigurationAndLock();
         app.MapDaprGrpc();
         app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new ApiEndpointMetadata(Listener.Metrics, "metrics", Anonymous: true));
         return app;

@@ -32,6 +32,8 @@ public sealed class DaprClientTests : IAsyncLifetime
             Resources.Component("store", "state.in-memory") +
             Resources.Component("pubsub", "pubsub.in-memory") +
             Resources.Component("hook", "bindings.http", new Dictionary<string, string> { ["url"] = _bindingTarget.Address.ToString() }, ["orders"]) +
+            Resources.Component("config", "configuration.in-memory", new Dictionary<string, string> { ["orders||color"] = "blue", ["orders||size"] = "large", ["billing||color"] = "red" }) +
+            Resources.Component("locks", "lock.in-memory") +
             Resources.Component("secrets", "secretstores.local.env", new Dictionary<string, string> { ["prefix"] = "SDKTEST_SECRET_" }, ["orders"]));
         _orders = Client("orders-token");
         _billing = Client("billing-token");
@@ -135,6 +137,35 @@ public sealed class DaprClientTests : IAsyncLifetime
         Assert.Equal(GrpcStatusOf(absent), GrpcStatusOf(scoped));
         Assert.DoesNotContain("p4ss", scoped.ToString());
     }
+
+    [Fact]
+    public async Task ConfigurationItemsAreEachTenantsOwn()
+    {
+        var orders = await _orders.GetConfiguration("config", ["color", "size"]);
+        Assert.Equal("blue", orders.Items["color"].Value);
+        Assert.Equal("large", orders.Items["size"].Value);
+
+        var billing = await _billing.GetConfiguration("config", ["color", "size"]);
+        Assert.Equal("red", billing.Items["color"].Value);
+        Assert.False(billing.Items.ContainsKey("size"));
+    }
+
+#pragma warning disable CS0618, DAPR_DISTRIBUTEDLOCK // the lock API is alpha in the SDK
+    [Fact]
+    public async Task LocksAreHeldPerTenant()
+    {
+        Assert.True((await _orders.Lock("locks", "invoice-7", "worker-a", 60)).Success);
+        Assert.False((await _orders.Lock("locks", "invoice-7", "worker-b", 60)).Success);
+
+        // The same resource id of another tenant is another lock, and it cannot release the first tenant's.
+        Assert.True((await _billing.Lock("locks", "invoice-7", "worker-b", 60)).Success);
+        Assert.Equal(LockStatus.LockDoesNotExist, (await _billing.Unlock("locks", "invoice-8", "worker-a")).status);
+        Assert.Equal(LockStatus.LockBelongsToOthers, (await _orders.Unlock("locks", "invoice-7", "worker-b")).status);
+
+        Assert.Equal(LockStatus.Success, (await _orders.Unlock("locks", "invoice-7", "worker-a")).status);
+        Assert.True((await _orders.Lock("locks", "invoice-7", "worker-b", 60)).Success);
+    }
+#pragma warning restore CS0618, DAPR_DISTRIBUTEDLOCK
 
     [Fact]
     public async Task MetadataIsTheCallersView()

@@ -18,7 +18,7 @@ namespace SharedRuntime.Grpc;
 /// HTTP); every method calls the same building blocks as the HTTP API.
 /// </summary>
 [BindServiceMethod(typeof(DaprGrpcService), nameof(BindService))]
-public class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ILogger<DaprGrpcService> logger)
+public class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ILogger<DaprGrpcService> logger)
 {
     private static readonly Empty None = new();
 
@@ -44,6 +44,14 @@ public class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bind
         binder.AddMethod(DaprServiceBinder.Unary("GetBulkSecret", Autogen.GetBulkSecretRequest.Parser, Autogen.GetBulkSecretResponse.Parser), service is null ? null : service.GetBulkSecret);
         binder.AddMethod(DaprServiceBinder.Unary("GetMetadata", Autogen.GetMetadataRequest.Parser, Autogen.GetMetadataResponse.Parser), service is null ? null : service.GetMetadata);
         binder.AddMethod(DaprServiceBinder.Unary("SetMetadata", Autogen.SetMetadataRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.SetMetadata);
+        binder.AddMethod(DaprServiceBinder.Unary("GetConfiguration", Autogen.GetConfigurationRequest.Parser, Autogen.GetConfigurationResponse.Parser), service is null ? null : service.GetConfiguration);
+        binder.AddMethod(DaprServiceBinder.Unary("GetConfigurationAlpha1", Autogen.GetConfigurationRequest.Parser, Autogen.GetConfigurationResponse.Parser), service is null ? null : service.GetConfigurationAlpha1);
+        binder.AddMethod(DaprServiceBinder.ServerStreaming("SubscribeConfiguration", Autogen.SubscribeConfigurationRequest.Parser, Autogen.SubscribeConfigurationResponse.Parser), service is null ? null : service.SubscribeConfiguration);
+        binder.AddMethod(DaprServiceBinder.ServerStreaming("SubscribeConfigurationAlpha1", Autogen.SubscribeConfigurationRequest.Parser, Autogen.SubscribeConfigurationResponse.Parser), service is null ? null : service.SubscribeConfigurationAlpha1);
+        binder.AddMethod(DaprServiceBinder.Unary("UnsubscribeConfiguration", Autogen.UnsubscribeConfigurationRequest.Parser, Autogen.UnsubscribeConfigurationResponse.Parser), service is null ? null : service.UnsubscribeConfiguration);
+        binder.AddMethod(DaprServiceBinder.Unary("UnsubscribeConfigurationAlpha1", Autogen.UnsubscribeConfigurationRequest.Parser, Autogen.UnsubscribeConfigurationResponse.Parser), service is null ? null : service.UnsubscribeConfigurationAlpha1);
+        binder.AddMethod(DaprServiceBinder.Unary("TryLockAlpha1", Autogen.TryLockRequest.Parser, Autogen.TryLockResponse.Parser), service is null ? null : service.TryLockAlpha1);
+        binder.AddMethod(DaprServiceBinder.Unary("UnlockAlpha1", Autogen.UnlockRequest.Parser, Autogen.UnlockResponse.Parser), service is null ? null : service.UnlockAlpha1);
         binder.AddMethod(DaprServiceBinder.Unary("Shutdown", Autogen.ShutdownRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.Shutdown);
     }
 
@@ -225,10 +233,98 @@ public class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bind
         return Task.FromResult(None);
     }
 
+    // ---- configuration and lock
+
+    public virtual async Task<Autogen.GetConfigurationResponse> GetConfiguration(Autogen.GetConfigurationRequest request, ServerCallContext context)
+    {
+        var items = await configurationApi.GetAsync(Tenant(context), request.StoreName, request.Keys, context.CancellationToken);
+        var response = new Autogen.GetConfigurationResponse();
+        foreach (var (key, item) in items)
+        {
+            response.Items.Add(key, ToItem(item));
+        }
+        return response;
+    }
+
+    public virtual Task<Autogen.GetConfigurationResponse> GetConfigurationAlpha1(Autogen.GetConfigurationRequest request, ServerCallContext context) => GetConfiguration(request, context);
+
+    private static Autogen.ConfigurationItem ToItem(ConfigurationItem item)
+    {
+        var result = new Autogen.ConfigurationItem { Value = item.Value, Version = item.Version };
+        result.Metadata.Add(item.Metadata.ToDictionary());
+        return result;
+    }
+
+    /// <summary>
+    /// The first message carries the subscription id and the current items; the embedded store's items change only
+    /// with its resource, so the stream then stays open until the app unsubscribes or goes away.
+    /// </summary>
+    public virtual async Task SubscribeConfiguration(Autogen.SubscribeConfigurationRequest request, IServerStreamWriter<Autogen.SubscribeConfigurationResponse> stream, ServerCallContext context)
+    {
+        var items = await configurationApi.GetAsync(Tenant(context), request.StoreName, request.Keys, context.CancellationToken);
+        var id = Guid.NewGuid().ToString();
+        var first = new Autogen.SubscribeConfigurationResponse { Id = id };
+        foreach (var (key, item) in items)
+        {
+            first.Items.Add(key, ToItem(item));
+        }
+        await stream.WriteAsync(first, context.CancellationToken);
+        using var subscription = ConfigurationSubscriptions.Register(Tenant(context).AppId, id, context.CancellationToken);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, subscription.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public virtual Task SubscribeConfigurationAlpha1(Autogen.SubscribeConfigurationRequest request, IServerStreamWriter<Autogen.SubscribeConfigurationResponse> stream, ServerCallContext context) =>
+        SubscribeConfiguration(request, stream, context);
+
+    public virtual Task<Autogen.UnsubscribeConfigurationResponse> UnsubscribeConfiguration(Autogen.UnsubscribeConfigurationRequest request, ServerCallContext context)
+    {
+        var ok = ConfigurationSubscriptions.Cancel(Tenant(context).AppId, request.Id);
+        return Task.FromResult(new Autogen.UnsubscribeConfigurationResponse { Ok = ok, Message = ok ? "" : $"subscription {request.Id} not found" });
+    }
+
+    public virtual Task<Autogen.UnsubscribeConfigurationResponse> UnsubscribeConfigurationAlpha1(Autogen.UnsubscribeConfigurationRequest request, ServerCallContext context) =>
+        UnsubscribeConfiguration(request, context);
+
+    public virtual async Task<Autogen.TryLockResponse> TryLockAlpha1(Autogen.TryLockRequest request, ServerCallContext context) =>
+        new() { Success = await locks.TryLockAsync(Tenant(context), request.StoreName, request.ResourceId, request.LockOwner, request.ExpiryInSeconds, context.CancellationToken) };
+
+    public virtual async Task<Autogen.UnlockResponse> UnlockAlpha1(Autogen.UnlockRequest request, ServerCallContext context) =>
+        new() { Status = (Autogen.UnlockResponse.Types.Status)(int)await locks.UnlockAsync(Tenant(context), request.StoreName, request.ResourceId, request.LockOwner, context.CancellationToken) };
+
     public virtual Task<Empty> Shutdown(Autogen.ShutdownRequest request, ServerCallContext context)
     {
         ApiLog.ShutdownIgnored(logger, Tenant(context).AppId);
         return Task.FromResult(None);
+    }
+}
+
+/// <summary>Open configuration subscriptions, by app-id and id, so that only their own app can end them.</summary>
+internal static class ConfigurationSubscriptions
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string AppId, string Id), CancellationTokenSource> Open = new();
+
+    public static CancellationTokenSource Register(string appId, string id, CancellationToken callEnded)
+    {
+        var source = CancellationTokenSource.CreateLinkedTokenSource(callEnded);
+        Open[(appId, id)] = source;
+        source.Token.Register(() => Open.TryRemove((appId, id), out _));
+        return source;
+    }
+
+    public static bool Cancel(string appId, string id)
+    {
+        if (Open.TryRemove((appId, id), out var source))
+        {
+            source.Cancel();
+            return true;
+        }
+        return false;
     }
 }
 
@@ -245,6 +341,18 @@ public sealed class DaprErrorInterceptor : Interceptor
         {
             var trailers = new Metadata { { "dapr-error-code", ex.ErrorCode } };
             throw new RpcException(new Status((StatusCode)ex.GrpcStatus, $"{ex.ErrorCode}: {ex.Message}"), trailers);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (DaprApiException ex)
+        {
+            throw new RpcException(new Status((StatusCode)ex.GrpcStatus, $"{ex.ErrorCode}: {ex.Message}"));
         }
     }
 }

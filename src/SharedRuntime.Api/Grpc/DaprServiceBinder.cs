@@ -20,6 +20,13 @@ public static class DaprServiceBinder
             Marshallers.Create(static m => m.ToByteArray(), request.ParseFrom),
             Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
 
+    internal static Method<TRequest, TResponse> ServerStreaming<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
+        where TRequest : class, IMessage<TRequest>
+        where TResponse : class, IMessage<TResponse> =>
+        new(MethodType.ServerStreaming, ServiceName, name,
+            Marshallers.Create(static m => m.ToByteArray(), request.ParseFrom),
+            Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
+
     /// <summary>The building block a method belongs to, for metrics.</summary>
     public static string ApiOf(string method) => method switch
     {
@@ -28,6 +35,8 @@ public static class DaprServiceBinder
         "InvokeBinding" => "bindings",
         _ when method.Contains("Secret", StringComparison.Ordinal) => "secrets",
         _ when method.Contains("Metadata", StringComparison.Ordinal) => "metadata",
+        _ when method.Contains("Configuration", StringComparison.Ordinal) => "configuration",
+        _ when method.Contains("Lock", StringComparison.Ordinal) => "lock",
         _ => "grpc",
     };
 }

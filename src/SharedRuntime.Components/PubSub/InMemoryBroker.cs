@@ -24,7 +24,7 @@ internal sealed class InMemoryBroker : IPubSubBroker
         _redeliveryDelay = TimeSpan.FromSeconds(1);
         if (context.GetMetadata("redeliveryDelay") is { } delayText)
         {
-            _redeliveryDelay = Configuration.Durations.TryParse(delayText, out var delay) ? delay : throw new ComponentException($"redeliveryDelay '{delayText}' is not a duration");
+            _redeliveryDelay = SharedRuntime.Configuration.Durations.TryParse(delayText, out var delay) ? delay : throw new ComponentException($"redeliveryDelay '{delayText}' is not a duration");
         }
         _maxMessages = 10_000;
         if (context.GetMetadata("maxMessagesPerTopic") is { } maxText)

@@ -13,7 +13,7 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
 
     private readonly ConcurrentDictionary<string, Item> _items = new(StringComparer.Ordinal);
     private readonly Dictionary<string, StateUsage> _usage = new(StringComparer.Ordinal);
-    private readonly Lock _writeLock = new();
+    private readonly System.Threading.Lock _writeLock = new();
     private long _version;
     private DateTimeOffset _nextSweep;
 
