@@ -150,6 +150,27 @@ public sealed class DaprClientTests : IAsyncLifetime
         Assert.False(billing.Items.ContainsKey("size"));
     }
 
+    [Fact]
+    public async Task ConfigurationSubscriptionStartsWithItsIdAndEndsOnUnsubscribe()
+    {
+        var subscription = await _orders.SubscribeConfiguration("config", ["color"]);
+        await using var items = subscription.Source.GetAsyncEnumerator();
+        Assert.True(await items.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("blue", items.Current["color"].Value);
+        Assert.False(string.IsNullOrEmpty(subscription.Id));
+        Assert.False((await _billing.UnsubscribeConfiguration("config", subscription.Id)).Ok);
+        Assert.True((await _orders.UnsubscribeConfiguration("config", subscription.Id)).Ok);
+    }
+
+    [Fact]
+    public async Task GrpcHealthAnswersWithoutAToken()
+    {
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(_runtime.GrpcAddress);
+        var health = new global::Grpc.Health.V1.Health.HealthClient(channel);
+        var answer = await health.CheckAsync(new global::Grpc.Health.V1.HealthCheckRequest());
+        Assert.Equal(global::Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, answer.Status);
+    }
+
 #pragma warning disable CS0618, DAPR_DISTRIBUTEDLOCK // the lock API is alpha in the SDK
     [Fact]
     public async Task LocksAreHeldPerTenant()

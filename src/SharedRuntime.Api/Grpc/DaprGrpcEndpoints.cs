@@ -6,6 +6,15 @@ using SharedRuntime.Http;
 
 namespace SharedRuntime.Grpc;
 
+/// <summary>gRPC health answers SERVING exactly when healthz answers 204.</summary>
+internal sealed class RuntimeReadinessCheck(SharedRuntime.BuildingBlocks.RuntimeHealth health) : Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck
+{
+    public Task<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult> CheckHealthAsync(Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(health.IsReady
+            ? Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy()
+            : Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Unhealthy(health.NotReadyReason));
+}
+
 public static class DaprGrpcEndpoints
 {
     public static IServiceCollection AddDaprGrpc(this IServiceCollection services)
@@ -16,6 +25,7 @@ public static class DaprGrpcEndpoints
             options.MaxReceiveMessageSize = 16 * 1024 * 1024;
         });
         services.AddGrpcReflection();
+        services.AddGrpcHealthChecks().AddCheck<RuntimeReadinessCheck>("runtime");
         return services;
     }
 
@@ -28,6 +38,7 @@ public static class DaprGrpcEndpoints
             builder.Metadata.Add(new ApiEndpointMetadata(Listener.DaprGrpc, DaprServiceBinder.ApiOf(method)));
         });
         endpoints.MapGrpcReflectionService().WithMetadata(new ApiEndpointMetadata(Listener.DaprGrpc, "reflection", Anonymous: true));
+        endpoints.MapGrpcHealthChecksService().WithMetadata(new ApiEndpointMetadata(Listener.DaprGrpc, "healthz", Anonymous: true));
         return endpoints;
     }
 }
