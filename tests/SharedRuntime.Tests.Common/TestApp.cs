@@ -21,14 +21,24 @@ public sealed class TestApp : IAsyncDisposable
 
     public static async Task<TestApp> StartAsync(RequestDelegate handler, HttpProtocols protocols = HttpProtocols.Http1AndHttp2)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        var port = TestRuntime.FreePorts(1)[0];
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.Protocols = protocols));
-        var app = builder.Build();
-        app.Run(handler);
-        await app.StartAsync();
-        return new TestApp(app, new Uri($"http://127.0.0.1:{port}"));
+        for (var attempt = 1; ; attempt++)
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            var port = TestRuntime.FreePorts(1)[0];
+            builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.Protocols = protocols));
+            var app = builder.Build();
+            app.Run(handler);
+            try
+            {
+                await app.StartAsync();
+                return new TestApp(app, new Uri($"http://127.0.0.1:{port}"));
+            }
+            catch (IOException ex) when (attempt < 5 && TestRuntime.IsAddressInUse(ex))
+            {
+                await app.DisposeAsync();
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -38,28 +38,42 @@ public sealed class TestRuntime : IAsyncDisposable
         {
             await File.WriteAllTextAsync(Path.Combine(folder, name), yaml);
         }
-        var ports = FreePorts(3);
-        var options = new RuntimeOptions
+        // Free ports are found by binding and releasing them; another test may take one in between, so a failed
+        // bind is retried with new ports.
+        for (var attempt = 1; ; attempt++)
         {
-            ResourcesPaths = [folder],
-            DaprHttpPort = ports[0],
-            DaprGrpcPort = ports[1],
-            MetricsPort = ports[2],
-            LogLevel = "warn",
-        };
-        options = configure?.Invoke(options) ?? options;
-        var app = RuntimeApplication.Build(options);
-        try
-        {
-            await RuntimeApplication.StartAsync(app).WaitAsync(TimeSpan.FromSeconds(30));
+            var ports = FreePorts(3);
+            var options = new RuntimeOptions
+            {
+                ResourcesPaths = [folder],
+                DaprHttpPort = ports[0],
+                DaprGrpcPort = ports[1],
+                MetricsPort = ports[2],
+                LogLevel = "warn",
+            };
+            options = configure?.Invoke(options) ?? options;
+            var app = RuntimeApplication.Build(options);
+            try
+            {
+                await RuntimeApplication.StartAsync(app).WaitAsync(TimeSpan.FromSeconds(30));
+                return new TestRuntime(app, options, folder);
+            }
+            catch (IOException ex) when (attempt < 5 && IsAddressInUse(ex))
+            {
+                await app.DisposeAsync();
+            }
+            catch
+            {
+                await app.DisposeAsync();
+                throw;
+            }
         }
-        catch
-        {
-            await app.DisposeAsync();
-            throw;
-        }
-        return new TestRuntime(app, options, folder);
     }
+
+    internal static bool IsAddressInUse(Exception ex) =>
+        ex is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse } ||
+        (ex.InnerException is not null && IsAddressInUse(ex.InnerException)) ||
+        ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase);
 
     public static Task<TestRuntime> StartAsync(string yaml, Func<RuntimeOptions, RuntimeOptions>? configure = null) =>
         StartAsync(new Dictionary<string, string> { ["resources.yaml"] = yaml }, configure);
