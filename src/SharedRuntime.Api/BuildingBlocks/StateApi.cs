@@ -97,7 +97,7 @@ public sealed class StateApi(RuntimeConfiguration configuration)
         {
             return;
         }
-        await WithQuotaAsync(tenant, store, requests, async () =>
+        await WithQuotaAsync(tenant, store, requests.Select(r => new StateOperation(r, null)).ToArray(), async () =>
         {
             foreach (var request in requests)
             {
@@ -138,8 +138,7 @@ public sealed class StateApi(RuntimeConfiguration configuration)
         {
             return;
         }
-        var upserts = ops.Where(o => o.Set is not null).Select(o => o.Set!).ToArray();
-        await WithQuotaAsync(tenant, store, upserts, async () =>
+        await WithQuotaAsync(tenant, store, ops, async () =>
         {
             try
             {
@@ -178,16 +177,17 @@ public sealed class StateApi(RuntimeConfiguration configuration)
     /// it may use. When the write clearly fits, no lock is taken; near the limit, the tenant's writes are checked
     /// exactly, one at a time.
     /// </summary>
-    private async ValueTask WithQuotaAsync(TenantContext tenant, IStateStore store, IReadOnlyList<StateSetRequest> writes, Func<Task> write, CancellationToken cancellationToken)
+    private async ValueTask WithQuotaAsync(TenantContext tenant, IStateStore store, IReadOnlyList<StateOperation> operations, Func<Task> write, CancellationToken cancellationToken)
     {
-        if (writes.Count == 0)
+        var writes = operations.Where(o => o.Set is not null).Select(o => o.Set!).ToArray();
+        if (writes.Length == 0)
         {
             await write().ConfigureAwait(false);
             return;
         }
         var limits = tenant.Limits;
         var usage = await UsageAsync(tenant, cancellationToken).ConfigureAwait(false);
-        long worstKeys = writes.Count, worstBytes = writes.Sum(w => (long)w.Value.Length);
+        long worstKeys = writes.Length, worstBytes = writes.Sum(w => (long)w.Value.Length);
         if (usage.Keys + worstKeys <= limits.StateMaxKeys && usage.Bytes + worstBytes <= limits.StateMaxBytes)
         {
             await write().ConfigureAwait(false);
@@ -197,12 +197,18 @@ public sealed class StateApi(RuntimeConfiguration configuration)
         try
         {
             usage = await UsageAsync(tenant, cancellationToken).ConfigureAwait(false);
-            long keys = 0, bytes = 0;
-            foreach (var w in writes.DistinctBy(w => w.Key))
+            // What each key holds once the operations are applied (the last operation on a key wins).
+            var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
+            foreach (var operation in operations)
             {
-                var existing = await store.GetAsync(w.Key, cancellationToken).ConfigureAwait(false);
-                keys += existing is null ? 1 : 0;
-                bytes += w.Value.Length - (existing?.Value.Length ?? 0);
+                final[operation.Key] = operation.Set;
+            }
+            long keys = 0, bytes = 0;
+            foreach (var (key, set) in final)
+            {
+                var existing = await store.GetAsync(key, cancellationToken).ConfigureAwait(false);
+                keys += (set is null ? 0 : 1) - (existing is null ? 0 : 1);
+                bytes += (set?.Value.Length ?? 0) - (existing?.Value.Length ?? 0);
             }
             if (keys > 0 && usage.Keys + keys > limits.StateMaxKeys)
             {

@@ -15,6 +15,9 @@ internal sealed partial class SqliteStateStore : IStateStore
     private readonly string _connectionString;
     private readonly string _table;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+
+    /// <summary>Usage per key prefix, read once from the table and then kept up to date by every committed write.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StateUsage> _usage = new(StringComparer.Ordinal);
     private SqliteConnection? _keepAlive;
     private ITimer? _sweeper;
 
@@ -137,6 +140,28 @@ internal sealed partial class SqliteStateStore : IStateStore
 
     public async ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken)
     {
+        if (_usage.TryGetValue(prefix, out var cached))
+        {
+            return cached;
+        }
+        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_usage.TryGetValue(prefix, out cached))
+            {
+                cached = await CountUsageAsync(prefix, cancellationToken).ConfigureAwait(false);
+                _usage[prefix] = cached;
+            }
+            return cached;
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    private async Task<StateUsage> CountUsageAsync(string prefix, CancellationToken cancellationToken)
+    {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.CommandText = $"SELECT COUNT(*), COALESCE(SUM(length(value)), 0) FROM {_table} WHERE prefix = $prefix AND (expires_at IS NULL OR expires_at > $now)";
@@ -153,15 +178,37 @@ internal sealed partial class SqliteStateStore : IStateStore
         await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            _pendingUsage.Clear();
             await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await work(connection, transaction).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var (prefix, delta) in _pendingUsage)
+            {
+                if (_usage.TryGetValue(prefix, out var usage))
+                {
+                    _usage[prefix] = usage + delta;
+                }
+            }
         }
         finally
         {
+            _pendingUsage.Clear();
             _writeGate.Release();
         }
+    }
+
+    /// <summary>Usage changes of the transaction in progress (under the write gate), applied only once it commits.</summary>
+    private readonly Dictionary<string, StateUsage> _pendingUsage = new(StringComparer.Ordinal);
+
+    private async Task NoteChangeAsync(SqliteConnection connection, SqliteTransaction transaction, string key, long newBytes, bool removes, CancellationToken cancellationToken)
+    {
+        var existing = await ReadAsync(connection, transaction, key, cancellationToken).ConfigureAwait(false);
+        var delta = removes
+            ? (existing is null ? default : new StateUsage(-1, -existing.Value.Length))
+            : new StateUsage(existing is null ? 1 : 0, newBytes - (existing?.Value.Length ?? 0));
+        var prefix = StateKeys.PrefixOf(key).ToString();
+        _pendingUsage[prefix] = _pendingUsage.GetValueOrDefault(prefix) + delta;
     }
 
     private async Task CheckETagAsync(SqliteConnection connection, SqliteTransaction transaction, string key, string? etag, StateConcurrency concurrency, CancellationToken cancellationToken)
@@ -196,6 +243,7 @@ internal sealed partial class SqliteStateStore : IStateStore
     private async Task<string> ApplySetAsync(SqliteConnection connection, SqliteTransaction transaction, StateSetRequest request, CancellationToken cancellationToken)
     {
         await CheckETagAsync(connection, transaction, request.Key, request.ETag, request.Concurrency, cancellationToken).ConfigureAwait(false);
+        await NoteChangeAsync(connection, transaction, request.Key, request.Value.Length, removes: false, cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"""
@@ -219,6 +267,7 @@ internal sealed partial class SqliteStateStore : IStateStore
         {
             await CheckETagAsync(connection, transaction, request.Key, request.ETag, request.Concurrency, cancellationToken).ConfigureAwait(false);
         }
+        await NoteChangeAsync(connection, transaction, request.Key, 0, removes: true, cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"DELETE FROM {_table} WHERE key = $key";
@@ -236,7 +285,11 @@ internal sealed partial class SqliteStateStore : IStateStore
                 command.Transaction = transaction;
                 command.CommandText = $"DELETE FROM {_table} WHERE expires_at IS NOT NULL AND expires_at <= $now";
                 command.Parameters.AddWithValue("$now", Now);
-                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+                if (await command.ExecuteNonQueryAsync().ConfigureAwait(false) > 0)
+                {
+                    // Expired rows were counted until now; count again on next use.
+                    _usage.Clear();
+                }
             }, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)

@@ -90,13 +90,15 @@ public sealed class TenantLimitsTests
         await StatusAsync(await runtime.Client("large-token").PostAsync("/v1.0/state/store", Json(big)), HttpStatusCode.NoContent);
     }
 
-    [Fact]
-    public async Task StateQuotasAre507PerTenantAndCountOnlyThatTenantsKeys()
+    [Theory]
+    [InlineData("state.in-memory")]
+    [InlineData("state.sqlite")]
+    public async Task StateQuotasAre507PerTenantAndCountOnlyThatTenantsKeys(string storeType)
     {
         await using var runtime = await TestRuntime.StartAsync(
             Resources.Tenant("capped", "capped-token", "stateMaxKeys: 2\nstateMaxBytes: 1000") +
             Resources.Tenant("free", "free-token", "stateMaxKeys: 2") +
-            Resources.Component("store", "state.in-memory"));
+            Resources.Component("store", storeType, storeType == "state.sqlite" ? new Dictionary<string, string> { ["connectionString"] = "quota.db" } : null));
         var capped = runtime.Client("capped-token");
         var free = runtime.Client("free-token");
 
@@ -112,5 +114,10 @@ public sealed class TenantLimitsTests
 
         await StatusAsync(await capped.DeleteAsync("/v1.0/state/store/b"), HttpStatusCode.NoContent);
         await StatusAsync(await capped.PostAsync("/v1.0/state/store", Json("""[{"key":"c","value":3}]""")), HttpStatusCode.NoContent);
+
+        // A refused transaction changed nothing, so the count is still exact: a and c, and no room for a third key.
+        await ErrorAsync(await capped.PostAsync("/v1.0/state/store", Json("""[{"key":"d","value":4}]""")), (HttpStatusCode)507, "ERR_TENANT_QUOTA_EXCEEDED");
+        await StatusAsync(await capped.PostAsync("/v1.0/state/store/transaction", Json("""{"operations":[{"operation":"delete","request":{"key":"a"}},{"operation":"upsert","request":{"key":"d","value":4}}]}""")), HttpStatusCode.NoContent);
+        await StatusAsync(await capped.GetAsync("/v1.0/state/store/a"), HttpStatusCode.NoContent);
     }
 }
