@@ -17,7 +17,18 @@ catch (FormatException ex)
     return 2;
 }
 
-var app = RuntimeApplication.Build(options!);
+if (options!.Mode == RuntimeMode.Kubernetes)
+{
+    Console.Error.WriteLine("shared-runtime: --mode kubernetes (resources from the Kubernetes API) is not available in this version; use --mode standalone with --resources-path");
+    return 2;
+}
+if (options.ConfigFile is { } configFile && !File.Exists(configFile))
+{
+    Console.Error.WriteLine($"shared-runtime: --config {configFile}: no such file");
+    return 2;
+}
+
+var app = RuntimeApplication.Build(options);
 try
 {
     await RuntimeApplication.StartAsync(app);

@@ -49,7 +49,7 @@ public sealed record RuntimeOptions
         new("--metrics-port", "PORT", "port of the Prometheus /metrics endpoint (default 9090)", (o, v) => o with { MetricsPort = Port(v) }),
         new("--dapr-listen-addresses", "ADDR[,ADDR]", "addresses to listen on (default 127.0.0.1 standalone, 0.0.0.0 kubernetes)",
             (o, v) => o with { ListenAddresses = v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) }),
-        new("--mode", "standalone|kubernetes", "where resources come from (default standalone)", (o, v) => o with
+        new("--mode", "standalone|kubernetes", "where resources come from (default standalone; kubernetes is not available yet)", (o, v) => o with
         {
             Mode = v switch
             {
@@ -63,7 +63,7 @@ public sealed record RuntimeOptions
             LogLevel = v is "debug" or "info" or "warn" or "error" ? v : throw new FormatException($"--log-level must be debug, info, warn or error, not '{v}'"),
         }),
         new("--log-as-json", "[true|false]", "write logs as JSON lines", (o, v) => o with { LogAsJson = Bool(v) }),
-        new("--config", "FILE", "a Dapr Configuration resource file", (o, v) => o with { ConfigFile = v }),
+        new("--config", "FILE", "a Dapr Configuration resource file (checked to exist; its settings are not applied yet)", (o, v) => o with { ConfigFile = v }),
         new("--dapr-graceful-shutdown-seconds", "N", "how long to finish requests in flight on shutdown (default 5)", (o, v) => o with { GracefulShutdownSeconds = (int)Number(v, 0, 3600) }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
