@@ -8,6 +8,11 @@ using SharedRuntime.LoadTest;
 // A noisy neighbour floods the runtime while a quiet tenant sends a steady rate; the quiet tenant's latency is
 // measured alone and under the flood, with per-tenant isolation and with one shared limit for all tenants.
 // Run it through bench/load/run.sh, which pins the runtime and this tool to different cores.
+if (args.Length == 2 && args[0] == "--serve-bare")
+{
+    await BareKestrel.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
+    return;
+}
 var settings = LoadSettings.Parse(args);
 ThreadPool.SetMinThreads(64, 64);
 
