@@ -16,10 +16,25 @@ namespace SharedRuntime.Http;
 /// <summary>The Dapr HTTP API v1.0 (and the v1.0-alpha1 routes SDKs use), answered for the calling tenant.</summary>
 public static class DaprHttpApi
 {
+    public static IEndpointRouteBuilder MapDaprHttpApi(this IEndpointRouteBuilder endpoints)
+    {
+        // Handlers hold the building blocks (singletons) directly: no per-request service scope on the hot path.
+        ActivatorUtilities.CreateInstance<DaprHttpHandlers>(endpoints.ServiceProvider).Map(endpoints);
+        return endpoints;
+    }
+
+    /// <summary>Stored JSON is embedded as JSON; anything else as a string.</summary>
+    internal static void WriteData(Utf8JsonWriter writer, ReadOnlySpan<byte> data) => DaprHttpHandlers.WriteData(writer, data);
+}
+
+internal sealed class DaprHttpHandlers(
+    RuntimeHealth health, StateApi stateApi, PublishApi publishApi, BindingApi bindingApi, SecretApi secretApi, MetadataApi metadataApi, ILoggerFactory loggers)
+{
     private static readonly string[] Post = ["POST", "PUT"];
     private static readonly string[] Versions = ["v1.0", "v1.0-alpha1"];
+    private readonly ILogger _logger = loggers.CreateLogger(typeof(DaprHttpApi).FullName!);
 
-    public static IEndpointRouteBuilder MapDaprHttpApi(this IEndpointRouteBuilder endpoints)
+    public void Map(IEndpointRouteBuilder endpoints)
     {
         foreach (var version in Versions)
         {
@@ -46,7 +61,6 @@ public static class DaprHttpApi
             Map(endpoints, "PUT", $"{v}/metadata/{{key}}", "metadata", PutMetadata);
             Map(endpoints, Post, $"{v}/shutdown", "shutdown", Shutdown);
         }
-        return endpoints;
     }
 
     private static void Map(IEndpointRouteBuilder endpoints, string method, string pattern, string api, RequestDelegate handler, bool anonymous = false) =>
@@ -55,13 +69,10 @@ public static class DaprHttpApi
     private static void Map(IEndpointRouteBuilder endpoints, string[] methods, string pattern, string api, RequestDelegate handler, bool anonymous = false) =>
         endpoints.MapMethods(pattern, methods, handler).WithMetadata(new ApiEndpointMetadata(Listener.DaprHttp, api, anonymous));
 
-    private static T Service<T>(this HttpContext context) where T : notnull => context.RequestServices.GetRequiredService<T>();
-
     // ---- health
 
-    private static Task Health(HttpContext context)
+    private Task Health(HttpContext context)
     {
-        var health = context.Service<RuntimeHealth>();
         if (!health.IsReady)
         {
             return DaprErrorWriter.WriteAsync(context, new DaprApiException(500, "ERR_HEALTH_NOT_READY", $"the runtime is not ready: {health.NotReadyReason}"));
@@ -70,7 +81,7 @@ public static class DaprHttpApi
         return Task.CompletedTask;
     }
 
-    private static Task HealthOutbound(HttpContext context)
+    private Task HealthOutbound(HttpContext context)
     {
         context.Response.StatusCode = 204;
         return Task.CompletedTask;
@@ -78,10 +89,10 @@ public static class DaprHttpApi
 
     // ---- state
 
-    private static async Task GetState(HttpContext context)
+    private async Task GetState(HttpContext context)
     {
         var tenant = context.Tenant();
-        var entry = await context.Service<StateApi>().GetAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), context.RequestAborted);
+        var entry = await stateApi.GetAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), context.RequestAborted);
         if (entry is null)
         {
             context.Response.StatusCode = 204;
@@ -99,7 +110,7 @@ public static class DaprHttpApi
         await response.Body.WriteAsync(entry.Value, context.RequestAborted);
     }
 
-    private static async Task SaveState(HttpContext context)
+    private async Task SaveState(HttpContext context)
     {
         var tenant = context.Tenant();
         using var json = await context.ReadJsonAsync();
@@ -115,7 +126,7 @@ public static class DaprHttpApi
                 items.Add(ParseSaveItem(element));
             }
         }
-        await context.Service<StateApi>().SaveAsync(tenant, context.RouteValue("storeName"), items, context.RequestAborted);
+        await stateApi.SaveAsync(tenant, context.RouteValue("storeName"), items, context.RequestAborted);
         context.Response.StatusCode = 204;
     }
 
@@ -151,7 +162,7 @@ public static class DaprHttpApi
         return new StateSaveItem(key, bytes, etagText, concurrency, metadata, metadata?.GetValueOrDefault("contentType"));
     }
 
-    private static async Task DeleteState(HttpContext context)
+    private async Task DeleteState(HttpContext context)
     {
         var tenant = context.Tenant();
         var etag = context.Request.Headers.IfMatch.ToString();
@@ -161,11 +172,11 @@ public static class DaprHttpApi
             "last-write" => StateConcurrency.LastWrite,
             _ => StateConcurrency.Unspecified,
         };
-        await context.Service<StateApi>().DeleteAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), etag, concurrency, context.RequestAborted);
+        await stateApi.DeleteAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), etag, concurrency, context.RequestAborted);
         context.Response.StatusCode = 204;
     }
 
-    private static async Task BulkGetState(HttpContext context)
+    private async Task BulkGetState(HttpContext context)
     {
         var tenant = context.Tenant();
         using var json = await context.ReadJsonAsync();
@@ -177,7 +188,7 @@ public static class DaprHttpApi
         }
         var keys = keysElement.EnumerateArray().Select(k => k.ValueKind == JsonValueKind.String ? k.GetString()! : throw Errors.Malformed("keys must be strings")).ToList();
         var parallelism = root.Get("parallelism").ValueKind == JsonValueKind.Number ? root.Get("parallelism").GetInt32() : 10;
-        var results = await context.Service<StateApi>().GetBulkAsync(tenant, context.RouteValue("storeName"), keys, parallelism, context.RequestAborted);
+        var results = await stateApi.GetBulkAsync(tenant, context.RouteValue("storeName"), keys, parallelism, context.RequestAborted);
 
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
@@ -226,7 +237,7 @@ public static class DaprHttpApi
         }
     }
 
-    private static async Task Transaction(HttpContext context)
+    private async Task Transaction(HttpContext context)
     {
         var tenant = context.Tenant();
         using var json = await context.ReadJsonAsync();
@@ -247,20 +258,20 @@ public static class DaprHttpApi
                 _ => throw new DaprApiException(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", $"operation type {kind} not supported"),
             });
         }
-        await context.Service<StateApi>().TransactAsync(tenant, context.RouteValue("storeName"), list, context.RequestAborted);
+        await stateApi.TransactAsync(tenant, context.RouteValue("storeName"), list, context.RequestAborted);
         context.Response.StatusCode = 204;
     }
 
-    private static Task QueryState(HttpContext context)
+    private Task QueryState(HttpContext context)
     {
-        var store = context.Service<StateApi>().GetStore(context.Tenant(), context.RouteValue("storeName"));
+        var store = stateApi.GetStore(context.Tenant(), context.RouteValue("storeName"));
         _ = store;
         throw new DaprApiException(500, "ERR_STATE_QUERY", $"state store {context.RouteValue("storeName")} does not support querying");
     }
 
     // ---- publish
 
-    private static async Task Publish(HttpContext context)
+    private async Task Publish(HttpContext context)
     {
         var tenant = context.Tenant();
         var body = await context.ReadBodyAsync();
@@ -272,14 +283,14 @@ public static class DaprHttpApi
             context.QueryMetadata(),
             context.Request.Headers["traceparent"].ToString() is { Length: > 0 } tp ? tp : null,
             context.Request.Headers["tracestate"].ToString() is { Length: > 0 } ts ? ts : null);
-        await context.Service<PublishApi>().PublishAsync(tenant, request, context.RequestAborted);
+        await publishApi.PublishAsync(tenant, request, context.RequestAborted);
         context.Response.StatusCode = 204;
     }
 
-    private static async Task BulkPublish(HttpContext context)
+    private async Task BulkPublish(HttpContext context)
     {
         var tenant = context.Tenant();
-        var api = context.Service<PublishApi>();
+        var api = publishApi;
         var pubsub = context.RouteValue("pubsubName");
         var topic = context.RouteValue("topic");
         var metadata = context.QueryMetadata();
@@ -350,7 +361,7 @@ public static class DaprHttpApi
 
     // ---- bindings
 
-    private static async Task InvokeBinding(HttpContext context)
+    private async Task InvokeBinding(HttpContext context)
     {
         var tenant = context.Tenant();
         using var json = await context.ReadJsonAsync();
@@ -368,7 +379,7 @@ public static class DaprHttpApi
         };
         var metadata = context.QueryMetadata(HttpRequestReader.StringMap(root.Get("metadata"), "metadata"));
         var request = new BindingRequest(root.GetString("operation") ?? "", data, metadata);
-        var response = await context.Service<BindingApi>().InvokeAsync(tenant, context.RouteValue("name"), request, context.RequestAborted);
+        var response = await bindingApi.InvokeAsync(tenant, context.RouteValue("name"), request, context.RequestAborted);
         foreach (var (key, value) in response.Metadata)
         {
             var header = $"Metadata.{key}";
@@ -394,9 +405,9 @@ public static class DaprHttpApi
 
     // ---- secrets
 
-    private static async Task GetSecret(HttpContext context)
+    private async Task GetSecret(HttpContext context)
     {
-        var secret = await context.Service<SecretApi>().GetAsync(context.Tenant(), context.RouteValue("storeName"), context.RouteValue("key"), context.QueryMetadata(), context.RequestAborted);
+        var secret = await secretApi.GetAsync(context.Tenant(), context.RouteValue("storeName"), context.RouteValue("key"), context.QueryMetadata(), context.RequestAborted);
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
@@ -405,9 +416,9 @@ public static class DaprHttpApi
         await WriteJsonAsync(context, 200, buffer.WrittenMemory);
     }
 
-    private static async Task GetBulkSecret(HttpContext context)
+    private async Task GetBulkSecret(HttpContext context)
     {
-        var secrets = await context.Service<SecretApi>().GetBulkAsync(context.Tenant(), context.RouteValue("storeName"), context.QueryMetadata(), context.RequestAborted);
+        var secrets = await secretApi.GetBulkAsync(context.Tenant(), context.RouteValue("storeName"), context.QueryMetadata(), context.RequestAborted);
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
@@ -434,9 +445,9 @@ public static class DaprHttpApi
 
     // ---- metadata
 
-    private static async Task GetMetadata(HttpContext context)
+    private async Task GetMetadata(HttpContext context)
     {
-        var view = context.Service<MetadataApi>().Describe(context.Tenant());
+        var view = metadataApi.Describe(context.Tenant());
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
@@ -474,17 +485,16 @@ public static class DaprHttpApi
         await WriteJsonAsync(context, 200, buffer.WrittenMemory);
     }
 
-    private static async Task PutMetadata(HttpContext context)
+    private async Task PutMetadata(HttpContext context)
     {
         var body = await context.ReadBodyAsync();
         MetadataApi.Set(context.Tenant(), context.RouteValue("key"), Encoding.UTF8.GetString(body));
         context.Response.StatusCode = 204;
     }
 
-    private static Task Shutdown(HttpContext context)
+    private Task Shutdown(HttpContext context)
     {
-        var logger = context.Service<ILoggerFactory>().CreateLogger(typeof(DaprHttpApi).FullName!);
-        ApiLog.ShutdownIgnored(logger, context.Tenant().AppId);
+        ApiLog.ShutdownIgnored(_logger, context.Tenant().AppId);
         context.Response.StatusCode = 204;
         return Task.CompletedTask;
     }
