@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using OpenTelemetry.Metrics;
+using SharedRuntime.AppChannel;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
@@ -44,6 +45,11 @@ public static class RuntimeApplication
         services.AddSingleton<MetadataApi>();
         services.AddSingleton<ConfigurationApi>();
         services.AddSingleton<LockApi>();
+        services.AddSingleton<AppChannels>();
+        services.AddSingleton<ResiliencyPolicies>();
+        services.AddSingleton<ServiceInvocation>();
+        services.AddSingleton<SubscriptionDelivery>();
+        services.AddHostedService(sp => sp.GetRequiredService<SubscriptionDelivery>());
         services.AddRouting();
         services.AddDaprGrpc();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(RuntimeMetrics.MeterName).AddPrometheusExporter());
@@ -55,6 +61,7 @@ public static class RuntimeApplication
         app.MapDaprHttpApi();
         app.MapDaprHttpConfigurationAndLock();
         app.MapDaprGrpc();
+        app.MapDaprHttpInvoke();
         app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new ApiEndpointMetadata(Listener.Metrics, "metrics", Anonymous: true));
         return app;
     }

@@ -18,7 +18,7 @@ namespace SharedRuntime.Grpc;
 /// HTTP); every method calls the same building blocks as the HTTP API.
 /// </summary>
 [BindServiceMethod(typeof(DaprGrpcService), nameof(BindService))]
-public class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ILogger<DaprGrpcService> logger)
+public partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ILogger<DaprGrpcService> logger)
 {
     private static readonly Empty None = new();
 
@@ -52,6 +52,7 @@ public class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bind
         binder.AddMethod(DaprServiceBinder.Unary("UnsubscribeConfigurationAlpha1", Autogen.UnsubscribeConfigurationRequest.Parser, Autogen.UnsubscribeConfigurationResponse.Parser), service is null ? null : service.UnsubscribeConfigurationAlpha1);
         binder.AddMethod(DaprServiceBinder.Unary("TryLockAlpha1", Autogen.TryLockRequest.Parser, Autogen.TryLockResponse.Parser), service is null ? null : service.TryLockAlpha1);
         binder.AddMethod(DaprServiceBinder.Unary("UnlockAlpha1", Autogen.UnlockRequest.Parser, Autogen.UnlockResponse.Parser), service is null ? null : service.UnlockAlpha1);
+        binder.AddMethod(DaprServiceBinder.Unary("InvokeService", Autogen.InvokeServiceRequest.Parser, Dapr.Client.Autogen.Grpc.v1.InvokeResponse.Parser), service is null ? null : service.InvokeService);
         binder.AddMethod(DaprServiceBinder.Unary("Shutdown", Autogen.ShutdownRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.Shutdown);
     }
 

@@ -33,6 +33,7 @@ public static class DaprServiceBinder
         _ when method.Contains("State", StringComparison.Ordinal) => "state",
         _ when method.Contains("Publish", StringComparison.Ordinal) => "publish",
         "InvokeBinding" => "bindings",
+        "InvokeService" => "invoke",
         _ when method.Contains("Secret", StringComparison.Ordinal) => "secrets",
         _ when method.Contains("Metadata", StringComparison.Ordinal) => "metadata",
         _ when method.Contains("Configuration", StringComparison.Ordinal) => "configuration",

@@ -15,6 +15,10 @@ internal static partial class ResourceParser
     {
         var tenants = new List<TenantConfig>();
         var components = new List<ComponentConfig>();
+        var subscriptions = new List<SubscriptionConfig>();
+        var resiliencies = new List<ResiliencyConfig>();
+        var configurations = new List<ConfigurationResourceConfig>();
+        var configReferences = new List<(TenantConfig Tenant, RawResource Raw)>();
         var seen = new Dictionary<string, RawResource>(StringComparer.Ordinal);
         var appIds = new Dictionary<string, RawResource>(StringComparer.Ordinal);
         var tokens = new Dictionary<string, RawResource>(StringComparer.Ordinal);
@@ -38,19 +42,51 @@ internal static partial class ResourceParser
                     appIds[tenant.AppId] = raw;
                     tokens[tenant.ApiToken] = raw;
                     tenants.Add(tenant);
+                    if (tenant.ConfigName is not null)
+                    {
+                        configReferences.Add((tenant, raw));
+                    }
                     break;
                 case ComponentConfig.KindName when raw.ApiVersion == ComponentConfig.ApiVersion:
                     CheckUnique(seen, identity, raw);
                     components.Add(ParseComponent(raw));
                     break;
+                case SubscriptionConfig.KindName when raw.ApiVersion is DaprApiVersion or DaprApiVersion2:
+                    CheckUnique(seen, identity, raw);
+                    subscriptions.Add(ParseSubscription(raw));
+                    break;
+                case ResiliencyConfig.KindName when raw.ApiVersion == DaprApiVersion:
+                    CheckUnique(seen, identity, raw);
+                    resiliencies.Add(ParseResiliency(raw));
+                    break;
+                case ConfigurationResourceConfig.KindName when raw.ApiVersion == DaprApiVersion:
+                    CheckUnique(seen, identity, raw);
+                    configurations.Add(ParseConfiguration(raw));
+                    break;
                 case TenantConfig.KindName:
                 case ComponentConfig.KindName:
+                case SubscriptionConfig.KindName:
+                case ResiliencyConfig.KindName:
                     throw raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}");
                 default:
                     break;
             }
         }
-        return new ResourceSet { Tenants = tenants, Components = components };
+        foreach (var (tenant, raw) in configReferences)
+        {
+            if (!configurations.Any(c => c.Name == tenant.ConfigName))
+            {
+                throw raw.Error("spec.config", $"no Configuration named '{tenant.ConfigName}' is declared");
+            }
+        }
+        return new ResourceSet
+        {
+            Tenants = tenants,
+            Components = components,
+            Subscriptions = subscriptions,
+            Resiliencies = resiliencies,
+            Configurations = configurations,
+        };
     }
 
     private static void CheckUnique(Dictionary<string, RawResource> seen, string identity, RawResource raw)
@@ -110,6 +146,8 @@ internal static partial class ResourceParser
             AppEndpoint = endpoint?.TrimEnd('/'),
             ApiToken = token,
             Limits = limitsConfig,
+            AppChannel = ParseAppChannel(spec["appChannel"], environment, secrets),
+            ConfigName = spec["config"].AsString(),
             Source = $"{raw.File}: {raw.Document}",
         };
     }

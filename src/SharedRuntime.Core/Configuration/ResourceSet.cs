@@ -8,6 +8,7 @@ public sealed record ResourceSet
     public required IReadOnlyList<TenantConfig> Tenants { get; init; }
     public required IReadOnlyList<ComponentConfig> Components { get; init; }
 
-    /// <summary>Resources of other kinds, kept for the features that read them (subscriptions, resiliency, ...).</summary>
-    public IReadOnlyList<object> Others { get; init; } = [];
+    public IReadOnlyList<SubscriptionConfig> Subscriptions { get; init; } = [];
+    public IReadOnlyList<ResiliencyConfig> Resiliencies { get; init; } = [];
+    public IReadOnlyList<ConfigurationResourceConfig> Configurations { get; init; } = [];
 }

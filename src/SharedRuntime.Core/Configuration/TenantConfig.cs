@@ -15,6 +15,12 @@ public sealed record TenantConfig
 
     public required TenantLimitsConfig Limits { get; init; }
 
+    /// <summary>How the runtime calls this app (<c>spec.appChannel</c>).</summary>
+    public AppChannelConfig AppChannel { get; init; } = AppChannelConfig.Default;
+
+    /// <summary>The Dapr <c>Configuration</c> whose accessControl guards calls into this app (<c>spec.config</c>).</summary>
+    public string? ConfigName { get; init; }
+
     /// <summary>Where it came from ("file: document"), for logs.</summary>
     public required string Source { get; init; }
 

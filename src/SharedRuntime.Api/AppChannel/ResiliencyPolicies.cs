@@ -1,0 +1,102 @@
+using System.Collections.Concurrent;
+using Polly;
+using Polly.Retry;
+using Polly.Timeout;
+using SharedRuntime.Configuration;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.AppChannel;
+
+/// <summary>
+/// Polly pipelines built from the Dapr <c>Resiliency</c> resources, one per calling tenant and target, made on first
+/// use and rebuilt (breaker state included) whenever the configuration changes.
+/// </summary>
+public sealed class ResiliencyPolicies
+{
+    /// <summary>Set on a call whose request body was streamed: it cannot be sent twice, so it is not retried.</summary>
+    public static readonly ResiliencePropertyKey<bool> Streamed = new("sharedruntime.streamed");
+
+    private readonly TimeProvider _time;
+    private volatile Generation _generation;
+
+    public ResiliencyPolicies(RuntimeConfiguration configuration, TimeProvider time)
+    {
+        _time = time;
+        _generation = new Generation(configuration.Current);
+        configuration.Changed += snapshot => _generation = new Generation(snapshot);
+    }
+
+    /// <summary>The pipeline for calls by <paramref name="callerAppId"/> to the app <paramref name="targetAppId"/>.</summary>
+    public ResiliencePipeline<AppCallResult> ForApp(string callerAppId, string targetAppId) =>
+        Get(callerAppId, "app", targetAppId, static (r, name) => r.Apps.GetValueOrDefault(name));
+
+    /// <summary>The pipeline for deliveries from component <paramref name="pubsubName"/> to <paramref name="appId"/> (the component's inbound policy).</summary>
+    public ResiliencePipeline<AppCallResult> ForInbound(string appId, string pubsubName) =>
+        Get(appId, "inbound", pubsubName, static (r, name) => r.Components.GetValueOrDefault(name)?.Inbound);
+
+    private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<ResiliencyConfig, string, PolicyRefs?> select)
+    {
+        var generation = _generation;
+        return generation.Pipelines.GetOrAdd((appId, kind, target), key =>
+        {
+            foreach (var resiliency in generation.Snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
+            {
+                if (resiliency.AppliesTo(key.AppId) && select(resiliency, key.Target) is { } refs)
+                {
+                    return Build(resiliency, refs, $"{key.Kind} {key.Target} for {key.AppId}");
+                }
+            }
+            return ResiliencePipeline<AppCallResult>.Empty;
+        });
+    }
+
+    private ResiliencePipeline<AppCallResult> Build(ResiliencyConfig resiliency, PolicyRefs refs, string target)
+    {
+        var builder = new ResiliencePipelineBuilder<AppCallResult> { TimeProvider = _time, Name = target };
+        if (refs.Retry is { } retryName && resiliency.Retries[retryName] is { MaxRetries: not 0 } retry)
+        {
+            builder.AddRetry(new RetryStrategyOptions<AppCallResult>
+            {
+                ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.Context, retry)),
+                BackoffType = retry.Policy == RetryBackoff.Constant ? DelayBackoffType.Constant : DelayBackoffType.Exponential,
+                UseJitter = retry.Policy == RetryBackoff.Exponential,
+                Delay = retry.Duration,
+                MaxDelay = retry.MaxInterval,
+                MaxRetryAttempts = retry.MaxRetries < 0 ? int.MaxValue : retry.MaxRetries,
+            });
+        }
+        if (refs.CircuitBreaker is { } breakerName)
+        {
+            var breaker = new CircuitBreaker(resiliency.CircuitBreakers[breakerName], _time);
+            builder.AddStrategy(_ => new CircuitBreakerStrategy(breaker, target));
+        }
+        if (refs.Timeout is { } timeoutName)
+        {
+            builder.AddTimeout(new TimeoutStrategyOptions { Timeout = resiliency.Timeouts[timeoutName] });
+        }
+        return builder.Build();
+    }
+
+    private static bool ShouldRetry(Outcome<AppCallResult> outcome, ResilienceContext context, RetryPolicyConfig retry)
+    {
+        if (context.Properties.GetValue(Streamed, false))
+        {
+            return false;
+        }
+        return outcome switch
+        {
+            { Exception: CircuitOpenException or AppBusyException } => false,
+            { Exception: OperationCanceledException } when context.CancellationToken.IsCancellationRequested => false,
+            { Exception: not null } => true,
+            { Result: { Failed: true } result } => retry.HttpStatusCodes is null || result.StatusCode == 0 || retry.HttpStatusCodes.Contains(result.StatusCode),
+            _ => false,
+        };
+    }
+
+    private sealed class Generation(RuntimeSnapshot snapshot)
+    {
+        public RuntimeSnapshot Snapshot { get; } = snapshot;
+
+        public ConcurrentDictionary<(string AppId, string Kind, string Target), ResiliencePipeline<AppCallResult>> Pipelines { get; } = new();
+    }
+}

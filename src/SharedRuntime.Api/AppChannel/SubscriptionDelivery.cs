@@ -1,0 +1,260 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using SharedRuntime.Components;
+using SharedRuntime.Configuration;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.AppChannel;
+
+/// <summary>
+/// Keeps one broker subscription per tenant, pub/sub component and topic that the tenant subscribes to
+/// (declaratively or through <c>GET /dapr/subscribe</c>), each in the tenant's own consumer group, and delivers
+/// its events to the app. Follows every configuration change; a subscription whose settings changed keeps its
+/// broker subscription and takes the new routes at once.
+/// </summary>
+public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposable
+{
+    private readonly RuntimeConfiguration _configuration;
+    private readonly EventDelivery _delivery;
+    private readonly SubscriptionDiscovery _discovery;
+    private readonly ILogger _logger;
+    private readonly Channel<bool> _changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Dictionary<(string AppId, string PubsubName, string Topic), ActiveSubscription> _active = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _loop = Task.CompletedTask;
+
+    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<SubscriptionDelivery> logger)
+    {
+        _configuration = configuration;
+        _logger = logger;
+        _delivery = new EventDelivery(channels, policies, logger);
+        _discovery = new SubscriptionDiscovery(channels, logger, Signal);
+    }
+
+    /// <summary>The subscriptions being delivered now, for the metadata API and tests.</summary>
+    public IReadOnlyList<SubscriptionConfig> ActiveFor(string appId)
+    {
+        lock (_active)
+        {
+            return _active.Values.Where(a => a.AppId == appId).Select(a => a.Config).ToList();
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _configuration.Changed += _ => Signal();
+        Signal();
+        _loop = RunAsync(_stopping.Token);
+        return Task.CompletedTask;
+    }
+
+    private void Signal() => _changes.Writer.TryWrite(true);
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await _changes.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                _changes.Reader.TryRead(out _);
+                try
+                {
+                    await ReconcileAsync(_configuration.Current, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    DeliveryLog.ReconcileFailed(_logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task ReconcileAsync(RuntimeSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        var desired = new Dictionary<(string, string, string), (SubscriptionConfig Config, IPubSubBroker Broker, int MaxInFlight)>();
+        foreach (var tenant in snapshot.Tenants.Values.OrderBy(t => t.AppId, StringComparer.Ordinal))
+        {
+            if (tenant.Config.AppEndpoint is null)
+            {
+                continue;
+            }
+            var subscriptions = snapshot.Resources.Subscriptions.Where(s => s.AppliesTo(tenant.AppId)).ToList();
+            if (tenant.Config.AppChannel.DiscoverSubscriptions)
+            {
+                subscriptions.AddRange(_discovery.For(tenant, cancellationToken));
+            }
+            foreach (var subscription in subscriptions)
+            {
+                var entry = snapshot.FindComponent(tenant, "pubsub", subscription.PubsubName);
+                if (entry?.Instance is not IPubSubBroker broker)
+                {
+                    DeliveryLog.NoBroker(_logger, tenant.AppId, subscription.Name, subscription.PubsubName);
+                    continue;
+                }
+                if (!MaySubscribe(entry, tenant.AppId, subscription.Topic))
+                {
+                    DeliveryLog.TopicNotAllowed(_logger, tenant.AppId, subscription.Topic, subscription.PubsubName);
+                    continue;
+                }
+                var key = (tenant.AppId, subscription.PubsubName, subscription.Topic);
+                if (!desired.TryAdd(key, (subscription, broker, tenant.Config.AppChannel.MaxConcurrency)))
+                {
+                    DeliveryLog.Duplicate(_logger, tenant.AppId, subscription.PubsubName, subscription.Topic, subscription.Source);
+                }
+            }
+        }
+
+        List<ActiveSubscription> stopped = [];
+        lock (_active)
+        {
+            foreach (var (key, active) in _active.ToList())
+            {
+                if (!desired.TryGetValue(key, out var want) || !ReferenceEquals(want.Broker, active.Broker) || want.MaxInFlight != active.MaxInFlight)
+                {
+                    _active.Remove(key);
+                    stopped.Add(active);
+                }
+                else
+                {
+                    active.Update(want.Config);
+                }
+            }
+        }
+        foreach (var active in stopped)
+        {
+            await active.DisposeAsync().ConfigureAwait(false);
+            DeliveryLog.Unsubscribed(_logger, active.AppId, active.PubsubName, active.Topic);
+        }
+        foreach (var (key, want) in desired)
+        {
+            bool exists;
+            lock (_active)
+            {
+                exists = _active.ContainsKey(key);
+            }
+            if (exists)
+            {
+                continue;
+            }
+            var active = new ActiveSubscription(key.Item1, want.Config, want.Broker, want.MaxInFlight);
+            try
+            {
+                await active.StartAsync(_delivery, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                DeliveryLog.SubscribeFailed(_logger, key.Item1, key.Item2, key.Item3, ex.Message);
+                continue;
+            }
+            lock (_active)
+            {
+                _active[key] = active;
+            }
+            DeliveryLog.Subscribed(_logger, key.Item1, key.Item2, key.Item3, want.Config.Source);
+        }
+    }
+
+    /// <summary>Dapr's <c>subscriptionScopes</c> and <c>allowedTopics</c> component metadata.</summary>
+    private static bool MaySubscribe(ComponentEntry entry, string appId, string topic)
+    {
+        string? Get(string name) => entry.Config.Metadata.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))?.Value;
+        static string[] List(string? text) => (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var scope in (Get("subscriptionScopes") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = scope.Split('=', 2);
+            if (parts[0] == appId)
+            {
+                return List(parts.Length > 1 ? parts[1] : "").Contains(topic);
+            }
+        }
+        var allowed = List(Get("allowedTopics"));
+        return allowed.Length == 0 || allowed.Contains(topic);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(false);
+        List<ActiveSubscription> all;
+        lock (_active)
+        {
+            all = [.. _active.Values];
+            _active.Clear();
+        }
+        // Events not yet delivered stay in the broker.
+        await Task.WhenAll(all.Select(a => a.DisposeAsync().AsTask())).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stopping.IsCancellationRequested)
+        {
+            await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        _discovery.Dispose();
+    }
+
+    /// <summary>One broker subscription of one tenant; its routes can change while it runs.</summary>
+    internal sealed class ActiveSubscription(string appId, SubscriptionConfig config, IPubSubBroker broker, int maxInFlight) : IAsyncDisposable
+    {
+        private volatile CompiledSubscription _compiled = new(config);
+        private IAsyncDisposable? _subscription;
+
+        public string AppId { get; } = appId;
+        public string PubsubName => config.PubsubName;
+        public string Topic => config.Topic;
+        public IPubSubBroker Broker { get; } = broker;
+        public int MaxInFlight { get; } = maxInFlight;
+        public SubscriptionConfig Config => _compiled.Config;
+        public CompiledSubscription Compiled => _compiled;
+
+        public void Update(SubscriptionConfig next) => _compiled = new CompiledSubscription(next);
+
+        public async Task StartAsync(EventDelivery delivery, CancellationToken cancellationToken) =>
+            _subscription = await Broker.SubscribeAsync(Topic, AppId, MaxInFlight,
+                (message, token) => delivery.DeliverAsync(this, message, token), cancellationToken).ConfigureAwait(false);
+
+        public ValueTask DisposeAsync() => _subscription?.DisposeAsync() ?? ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>A subscription with its route matches parsed once.</summary>
+internal sealed class CompiledSubscription(SubscriptionConfig config)
+{
+    public SubscriptionConfig Config { get; } = config;
+
+    public IReadOnlyList<(RouteMatch Match, string Path)> Rules { get; } =
+        config.Routes.Rules.Select(r => (RouteMatch.Parse(r.Match), r.Path)).ToList();
+
+    public bool IsRaw => Config.Metadata.TryGetValue("rawPayload", out var raw) && bool.TryParse(raw, out var value) && value;
+
+    /// <summary>The path the event goes to, or null when no rule matches and there is no default.</summary>
+    public string? RouteOf(ReadOnlyMemory<byte> cloudEvent)
+    {
+        if (Rules.Count > 0)
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(cloudEvent);
+                foreach (var (match, path) in Rules)
+                {
+                    if (match.Matches(document.RootElement))
+                    {
+                        return path;
+                    }
+                }
+            }
+            catch (JsonException)
+            {
+                // Not JSON: only the default route can take it.
+            }
+        }
+        return Config.Routes.Default;
+    }
+}

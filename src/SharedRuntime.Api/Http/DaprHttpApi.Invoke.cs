@@ -1,0 +1,89 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using SharedRuntime.AppChannel;
+using SharedRuntime.BuildingBlocks;
+
+namespace SharedRuntime.Http;
+
+/// <summary>
+/// Service invocation over HTTP: <c>/v1.0/invoke/{appId}/method/{method}</c> with any verb, and any other path that
+/// carries a <c>dapr-app-id</c> header. Bodies stream through unless a retry policy could need them twice.
+/// </summary>
+public static class DaprHttpInvokeApi
+{
+    public const string AppIdHeader = "dapr-app-id";
+
+    public static IEndpointRouteBuilder MapDaprHttpInvoke(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.Map("/v1.0/invoke/{appId}/method/{**method}", static context =>
+                ForwardAsync(context, context.RouteValue("appId"), (string?)context.Request.RouteValues["method"] ?? ""))
+            .WithMetadata(new ApiEndpointMetadata(Listener.DaprHttp, "invoke"));
+        endpoints.MapFallback(static context =>
+            {
+                var appId = context.Request.Headers[AppIdHeader].ToString();
+                if (appId.Length == 0)
+                {
+                    throw new DaprApiException(404, "ERR_NOT_FOUND", $"no Dapr API at {context.Request.Method} {context.Request.Path}; to invoke an app, send a dapr-app-id header");
+                }
+                return ForwardAsync(context, appId, context.Request.Path.Value ?? "");
+            })
+            .WithMetadata(new ApiEndpointMetadata(Listener.DaprHttp, "invoke"));
+        return endpoints;
+    }
+
+    private static async Task ForwardAsync(HttpContext context, string appId, string method)
+    {
+        var invocation = context.RequestServices.GetRequiredService<ServiceInvocation>();
+        var caller = context.Tenant();
+        var request = context.Request;
+        var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength > 0;
+        ReadOnlyMemory<byte>? body = null;
+        Stream? bodyStream = null;
+        if (canHaveBody)
+        {
+            if (request.ContentLength is { } length && length <= ServiceInvocation.MaxBufferedBody && invocation.MayRetry(caller, appId))
+            {
+                var buffer = new MemoryStream((int)length);
+                await request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+                body = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+            }
+            else
+            {
+                bodyStream = request.Body;
+            }
+        }
+
+        using var response = await invocation.InvokeAsync(caller, new InvocationRequest
+        {
+            TargetAppId = appId,
+            Method = method,
+            Verb = request.Method,
+            Query = request.QueryString.Value ?? "",
+            Headers = request.Headers.Select(static h => new KeyValuePair<string, IEnumerable<string>>(h.Key, h.Value!)),
+            Body = body,
+            BodyStream = bodyStream,
+            ClientAddress = context.Connection.RemoteIpAddress?.ToString(),
+            Host = request.Host.Value,
+            Scheme = request.Scheme,
+        }, context.RequestAborted).ConfigureAwait(false);
+
+        context.Response.StatusCode = (int)response.StatusCode;
+        var headers = context.Response.Headers;
+        foreach (var (name, values) in response.Headers)
+        {
+            if (ServiceInvocation.PassesBack(name))
+            {
+                headers[name] = values.ToArray();
+            }
+        }
+        foreach (var (name, values) in response.Content.Headers)
+        {
+            headers[name] = values.ToArray();
+        }
+        await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
+        await stream.CopyToAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,94 @@
+namespace SharedRuntime.Configuration;
+
+/// <summary>A Dapr <c>Resiliency</c> resource (dapr.io/v1alpha1): named policies and the targets they guard.</summary>
+public sealed record ResiliencyConfig
+{
+    public const string KindName = "Resiliency";
+
+    public required string Name { get; init; }
+    public required IReadOnlyDictionary<string, TimeSpan> Timeouts { get; init; }
+    public required IReadOnlyDictionary<string, RetryPolicyConfig> Retries { get; init; }
+    public required IReadOnlyDictionary<string, CircuitBreakerPolicyConfig> CircuitBreakers { get; init; }
+
+    /// <summary>Policies for calls to app-ids (<c>spec.targets.apps</c>).</summary>
+    public required IReadOnlyDictionary<string, PolicyRefs> Apps { get; init; }
+
+    /// <summary>Policies for components (<c>spec.targets.components.{name}.outbound|inbound</c>).</summary>
+    public required IReadOnlyDictionary<string, ComponentPolicyRefs> Components { get; init; }
+
+    /// <summary>The apps whose calls these policies govern; empty means every app.</summary>
+    public IReadOnlyList<string> Scopes { get; init; } = [];
+
+    public required string Source { get; init; }
+
+    public bool AppliesTo(string appId) => Scopes.Count == 0 || Scopes.Contains(appId, StringComparer.Ordinal);
+}
+
+public enum RetryBackoff { Constant, Exponential }
+
+/// <summary>A retry policy; <see cref="MaxRetries"/> -1 retries for ever.</summary>
+public sealed record RetryPolicyConfig(
+    RetryBackoff Policy,
+    TimeSpan Duration,
+    TimeSpan MaxInterval,
+    int MaxRetries,
+    StatusCodeSet? HttpStatusCodes,
+    StatusCodeSet? GrpcStatusCodes);
+
+/// <summary>A circuit breaker: trips when <see cref="Trip"/> holds, stays open <see cref="Timeout"/>, then lets <see cref="MaxRequests"/> probes through.</summary>
+public sealed record CircuitBreakerPolicyConfig(int MaxRequests, TimeSpan Interval, TimeSpan Timeout, TripExpression Trip);
+
+/// <summary>Names of the policies applied to one target; any may be null.</summary>
+public sealed record PolicyRefs(string? Timeout, string? Retry, string? CircuitBreaker);
+
+public sealed record ComponentPolicyRefs(PolicyRefs? Outbound, PolicyRefs? Inbound);
+
+/// <summary>Status codes and ranges written as <c>"429,500-599"</c>.</summary>
+public sealed class StatusCodeSet
+{
+    private readonly (int From, int To)[] _ranges;
+
+    private StatusCodeSet((int, int)[] ranges, string text)
+    {
+        _ranges = ranges;
+        Text = text;
+    }
+
+    public string Text { get; }
+
+    public bool Contains(int code)
+    {
+        foreach (var (from, to) in _ranges)
+        {
+            if (code >= from && code <= to)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    public static bool TryParse(string text, int min, int max, out StatusCodeSet? set)
+    {
+        set = null;
+        var ranges = new List<(int, int)>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var bounds = part.Split('-', 2, StringSplitOptions.TrimEntries);
+            if (!int.TryParse(bounds[0], out var from) || from < min || from > max)
+            {
+                return false;
+            }
+            var to = from;
+            if (bounds.Length == 2 && (!int.TryParse(bounds[1], out to) || to < from || to > max))
+            {
+                return false;
+            }
+            ranges.Add((from, to));
+        }
+        set = new StatusCodeSet([.. ranges], text);
+        return true;
+    }
+
+    public override string ToString() => Text;
+}
