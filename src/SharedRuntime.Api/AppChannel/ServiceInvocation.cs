@@ -212,7 +212,8 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         var builder = new StringBuilder(method.Length);
         foreach (var segment in method.Split('/'))
         {
-            if (segment is "" or "." or "..")
+            var plain = Uri.UnescapeDataString(segment);
+            if (plain is "" or "." or "..")
             {
                 continue;
             }
@@ -220,7 +221,7 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
             {
                 builder.Append('/');
             }
-            builder.Append(Uri.EscapeDataString(Uri.UnescapeDataString(segment)));
+            builder.Append(Uri.EscapeDataString(plain));
         }
         return builder.ToString();
     }
