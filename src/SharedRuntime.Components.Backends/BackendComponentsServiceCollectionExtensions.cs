@@ -19,7 +19,7 @@ public static class BackendComponentsServiceCollectionExtensions
 
 internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvider services) : IComponentFactory
 {
-    public IReadOnlyCollection<string> Types { get; } = ["state.redis"];
+    public IReadOnlyCollection<string> Types { get; } = ["state.redis", "state.postgresql"];
 
     public IComponent Create(ComponentContext context)
     {
@@ -27,6 +27,7 @@ internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvide
         return context.Type switch
         {
             "state.redis" => new RedisStateStore(RedisStateOptions.From(context), time, loggers.CreateLogger<RedisStateStore>()),
+            "state.postgresql" => new PostgreSqlStateStore(PostgreSqlStateOptions.From(context), time, loggers.CreateLogger<PostgreSqlStateStore>()),
             _ => throw new ComponentException($"unknown component type {context.Type}"),
         };
     }

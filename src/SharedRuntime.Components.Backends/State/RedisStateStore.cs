@@ -80,7 +80,7 @@ internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider ti
             if (operation.Set is { } set)
             {
                 args[at] = "s";
-                args[at + 1] = Check(set.Key, set.ETag, set.Concurrency, firstWriteApplies: true);
+                args[at + 1] = Check(ETagCondition.For(set));
                 args[at + 2] = set.Value;
                 args[at + 3] = set.Ttl is { } ttl ? Math.Max(1, (long)ttl.TotalMilliseconds) : "";
                 args[at + 4] = set.ContentType ?? "";
@@ -89,7 +89,7 @@ internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider ti
             {
                 var delete = operation.Delete!;
                 args[at] = "d";
-                args[at + 1] = Check(delete.Key, delete.ETag, delete.Concurrency, firstWriteApplies: false);
+                args[at + 1] = Check(ETagCondition.For(delete));
                 args[at + 2] = args[at + 3] = args[at + 4] = "";
             }
         }
@@ -106,21 +106,13 @@ internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider ti
         return versions;
     }
 
-    /// <summary>The script's check argument for one operation (Dapr etag rules); throws for an etag that is not a version.</summary>
-    private static string Check(string key, string? etag, StateConcurrency concurrency, bool firstWriteApplies)
+    /// <summary>The script's check argument: <c>""</c> none, <c>"n"</c> must not exist, else the version.</summary>
+    private static string Check(ETagCondition condition) => condition.Kind switch
     {
-        if (etag is null)
-        {
-            return firstWriteApplies && concurrency == StateConcurrency.FirstWrite ? "n" : "";
-        }
-        if (concurrency == StateConcurrency.LastWrite)
-        {
-            return "";
-        }
-        return long.TryParse(etag, NumberStyles.Integer, CultureInfo.InvariantCulture, out var version)
-            ? version.ToString(CultureInfo.InvariantCulture)
-            : throw new StateETagInvalidException(key);
-    }
+        ETagConditionKind.MustNotExist => "n",
+        ETagConditionKind.MustHaveVersion => condition.Version.ToString(CultureInfo.InvariantCulture),
+        _ => "",
+    };
 
     public async ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken)
     {
