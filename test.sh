@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Real servers (Redis, PostgreSQL, NATS) are installed here once tests need them: scripts/install-test-servers.sh
+# Real servers (Redis, PostgreSQL, NATS) for the component tests; each test starts its own instances.
+bash scripts/install-test-servers.sh
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 results="$(pwd)/artifacts/test-results"

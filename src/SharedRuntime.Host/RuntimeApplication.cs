@@ -31,6 +31,7 @@ public static class RuntimeApplication
         services.AddSingleton<RuntimeMetrics>();
         services.AddHttpClient();
         services.AddEmbeddedComponents();
+        services.AddBackendComponents();
         services.AddSingleton(sp => new RuntimeConfiguration(
             sp.GetServices<IComponentFactory>(), sp, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits)

@@ -1,0 +1,34 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedRuntime.Components.State;
+
+namespace SharedRuntime.Components;
+
+public static class BackendComponentsServiceCollectionExtensions
+{
+    /// <summary>Registers the components that talk to an external server: <c>state.redis</c> and <c>state.postgresql</c>.</summary>
+    public static IServiceCollection AddBackendComponents(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<IComponentFactory, BackendComponentFactory>();
+        return services;
+    }
+}
+
+internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvider services) : IComponentFactory
+{
+    public IReadOnlyCollection<string> Types { get; } = ["state.redis", "state.postgresql"];
+
+    public IComponent Create(ComponentContext context)
+    {
+        var loggers = services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+        return context.Type switch
+        {
+            "state.redis" => new RedisStateStore(RedisStateOptions.From(context), time, loggers.CreateLogger<RedisStateStore>()),
+            "state.postgresql" => new PostgreSqlStateStore(PostgreSqlStateOptions.From(context), time, loggers.CreateLogger<PostgreSqlStateStore>()),
+            _ => throw new ComponentException($"unknown component type {context.Type}"),
+        };
+    }
+}

@@ -1,0 +1,21 @@
+using Microsoft.Extensions.Logging;
+
+namespace SharedRuntime.Components;
+
+internal static partial class BackendsLog
+{
+    [LoggerMessage(3001, LogLevel.Warning, "Redis connection to {Endpoint} failed ({FailureType}); commands fail until it is back")]
+    public static partial void RedisConnectionFailed(ILogger logger, string endpoint, string failureType, Exception? exception);
+
+    [LoggerMessage(3002, LogLevel.Information, "Redis connection to {Endpoint} restored")]
+    public static partial void RedisConnectionRestored(ILogger logger, string endpoint);
+
+    [LoggerMessage(3003, LogLevel.Information, "PostgreSQL state table {Table} ready")]
+    public static partial void PostgreSqlTableReady(ILogger logger, string table);
+
+    [LoggerMessage(3004, LogLevel.Information, "PostgreSQL state table {Table}: {Count} expired keys removed")]
+    public static partial void PostgreSqlExpiredRemoved(ILogger logger, string table, int count);
+
+    [LoggerMessage(3005, LogLevel.Warning, "PostgreSQL state table {Table}: removing expired keys failed; the next sweep tries again")]
+    public static partial void PostgreSqlSweepFailed(ILogger logger, string table, Exception exception);
+}

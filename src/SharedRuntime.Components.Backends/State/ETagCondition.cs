@@ -1,0 +1,32 @@
+using System.Globalization;
+
+namespace SharedRuntime.Components.State;
+
+internal enum ETagConditionKind { None, MustNotExist, MustHaveVersion }
+
+/// <summary>What a write requires of the stored key under Dapr's etag rules, for stores whose etags are integer versions.</summary>
+internal readonly record struct ETagCondition(ETagConditionKind Kind, long Version)
+{
+    /// <summary>
+    /// No etag: nothing, except that first-write on a set only creates. An etag with last-write: nothing. Any other etag
+    /// must be the stored version; one that is not an integer throws <see cref="StateETagInvalidException"/>.
+    /// </summary>
+    public static ETagCondition For(string key, string? etag, StateConcurrency concurrency, bool isSet)
+    {
+        if (etag is null)
+        {
+            return isSet && concurrency == StateConcurrency.FirstWrite ? new(ETagConditionKind.MustNotExist, 0) : default;
+        }
+        if (concurrency == StateConcurrency.LastWrite)
+        {
+            return default;
+        }
+        return long.TryParse(etag, NumberStyles.Integer, CultureInfo.InvariantCulture, out var version)
+            ? new(ETagConditionKind.MustHaveVersion, version)
+            : throw new StateETagInvalidException(key);
+    }
+
+    public static ETagCondition For(StateSetRequest set) => For(set.Key, set.ETag, set.Concurrency, isSet: true);
+
+    public static ETagCondition For(StateDeleteRequest delete) => For(delete.Key, delete.ETag, delete.Concurrency, isSet: false);
+}

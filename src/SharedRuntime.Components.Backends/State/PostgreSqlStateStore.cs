@@ -1,0 +1,191 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace SharedRuntime.Components.State;
+
+/// <summary>
+/// <c>state.postgresql</c>: one row per key in a table created on first use. The etag is an integer version bumped
+/// by every write; each etag check is part of the statement that writes, so concurrent writers cannot slip between
+/// check and write. TTL uses the server's clock: expired rows are invisible at once and deleted periodically.
+/// Transactions run in one database transaction.
+/// </summary>
+internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeProvider time, ILogger<PostgreSqlStateStore> logger) : IStateStore
+{
+    private readonly PostgreSqlStateSql _sql = new(options.Table, options.BareTable);
+    private NpgsqlDataSource? _source;
+    private ITimer? _sweeper;
+
+    public IReadOnlyList<string> Capabilities { get; } = ["ETAG", "TRANSACTIONAL", "TTL"];
+
+    private NpgsqlDataSource Source => _source ?? throw new ComponentException("postgresql state store is not initialised");
+
+    public async ValueTask InitAsync(CancellationToken cancellationToken)
+    {
+        _source = NpgsqlDataSource.Create(options.ConnectionString);
+        await RunAsync("create table", async connection =>
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            // Several runtimes may start together: one creates the table, the others wait and find it.
+            await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext(@table))", connection, transaction))
+            {
+                lockCommand.Parameters.AddWithValue("table", options.Table);
+                await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            await using (var create = new NpgsqlCommand(_sql.CreateTable, connection, transaction))
+            {
+                await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }).ConfigureAwait(false);
+        BackendsLog.PostgreSqlTableReady(logger, options.Table);
+        if (options.CleanupInterval > TimeSpan.Zero)
+        {
+            _sweeper = time.CreateTimer(static state => _ = ((PostgreSqlStateStore)state!).SweepAsync(), this, options.CleanupInterval, options.CleanupInterval);
+        }
+    }
+
+    public ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken) =>
+        new(RunAsync("get", async connection =>
+        {
+            await using var command = new NpgsqlCommand(_sql.Get, connection);
+            command.Parameters.AddWithValue("key", key);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+            DateTimeOffset? expires = reader.IsDBNull(2) ? null : new DateTimeOffset(reader.GetDateTime(2), TimeSpan.Zero);
+            return new StateEntry(key, reader.GetFieldValue<byte[]>(0), reader.GetInt64(1).ToString(CultureInfo.InvariantCulture), expires, reader.IsDBNull(3) ? null : reader.GetString(3));
+        }));
+
+    public ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken)
+    {
+        var condition = ETagCondition.For(request);
+        return new(RunAsync("set", connection => ApplySetAsync(connection, null, request, condition, cancellationToken)));
+    }
+
+    public ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken)
+    {
+        var condition = ETagCondition.For(request);
+        return new(RunAsync("delete", connection => ApplyDeleteAsync(connection, null, request, condition, cancellationToken)));
+    }
+
+    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken)
+    {
+        // Invalid etags are refused before anything reaches the database.
+        var conditions = operations.Select(o => o.Set is { } set ? ETagCondition.For(set) : ETagCondition.For(o.Delete!)).ToArray();
+        return new(RunAsync("transaction", async connection =>
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < operations.Count; i++)
+            {
+                if (operations[i].Set is { } set)
+                {
+                    await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await ApplyDeleteAsync(connection, transaction, operations[i].Delete!, conditions[i], cancellationToken).ConfigureAwait(false);
+                }
+            }
+            // A mismatch above throws; disposing the transaction uncommitted rolls every operation back.
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }));
+    }
+
+    public ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken) =>
+        new(RunAsync("usage", async connection =>
+        {
+            await using var command = new NpgsqlCommand(_sql.Usage, connection);
+            command.Parameters.AddWithValue("prefix", prefix);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+        }));
+
+    private async Task<string> ApplySetAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, StateSetRequest request, ETagCondition condition, CancellationToken cancellationToken)
+    {
+        var sql = condition.Kind switch
+        {
+            ETagConditionKind.MustNotExist => _sql.Insert,
+            ETagConditionKind.MustHaveVersion => _sql.Update,
+            _ => _sql.Upsert,
+        };
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        command.Parameters.AddWithValue("key", request.Key);
+        command.Parameters.AddWithValue("value", request.Value.ToArray());
+        command.Parameters.Add(new NpgsqlParameter("ttlms", NpgsqlDbType.Bigint) { Value = request.Ttl is { } ttl ? Math.Max(1, (long)ttl.TotalMilliseconds) : DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("contenttype", NpgsqlDbType.Text) { Value = (object?)request.ContentType ?? DBNull.Value });
+        if (condition.Kind == ETagConditionKind.MustHaveVersion)
+        {
+            command.Parameters.AddWithValue("etag", condition.Version);
+        }
+        var etag = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        return etag is long version
+            ? version.ToString(CultureInfo.InvariantCulture)
+            : throw new StateETagMismatchException(request.Key);
+    }
+
+    private async Task<int> ApplyDeleteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, StateDeleteRequest request, ETagCondition condition, CancellationToken cancellationToken)
+    {
+        var checks = condition.Kind == ETagConditionKind.MustHaveVersion;
+        await using var command = new NpgsqlCommand(checks ? _sql.DeleteVersion : _sql.Delete, connection, transaction);
+        command.Parameters.AddWithValue("key", request.Key);
+        if (checks)
+        {
+            command.Parameters.AddWithValue("etag", condition.Version);
+        }
+        var rows = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return checks && rows == 0 ? throw new StateETagMismatchException(request.Key) : rows;
+    }
+
+    private async Task SweepAsync()
+    {
+        try
+        {
+            var removed = await RunAsync("cleanup", async connection =>
+            {
+                await using var command = new NpgsqlCommand(_sql.DeleteExpired, connection);
+                return await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }).ConfigureAwait(false);
+            if (removed > 0)
+            {
+                BackendsLog.PostgreSqlExpiredRemoved(logger, options.Table, removed);
+            }
+        }
+        catch (Exception ex) when (ex is ComponentException or ObjectDisposedException)
+        {
+            BackendsLog.PostgreSqlSweepFailed(logger, options.Table, ex);
+        }
+    }
+
+    /// <summary>Runs work on a pooled connection; database failures (not etag outcomes) become a <see cref="ComponentException"/>.</summary>
+    private async Task<T> RunAsync<T>(string operation, Func<NpgsqlConnection, Task<T>> work)
+    {
+        try
+        {
+            await using var connection = await Source.OpenConnectionAsync().ConfigureAwait(false);
+            return await work(connection).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            throw new ComponentException($"postgresql {operation} failed: {ex.Message}", ex);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_sweeper is not null)
+        {
+            await _sweeper.DisposeAsync().ConfigureAwait(false);
+        }
+        if (_source is not null)
+        {
+            await _source.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
