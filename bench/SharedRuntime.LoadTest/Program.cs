@@ -15,6 +15,11 @@ if (args.Length == 2 && args[0] == "--serve-bare")
 }
 var settings = LoadSettings.Parse(args);
 ThreadPool.SetMinThreads(64, 64);
+if (settings.Scenario == "hung-app")
+{
+    await HungAppScenario.RunAsync(settings);
+    return;
+}
 
 var report = new StringBuilder();
 var notes = new List<string>();
@@ -65,7 +70,7 @@ if (settings.Output is { } output)
 
 namespace SharedRuntime.LoadTest
 {
-    internal sealed record LoadSettings(string RuntimeDll, int Rounds, int PhaseSeconds, double QuietRps, double QuietLimit, double FloodRps, double NoisyLimit, string? RuntimeCpu, string? Output)
+    internal sealed record LoadSettings(string RuntimeDll, int Rounds, int PhaseSeconds, double QuietRps, double QuietLimit, double FloodRps, double NoisyLimit, string? RuntimeCpu, string? Output, string Scenario = "noisy-neighbour")
     {
         public static LoadSettings Parse(string[] args)
         {
@@ -81,7 +86,8 @@ namespace SharedRuntime.LoadTest
                 throw new ArgumentException("--runtime-dll PATH (the built shared-runtime.dll) is required");
             }
             return new LoadSettings(dll, (int)Number("--rounds", 4), (int)Number("--phase-seconds", 3), Number("--quiet-rps", 200), Number("--quiet-limit", 1000),
-                Number("--flood-rps", 5000), Number("--noisy-limit", 50), args.Contains("--no-pin") ? null : Get("--runtime-cpu", "0"), args.Contains("--out") ? Get("--out", "") : null);
+                Number("--flood-rps", 5000), Number("--noisy-limit", 50), args.Contains("--no-pin") ? null : Get("--runtime-cpu", "0"), args.Contains("--out") ? Get("--out", "") : null,
+                Get("--scenario", "noisy-neighbour"));
         }
     }
 
@@ -101,10 +107,16 @@ namespace SharedRuntime.LoadTest
         public int HttpPort { get; }
         public double ReadyMs { get; }
 
-        public static async Task<RuntimeProcess> StartAsync(LoadSettings settings, bool shared)
+        public static Task<RuntimeProcess> StartAsync(LoadSettings settings, bool shared)
         {
-            var folder = Directory.CreateTempSubdirectory("sharedruntime-load-").FullName;
-            await File.WriteAllTextAsync(Path.Combine(folder, "resources.yaml"), $"""
+            var extra = new List<string>();
+            if (shared)
+            {
+                // An unisolated runtime: one limit for the node, sized as the sum of what the tenants are entitled to.
+                var rate = (settings.QuietLimit + settings.NoisyLimit).ToString(CultureInfo.InvariantCulture);
+                extra.AddRange(["--admission", "shared", "--default-requests-per-second", rate, "--default-burst", rate, "--default-max-concurrency", "72", "--default-max-queue", "144"]);
+            }
+            return StartAsync(settings, $"""
                 apiVersion: dapr.io/v1alpha1
                 kind: Component
                 metadata:
@@ -138,15 +150,17 @@ namespace SharedRuntime.LoadTest
                     burst: {settings.NoisyLimit.ToString(CultureInfo.InvariantCulture)}
                     maxConcurrency: 8
                     maxQueue: 16
-                """);
+                """, extra);
+        }
+
+        /// <summary>Starts the runtime on free ports with <paramref name="yaml"/> as its only resource file and waits until it is ready.</summary>
+        public static async Task<RuntimeProcess> StartAsync(LoadSettings settings, string yaml, IEnumerable<string> extraArgs)
+        {
+            var folder = Directory.CreateTempSubdirectory("sharedruntime-load-").FullName;
+            await File.WriteAllTextAsync(Path.Combine(folder, "resources.yaml"), yaml);
             var ports = FreePorts(3);
             var runtimeArgs = new List<string> { settings.RuntimeDll, "--resources-path", folder, "--dapr-http-port", $"{ports[0]}", "--dapr-grpc-port", $"{ports[1]}", "--metrics-port", $"{ports[2]}", "--log-level", "error" };
-            if (shared)
-            {
-                // An unisolated runtime: one limit for the node, sized as the sum of what the tenants are entitled to.
-                var rate = (settings.QuietLimit + settings.NoisyLimit).ToString(CultureInfo.InvariantCulture);
-                runtimeArgs.AddRange(["--admission", "shared", "--default-requests-per-second", rate, "--default-burst", rate, "--default-max-concurrency", "72", "--default-max-queue", "144"]);
-            }
+            runtimeArgs.AddRange(extraArgs);
             var start = new ProcessStartInfo(settings.RuntimeCpu is null ? "dotnet" : "taskset") { RedirectStandardOutput = true, RedirectStandardError = true };
             if (settings.RuntimeCpu is not null)
             {
@@ -190,7 +204,7 @@ namespace SharedRuntime.LoadTest
             return new RuntimeProcess(process, folder, ports[0], clock.Elapsed.TotalMilliseconds);
         }
 
-        private static int[] FreePorts(int count)
+        internal static int[] FreePorts(int count)
         {
             var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
             listeners.ForEach(l => l.Start());
@@ -243,7 +257,7 @@ namespace SharedRuntime.LoadTest
             {
                 Requests++;
                 _latencies.Add(latencyMs);
-                if (status == 200)
+                if (status is >= 200 and < 300)
                 {
                     Admitted++;
                 }
@@ -256,6 +270,28 @@ namespace SharedRuntime.LoadTest
                 {
                     Errors++;
                 }
+            }
+        }
+
+        public void Reset()
+        {
+            lock (_latencies)
+            {
+                _latencies.Clear();
+                Requests = Errors = Refused = Admitted = 0;
+            }
+        }
+
+        public void AddFrom(Samples other)
+        {
+            double[] latencies;
+            lock (other._latencies)
+            {
+                latencies = [.. other._latencies];
+            }
+            foreach (var latency in latencies)
+            {
+                Add(latency, 200);
             }
         }
 
@@ -283,9 +319,12 @@ namespace SharedRuntime.LoadTest
     /// </summary>
     internal static class OpenLoop
     {
-        public static async Task RunAsync(HttpClient client, int port, double rps, TimeSpan duration, int maxOutstanding, Samples? samples)
+        public static Task RunAsync(HttpClient client, int port, double rps, TimeSpan duration, int maxOutstanding, Samples? samples) =>
+            RunAsync(client, _ => new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{port}/v1.0/state/store/k")), rps, duration, maxOutstanding, samples);
+
+        /// <summary>Sends the request <paramref name="create"/> makes (given its sequence number) at <paramref name="rps"/>.</summary>
+        public static async Task RunAsync(HttpClient client, Func<long, HttpRequestMessage> create, double rps, TimeSpan duration, int maxOutstanding, Samples? samples)
         {
-            var uri = new Uri($"http://127.0.0.1:{port}/v1.0/state/store/k");
             var start = Stopwatch.GetTimestamp();
             var end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
             var outstanding = 0;
@@ -315,18 +354,21 @@ namespace SharedRuntime.LoadTest
                     continue;
                 }
                 Interlocked.Increment(ref outstanding);
-                pending.Add(SendAsync(client, uri, due, samples, () => Interlocked.Decrement(ref outstanding)));
+                pending.Add(SendAsync(client, create(n), due, samples, () => Interlocked.Decrement(ref outstanding)));
             }
             await Task.WhenAll(pending);
         }
 
-        private static async Task SendAsync(HttpClient client, Uri uri, long due, Samples? samples, Action done)
+        private static async Task SendAsync(HttpClient client, HttpRequestMessage request, long due, Samples? samples, Action done)
         {
             var status = 0;
             try
             {
-                using var response = await client.GetAsync(uri, HttpCompletionOption.ResponseContentRead);
-                status = (int)response.StatusCode;
+                using (request)
+                using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead))
+                {
+                    status = (int)response.StatusCode;
+                }
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
