@@ -12,8 +12,8 @@ namespace SharedRuntime.AppChannel;
 /// Delivers one event to a subscriber app and turns its answer into what the broker does with the event, as Dapr
 /// does: 2xx with status SUCCESS (or no status) acknowledges; DROP drops (to the dead-letter topic when set); 404
 /// drops; RETRY, an unknown status, any other code or no answer fails the attempt, which the tenant's Resiliency
-/// policy may retry; when it gives up the event goes to the dead-letter topic, or stays in the broker. An app whose
-/// slots are taken or whose circuit is open is not called: the event waits in the broker.
+/// policy may retry; when it gives up the event goes to the dead-letter topic, or stays in the broker. A delivery
+/// waits for a free slot of the app; an app whose circuit is open is not called: the event goes back to the broker.
 /// </summary>
 internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, ILogger logger)
 {
@@ -34,7 +34,9 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
             DeliveryLog.NoRoute(logger, subscription.AppId, message.Topic);
             return DeliveryOutcome.Drop;
         }
-        if (!channel.Slots.TryEnter() && !await channel.Slots.EnterAsync(cancellationToken).ConfigureAwait(false))
+        // Deliveries wait for a slot: their number is bounded by the broker's in-flight limit, and an event waiting
+        // here costs nothing, where handing it back to the broker would have it delivered again and again.
+        if (!channel.Slots.TryEnter() && !await channel.Slots.EnterAsync(cancellationToken, ignoreQueueLimit: true).ConfigureAwait(false))
         {
             return DeliveryOutcome.Retry;
         }
