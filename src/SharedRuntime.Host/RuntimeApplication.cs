@@ -5,6 +5,7 @@ using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
 using SharedRuntime.Grpc;
+using SharedRuntime.Host.Lifecycle;
 using SharedRuntime.Http;
 using SharedRuntime.Metrics;
 using SharedRuntime.Tenancy;
@@ -20,6 +21,10 @@ public static class RuntimeApplication
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         ConfigureLogging(builder.Logging, options);
         builder.WebHost.ConfigureKestrel(kestrel => ConfigureKestrel(kestrel, options));
+        if (options.ReusePort)
+        {
+            builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = ReusePortListenSocket.Create);
+        }
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulShutdownSeconds + 1));
 
         var services = builder.Services;

@@ -50,6 +50,9 @@ public sealed class TestRuntime : IAsyncDisposable
                 DaprGrpcPort = ports[1],
                 MetricsPort = ports[2],
                 LogLevel = "warn",
+                // Without SO_REUSEPORT a port another test took fails the bind and is retried below, instead of
+                // two runtimes silently sharing it.
+                ReusePort = false,
             };
             options = configure?.Invoke(options) ?? options;
             var app = RuntimeApplication.Build(options);
