@@ -40,6 +40,7 @@ public static class RuntimeApplication
             sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits)
         {
             SharedAdmission = options.SharedAdmission,
+            LastGood = new LastGoodResourceCache(options.EffectiveStateDir, options.EffectiveResourcesPaths),
         });
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton(listenSockets);

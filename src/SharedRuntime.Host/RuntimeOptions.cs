@@ -25,6 +25,17 @@ public sealed record RuntimeOptions
     /// serves, for upgrades without refused connections. On by default on Linux; ignored elsewhere.
     /// </summary>
     public bool ReusePort { get; init; } = OperatingSystem.IsLinux();
+
+    /// <summary>Where the last good configuration is cached (fail-static); null for the default.</summary>
+    public string? StateDir { get; init; }
+
+    /// <summary>The state folder: the flag, else $XDG_STATE_HOME/shared-runtime, else a per-user folder in the temp dir.</summary>
+    public string EffectiveStateDir => StateDir ?? DefaultStateDir(Environment.GetEnvironmentVariable);
+
+    internal static string DefaultStateDir(Func<string, string?> environment) =>
+        environment("XDG_STATE_HOME") is { Length: > 0 } xdg
+            ? Path.Combine(xdg, "shared-runtime")
+            : Path.Combine(Path.GetTempPath(), $"shared-runtime-{Environment.UserName}");
     public TenantLimits DefaultLimits { get; init; } = TenantLimits.Defaults;
 
     /// <summary>
@@ -73,6 +84,8 @@ public sealed record RuntimeOptions
         new("--dapr-graceful-shutdown-seconds", "N", "how long to finish requests in flight on shutdown (default 5)", (o, v) => o with { GracefulShutdownSeconds = (int)Number(v, 0, 3600) }),
         new("--reuse-port", "[true|false]", "let a new runtime process bind the same ports while this one still serves, for handover on upgrade (default true on Linux; Linux only)",
             (o, v) => o with { ReusePort = Bool(v) }),
+        new("--state-dir", "DIR", "where the last good configuration is cached, to start from it when the resources cannot be read (default $XDG_STATE_HOME/shared-runtime, else a per-user folder in the temp dir)",
+            (o, v) => o with { StateDir = v }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
             {

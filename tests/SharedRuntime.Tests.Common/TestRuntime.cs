@@ -46,6 +46,7 @@ public sealed class TestRuntime : IAsyncDisposable
             var options = new RuntimeOptions
             {
                 ResourcesPaths = [folder],
+                StateDir = folder + "-state",
                 DaprHttpPort = ports[0],
                 DaprGrpcPort = ports[1],
                 MetricsPort = ports[2],
@@ -130,12 +131,18 @@ public sealed class TestRuntime : IAsyncDisposable
         }
         using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10))) { await App.StopAsync(stop.Token); }
         await App.DisposeAsync();
-        try
+        foreach (var path in new[] { ResourcesPath, Options.StateDir! })
         {
-            Directory.Delete(ResourcesPath, recursive: true);
-        }
-        catch (IOException)
-        {
+            try
+            {
+                if (Directory.Exists(path))
+                {
+                    Directory.Delete(path, recursive: true);
+                }
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 }

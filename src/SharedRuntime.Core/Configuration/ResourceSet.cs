@@ -10,4 +10,10 @@ public sealed record ResourceSet
 
     /// <summary>Resources of other kinds, kept for the features that read them (subscriptions, resiliency, ...).</summary>
     public IReadOnlyList<object> Others { get; init; } = [];
+
+    /// <summary>The text of every file the set was read from, for the last-good cache; empty for sets built in code.</summary>
+    public IReadOnlyList<ResourceDocument> Documents { get; init; } = [];
 }
+
+/// <summary>One resource file as read: its path and its YAML text.</summary>
+public sealed record ResourceDocument(string Path, string Text);

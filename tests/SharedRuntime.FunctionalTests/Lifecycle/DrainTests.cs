@@ -34,7 +34,7 @@ public sealed class DrainTests : IDisposable
             Resources.Component("slow", "bindings.http", new Dictionary<string, string> { ["url"] = app.Address.ToString() }));
         var ports = TestRuntime.FreePorts(3);
         await using var runtime = RuntimeProcess.Start(ports[0], ports[1], ports[2],
-            "--resources-path", resources, "--dapr-graceful-shutdown-seconds", "10", "--reuse-port", "false");
+            "--resources-path", resources, "--state-dir", Path.Combine(_folder, "state"), "--dapr-graceful-shutdown-seconds", "10", "--reuse-port", "false");
         await runtime.WaitUntilReadyAsync();
         using var client = new HttpClient { BaseAddress = runtime.HttpAddress, Timeout = Timeout };
         client.DefaultRequestHeaders.Add("dapr-api-token", "drain-token");

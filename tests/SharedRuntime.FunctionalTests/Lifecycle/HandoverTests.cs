@@ -18,7 +18,7 @@ public sealed class HandoverTests : IDisposable
             Resources.Tenant("handover-app", "handover-token", "requestsPerSecond: 1000000\nburst: 1000000\nmaxConcurrency: 1000") +
             Resources.Component("store", "state.in-memory"));
         var ports = TestRuntime.FreePorts(3);
-        string[] args = ["--resources-path", resources, "--dapr-graceful-shutdown-seconds", "10"];
+        string[] args = ["--resources-path", resources, "--state-dir", Path.Combine(_folder, "state"), "--dapr-graceful-shutdown-seconds", "10"];
 
         await using var old = RuntimeProcess.Start(ports[0], ports[1], ports[2], args);
         await old.WaitUntilReadyAsync();
