@@ -65,6 +65,28 @@ public sealed class RuntimeProcess : IAsyncDisposable
         return new RuntimeProcess(Process.Start(start)!, httpPort, grpcPort, metricsPort);
     }
 
+    /// <summary>
+    /// Starts the runtime on free ports and waits until it is ready. A port another test took between picking and
+    /// binding makes the process exit; it is started again on new ports.
+    /// </summary>
+    public static async Task<RuntimeProcess> StartReadyAsync(params string[] args)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var ports = TestRuntime.FreePorts(3);
+            var process = Start(ports[0], ports[1], ports[2], args);
+            try
+            {
+                await process.WaitUntilReadyAsync();
+                return process;
+            }
+            catch (InvalidOperationException) when (attempt < 5 && process.Log.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                await process.DisposeAsync();
+            }
+        }
+    }
+
     /// <summary>Waits until a log line contains <paramref name="text"/>; fails early when the process exits first.</summary>
     public Task WaitForLogAsync(string text, TimeSpan? timeout = null) =>
         Eventually.TrueAsync(() =>

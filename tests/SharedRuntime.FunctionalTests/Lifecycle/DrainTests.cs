@@ -32,10 +32,8 @@ public sealed class DrainTests : IDisposable
         await File.WriteAllTextAsync(Path.Combine(resources, "app.yaml"),
             Resources.Tenant("drain-app", "drain-token") +
             Resources.Component("slow", "bindings.http", new Dictionary<string, string> { ["url"] = app.Address.ToString() }));
-        var ports = TestRuntime.FreePorts(3);
-        await using var runtime = RuntimeProcess.Start(ports[0], ports[1], ports[2],
+        await using var runtime = await RuntimeProcess.StartReadyAsync(
             "--resources-path", resources, "--state-dir", Path.Combine(_folder, "state"), "--dapr-graceful-shutdown-seconds", "10", "--reuse-port", "false");
-        await runtime.WaitUntilReadyAsync();
         using var client = new HttpClient { BaseAddress = runtime.HttpAddress, Timeout = Timeout };
         client.DefaultRequestHeaders.Add("dapr-api-token", "drain-token");
 

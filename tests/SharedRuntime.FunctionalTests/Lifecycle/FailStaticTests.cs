@@ -18,10 +18,8 @@ public sealed class FailStaticTests : IDisposable
             Resources.Tenant("static-app", "static-token") + Resources.Component("store", "state.in-memory"));
         string[] args = ["--resources-path", resources, "--state-dir", state, "--reuse-port", "false"];
 
-        var ports = TestRuntime.FreePorts(3);
-        await using (var first = RuntimeProcess.Start(ports[0], ports[1], ports[2], args))
+        await using (var first = await RuntimeProcess.StartReadyAsync(args))
         {
-            await first.WaitUntilReadyAsync();
             Assert.Equal(HttpStatusCode.OK, await MetadataStatusAsync(first.HttpAddress));
             first.Terminate();
             Assert.Equal(0, await first.WaitForExitAsync(Timeout));
@@ -33,9 +31,7 @@ public sealed class FailStaticTests : IDisposable
         }
 
         Directory.Delete(resources, recursive: true);
-        ports = TestRuntime.FreePorts(3);
-        await using var second = RuntimeProcess.Start(ports[0], ports[1], ports[2], args);
-        await second.WaitUntilReadyAsync();
+        await using var second = await RuntimeProcess.StartReadyAsync(args);
         Assert.Contains("Serving the last good configuration", second.Log);
         Assert.Equal(HttpStatusCode.OK, await MetadataStatusAsync(second.HttpAddress));
         using var scraper = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{second.MetricsPort}"), Timeout = Timeout };

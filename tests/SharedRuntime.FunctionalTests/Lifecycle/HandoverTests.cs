@@ -17,15 +17,13 @@ public sealed class HandoverTests : IDisposable
         await File.WriteAllTextAsync(Path.Combine(resources, "app.yaml"),
             Resources.Tenant("handover-app", "handover-token", "requestsPerSecond: 1000000\nburst: 1000000\nmaxConcurrency: 1000") +
             Resources.Component("store", "state.in-memory"));
-        var ports = TestRuntime.FreePorts(3);
         string[] args = ["--resources-path", resources, "--state-dir", Path.Combine(_folder, "state"), "--dapr-graceful-shutdown-seconds", "10"];
 
-        await using var old = RuntimeProcess.Start(ports[0], ports[1], ports[2], args);
-        await old.WaitUntilReadyAsync();
+        await using var old = await RuntimeProcess.StartReadyAsync(args);
         await using var load = SteadyLoad.Start(old.HttpAddress, old.GrpcAddress, "handover-token", "store");
         await load.WaitForSuccessesAsync(100, TimeSpan.FromSeconds(20));
 
-        await using var next = RuntimeProcess.Start(ports[0], ports[1], ports[2], args);
+        await using var next = RuntimeProcess.Start(old.HttpPort, old.GrpcPort, old.MetricsPort, args);
         await next.WaitUntilReadyAsync();
         await load.WaitForSuccessesAsync(100, TimeSpan.FromSeconds(20));
 
