@@ -6,6 +6,7 @@ using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
 using SharedRuntime.Grpc;
+using SharedRuntime.Host.Lifecycle;
 using SharedRuntime.Http;
 using SharedRuntime.Metrics;
 using SharedRuntime.Tenancy;
@@ -21,6 +22,10 @@ public static class RuntimeApplication
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         ConfigureLogging(builder.Logging, options);
         builder.WebHost.ConfigureKestrel(kestrel => ConfigureKestrel(kestrel, options));
+        var listenSockets = new ListenSockets(options.ReusePort);
+        builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = listenSockets.Create);
+        // Kestrel waits for requests in flight until the host's shutdown timeout, then aborts them: the timeout is the
+        // drain time plus a second for the rest of the host to stop.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulShutdownSeconds + 1));
 
         var services = builder.Services;
@@ -37,8 +42,11 @@ public static class RuntimeApplication
             sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits)
         {
             SharedAdmission = options.SharedAdmission,
+            LastGood = new LastGoodResourceCache(options.EffectiveStateDir, options.EffectiveResourcesPaths),
         });
         services.AddSingleton<RuntimeHealth>();
+        services.AddSingleton(listenSockets);
+        services.AddSingleton<ShutdownDrain>();
         services.AddSingleton<StateApi>();
         services.AddSingleton<PublishApi>();
         services.AddSingleton<BindingApi>();
@@ -57,6 +65,7 @@ public static class RuntimeApplication
         configureServices?.Invoke(services);
 
         var app = builder.Build();
+        app.UseMiddleware<DrainMiddleware>();
         app.UseRouting();
         app.UseMiddleware<TenantAdmissionMiddleware>();
         app.MapDaprHttpApi();
@@ -74,9 +83,13 @@ public static class RuntimeApplication
         var configuration = app.Services.GetRequiredService<RuntimeConfiguration>();
         var source = new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
         await configuration.StartAsync(source, cancellationToken);
-        var health = app.Services.GetRequiredService<RuntimeHealth>();
-        app.Lifetime.ApplicationStopping.Register(() => health.BeginDrain("shutting down"));
+        var drain = app.Services.GetRequiredService<ShutdownDrain>();
+        app.Lifetime.ApplicationStopping.Register(drain.Begin);
+        app.Lifetime.ApplicationStopped.Register(drain.End);
         await app.StartAsync(cancellationToken);
+        HostLog.Ready(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host"),
+            configuration.Current.Tenants.Count, options.DaprHttpPort, options.DaprGrpcPort, options.MetricsPort,
+            app.Services.GetRequiredService<ListenSockets>().ReusePort ? "on" : "off");
     }
 
     private static void ConfigureKestrel(KestrelServerOptions kestrel, RuntimeOptions options)

@@ -19,6 +19,23 @@ public sealed record RuntimeOptions
     public bool LogAsJson { get; init; }
     public string? ConfigFile { get; init; }
     public int GracefulShutdownSeconds { get; init; } = 5;
+
+    /// <summary>
+    /// SO_REUSEPORT on the listen sockets (Linux): a new runtime process binds the same ports while this one still
+    /// serves, for upgrades without refused connections. On by default on Linux; ignored elsewhere.
+    /// </summary>
+    public bool ReusePort { get; init; } = OperatingSystem.IsLinux();
+
+    /// <summary>Where the last good configuration is cached (fail-static); null for the default.</summary>
+    public string? StateDir { get; init; }
+
+    /// <summary>The state folder: the flag, else $XDG_STATE_HOME/shared-runtime, else a per-user folder in the temp dir.</summary>
+    public string EffectiveStateDir => StateDir ?? DefaultStateDir(Environment.GetEnvironmentVariable);
+
+    internal static string DefaultStateDir(Func<string, string?> environment) =>
+        environment("XDG_STATE_HOME") is { Length: > 0 } xdg
+            ? Path.Combine(xdg, "shared-runtime")
+            : Path.Combine(Path.GetTempPath(), $"shared-runtime-{Environment.UserName}");
     public TenantLimits DefaultLimits { get; init; } = TenantLimits.Defaults;
 
     /// <summary>
@@ -65,6 +82,10 @@ public sealed record RuntimeOptions
         new("--log-as-json", "[true|false]", "write logs as JSON lines", (o, v) => o with { LogAsJson = Bool(v) }),
         new("--config", "FILE", "a Dapr Configuration resource file (checked to exist; its settings are not applied yet)", (o, v) => o with { ConfigFile = v }),
         new("--dapr-graceful-shutdown-seconds", "N", "how long to finish requests in flight on shutdown (default 5)", (o, v) => o with { GracefulShutdownSeconds = (int)Number(v, 0, 3600) }),
+        new("--reuse-port", "[true|false]", "let a new runtime process bind the same ports while this one still serves, for handover on upgrade (default true on Linux; Linux only)",
+            (o, v) => o with { ReusePort = Bool(v) }),
+        new("--state-dir", "DIR", "where the last good configuration is cached, to start from it when the resources cannot be read (default $XDG_STATE_HOME/shared-runtime, else a per-user folder in the temp dir)",
+            (o, v) => o with { StateDir = v }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
             {
@@ -124,7 +145,7 @@ public sealed record RuntimeOptions
                 ?? throw new FormatException($"unknown option '{arg}'; see --help");
             if (value is null)
             {
-                if (flag.Name == "--log-as-json" && (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+                if (flag.Name is "--log-as-json" or "--reuse-port" && (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
                 {
                     value = "true";
                 }

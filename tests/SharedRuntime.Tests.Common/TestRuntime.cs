@@ -46,10 +46,14 @@ public sealed class TestRuntime : IAsyncDisposable
             var options = new RuntimeOptions
             {
                 ResourcesPaths = [folder],
+                StateDir = folder + "-state",
                 DaprHttpPort = ports[0],
                 DaprGrpcPort = ports[1],
                 MetricsPort = ports[2],
                 LogLevel = "warn",
+                // Without SO_REUSEPORT a port another test took fails the bind and is retried below, instead of
+                // two runtimes silently sharing it.
+                ReusePort = false,
             };
             options = configure?.Invoke(options) ?? options;
             var app = RuntimeApplication.Build(options);
@@ -127,12 +131,18 @@ public sealed class TestRuntime : IAsyncDisposable
         }
         using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10))) { await App.StopAsync(stop.Token); }
         await App.DisposeAsync();
-        try
+        foreach (var path in new[] { ResourcesPath, Options.StateDir! })
         {
-            Directory.Delete(ResourcesPath, recursive: true);
-        }
-        catch (IOException)
-        {
+            try
+            {
+                if (Directory.Exists(path))
+                {
+                    Directory.Delete(path, recursive: true);
+                }
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 }

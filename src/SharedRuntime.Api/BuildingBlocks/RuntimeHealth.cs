@@ -9,6 +9,9 @@ public sealed class RuntimeHealth(RuntimeConfiguration configuration)
 
     public bool IsReady => configuration.IsLoaded && _draining is null;
 
+    /// <summary>True once shutdown has begun: requests still get answered, but the connections they came on close after.</summary>
+    public bool IsDraining => _draining is not null;
+
     public string NotReadyReason => _draining ?? (configuration.IsLoaded ? "" : "configuration not loaded yet");
 
     public void BeginDrain(string reason) => _draining = reason;

@@ -43,19 +43,22 @@ public sealed class FileResourceSource : IResourceSource
         }
         _lastStamp = Stamp();
         var raws = new List<RawResource>();
+        var documents = new List<ResourceDocument>();
         foreach (var file in ResourceReader.ListFiles(_folders))
         {
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                raws.AddRange(ResourceReader.ReadFile(file));
+                var text = ResourceReader.ReadFileText(file);
+                raws.AddRange(ResourceReader.ReadText(file, text));
+                documents.Add(new ResourceDocument(file, text));
             }
             catch (IOException ex) when (!File.Exists(file))
             {
                 _ = ex; // removed while listing: it is simply gone
             }
         }
-        return ValueTask.FromResult(ResourceParser.Parse(raws, _environment));
+        return ValueTask.FromResult(ResourceParser.Parse(raws, _environment) with { Documents = documents });
     }
 
     public void Watch(Func<CancellationToken, Task> changed)

@@ -52,14 +52,17 @@ internal static class ResourceReader
                (extension.Equals(".yaml", StringComparison.OrdinalIgnoreCase) || extension.Equals(".yml", StringComparison.OrdinalIgnoreCase));
     }
 
-    public static List<RawResource> ReadFile(string file)
+    public static List<RawResource> ReadFile(string file) => ReadText(file, ReadFileText(file));
+
+    /// <summary>The text of a resource file, refusing files larger than <see cref="MaxFileBytes"/>.</summary>
+    public static string ReadFileText(string file)
     {
         var info = new FileInfo(file);
         if (info.Length > MaxFileBytes)
         {
             throw new ResourceException(file, "file", null, $"is {info.Length} bytes, more than the {MaxFileBytes} allowed");
         }
-        return ReadText(file, File.ReadAllText(file));
+        return File.ReadAllText(file);
     }
 
     public static List<RawResource> ReadText(string file, string text)

@@ -11,4 +11,10 @@ public sealed record ResourceSet
     public IReadOnlyList<SubscriptionConfig> Subscriptions { get; init; } = [];
     public IReadOnlyList<ResiliencyConfig> Resiliencies { get; init; } = [];
     public IReadOnlyList<ConfigurationResourceConfig> Configurations { get; init; } = [];
+
+    /// <summary>The text of every file the set was read from, for the last-good cache; empty for sets built in code.</summary>
+    public IReadOnlyList<ResourceDocument> Documents { get; init; } = [];
 }
+
+/// <summary>One resource file as read: its path and its YAML text.</summary>
+public sealed record ResourceDocument(string Path, string Text);

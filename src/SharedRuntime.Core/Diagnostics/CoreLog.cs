@@ -30,4 +30,16 @@ internal static partial class CoreLog
 
     [LoggerMessage(1009, LogLevel.Warning, "Disposing component {Component} failed")]
     public static partial void ComponentDisposeFailed(ILogger logger, Exception exception, string component);
+
+    [LoggerMessage(1010, LogLevel.Warning, "Serving the last good configuration from {CacheFile}: the configuration source failed at start-up: {Problem}")]
+    public static partial void ServingLastGood(ILogger logger, string problem, string cacheFile);
+
+    [LoggerMessage(1011, LogLevel.Information, "The configuration source applied again ({Source}); no longer serving the cached last good configuration")]
+    public static partial void LeftLastGood(ILogger logger, string source);
+
+    [LoggerMessage(1012, LogLevel.Warning, "Could not save the last good configuration to {CacheFile}: {Problem}")]
+    public static partial void LastGoodNotSaved(ILogger logger, string cacheFile, string problem);
+
+    [LoggerMessage(1013, LogLevel.Error, "The cached last good configuration {CacheFile} cannot be read either: {Problem}")]
+    public static partial void LastGoodUnreadable(ILogger logger, string cacheFile, string problem);
 }

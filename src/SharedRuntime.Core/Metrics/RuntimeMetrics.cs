@@ -20,6 +20,7 @@ public sealed class RuntimeMetrics
     private readonly Counter<long> _rejections;
     private readonly UpDownCounter<long> _inflight;
     private readonly Counter<long> _reloads;
+    private int _servingLastGood;
 
     public RuntimeMetrics(IMeterFactory meterFactory)
     {
@@ -30,6 +31,8 @@ public sealed class RuntimeMetrics
         _rejections = meter.CreateCounter<long>("sharedruntime.rejections", description: "Requests refused by a tenant limit, by tenant and reason.");
         _inflight = meter.CreateUpDownCounter<long>("sharedruntime.inflight_requests", description: "Requests of a tenant being served now.");
         _reloads = meter.CreateCounter<long>("sharedruntime.config.reloads", description: "Configuration reloads, by result.");
+        meter.CreateObservableGauge("sharedruntime.config.fail_static", () => Volatile.Read(ref _servingLastGood),
+            description: "1 while the runtime serves its cached last good configuration because its source failed at start-up.");
     }
 
     public void RequestStarted(string appId)
@@ -73,6 +76,9 @@ public sealed class RuntimeMetrics
             _rejections.Add(1, new KeyValuePair<string, object?>("app_id", appId), new KeyValuePair<string, object?>("reason", reason.Label()));
         }
     }
+
+    /// <summary>Exported as <c>sharedruntime_config_fail_static</c>.</summary>
+    public void ServingLastGood(bool serving) => Volatile.Write(ref _servingLastGood, serving ? 1 : 0);
 
     public void Reloaded(bool success)
     {

@@ -12,7 +12,7 @@ namespace SharedRuntime.Tenancy;
 /// components and tenants that changed (reusing the rest, with their data and limiter state), and swaps in a new
 /// <see cref="RuntimeSnapshot"/>. A set that fails its checks changes nothing.
 /// </summary>
-public sealed class RuntimeConfiguration : IAsyncDisposable
+public sealed partial class RuntimeConfiguration : IAsyncDisposable
 {
     private readonly IReadOnlyDictionary<string, IComponentFactory> _factories;
     private readonly IServiceProvider _services;
@@ -80,12 +80,22 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
 
     public IReadOnlyCollection<string> KnownComponentTypes => _factories.Keys.ToArray();
 
-    /// <summary>Loads from <paramref name="source"/> (a bad resource throws) and then follows its changes.</summary>
+    /// <summary>
+    /// Loads from <paramref name="source"/> and then follows its changes. When the first load fails and
+    /// <see cref="LastGood"/> holds a cache, starts from the cache instead (fail-static); otherwise a bad resource throws.
+    /// </summary>
     public async Task StartAsync(IResourceSource source, CancellationToken cancellationToken)
     {
         _source = source;
-        var set = await source.LoadAsync(cancellationToken).ConfigureAwait(false);
-        await ApplyAsync(set, source.Description, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var set = await source.LoadAsync(cancellationToken).ConfigureAwait(false);
+            await ApplyAsync(set, source.Description, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsSourceFailure(ex) && LastGood is { Exists: true } cache)
+        {
+            await StartFromLastGoodAsync(cache, ex, cancellationToken).ConfigureAwait(false);
+        }
         source.Watch(ReloadAsync);
     }
 
@@ -100,6 +110,7 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
         {
             var set = await _source.LoadAsync(cancellationToken).ConfigureAwait(false);
             await ApplyAsync(set, _source.Description, cancellationToken).ConfigureAwait(false);
+            LeaveLastGood();
         }
         catch (Exception ex) when (ex is ResourceException or IOException)
         {
@@ -124,6 +135,7 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
             _current = next;
             _metrics.Reloaded(true);
             CoreLog.ConfigurationApplied(_logger, source, tenants.Count, components.Count, next.Generation);
+            SaveLastGood(set);
             RetireReplaced(previous, next);
             Changed?.Invoke(next);
         }

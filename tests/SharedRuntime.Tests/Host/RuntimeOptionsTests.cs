@@ -51,4 +51,13 @@ public class RuntimeOptionsTests
         }
         Assert.Contains("SHAREDRUNTIME_DAPR_GRPC_PORT", text);
     }
+
+    [Fact]
+    public void ReusePortIsOnByDefaultOnLinuxAndCanBeTurnedOff()
+    {
+        Assert.Equal(OperatingSystem.IsLinux(), Parse([]).ReusePort);
+        Assert.False(Parse(["--reuse-port", "false"]).ReusePort);
+        Assert.False(Parse([], new() { ["SHAREDRUNTIME_REUSE_PORT"] = "false" }).ReusePort);
+        Assert.True(Parse(["--reuse-port", "--log-level", "warn"], new() { ["SHAREDRUNTIME_REUSE_PORT"] = "false" }).ReusePort);
+    }
 }

@@ -1,0 +1,111 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace SharedRuntime.Configuration;
+
+/// <summary>
+/// The resource files of the last configuration that applied, kept in one local file so the runtime can start from
+/// them when its source cannot be read (fail-static). The file holds tokens: it is written atomically (temp file and
+/// rename) with mode 0600 in a folder with mode 0700. One file per set of resource folders, so runtimes configured from
+/// different folders never start from each other's configuration.
+/// </summary>
+public sealed class LastGoodResourceCache : IResourceSource
+{
+    private const int FormatVersion = 1;
+    private readonly string _folder;
+    private readonly Func<string, string?> _environment;
+
+    public LastGoodResourceCache(string folder, IReadOnlyList<string> sourceFolders, Func<string, string?>? environment = null)
+    {
+        _folder = Path.GetFullPath(folder);
+        var key = string.Join('\n', sourceFolders.Select(Path.GetFullPath));
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..16];
+        FilePath = Path.Combine(_folder, $"last-good-resources-{hash}.json");
+        _environment = environment ?? Environment.GetEnvironmentVariable;
+    }
+
+    public string FilePath { get; }
+
+    public bool Exists => File.Exists(FilePath);
+
+    public string Description => $"the last good configuration cached in {FilePath}";
+
+    /// <summary>Replaces the cache with <paramref name="documents"/>.</summary>
+    public void Save(IReadOnlyList<ResourceDocument> documents)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(_folder);
+        }
+        else
+        {
+            Directory.CreateDirectory(_folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var temp = Path.Combine(_folder, $".{Path.GetFileName(FilePath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        try
+        {
+            using (var stream = new FileStream(temp, options))
+            {
+                using (var json = new Utf8JsonWriter(stream))
+                {
+                    json.WriteStartObject();
+                    json.WriteNumber("version", FormatVersion);
+                    json.WriteStartArray("documents");
+                    foreach (var document in documents)
+                    {
+                        json.WriteStartObject();
+                        json.WriteString("path", document.Path);
+                        json.WriteString("text", document.Text);
+                        json.WriteEndObject();
+                    }
+                    json.WriteEndArray();
+                    json.WriteEndObject();
+                }
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, FilePath, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Reads the cached files as they were when they applied; paths stay the original ones.</summary>
+    public ValueTask<ResourceSet> LoadAsync(CancellationToken cancellationToken)
+    {
+        List<ResourceDocument> documents;
+        try
+        {
+            using var json = JsonDocument.Parse(File.ReadAllBytes(FilePath));
+            var root = json.RootElement;
+            if (root.GetProperty("version").GetInt32() != FormatVersion)
+            {
+                throw new ResourceException(FilePath, "cache", "version", "is not a version this runtime reads");
+            }
+            documents = root.GetProperty("documents").EnumerateArray()
+                .Select(d => new ResourceDocument(d.GetProperty("path").GetString()!, d.GetProperty("text").GetString()!))
+                .ToList();
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new ResourceException(FilePath, "cache", null, $"is not a readable cache: {ex.Message}");
+        }
+        var raws = documents.SelectMany(d => ResourceReader.ReadText(d.Path, d.Text));
+        return ValueTask.FromResult(ResourceParser.Parse(raws, _environment) with { Documents = documents });
+    }
+
+    /// <summary>The cache does not change by itself; the runtime keeps watching its real source.</summary>
+    public void Watch(Func<CancellationToken, Task> changed)
+    {
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}

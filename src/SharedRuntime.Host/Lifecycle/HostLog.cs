@@ -1,0 +1,16 @@
+namespace SharedRuntime.Host.Lifecycle;
+
+internal static partial class HostLog
+{
+    [LoggerMessage(3001, LogLevel.Information, "Runtime ready: {TenantCount} tenants; Dapr HTTP on port {HttpPort}, gRPC on {GrpcPort}, metrics on {MetricsPort} (reuse-port {ReusePort})")]
+    public static partial void Ready(ILogger logger, int tenantCount, int httpPort, int grpcPort, int metricsPort, string reusePort);
+
+    [LoggerMessage(3002, LogLevel.Information, "Draining: readiness is now false and the listeners close; {InFlight} requests in flight get up to {DrainSeconds}s to finish, keep-alive connections are closed after their response, HTTP/2 connections get GOAWAY")]
+    public static partial void DrainStarted(ILogger logger, int inFlight, int drainSeconds);
+
+    [LoggerMessage(3003, LogLevel.Information, "Drain complete after {ElapsedMs} ms: every request in flight finished")]
+    public static partial void DrainCompleted(ILogger logger, long elapsedMs);
+
+    [LoggerMessage(3004, LogLevel.Warning, "Drain time ran out after {ElapsedMs} ms: {InFlight} requests in flight were cut off")]
+    public static partial void DrainCutShort(ILogger logger, long elapsedMs, int inFlight);
+}

@@ -1,0 +1,53 @@
+using SharedRuntime.BuildingBlocks;
+
+namespace SharedRuntime.Host.Lifecycle;
+
+/// <summary>
+/// The shutdown sequence on SIGTERM: readiness turns false, the listeners close (new connections go only to a
+/// process that took over the ports), HTTP/1.1 responses from then on carry <c>Connection: close</c>; then Kestrel
+/// stops: it closes idle connections, sends HTTP/2 GOAWAY and waits up to the drain time (the host's shutdown timeout)
+/// for requests in flight. This class runs the first steps and counts what is in flight.
+/// </summary>
+/// <remarks>
+/// The listeners close before any connection is asked to close: a client reconnecting after <c>Connection: close</c>
+/// would otherwise land on this process's listener again and lose its request when Kestrel stops.
+/// </remarks>
+internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listeners, RuntimeOptions options, TimeProvider time, ILogger<ShutdownDrain> logger)
+{
+    private int _inFlight;
+    private long _startedAt;
+
+    /// <summary>Requests being answered now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>True once the listeners are closed: connections still open should close after their response.</summary>
+    public bool ClosingConnections => listeners.Closed;
+
+    public void RequestStarted() => Interlocked.Increment(ref _inFlight);
+
+    public void RequestFinished() => Interlocked.Decrement(ref _inFlight);
+
+    /// <summary>Called when the host starts stopping, before Kestrel stops.</summary>
+    public void Begin()
+    {
+        _startedAt = time.GetTimestamp();
+        health.BeginDrain("shutting down");
+        listeners.CloseAll();
+        HostLog.DrainStarted(logger, InFlight, options.GracefulShutdownSeconds);
+    }
+
+    /// <summary>Called when the host has stopped: Kestrel has closed every connection.</summary>
+    public void End()
+    {
+        var elapsed = time.GetElapsedTime(_startedAt);
+        var left = InFlight;
+        if (left == 0)
+        {
+            HostLog.DrainCompleted(logger, (long)elapsed.TotalMilliseconds);
+        }
+        else
+        {
+            HostLog.DrainCutShort(logger, (long)elapsed.TotalMilliseconds, left);
+        }
+    }
+}

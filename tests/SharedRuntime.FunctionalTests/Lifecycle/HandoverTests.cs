@@ -1,0 +1,52 @@
+namespace SharedRuntime.FunctionalTests.Lifecycle;
+
+/// <summary>Upgrading the runtime on a node: a new process binds the same ports, the old one drains and exits.</summary>
+public sealed class HandoverTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("sharedruntime-handover-").FullName;
+
+    [Fact]
+    public async Task NoRequestFailsWhileANewProcessTakesOverTheSamePorts()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // SO_REUSEPORT handover is Linux only
+        }
+        var resources = Path.Combine(_folder, "resources");
+        Directory.CreateDirectory(resources);
+        await File.WriteAllTextAsync(Path.Combine(resources, "app.yaml"),
+            Resources.Tenant("handover-app", "handover-token", "requestsPerSecond: 1000000\nburst: 1000000\nmaxConcurrency: 1000") +
+            Resources.Component("store", "state.in-memory"));
+        string[] args = ["--resources-path", resources, "--state-dir", Path.Combine(_folder, "state"), "--dapr-graceful-shutdown-seconds", "10"];
+
+        await using var old = await RuntimeProcess.StartReadyAsync(args);
+        await using var load = SteadyLoad.Start(old.HttpAddress, old.GrpcAddress, "handover-token", "store");
+        await load.WaitForSuccessesAsync(100, TimeSpan.FromSeconds(20));
+
+        await using var next = RuntimeProcess.Start(old.HttpPort, old.GrpcPort, old.MetricsPort, args);
+        await next.WaitUntilReadyAsync();
+        await load.WaitForSuccessesAsync(100, TimeSpan.FromSeconds(20));
+
+        old.Terminate();
+        Assert.Equal(0, await old.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("Draining", old.Log);
+        Assert.Contains("Drain complete", old.Log);
+
+        // Only the new process listens now; the load keeps succeeding on it.
+        await load.WaitForSuccessesAsync(200, TimeSpan.FromSeconds(20));
+        await load.DisposeAsync();
+        Assert.True(load.Failures.IsEmpty, $"{load.Failures.Count} requests failed: {string.Join(" | ", load.Failures.Take(10))}");
+        Assert.False(next.HasExited);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
