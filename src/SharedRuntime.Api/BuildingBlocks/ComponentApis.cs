@@ -84,13 +84,17 @@ public sealed class SecretApi(RuntimeConfiguration configuration)
 }
 
 /// <summary>The metadata API: what one tenant can see of the runtime.</summary>
-public sealed class MetadataApi(RuntimeConfiguration configuration)
+public sealed class MetadataApi(RuntimeConfiguration configuration, AppChannel.SubscriptionDelivery? subscriptions = null)
 {
     public const string RuntimeVersion = "1.18.0-sharedruntime";
 
     public sealed record ComponentView(string Name, string Type, string Version, IReadOnlyList<string> Capabilities);
 
-    public sealed record TenantView(string AppId, IReadOnlyList<ComponentView> Components, IReadOnlyDictionary<string, string> Extended);
+    public sealed record TenantView(string AppId, IReadOnlyList<ComponentView> Components, IReadOnlyDictionary<string, string> Extended)
+    {
+        /// <summary>The subscriptions being delivered to this app now (declarative and programmatic).</summary>
+        public IReadOnlyList<Configuration.SubscriptionConfig> Subscriptions { get; init; } = [];
+    }
 
     public TenantView Describe(TenantContext tenant)
     {
@@ -101,7 +105,7 @@ public sealed class MetadataApi(RuntimeConfiguration configuration)
         {
             ["daprRuntimeVersion"] = RuntimeVersion,
         };
-        return new TenantView(tenant.AppId, components, extended);
+        return new TenantView(tenant.AppId, components, extended) { Subscriptions = subscriptions?.ActiveFor(tenant.AppId) ?? [] };
     }
 
     public static void Set(TenantContext tenant, string key, string value)

@@ -225,6 +225,17 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
             response.RegisteredComponents.Add(registered);
         }
         response.ExtendedMetadata.Add(view.Extended.ToDictionary());
+        foreach (var subscription in view.Subscriptions)
+        {
+            var item = new Autogen.PubsubSubscription { PubsubName = subscription.PubsubName, Topic = subscription.Topic, DeadLetterTopic = subscription.DeadLetterTopic ?? "", Rules = new Autogen.PubsubSubscriptionRules() };
+            item.Metadata.Add(subscription.Metadata.ToDictionary());
+            item.Rules.Rules.Add(subscription.Routes.Rules.Select(r => new Autogen.PubsubSubscriptionRule { Match = r.Match, Path = r.Path }));
+            if (subscription.Routes.Default is { } fallback)
+            {
+                item.Rules.Rules.Add(new Autogen.PubsubSubscriptionRule { Match = "", Path = fallback });
+            }
+            response.Subscriptions.Add(item);
+        }
         return Task.FromResult(response);
     }
 

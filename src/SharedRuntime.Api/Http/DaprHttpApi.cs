@@ -475,6 +475,36 @@ internal sealed class DaprHttpHandlers(
             }
             writer.WriteEndArray();
             writer.WriteStartArray("subscriptions");
+            foreach (var subscription in view.Subscriptions)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("pubsubname", subscription.PubsubName);
+                writer.WriteString("topic", subscription.Topic);
+                writer.WritePropertyName("metadata");
+                WriteStringMap(writer, subscription.Metadata);
+                writer.WriteStartArray("rules");
+                foreach (var rule in subscription.Routes.Rules)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("match", rule.Match);
+                    writer.WriteString("path", rule.Path);
+                    writer.WriteEndObject();
+                }
+                if (subscription.Routes.Default is { } fallback)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("match", "");
+                    writer.WriteString("path", fallback);
+                    writer.WriteEndObject();
+                }
+                writer.WriteEndArray();
+                if (subscription.DeadLetterTopic is { } deadLetter)
+                {
+                    writer.WriteString("deadLetterTopic", deadLetter);
+                }
+                writer.WriteString("type", subscription.Source.StartsWith("GET /dapr/subscribe", StringComparison.Ordinal) ? "PROGRAMMATIC" : "DECLARATIVE");
+                writer.WriteEndObject();
+            }
             writer.WriteEndArray();
             writer.WriteStartArray("httpEndpoints");
             writer.WriteEndArray();

@@ -252,6 +252,14 @@ public sealed class DeliveryTests : IAsyncDisposable
         await Task.Delay(200);
         Assert.Empty(cDeliveries);
         Assert.Equal(5, aDeliveries.Count);
+
+        // Each tenant's metadata lists its own subscriptions only.
+        using var alphaMetadata = JsonDocument.Parse(await runtime.Client("alpha-token").GetStringAsync("/v1.0/metadata"));
+        var subscription = Assert.Single(alphaMetadata.RootElement.GetProperty("subscriptions").EnumerateArray());
+        Assert.Equal(("pubsub", "news", "DECLARATIVE"), (subscription.GetProperty("pubsubname").GetString(), subscription.GetProperty("topic").GetString(), subscription.GetProperty("type").GetString()));
+        Assert.Equal("/news", subscription.GetProperty("rules")[0].GetProperty("path").GetString());
+        using var gammaMetadata = JsonDocument.Parse(await runtime.Client("gamma-token").GetStringAsync("/v1.0/metadata"));
+        Assert.Empty(gammaMetadata.RootElement.GetProperty("subscriptions").EnumerateArray());
     }
 
     [Fact]
