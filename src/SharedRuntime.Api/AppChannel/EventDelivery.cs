@@ -15,16 +15,26 @@ namespace SharedRuntime.AppChannel;
 /// policy may retry; when it gives up the event goes to the dead-letter topic, or stays in the broker. A delivery
 /// waits for a free slot of the app; an app whose circuit is open is not called: the event goes back to the broker.
 /// </summary>
-internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, ILogger logger)
+internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger logger)
 {
     private const int MaxAnswerBytes = 64 * 1024;
 
-    public async ValueTask<DeliveryOutcome> DeliverAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    public async ValueTask<DeliveryOutcome> DeliverCountedAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    {
+        var (outcome, label) = await DeliverAsync(subscription, message, cancellationToken).ConfigureAwait(false);
+        metrics.Delivered(subscription.AppId, subscription.PubsubName, label);
+        return outcome;
+    }
+
+    private static readonly (DeliveryOutcome, string) Retry = (DeliveryOutcome.Retry, "retry");
+    private static readonly (DeliveryOutcome, string) Dropped = (DeliveryOutcome.Drop, "dropped");
+
+    public async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
     {
         var channel = channels.Find(subscription.AppId);
         if (channel is null)
         {
-            return DeliveryOutcome.Retry;
+            return Retry;
         }
         var compiled = subscription.Compiled;
         var (body, contentType) = Envelope(message, compiled, subscription.PubsubName);
@@ -32,13 +42,13 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         if (path is null)
         {
             DeliveryLog.NoRoute(logger, subscription.AppId, message.Topic);
-            return DeliveryOutcome.Drop;
+            return Dropped;
         }
         // Deliveries wait for a slot: their number is bounded by the broker's in-flight limit, and an event waiting
         // here costs nothing, where handing it back to the broker would have it delivered again and again.
         if (!channel.Slots.TryEnter() && !await channel.Slots.EnterAsync(cancellationToken, ignoreQueueLimit: true).ConfigureAwait(false))
         {
-            return DeliveryOutcome.Retry;
+            return Retry;
         }
         AppCallResult? result = null;
         try
@@ -74,14 +84,14 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                     DeliveryLog.Dropped(logger, subscription.AppId, message.Topic, result.StatusCode);
                     return await DeadLetterAsync(subscription, message, cancellationToken).ConfigureAwait(false);
                 }
-                return result.Delivery;
+                return result.Delivery == DeliveryOutcome.Success ? (DeliveryOutcome.Success, "success") : Dropped;
             }
             DeliveryLog.Failed(logger, subscription.AppId, message.Topic, message.Attempt, result.Problem ?? $"status {result.StatusCode}");
             return await DeadLetterAsync(subscription, message, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is CircuitOpenException)
         {
-            return DeliveryOutcome.Retry;
+            return Retry;
         }
         catch (Exception ex) when (ex is TimeoutException or TimeoutRejectedException or HttpRequestException)
         {
@@ -96,22 +106,22 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
     }
 
     /// <summary>Sends the event to the subscription's dead-letter topic and acknowledges it; without one (or when that fails) it stays in the broker.</summary>
-    private async ValueTask<DeliveryOutcome> DeadLetterAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    private async ValueTask<(DeliveryOutcome, string)> DeadLetterAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
     {
         if (subscription.Config.DeadLetterTopic is not { Length: > 0 } deadLetter)
         {
-            return DeliveryOutcome.Retry;
+            return Retry;
         }
         try
         {
             await subscription.Broker.PublishAsync(new PubSubMessage(deadLetter, message.Data, message.ContentType, message.Metadata), cancellationToken).ConfigureAwait(false);
             DeliveryLog.DeadLettered(logger, subscription.AppId, message.Topic, deadLetter);
-            return DeliveryOutcome.Drop;
+            return (DeliveryOutcome.Drop, "dead_lettered");
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             DeliveryLog.DeadLetterFailed(logger, subscription.AppId, message.Topic, deadLetter, ex.Message);
-            return DeliveryOutcome.Retry;
+            return Retry;
         }
     }
 

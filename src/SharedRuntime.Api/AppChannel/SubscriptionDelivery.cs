@@ -25,11 +25,11 @@ public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposa
     private readonly CancellationTokenSource _stopping = new();
     private Task _loop = Task.CompletedTask;
 
-    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<SubscriptionDelivery> logger)
+    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger<SubscriptionDelivery> logger)
     {
         _configuration = configuration;
         _logger = logger;
-        _delivery = new EventDelivery(channels, policies, logger);
+        _delivery = new EventDelivery(channels, policies, metrics, logger);
         _discovery = new SubscriptionDiscovery(channels, logger, Signal);
     }
 
@@ -218,7 +218,7 @@ public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposa
 
         public async Task StartAsync(EventDelivery delivery, CancellationToken cancellationToken) =>
             _subscription = await Broker.SubscribeAsync(Topic, AppId, MaxInFlight,
-                (message, token) => delivery.DeliverAsync(this, message, token), cancellationToken).ConfigureAwait(false);
+                (message, token) => delivery.DeliverCountedAsync(this, message, token), cancellationToken).ConfigureAwait(false);
 
         public ValueTask DisposeAsync() => _subscription?.DisposeAsync() ?? ValueTask.CompletedTask;
     }

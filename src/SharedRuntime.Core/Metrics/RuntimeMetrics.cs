@@ -20,6 +20,7 @@ public sealed class RuntimeMetrics
     private readonly Counter<long> _rejections;
     private readonly UpDownCounter<long> _inflight;
     private readonly Counter<long> _reloads;
+    private readonly Counter<long> _deliveries;
     private int _servingLastGood;
 
     public RuntimeMetrics(IMeterFactory meterFactory)
@@ -31,6 +32,7 @@ public sealed class RuntimeMetrics
         _rejections = meter.CreateCounter<long>("sharedruntime.rejections", description: "Requests refused by a tenant limit, by tenant and reason.");
         _inflight = meter.CreateUpDownCounter<long>("sharedruntime.inflight_requests", description: "Requests of a tenant being served now.");
         _reloads = meter.CreateCounter<long>("sharedruntime.config.reloads", description: "Configuration reloads, by result.");
+        _deliveries = meter.CreateCounter<long>("sharedruntime.deliveries", description: "Events delivered to subscriber apps, by tenant, pubsub component and outcome.");
         meter.CreateObservableGauge("sharedruntime.config.fail_static", () => Volatile.Read(ref _servingLastGood),
             description: "1 while the runtime serves its cached last good configuration because its source failed at start-up.");
     }
@@ -74,6 +76,18 @@ public sealed class RuntimeMetrics
         if (_rejections.Enabled)
         {
             _rejections.Add(1, new KeyValuePair<string, object?>("app_id", appId), new KeyValuePair<string, object?>("reason", reason.Label()));
+        }
+    }
+
+    /// <summary>
+    /// One delivery attempt's end, exported as <c>sharedruntime_deliveries_total</c>; outcome is success, dropped,
+    /// dead_lettered or retry (the event stays in the broker).
+    /// </summary>
+    public void Delivered(string appId, string pubsubName, string outcome)
+    {
+        if (_deliveries.Enabled)
+        {
+            _deliveries.Add(1, new KeyValuePair<string, object?>("app_id", appId), new KeyValuePair<string, object?>("pubsub", pubsubName), new KeyValuePair<string, object?>("outcome", outcome));
         }
     }
 

@@ -191,6 +191,30 @@ public sealed class DeliveryTests : IAsyncDisposable
         Assert.Equal(status == 500 ? 3 : 1, attempts);
         Assert.Single(deliveries, d => d.Path == "/dead");
         Assert.Equal("poison", deliveries.Single(d => d.Path == "/dead").Event.GetProperty("data").GetProperty("id").GetString());
+
+        using var metrics = new HttpClient();
+        var text = await metrics.GetStringAsync(new Uri(runtime.MetricsAddress, "/metrics"));
+        Assert.Contains(text.Split('\n'), line => line.StartsWith("sharedruntime_deliveries_total{", StringComparison.Ordinal) &&
+            line.Contains("app_id=\"worker\"", StringComparison.Ordinal) && line.Contains("outcome=\"dead_lettered\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_subscription_file_added_or_removed_while_running_starts_or_stops_delivery()
+    {
+        var (app, deliveries) = await SubscriberAsync();
+        var runtime = await RuntimeAsync(AppResources.Tenant("late", "late-token", app.Address));
+
+        await runtime.WriteResourceAsync("subscription.yaml", AppResources.Subscription("late-sub", "pubsub", "late", "default: /late"));
+        await WaitForSubscriptionAsync(runtime, "late", "late");
+        await PublishAsync(runtime, "late-token", "late", """{"n":1}""");
+        await Eventually.TrueAsync(() => Task.FromResult(deliveries.Count == 1), TimeSpan.FromSeconds(10));
+
+        runtime.DeleteResource("subscription.yaml");
+        var delivery = (SharedRuntime.AppChannel.SubscriptionDelivery)runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.SubscriptionDelivery))!;
+        await Eventually.TrueAsync(() => Task.FromResult(delivery.ActiveFor("late").Count == 0), TimeSpan.FromSeconds(10), "the subscription is gone");
+        await PublishAsync(runtime, "late-token", "late", """{"n":2}""");
+        await Task.Delay(300);
+        Assert.Single(deliveries);
     }
 
     [Fact]
