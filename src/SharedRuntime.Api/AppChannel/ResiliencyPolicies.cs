@@ -34,6 +34,58 @@ public sealed class ResiliencyPolicies
     public ResiliencePipeline<AppCallResult> ForInbound(string appId, string pubsubName) =>
         Get(appId, "inbound", pubsubName, static (r, name) => r.Components.GetValueOrDefault(name)?.Inbound);
 
+    /// <summary>The pipeline for <paramref name="appId"/>'s calls into component <paramref name="componentName"/> (its outbound policy).</summary>
+    public ResiliencePipeline ForOutbound(string appId, string componentName)
+    {
+        var generation = _generation;
+        return generation.Outbound.GetOrAdd((appId, componentName), key =>
+        {
+            foreach (var resiliency in generation.Snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
+            {
+                if (resiliency.AppliesTo(key.AppId) && resiliency.Components.GetValueOrDefault(key.Component)?.Outbound is { } refs)
+                {
+                    return BuildOutbound(resiliency, refs, $"component {key.Component} for {key.AppId}");
+                }
+            }
+            return ResiliencePipeline.Empty;
+        });
+    }
+
+    /// <summary>
+    /// Whether an exception from a component is worth retrying and counts against its breaker: not a refusal of the
+    /// request itself (etag conflicts, Dapr errors answered to the app) and not an open circuit.
+    /// </summary>
+    internal static bool IsComponentFailure(Exception exception) =>
+        exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or CircuitOpenException or ArgumentException);
+
+    private ResiliencePipeline BuildOutbound(ResiliencyConfig resiliency, PolicyRefs refs, string target)
+    {
+        var builder = new ResiliencePipelineBuilder { TimeProvider = _time, Name = target };
+        if (refs.Retry is { } retryName && resiliency.Retries[retryName] is { MaxRetries: not 0 } retry)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex &&
+                    !(ex is OperationCanceledException && args.Context.CancellationToken.IsCancellationRequested) && IsComponentFailure(ex)),
+                BackoffType = retry.Policy == RetryBackoff.Constant ? DelayBackoffType.Constant : DelayBackoffType.Exponential,
+                UseJitter = retry.Policy == RetryBackoff.Exponential,
+                Delay = retry.Duration,
+                MaxDelay = retry.MaxInterval,
+                MaxRetryAttempts = retry.MaxRetries < 0 ? int.MaxValue : retry.MaxRetries,
+            });
+        }
+        if (refs.CircuitBreaker is { } breakerName)
+        {
+            var breaker = new CircuitBreaker(resiliency.CircuitBreakers[breakerName], _time);
+            builder.AddStrategy(_ => new ComponentCircuitBreakerStrategy(breaker, target));
+        }
+        if (refs.Timeout is { } timeoutName)
+        {
+            builder.AddTimeout(new TimeoutStrategyOptions { Timeout = resiliency.Timeouts[timeoutName] });
+        }
+        return builder.Build();
+    }
+
     private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<ResiliencyConfig, string, PolicyRefs?> select)
     {
         var generation = _generation;
@@ -98,5 +150,7 @@ public sealed class ResiliencyPolicies
         public RuntimeSnapshot Snapshot { get; } = snapshot;
 
         public ConcurrentDictionary<(string AppId, string Kind, string Target), ResiliencePipeline<AppCallResult>> Pipelines { get; } = new();
+
+        public ConcurrentDictionary<(string AppId, string Component), ResiliencePipeline> Outbound { get; } = new();
     }
 }

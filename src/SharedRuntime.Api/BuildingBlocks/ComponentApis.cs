@@ -4,7 +4,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>Output bindings for one tenant, shared by HTTP and gRPC.</summary>
-public sealed class BindingApi(RuntimeConfiguration configuration)
+public sealed class BindingApi(RuntimeConfiguration configuration, AppChannel.ResiliencyPolicies? policies = null)
 {
     public async ValueTask<BindingResponse> InvokeAsync(TenantContext tenant, string name, BindingRequest request, CancellationToken cancellationToken)
     {
@@ -25,7 +25,8 @@ public sealed class BindingApi(RuntimeConfiguration configuration)
         }
         try
         {
-            return await binding.InvokeAsync(request, cancellationToken).ConfigureAwait(false);
+            var pipeline = policies?.ForOutbound(tenant.AppId, name) ?? Polly.ResiliencePipeline.Empty;
+            return await pipeline.ExecuteAsync(static (state, token) => state.binding.InvokeAsync(state.request, token), (binding, request), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {

@@ -10,7 +10,7 @@ namespace SharedRuntime.BuildingBlocks;
 public sealed record PublishRequest(string PubSubName, string Topic, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string> Metadata, string? TraceParent = null, string? TraceState = null);
 
 /// <summary>The publish building block shared by HTTP and gRPC: scopes, topic rules and the CloudEvent envelope as Dapr builds it.</summary>
-public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider time)
+public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider time, AppChannel.ResiliencyPolicies? policies = null)
 {
     private const string Category = "pubsub";
 
@@ -39,7 +39,8 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         var message = Prepare(tenant, request, out var broker);
         try
         {
-            await broker.PublishAsync(message, cancellationToken).ConfigureAwait(false);
+            var pipeline = policies?.ForOutbound(tenant.AppId, request.PubSubName) ?? Polly.ResiliencePipeline.Empty;
+            await pipeline.ExecuteAsync(static (state, token) => state.broker.PublishAsync(state.message, token), (broker, message), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {

@@ -198,4 +198,65 @@ public sealed class ResiliencyTests : IAsyncDisposable
         var open = await ErrorAsync(await caller.GetAsync("/v1.0/invoke/gone/method/x"), HttpStatusCode.InternalServerError, "ERR_DIRECT_INVOKE");
         Assert.Contains("circuit breaker", open);
     }
+
+    [Fact]
+    public async Task Outbound_component_policies_retry_and_break_for_their_tenant_only()
+    {
+        var calls = 0;
+        var failuresLeft = 2;
+        var target = await AppAsync(async context =>
+        {
+            Interlocked.Increment(ref calls);
+            var failing = Interlocked.Decrement(ref failuresLeft) >= 0;
+            context.Response.StatusCode = failing ? 503 : 200;
+            await context.Response.WriteAsync(failing ? "down" : "up");
+        });
+        var runtime = await RuntimeAsync($"""
+            apiVersion: dapr.io/v1alpha1
+            kind: Resiliency
+            metadata:
+              name: hook-policy
+            spec:
+              policies:
+                retries:
+                  twice:
+                    policy: constant
+                    duration: 10ms
+                    maxRetries: 2
+                circuitBreakers:
+                  hook:
+                    timeout: 30s
+                    trip: consecutiveFailures >= 3
+              targets:
+                components:
+                  hook:
+                    outbound:
+                      retry: twice
+                      circuitBreaker: hook
+            scopes: [orders]
+            ---
+
+            """ +
+            AppResources.Tenant("orders", "orders-token", null) +
+            AppResources.Tenant("billing", "billing-token", null) +
+            Resources.Component("hook", "bindings.http", new Dictionary<string, string> { ["url"] = target.Address.ToString() }));
+        var orders = runtime.Client("orders-token");
+        var body = Json("""{"operation":"post","data":{"n":1}}""");
+
+        // Two failures, then the third attempt succeeds: the app sees one successful call.
+        await StatusAsync(await orders.PostAsync("/v1.0/bindings/hook", body), HttpStatusCode.OK);
+        Assert.Equal(3, Volatile.Read(ref calls));
+
+        // Another tenant has no policy: a failure comes back at once, without retries.
+        Volatile.Write(ref failuresLeft, 100);
+        await ErrorAsync(await runtime.Client("billing-token").PostAsync("/v1.0/bindings/hook", body), HttpStatusCode.InternalServerError, "ERR_INVOKE_OUTPUT_BINDING");
+        Assert.Equal(4, Volatile.Read(ref calls));
+
+        // Three more failures for orders trip its breaker; then its calls fail without reaching the target.
+        await ErrorAsync(await orders.PostAsync("/v1.0/bindings/hook", body), HttpStatusCode.InternalServerError, "ERR_INVOKE_OUTPUT_BINDING");
+        Assert.Equal(7, Volatile.Read(ref calls));
+        var open = await ErrorAsync(await orders.PostAsync("/v1.0/bindings/hook", body), HttpStatusCode.InternalServerError, "ERR_INVOKE_OUTPUT_BINDING");
+        Assert.Contains("circuit breaker", open);
+        Assert.Equal(7, Volatile.Read(ref calls));
+    }
 }
