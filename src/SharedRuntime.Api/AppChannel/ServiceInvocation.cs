@@ -106,23 +106,19 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         try
         {
             var pipeline = policies.ForApp(caller.AppId, target.AppId);
+            var traceparent = TraceParent(request.Headers);
+            if (pipeline == ResiliencePipeline<AppCallResult>.Empty)
+            {
+                // No policy: one attempt, without a resilience context.
+                var once = await SendOnceAsync(channel, request, method, caller.AppId, traceparent, cancellationToken).ConfigureAwait(false);
+                return once.Response!;
+            }
             var context = ResilienceContextPool.Shared.Get(cancellationToken);
             context.Properties.Set(ResiliencyPolicies.Streamed, request.BodyStream is not null);
-            var traceparent = TraceParent(request.Headers);
             try
             {
                 var result = await pipeline.ExecuteAsync(
-                    static async (ctx, state) =>
-                    {
-                        var (channel, request, method, caller, traceparent) = state;
-                        var message = Build(channel, request, method, caller, traceparent);
-                        return await channel.SendAsync(message, static (response, _) => ValueTask.FromResult(new AppCallResult
-                        {
-                            Response = response,
-                            StatusCode = (int)response.StatusCode,
-                            Failed = (int)response.StatusCode >= 500,
-                        }), ctx.CancellationToken).ConfigureAwait(false);
-                    },
+                    static (ctx, state) => SendOnceAsync(state.channel, state.request, state.method, state.AppId, state.traceparent, ctx.CancellationToken),
                     context,
                     (channel, request, method, caller.AppId, traceparent)).ConfigureAwait(false);
                 return result.Response!;
@@ -135,7 +131,7 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         catch (Exception ex) when (ex is CircuitOpenException or TimeoutException or TimeoutRejectedException or HttpRequestException)
         {
             InvocationLog.Failed(logger, caller.AppId, target.AppId, method, ex.Message);
-            throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}, err: {ex.Message}",ex)
+            throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}, err: {ex.Message}", ex)
             {
                 GrpcOverride = ex is CircuitOpenException ? 14 : ex is HttpRequestException ? 14 : 4,
             };
@@ -145,6 +141,14 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
             channel.Slots.Exit();
         }
     }
+
+    private static ValueTask<AppCallResult> SendOnceAsync(AppChannel channel, InvocationRequest request, string method, string callerAppId, string traceparent, CancellationToken cancellationToken) =>
+        channel.SendAsync(Build(channel, request, method, callerAppId, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
+        {
+            Response = response,
+            StatusCode = (int)response.StatusCode,
+            Failed = (int)response.StatusCode >= 500,
+        }), cancellationToken);
 
     private static HttpRequestMessage Build(AppChannel channel, InvocationRequest request, string method, string callerAppId, string traceparent)
     {
