@@ -10,7 +10,8 @@ namespace SharedRuntime.Kubernetes.Resources;
 /// resolved in the object's own namespace: a Tenant's <c>apiToken.secretKeyRef</c>, and a Component's
 /// <c>secretKeyRef</c> metadata when it names no <c>auth.secretStore</c> (or names <c>kubernetes</c>), as Dapr does on
 /// Kubernetes. Unlike a folder, the cluster is shared by many authors: an object that cannot be used is left out with
-/// a warning and the rest still applies, so one bad Tenant never holds back the others.
+/// a warning and the rest still applies, so one bad Tenant never holds back the others. When two objects clash
+/// (the same app-id or token), the one created first is kept.
 /// </summary>
 internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogger logger)
 {
@@ -24,7 +25,8 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         var candidates = new List<Candidate>();
         foreach (var (kind, objects) in kinds)
         {
-            foreach (var obj in objects.OrderBy(NamespacedName, StringComparer.Ordinal))
+            // Oldest first: when two objects claim the same app-id or token, the one created first keeps it.
+            foreach (var obj in objects.OrderBy(CreationTimestamp, StringComparer.Ordinal).ThenBy(NamespacedName, StringComparer.Ordinal))
             {
                 candidates.Add(ToCandidate(kind, obj, secrets, reported));
             }
@@ -159,6 +161,10 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             KubernetesLog.ResourceIgnored(logger, resource, problem);
         }
     }
+
+    /// <summary>RFC 3339 in UTC, so ordinal order is time order.</summary>
+    private static string CreationTimestamp(JsonElement obj) =>
+        obj.TryGetProperty("metadata", out var m) && m.TryGetProperty("creationTimestamp", out var t) ? t.GetString() ?? "" : "";
 
     private static string NamespacedName(JsonElement obj) =>
         obj.TryGetProperty("metadata", out var m)
