@@ -103,18 +103,27 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         return new Candidate(raw, path, tree);
     }
 
-    /// <summary>Replaces <c>apiToken.secretKeyRef</c> with the value when the Secret has it; otherwise the parser says what is missing.</summary>
+    /// <summary>
+    /// Replaces the <c>secretKeyRef</c> of <c>spec.apiToken</c> and <c>spec.appChannel.appApiToken</c> with the value when
+    /// the Secret has it; otherwise the parser says what is missing.
+    /// </summary>
     private static void ResolveTenantToken(Dictionary<object, object?> tree, string ns, SecretIndex secrets)
     {
         var spec = ObjectTree.Map(tree, "spec");
-        var reference = ObjectTree.Map(ObjectTree.Map(spec, "apiToken"), "secretKeyRef");
-        if (spec is null || reference is null || ObjectTree.Text(reference, "name") is not { } name || ObjectTree.Text(reference, "key") is not { } key)
+        ResolveToken(spec, "apiToken", ns, secrets);
+        ResolveToken(ObjectTree.Map(spec, "appChannel"), "appApiToken", ns, secrets);
+    }
+
+    private static void ResolveToken(Dictionary<object, object?>? parent, string field, string ns, SecretIndex secrets)
+    {
+        var reference = ObjectTree.Map(ObjectTree.Map(parent, field), "secretKeyRef");
+        if (parent is null || reference is null || ObjectTree.Text(reference, "name") is not { } name || ObjectTree.Text(reference, "key") is not { } key)
         {
             return;
         }
         if (secrets.Find(ns, name, key) is { } token)
         {
-            spec["apiToken"] = new Dictionary<object, object?> { ["value"] = token };
+            parent[field] = new Dictionary<object, object?> { ["value"] = token };
         }
     }
 
