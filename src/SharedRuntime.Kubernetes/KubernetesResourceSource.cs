@@ -52,13 +52,20 @@ public sealed class KubernetesResourceSource : IResourceSource
         {
             return ready;
         }
-        if (options.KubeconfigPath is { } path)
+        try
         {
-            return k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(path);
+            if (options.KubeconfigPath is { } path)
+            {
+                return k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(path);
+            }
+            return k8s.KubernetesClientConfiguration.IsInCluster()
+                ? k8s.KubernetesClientConfiguration.InClusterConfig()
+                : k8s.KubernetesClientConfiguration.BuildDefaultConfig();
         }
-        return k8s.KubernetesClientConfiguration.IsInCluster()
-            ? k8s.KubernetesClientConfiguration.InClusterConfig()
-            : k8s.KubernetesClientConfiguration.BuildDefaultConfig();
+        catch (k8s.Exceptions.KubeConfigException ex)
+        {
+            throw new IOException($"no way to reach the Kubernetes API (not in a cluster, and the kubeconfig cannot be used): {ex.Message}", ex);
+        }
     }
 
     /// <summary>Builds the set from the watched copies; the first call starts the watches and waits for every kind's first list.</summary>
