@@ -17,12 +17,7 @@ catch (FormatException ex)
     return 2;
 }
 
-if (options!.Mode == RuntimeMode.Kubernetes)
-{
-    Console.Error.WriteLine("shared-runtime: --mode kubernetes (resources from the Kubernetes API) is not available in this version; use --mode standalone with --resources-path");
-    return 2;
-}
-if (options.ConfigFile is { } configFile && !File.Exists(configFile))
+if (options!.ConfigFile is { } configFile && !File.Exists(configFile))
 {
     Console.Error.WriteLine($"shared-runtime: --config {configFile}: no such file");
     return 2;

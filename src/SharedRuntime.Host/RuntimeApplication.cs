@@ -8,6 +8,7 @@ using SharedRuntime.Configuration;
 using SharedRuntime.Grpc;
 using SharedRuntime.Host.Lifecycle;
 using SharedRuntime.Http;
+using SharedRuntime.Kubernetes;
 using SharedRuntime.Metrics;
 using SharedRuntime.Tenancy;
 
@@ -42,7 +43,7 @@ public static class RuntimeApplication
             sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits)
         {
             SharedAdmission = options.SharedAdmission,
-            LastGood = new LastGoodResourceCache(options.EffectiveStateDir, options.EffectiveResourcesPaths),
+            LastGood = new LastGoodResourceCache(options.EffectiveStateDir, LastGoodKey(options)),
         });
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton(listenSockets);
@@ -76,21 +77,47 @@ public static class RuntimeApplication
         return app;
     }
 
-    /// <summary>Loads the resources (a bad one throws <see cref="ResourceException"/>), then starts listening.</summary>
+    /// <summary>
+    /// Loads the resources (a bad one throws <see cref="ResourceException"/>) and listens. Standalone loads first and
+    /// then listens. Kubernetes listens first, so probes get answers, and healthz says ready only after every resource
+    /// kind has been listed from the API server.
+    /// </summary>
     public static async Task StartAsync(WebApplication app, CancellationToken cancellationToken = default)
     {
         var options = app.Services.GetRequiredService<RuntimeOptions>();
         var configuration = app.Services.GetRequiredService<RuntimeConfiguration>();
-        var source = new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
-        await configuration.StartAsync(source, cancellationToken);
         var drain = app.Services.GetRequiredService<ShutdownDrain>();
         app.Lifetime.ApplicationStopping.Register(drain.Begin);
         app.Lifetime.ApplicationStopped.Register(drain.End);
-        await app.StartAsync(cancellationToken);
+        if (options.Mode == RuntimeMode.Kubernetes)
+        {
+            await app.StartAsync(cancellationToken);
+            await configuration.StartAsync(CreateKubernetesSource(app.Services, options, configuration), cancellationToken);
+        }
+        else
+        {
+            var source = new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
+            await configuration.StartAsync(source, cancellationToken);
+            await app.StartAsync(cancellationToken);
+        }
         HostLog.Ready(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host"),
             configuration.Current.Tenants.Count, options.DaprHttpPort, options.DaprGrpcPort, options.MetricsPort,
             app.Services.GetRequiredService<ListenSockets>().ReusePort ? "on" : "off");
     }
+
+    private static KubernetesResourceSource CreateKubernetesSource(IServiceProvider services, RuntimeOptions options, RuntimeConfiguration configuration) =>
+        new(new KubernetesSourceOptions
+            {
+                Namespace = options.Namespace,
+                KubeconfigPath = options.Kubeconfig,
+                RejectComponent = configuration.ComponentProblem,
+            },
+            services.GetRequiredService<TimeProvider>(),
+            services.GetRequiredService<ILogger<KubernetesResourceSource>>());
+
+    /// <summary>What the last good configuration is cached under: the folders, or the cluster scope read.</summary>
+    private static IReadOnlyList<string> LastGoodKey(RuntimeOptions options) =>
+        options.Mode == RuntimeMode.Kubernetes ? [$"kubernetes:{options.Namespace ?? "*"}"] : options.EffectiveResourcesPaths;
 
     private static void ConfigureKestrel(KestrelServerOptions kestrel, RuntimeOptions options)
     {

@@ -20,6 +20,12 @@ public sealed record RuntimeOptions
     public string? ConfigFile { get; init; }
     public int GracefulShutdownSeconds { get; init; } = 5;
 
+    /// <summary>Kubernetes mode: the namespace resources are read from; null reads every namespace.</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>Kubernetes mode: a kubeconfig file; null uses the pod's service account (or the default kubeconfig outside a cluster).</summary>
+    public string? Kubeconfig { get; init; }
+
     /// <summary>
     /// SO_REUSEPORT on the listen sockets (Linux): a new runtime process binds the same ports while this one still
     /// serves, for upgrades without refused connections. On by default on Linux; ignored elsewhere.
@@ -66,7 +72,7 @@ public sealed record RuntimeOptions
         new("--metrics-port", "PORT", "port of the Prometheus /metrics endpoint (default 9090)", (o, v) => o with { MetricsPort = Port(v) }),
         new("--dapr-listen-addresses", "ADDR[,ADDR]", "addresses to listen on (default 127.0.0.1 standalone, 0.0.0.0 kubernetes)",
             (o, v) => o with { ListenAddresses = v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) }),
-        new("--mode", "standalone|kubernetes", "where resources come from (default standalone; kubernetes is not available yet)", (o, v) => o with
+        new("--mode", "standalone|kubernetes", "where resources come from: resource folders (standalone, the default) or the Kubernetes API (kubernetes)", (o, v) => o with
         {
             Mode = v switch
             {
@@ -75,6 +81,10 @@ public sealed record RuntimeOptions
                 _ => throw new FormatException($"--mode must be standalone or kubernetes, not '{v}'"),
             },
         }),
+        new("--namespace", "NS", "kubernetes mode: read Tenants, Components and the rest from this namespace only (default: all namespaces)",
+            (o, v) => o with { Namespace = v }),
+        new("--kubeconfig", "FILE", "kubernetes mode: reach the API server with this kubeconfig (default: the pod's service account, else ~/.kube/config)",
+            (o, v) => o with { Kubeconfig = v }),
         new("--log-level", "LEVEL", "debug, info, warn or error (default info)", (o, v) => o with
         {
             LogLevel = v is "debug" or "info" or "warn" or "error" ? v : throw new FormatException($"--log-level must be debug, info, warn or error, not '{v}'"),

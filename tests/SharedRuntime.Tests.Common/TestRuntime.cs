@@ -74,6 +74,22 @@ public sealed class TestRuntime : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Starts a runtime in kubernetes mode reading its resources from <paramref name="api"/> through a kubeconfig;
+    /// returns once the first full sync applied.
+    /// </summary>
+    public static Task<TestRuntime> StartKubernetesAsync(Kubernetes.FakeKubernetesApi api, Func<RuntimeOptions, RuntimeOptions>? configure = null) =>
+        StartAsync(new Dictionary<string, string> { ["kubeconfig"] = api.Kubeconfig() }, options =>
+        {
+            var kubernetes = options with
+            {
+                Mode = RuntimeMode.Kubernetes,
+                Kubeconfig = Path.Combine(options.ResourcesPaths[0], "kubeconfig"),
+                ListenAddresses = ["127.0.0.1"],
+            };
+            return configure?.Invoke(kubernetes) ?? kubernetes;
+        });
+
     internal static bool IsAddressInUse(Exception ex) =>
         ex is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse } ||
         (ex.InnerException is not null && IsAddressInUse(ex.InnerException)) ||

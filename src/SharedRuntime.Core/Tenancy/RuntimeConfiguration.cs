@@ -149,17 +149,36 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
     {
         foreach (var component in set.Components)
         {
-            if (!_factories.ContainsKey(component.Type))
-            {
-                throw new ResourceException(SourceFile(component.Source), $"Component/{component.Name}", "spec.type",
-                    $"unknown component type '{component.Type}'; known types are {string.Join(", ", _factories.Keys.Order(StringComparer.Ordinal))}");
-            }
-            var keyPrefix = component.Metadata.FirstOrDefault(m => string.Equals(m.Name, "keyPrefix", StringComparison.OrdinalIgnoreCase));
-            if (component.Category == "state" && keyPrefix?.Value is { } prefix && !string.Equals(prefix, "appid", StringComparison.OrdinalIgnoreCase))
-            {
-                throw new ResourceException(SourceFile(component.Source), $"Component/{component.Name}", "spec.metadata.keyPrefix",
-                    $"'{prefix}' would let apps share keys; a shared runtime always prefixes state keys with the app-id (use 'appid' or leave it out)");
-            }
+            ValidateComponent(component);
+        }
+    }
+
+    /// <summary>Why <paramref name="component"/> cannot be served here (an unknown type, a key prefix that would share keys), or null.</summary>
+    public string? ComponentProblem(ComponentConfig component)
+    {
+        try
+        {
+            ValidateComponent(component);
+            return null;
+        }
+        catch (ResourceException ex)
+        {
+            return ex.Problem;
+        }
+    }
+
+    private void ValidateComponent(ComponentConfig component)
+    {
+        if (!_factories.ContainsKey(component.Type))
+        {
+            throw new ResourceException(SourceFile(component.Source), $"Component/{component.Name}", "spec.type",
+                $"unknown component type '{component.Type}'; known types are {string.Join(", ", _factories.Keys.Order(StringComparer.Ordinal))}");
+        }
+        var keyPrefix = component.Metadata.FirstOrDefault(m => string.Equals(m.Name, "keyPrefix", StringComparison.OrdinalIgnoreCase));
+        if (component.Category == "state" && keyPrefix?.Value is { } prefix && !string.Equals(prefix, "appid", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ResourceException(SourceFile(component.Source), $"Component/{component.Name}", "spec.metadata.keyPrefix",
+                $"'{prefix}' would let apps share keys; a shared runtime always prefixes state keys with the app-id (use 'appid' or leave it out)");
         }
     }
 

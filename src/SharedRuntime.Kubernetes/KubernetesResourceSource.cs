@@ -1,0 +1,152 @@
+using Microsoft.Extensions.Logging;
+using SharedRuntime.Configuration;
+using SharedRuntime.Kubernetes.Resources;
+using SharedRuntime.Kubernetes.Watching;
+
+namespace SharedRuntime.Kubernetes;
+
+/// <summary>
+/// Resources from the Kubernetes API: Tenants (sharedruntime.io/v1alpha1), Dapr Components, Subscriptions,
+/// Resiliencies and Configurations, and the Secrets their tokens and metadata refer to. Each kind is listed and then
+/// watched into an in-memory copy; every change asks for a reload after a short quiet time, and a load builds the set
+/// from the copies. The first load waits until every kind has been listed once, so the runtime reports ready only
+/// with the cluster's full configuration.
+/// </summary>
+public sealed class KubernetesResourceSource : IResourceSource
+{
+    private readonly KubernetesSourceOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly k8s.Kubernetes _client;
+    private readonly IReadOnlyList<KindWatcher> _watchers;
+    private readonly KindWatcher _secrets;
+    private readonly ResourceSetBuilder _builder;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
+    private readonly Lock _startGate = new();
+    private Task[] _running = [];
+    private Task? _reloadLoop;
+
+    public KubernetesResourceSource(KubernetesSourceOptions options, TimeProvider time, ILogger<KubernetesResourceSource> logger)
+    {
+        _options = options;
+        _time = time;
+        _logger = logger;
+        _client = new k8s.Kubernetes(ClientConfiguration(options));
+        var api = new KubernetesApiClient(_client);
+        _watchers = WatchedKind.All.Select(kind => new KindWatcher(kind, api, options, time, logger, Signal)).ToArray();
+        _secrets = _watchers.Single(w => w.Kind == WatchedKind.Secrets);
+        _builder = new ResourceSetBuilder(options, logger);
+    }
+
+    public string Description => $"kubernetes ({Scope})";
+
+    private string Scope => _options.Namespace is { } ns ? $"namespace {ns}" : "all namespaces";
+
+    /// <summary>True once every kind has been listed at least once.</summary>
+    public bool IsSynced => _watchers.All(w => w.Synced.IsCompletedSuccessfully);
+
+    private static k8s.KubernetesClientConfiguration ClientConfiguration(KubernetesSourceOptions options)
+    {
+        if (options.ClientConfiguration is { } ready)
+        {
+            return ready;
+        }
+        try
+        {
+            if (options.KubeconfigPath is { } path)
+            {
+                return k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(path);
+            }
+            return k8s.KubernetesClientConfiguration.IsInCluster()
+                ? k8s.KubernetesClientConfiguration.InClusterConfig()
+                : k8s.KubernetesClientConfiguration.BuildDefaultConfig();
+        }
+        catch (k8s.Exceptions.KubeConfigException ex)
+        {
+            throw new IOException($"no way to reach the Kubernetes API (not in a cluster, and the kubeconfig cannot be used): {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Builds the set from the watched copies; the first call starts the watches and waits for every kind's first list.</summary>
+    public async ValueTask<ResourceSet> LoadAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        var synced = Task.WhenAll(_watchers.Select(w => w.Synced));
+        if (!synced.IsCompleted)
+        {
+            try
+            {
+                await synced.WaitAsync(_options.InitialSyncTimeout, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                var waiting = string.Join(", ", _watchers.Where(w => !w.Synced.IsCompleted).Select(w => w.Kind.ToString()));
+                throw new IOException(
+                    $"the Kubernetes API at {_client.BaseUri} did not list {waiting} within {_options.InitialSyncTimeout.TotalSeconds}s (see the warnings above for why)");
+            }
+        }
+        var kinds = _watchers.Where(w => w != _secrets).Select(w => (w.Kind, w.Snapshot())).ToList();
+        return _builder.Build(kinds, new SecretIndex(_secrets.Snapshot()));
+    }
+
+    public void Watch(Func<CancellationToken, Task> changed)
+    {
+        Start();
+        _reloadLoop = Task.Run(() => ReloadLoopAsync(changed));
+    }
+
+    private void Start()
+    {
+        lock (_startGate)
+        {
+            if (_running.Length > 0)
+            {
+                return;
+            }
+            KubernetesLog.Connecting(_logger, _client.BaseUri?.ToString() ?? "", Scope);
+            var token = _stopping.Token;
+            _running = _watchers.Select(w => Task.Run(() => w.RunAsync(token), token)).ToArray();
+        }
+    }
+
+    private void Signal() => _signal.Release();
+
+    /// <summary>Folds a burst of changes into one reload after <see cref="KubernetesSourceOptions.DebounceTime"/> of quiet.</summary>
+    private async Task ReloadLoopAsync(Func<CancellationToken, Task> changed)
+    {
+        var token = _stopping.Token;
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                await _signal.WaitAsync(token).ConfigureAwait(false);
+                await Task.Delay(_options.DebounceTime, _time, token).ConfigureAwait(false);
+                while (_signal.CurrentCount > 0)
+                {
+                    await _signal.WaitAsync(token).ConfigureAwait(false);
+                }
+                await changed(token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception)
+            {
+                // The callback reports its own failures; the reload loop must survive them.
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var task in _running.Append(_reloadLoop ?? Task.CompletedTask))
+        {
+            await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        _client.Dispose();
+        _stopping.Dispose();
+    }
+}

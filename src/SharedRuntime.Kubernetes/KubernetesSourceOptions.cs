@@ -1,0 +1,37 @@
+namespace SharedRuntime.Kubernetes;
+
+/// <summary>How <see cref="KubernetesResourceSource"/> reaches the API server and how patient it is.</summary>
+public sealed record KubernetesSourceOptions
+{
+    /// <summary>The namespace to read resources from; null reads every namespace.</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>A kubeconfig file; null uses the in-cluster service account, else the default kubeconfig.</summary>
+    public string? KubeconfigPath { get; init; }
+
+    /// <summary>A ready client configuration (tests point it at a fake API server); overrides <see cref="KubeconfigPath"/>.</summary>
+    public k8s.KubernetesClientConfiguration? ClientConfiguration { get; init; }
+
+    /// <summary>Changes arriving within this time are folded into one reload.</summary>
+    public TimeSpan DebounceTime { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How long the first load waits for every kind to be listed before giving up.</summary>
+    public TimeSpan InitialSyncTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>First wait after a failed list or a dropped watch; doubles per failure up to <see cref="MaxBackoff"/>.</summary>
+    public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the server may keep one watch open before it is resumed.</summary>
+    public TimeSpan WatchTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How often a resource type that is not installed (its CRD missing) is looked for again.</summary>
+    public TimeSpan MissingKindRetry { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Says why a component cannot be served (an unknown type, say), or null when it can. Such components are left
+    /// out with a warning so that one foreign Dapr component in the cluster does not hold back every other change.
+    /// </summary>
+    public Func<SharedRuntime.Configuration.ComponentConfig, string?>? RejectComponent { get; init; }
+}

@@ -1,0 +1,182 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using SharedRuntime.Configuration;
+using SharedRuntime.Kubernetes.Watching;
+
+namespace SharedRuntime.Kubernetes.Resources;
+
+/// <summary>
+/// Turns the cached API objects into a <see cref="ResourceSet"/> with the same parser as resource files. Secrets are
+/// resolved in the object's own namespace: a Tenant's <c>apiToken.secretKeyRef</c>, and a Component's
+/// <c>secretKeyRef</c> metadata when it names no <c>auth.secretStore</c> (or names <c>kubernetes</c>), as Dapr does on
+/// Kubernetes. Unlike a folder, the cluster is shared by many authors: an object that cannot be used is left out with
+/// a warning and the rest still applies, so one bad Tenant never holds back the others. When two objects clash
+/// (the same app-id or token), the one created first is kept.
+/// </summary>
+internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogger logger)
+{
+    private HashSet<string> _reported = new(StringComparer.Ordinal);
+
+    private sealed record Candidate(RawResource Raw, string Path, object Tree);
+
+    public ResourceSet Build(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds, SecretIndex secrets)
+    {
+        var reported = new HashSet<string>(StringComparer.Ordinal);
+        var candidates = new List<Candidate>();
+        foreach (var (kind, objects) in kinds)
+        {
+            // Oldest first: when two objects claim the same app-id or token, the one created first keeps it.
+            foreach (var obj in objects.OrderBy(CreationTimestamp, StringComparer.Ordinal).ThenBy(NamespacedName, StringComparer.Ordinal))
+            {
+                candidates.Add(ToCandidate(kind, obj, secrets, reported));
+            }
+        }
+
+        ResourceSet set;
+        while (true)
+        {
+            try
+            {
+                set = ResourceParser.Parse(candidates.Select(c => c.Raw), static _ => null, static (_, _) => null);
+                break;
+            }
+            catch (ResourceException ex) when (Culprit(candidates, ex) is { } culprit)
+            {
+                candidates.Remove(culprit);
+                Report(reported, culprit.Path, ex.Message);
+            }
+        }
+
+        var rejected = new HashSet<string>(StringComparer.Ordinal);
+        if (options.RejectComponent is { } reject)
+        {
+            foreach (var component in set.Components)
+            {
+                if (reject(component) is { } problem)
+                {
+                    rejected.Add(component.Name);
+                    Report(reported, component.Source, problem);
+                }
+            }
+        }
+        _reported = reported;
+        var kept = candidates.Where(c => !(c.Raw.Kind == ComponentConfig.KindName && rejected.Contains(c.Raw.Name)));
+        return set with
+        {
+            Components = set.Components.Where(c => !rejected.Contains(c.Name)).ToList(),
+            Documents = kept.Select(c => new ResourceDocument(c.Path, ObjectTree.ToJson(c.Tree))).ToList(),
+        };
+    }
+
+    /// <summary>The object an error is about: the later of two that clash, since the parser reports the second.</summary>
+    private static Candidate? Culprit(List<Candidate> candidates, ResourceException ex) =>
+        candidates.LastOrDefault(c => c.Raw.File == ex.File && c.Raw.Document == ex.Document);
+
+    private Candidate ToCandidate(WatchedKind kind, JsonElement obj, SecretIndex secrets, HashSet<string> reported)
+    {
+        var tree = ObjectTree.From(obj) as Dictionary<object, object?> ?? [];
+        var metadata = ObjectTree.Map(tree, "metadata") ?? [];
+        var ns = ObjectTree.Text(metadata, "namespace") ?? "";
+        var name = ObjectTree.Text(metadata, "name") ?? "";
+        // The parser reads only the name; the rest of metadata (managedFields, annotations) is left behind.
+        tree["metadata"] = new Dictionary<object, object?> { ["name"] = name, ["namespace"] = ns };
+        tree["apiVersion"] = kind.ApiVersion;
+        tree["kind"] = kind.Kind;
+        var path = $"kubernetes/{ns}/{kind.Plural}.{kind.Version}/{name}";
+        if (kind.Kind == TenantConfig.KindName)
+        {
+            ResolveTenantToken(tree, ns, secrets);
+        }
+        else if (kind.Kind == ComponentConfig.KindName)
+        {
+            ResolveComponentSecrets(tree, ns, path, secrets, reported);
+        }
+        var raw = new RawResource
+        {
+            File = $"kubernetes namespace {ns}",
+            Index = 0,
+            ApiVersion = kind.ApiVersion,
+            Kind = kind.Kind,
+            Name = name,
+            Root = tree,
+        };
+        return new Candidate(raw, path, tree);
+    }
+
+    /// <summary>
+    /// Replaces the <c>secretKeyRef</c> of <c>spec.apiToken</c> and <c>spec.appChannel.appApiToken</c> with the value when
+    /// the Secret has it; otherwise the parser says what is missing.
+    /// </summary>
+    private static void ResolveTenantToken(Dictionary<object, object?> tree, string ns, SecretIndex secrets)
+    {
+        var spec = ObjectTree.Map(tree, "spec");
+        ResolveToken(spec, "apiToken", ns, secrets);
+        ResolveToken(ObjectTree.Map(spec, "appChannel"), "appApiToken", ns, secrets);
+    }
+
+    private static void ResolveToken(Dictionary<object, object?>? parent, string field, string ns, SecretIndex secrets)
+    {
+        var reference = ObjectTree.Map(ObjectTree.Map(parent, field), "secretKeyRef");
+        if (parent is null || reference is null || ObjectTree.Text(reference, "name") is not { } name || ObjectTree.Text(reference, "key") is not { } key)
+        {
+            return;
+        }
+        if (secrets.Find(ns, name, key) is { } token)
+        {
+            parent[field] = new Dictionary<object, object?> { ["value"] = token };
+        }
+    }
+
+    private void ResolveComponentSecrets(Dictionary<object, object?> tree, string ns, string path, SecretIndex secrets, HashSet<string> reported)
+    {
+        var store = ObjectTree.Text(ObjectTree.Map(tree, "auth"), "secretStore");
+        if (store is not null && store != "kubernetes")
+        {
+            return;
+        }
+        if (store is not null)
+        {
+            tree["auth"] = new Dictionary<object, object?>();
+        }
+        if (ObjectTree.Map(tree, "spec") is not { } spec || !spec.TryGetValue("metadata", out var items) || items is not List<object?> list)
+        {
+            return;
+        }
+        for (var i = 0; i < list.Count; i++)
+        {
+            var reference = ObjectTree.Map(list[i], "secretKeyRef");
+            var itemName = ObjectTree.Text(list[i], "name");
+            if (reference is null || itemName is null || ObjectTree.Text(reference, "name") is not { } secretName)
+            {
+                continue;
+            }
+            var key = ObjectTree.Text(reference, "key") ?? secretName;
+            if (secrets.Find(ns, secretName, key) is { } value)
+            {
+                list[i] = new Dictionary<object, object?> { ["name"] = itemName, ["value"] = value };
+            }
+            else if (reported.Add($"{path}|secret|{itemName}") && !_reported.Contains($"{path}|secret|{itemName}"))
+            {
+                KubernetesLog.ComponentSecretMissing(logger, path, itemName, secretName, key, ns);
+            }
+        }
+    }
+
+    private void Report(HashSet<string> reported, string resource, string problem)
+    {
+        var entry = $"{resource}|{problem}";
+        if (reported.Add(entry) && !_reported.Contains(entry))
+        {
+            KubernetesLog.ResourceIgnored(logger, resource, problem);
+        }
+    }
+
+    /// <summary>RFC 3339 in UTC, so ordinal order is time order.</summary>
+    private static string CreationTimestamp(JsonElement obj) =>
+        obj.TryGetProperty("metadata", out var m) && m.TryGetProperty("creationTimestamp", out var t) ? t.GetString() ?? "" : "";
+
+    private static string NamespacedName(JsonElement obj) =>
+        obj.TryGetProperty("metadata", out var m)
+            ? $"{(m.TryGetProperty("namespace", out var ns) ? ns.GetString() : "")}/{(m.TryGetProperty("name", out var n) ? n.GetString() : "")}"
+            : "";
+}

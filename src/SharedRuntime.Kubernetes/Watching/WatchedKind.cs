@@ -1,0 +1,28 @@
+namespace SharedRuntime.Kubernetes.Watching;
+
+/// <summary>One Kubernetes resource type the runtime reads: where its list and watch live and what its objects are called.</summary>
+internal sealed record WatchedKind(string Group, string Version, string Plural, string Kind)
+{
+    public static WatchedKind Tenants { get; } = new("sharedruntime.io", "v1alpha1", "tenants", "Tenant");
+    public static WatchedKind Components { get; } = new("dapr.io", "v1alpha1", "components", "Component");
+    public static WatchedKind Resiliencies { get; } = new("dapr.io", "v1alpha1", "resiliencies", "Resiliency");
+    public static WatchedKind Configurations { get; } = new("dapr.io", "v1alpha1", "configurations", "Configuration");
+    public static WatchedKind SubscriptionsV2 { get; } = new("dapr.io", "v2alpha1", "subscriptions", "Subscription");
+    public static WatchedKind SubscriptionsV1 { get; } = new("dapr.io", "v1alpha1", "subscriptions", "Subscription");
+    public static WatchedKind Secrets { get; } = new("", "v1", "secrets", "Secret");
+
+    /// <summary>Every kind, in the order their objects are handed to the parser.</summary>
+    public static IReadOnlyList<WatchedKind> All { get; } =
+        [Tenants, Components, Resiliencies, Configurations, SubscriptionsV2, SubscriptionsV1, Secrets];
+
+    public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
+
+    /// <summary>The collection path, in one namespace or (null) across all of them.</summary>
+    public string Path(string? @namespace)
+    {
+        var prefix = Group.Length == 0 ? $"/api/{Version}" : $"/apis/{Group}/{Version}";
+        return @namespace is null ? $"{prefix}/{Plural}" : $"{prefix}/namespaces/{Uri.EscapeDataString(@namespace)}/{Plural}";
+    }
+
+    public override string ToString() => $"{Plural}.{(Group.Length == 0 ? "core" : Group)}/{Version}";
+}

@@ -1,0 +1,429 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace SharedRuntime.Tests.Kubernetes;
+
+/// <summary>
+/// An in-process Kubernetes API server for the resources the runtime reads. It speaks the real list and watch
+/// protocol: a list answers <c>{"kind":"XList","metadata":{"resourceVersion"},"items"}</c>; a watch streams one JSON
+/// event per line over chunked transfer, from a resourceVersion, with bookmarks. Tests add, change and delete objects,
+/// drop every open watch, make old versions expire (410 Gone, as a status or as an ERROR event), hold lists back, and
+/// make a resource type not installed (404).
+/// </summary>
+public sealed class FakeKubernetesApi : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Dictionary<string, JsonObject>> _objects = new(StringComparer.Ordinal);
+    private readonly List<StoredEvent> _events = [];
+    private readonly HashSet<string> _missing = new(StringComparer.Ordinal);
+    private readonly List<string> _requests = [];
+    private TaskCompletionSource _pulse = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _listsReleased = Released();
+    private CancellationTokenSource _dropWatches = new();
+    private static readonly DateTime CreationEpoch = new(2025, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+    private long _version = 1000;
+    private long _oldestWatchable;
+
+    private sealed record StoredEvent(long Version, string Collection, string Namespace, string Type, JsonObject Object);
+
+    private FakeKubernetesApi(WebApplication app) => _app = app;
+
+    public Uri Address { get; private set; } = null!;
+
+    /// <summary>When true an expired resourceVersion is answered with an ERROR watch event (code 410), else with HTTP 410.</summary>
+    public bool GoneAsErrorEvent { get; set; }
+
+    /// <summary>Every request seen, as "METHOD path?query" followed by " auth" when it carried a bearer token.</summary>
+    public IReadOnlyList<string> Requests
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _requests];
+            }
+        }
+    }
+
+    public static async Task<FakeKubernetesApi> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        var app = builder.Build();
+        var api = new FakeKubernetesApi(app);
+        app.Run(api.HandleAsync);
+        await app.StartAsync();
+        api.Address = new Uri(app.Urls.First());
+        return api;
+    }
+
+    /// <summary>A kubeconfig pointing at this server, with a bearer token.</summary>
+    public string Kubeconfig() =>
+        $"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: fake
+              cluster:
+                server: {Address.ToString().TrimEnd('/')}
+            users:
+            - name: fake
+              user:
+                token: fake-service-account-token
+            contexts:
+            - name: fake
+              context:
+                cluster: fake
+                user: fake
+            current-context: fake
+            """;
+
+    /// <summary>Creates or replaces an object given as JSON; returns its new resourceVersion.</summary>
+    public long Apply(string json)
+    {
+        var obj = JsonNode.Parse(json)!.AsObject();
+        var collection = CollectionOf(obj["apiVersion"]!.GetValue<string>(), obj["kind"]!.GetValue<string>());
+        var metadata = obj["metadata"]!.AsObject();
+        metadata["namespace"] ??= "default";
+        var key = $"{metadata["namespace"]}/{metadata["name"]}";
+        lock (_gate)
+        {
+            var version = ++_version;
+            metadata["resourceVersion"] = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var objects = Objects(collection);
+            var type = objects.TryGetValue(key, out var existing) ? "MODIFIED" : "ADDED";
+            // Creation times one second apart per write, kept across updates, as the API server keeps them.
+            metadata["creationTimestamp"] = existing?["metadata"]?["creationTimestamp"]?.GetValue<string>() ??
+                CreationEpoch.AddSeconds(version).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            objects[key] = obj;
+            Record(new StoredEvent(version, collection, metadata["namespace"]!.GetValue<string>(), type, (JsonObject)obj.DeepClone()));
+            return version;
+        }
+    }
+
+    public void Delete(string apiVersion, string kind, string @namespace, string name)
+    {
+        var collection = CollectionOf(apiVersion, kind);
+        lock (_gate)
+        {
+            if (!Objects(collection).Remove($"{@namespace}/{name}", out var obj))
+            {
+                throw new InvalidOperationException($"{kind} {@namespace}/{name} does not exist");
+            }
+            var version = ++_version;
+            var gone = (JsonObject)obj.DeepClone();
+            gone["metadata"]!["resourceVersion"] = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Record(new StoredEvent(version, collection, @namespace, "DELETED", gone));
+        }
+    }
+
+    /// <summary>Aborts every open watch connection, as a restarting API server or a broken network would.</summary>
+    public void DropWatches()
+    {
+        CancellationTokenSource old;
+        lock (_gate)
+        {
+            old = _dropWatches;
+            _dropWatches = new CancellationTokenSource();
+        }
+        old.Cancel();
+    }
+
+    /// <summary>Forgets the event history: any watch from a version the client already has is answered 410 Gone.</summary>
+    public void Compact()
+    {
+        lock (_gate)
+        {
+            _oldestWatchable = _version;
+            _events.Clear();
+        }
+    }
+
+    /// <summary>Lists wait until <see cref="ReleaseLists"/>.</summary>
+    public void HoldLists()
+    {
+        lock (_gate)
+        {
+            _listsReleased = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    public void ReleaseLists()
+    {
+        lock (_gate)
+        {
+            _listsReleased.TrySetResult();
+        }
+    }
+
+    /// <summary>Makes a resource type answer 404, as when its CRD is not installed (plural and group: "components.dapr.io").</summary>
+    public void SetInstalled(string pluralDotGroup, bool installed)
+    {
+        lock (_gate)
+        {
+            if (installed)
+            {
+                _missing.Remove(pluralDotGroup);
+            }
+            else
+            {
+                _missing.Add(pluralDotGroup);
+            }
+        }
+    }
+
+    private static TaskCompletionSource Released()
+    {
+        var released = new TaskCompletionSource();
+        released.SetResult();
+        return released;
+    }
+
+    private void Record(StoredEvent stored)
+    {
+        _events.Add(stored);
+        var pulse = _pulse;
+        _pulse = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        pulse.SetResult();
+    }
+
+    private Dictionary<string, JsonObject> Objects(string collection)
+    {
+        if (!_objects.TryGetValue(collection, out var objects))
+        {
+            objects = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+            _objects[collection] = objects;
+        }
+        return objects;
+    }
+
+    private static string CollectionOf(string apiVersion, string kind)
+    {
+        var plural = kind switch
+        {
+            "Tenant" => "tenants",
+            "Component" => "components",
+            "Subscription" => "subscriptions",
+            "Resiliency" => "resiliencies",
+            "Configuration" => "configurations",
+            "Secret" => "secrets",
+            _ => throw new ArgumentException($"the fake API server does not serve {kind}"),
+        };
+        return $"{apiVersion}/{plural}";
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        lock (_gate)
+        {
+            _requests.Add($"{request.Method} {request.Path}{request.QueryString}{(request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.Ordinal) ? " auth" : "")}");
+        }
+        if (!TryRoute(request.Path.Value ?? "", out var apiVersion, out var plural, out var ns))
+        {
+            await StatusAsync(context, 404, "NotFound", $"the server could not find the requested resource {request.Path}");
+            return;
+        }
+        var collection = $"{apiVersion}/{plural}";
+        bool missing;
+        Task listsReleased;
+        lock (_gate)
+        {
+            missing = _missing.Contains($"{plural}.{apiVersion.Split('/')[0]}");
+            listsReleased = _listsReleased.Task;
+        }
+        if (missing)
+        {
+            await StatusAsync(context, 404, "NotFound", "the server could not find the requested resource");
+            return;
+        }
+        if (request.Query["watch"] == "true")
+        {
+            await WatchAsync(context, collection, ns, long.Parse(request.Query["resourceVersion"].ToString(), System.Globalization.CultureInfo.InvariantCulture),
+                request.Query["allowWatchBookmarks"] == "true");
+            return;
+        }
+        await listsReleased.WaitAsync(context.RequestAborted);
+        await ListAsync(context, apiVersion, plural, collection, ns);
+    }
+
+    private static bool TryRoute(string path, out string apiVersion, out string plural, out string? ns)
+    {
+        var parts = path.Trim('/').Split('/');
+        apiVersion = plural = "";
+        ns = null;
+        int rest;
+        if (parts is ["api", var v, ..])
+        {
+            apiVersion = v;
+            rest = 2;
+        }
+        else if (parts is ["apis", var g, var v2, ..])
+        {
+            apiVersion = $"{g}/{v2}";
+            rest = 3;
+        }
+        else
+        {
+            return false;
+        }
+        var tail = parts[rest..];
+        if (tail is ["namespaces", var n, var p])
+        {
+            ns = n;
+            plural = p;
+            return true;
+        }
+        if (tail is [var only])
+        {
+            plural = only;
+            return true;
+        }
+        return false;
+    }
+
+    private async Task ListAsync(HttpContext context, string apiVersion, string plural, string collection, string? ns)
+    {
+        var items = new JsonArray();
+        string version;
+        lock (_gate)
+        {
+            foreach (var obj in Objects(collection).Values.Where(o => ns is null || o["metadata"]!["namespace"]!.GetValue<string>() == ns))
+            {
+                var item = (JsonObject)obj.DeepClone();
+                if (plural == "secrets")
+                {
+                    // Like the real server, items of built-in lists carry no apiVersion and kind.
+                    item.Remove("apiVersion");
+                    item.Remove("kind");
+                }
+                items.Add(item);
+            }
+            version = _version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var kind = plural switch
+        {
+            "tenants" => "TenantList",
+            "components" => "ComponentList",
+            "subscriptions" => "SubscriptionList",
+            "resiliencies" => "ResiliencyList",
+            "configurations" => "ConfigurationList",
+            _ => "SecretList",
+        };
+        var list = new JsonObject
+        {
+            ["apiVersion"] = apiVersion,
+            ["kind"] = kind,
+            ["metadata"] = new JsonObject { ["resourceVersion"] = version },
+            ["items"] = items,
+        };
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(list.ToJsonString());
+    }
+
+    private async Task WatchAsync(HttpContext context, string collection, string? ns, long from, bool bookmarks)
+    {
+        CancellationToken dropped;
+        lock (_gate)
+        {
+            dropped = _dropWatches.Token;
+        }
+        bool tooOld;
+        lock (_gate)
+        {
+            tooOld = from < _oldestWatchable;
+        }
+        if (tooOld && !GoneAsErrorEvent)
+        {
+            await StatusAsync(context, 410, "Expired", $"too old resource version: {from}");
+            return;
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.StartAsync();
+        if (tooOld)
+        {
+            await WriteEventAsync(context, "ERROR", Status(410, "Expired", $"too old resource version: {from}"));
+            return;
+        }
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(dropped, context.RequestAborted);
+        var cursor = from;
+        var sentBookmark = !bookmarks;
+        try
+        {
+            while (true)
+            {
+                List<StoredEvent> pending;
+                Task pulse;
+                long now;
+                lock (_gate)
+                {
+                    pending = _events.Where(e => e.Version > cursor && e.Collection == collection && (ns is null || e.Namespace == ns)).ToList();
+                    pulse = _pulse.Task;
+                    now = _version;
+                }
+                foreach (var stored in pending)
+                {
+                    await WriteEventAsync(context, stored.Type, stored.Object);
+                    cursor = stored.Version;
+                }
+                if (!sentBookmark)
+                {
+                    sentBookmark = true;
+                    cursor = Math.Max(cursor, now);
+                    var metadata = new JsonObject { ["resourceVersion"] = now.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+                    await WriteEventAsync(context, "BOOKMARK", new JsonObject { ["kind"] = "Tenant", ["metadata"] = metadata });
+                }
+                await pulse.WaitAsync(linked.Token);
+            }
+        }
+        catch (OperationCanceledException) when (dropped.IsCancellationRequested)
+        {
+            context.Abort();
+        }
+        catch (OperationCanceledException)
+        {
+            // the client went away
+        }
+    }
+
+    private static async Task WriteEventAsync(HttpContext context, string type, JsonObject obj)
+    {
+        var line = new JsonObject { ["type"] = type, ["object"] = obj.DeepClone() }.ToJsonString() + "\n";
+        await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line));
+        await context.Response.Body.FlushAsync();
+    }
+
+    private static JsonObject Status(int code, string reason, string message) => new()
+    {
+        ["kind"] = "Status",
+        ["apiVersion"] = "v1",
+        ["metadata"] = new JsonObject(),
+        ["status"] = "Failure",
+        ["message"] = message,
+        ["reason"] = reason,
+        ["code"] = code,
+    };
+
+    private static async Task StatusAsync(HttpContext context, int code, string reason, string message)
+    {
+        context.Response.StatusCode = code;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(Status(code, reason, message).ToJsonString());
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        DropWatches();
+        ReleaseLists();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using k8s.Models;
+using SharedRuntime.Configuration;
+
+namespace SharedRuntime.Tests.Deploy;
+
+/// <summary>The manifests under deploy/ are what an operator applies: they must parse as Kubernetes reads them and say what we promise.</summary>
+public sealed class DeployManifestTests
+{
+    [Fact]
+    public void EveryManifestParsesWithTheKubernetesModels()
+    {
+        var manifests = DeployFiles.Manifests().ToList();
+        Assert.NotEmpty(manifests);
+        foreach (var file in manifests)
+        {
+            var objects = DeployFiles.Load(File.ReadAllText(file));
+            Assert.True(objects.Count > 0, $"{file} holds no object");
+        }
+    }
+
+    [Fact]
+    public void TheDaemonSetRollsWithoutGapsAndRunsLockedDown()
+    {
+        var daemonSet = DeployFiles.LoadAll().OfType<V1DaemonSet>().Single();
+        var rolling = daemonSet.Spec.UpdateStrategy.RollingUpdate;
+        Assert.Equal("RollingUpdate", daemonSet.Spec.UpdateStrategy.Type);
+        Assert.Equal("1", rolling.MaxSurge.Value);
+        Assert.Equal("0", rolling.MaxUnavailable.Value);
+
+        var pod = daemonSet.Spec.Template.Spec;
+        var container = pod.Containers.Single();
+        Assert.Equal("shared-runtime", pod.ServiceAccountName);
+        Assert.True(pod.SecurityContext.RunAsNonRoot);
+        Assert.True(container.SecurityContext.RunAsNonRoot);
+        Assert.True(container.SecurityContext.ReadOnlyRootFilesystem);
+        Assert.False(container.SecurityContext.AllowPrivilegeEscalation);
+        Assert.Equal(["ALL"], container.SecurityContext.Capabilities.Drop);
+
+        var args = container.Args.ToList();
+        Assert.Equal("kubernetes", args[args.IndexOf("--mode") + 1]);
+        Assert.Equal("0.0.0.0", args[args.IndexOf("--dapr-listen-addresses") + 1]);
+        var stateDir = args[args.IndexOf("--state-dir") + 1];
+        var stateMount = container.VolumeMounts.Single(m => m.MountPath == stateDir);
+        Assert.NotNull(pod.Volumes.Single(v => v.Name == stateMount.Name).EmptyDir);
+        var drainSeconds = int.Parse(args[args.IndexOf("--dapr-graceful-shutdown-seconds") + 1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(pod.TerminationGracePeriodSeconds > drainSeconds + 1, "the grace period outlasts the drain");
+
+        Assert.Equal([3500, 9090, 50001], container.Ports.Select(p => p.ContainerPort).Order());
+        Assert.NotNull(container.Resources.Requests["cpu"]);
+        Assert.NotNull(container.Resources.Limits["memory"]);
+        Assert.Equal("/v1.0/healthz", container.ReadinessProbe.HttpGet.Path);
+        Assert.Equal("/v1.0/healthz", container.LivenessProbe.HttpGet.Path);
+    }
+
+    [Fact]
+    public void TheServiceKeepsTrafficOnTheNode()
+    {
+        var service = DeployFiles.LoadAll().OfType<V1Service>().Single(s => s.Metadata.Name == "shared-runtime");
+        Assert.Equal("Local", service.Spec.InternalTrafficPolicy);
+        Assert.Equal([3500, 9090, 50001], service.Spec.Ports.Select(p => p.Port).Order());
+    }
+
+    [Fact]
+    public void TheClusterRoleOnlyReadsTheResourcesTheRuntimeWatches()
+    {
+        var role = DeployFiles.LoadAll().OfType<V1ClusterRole>().Single();
+        foreach (var rule in role.Rules)
+        {
+            Assert.Equal(["get", "list", "watch"], rule.Verbs);
+        }
+        var granted = role.Rules.SelectMany(r => r.ApiGroups.SelectMany(g => r.Resources.Select(res => $"{res}.{g}"))).Order().ToList();
+        Assert.Equal(["components.dapr.io", "configurations.dapr.io", "resiliencies.dapr.io", "secrets.", "subscriptions.dapr.io", "tenants.sharedruntime.io"], granted);
+    }
+
+    [Fact]
+    public void TheTenantCrdValidatesTheSpec()
+    {
+        var crd = DeployFiles.LoadAll().OfType<V1CustomResourceDefinition>().Single();
+        Assert.Equal("tenants.sharedruntime.io", crd.Metadata.Name);
+        var version = crd.Spec.Versions.Single();
+        Assert.Equal("v1alpha1", version.Name);
+        var spec = version.Schema.OpenAPIV3Schema.Properties["spec"];
+        Assert.Contains("apiToken", spec.Required);
+        var appId = new Regex(spec.Properties["appId"].Pattern);
+        Assert.Matches(appId, "orders");
+        Assert.DoesNotMatch(appId, "orders||x");
+        Assert.DoesNotMatch(appId, "-orders");
+        Assert.Equal(2, spec.Properties["apiToken"].OneOf.Count);
+        Assert.Equal(["key", "name"], spec.Properties["apiToken"].Properties["secretKeyRef"].Required.Order());
+        var limits = spec.Properties["limits"].Properties;
+        Assert.Equal(1, limits["burst"].Minimum);
+        Assert.Equal(1, limits["maxConcurrency"].Minimum);
+        Assert.Equal(0, limits["maxQueue"].Minimum);
+        Assert.True(limits["requestsPerSecond"].Minimum > 0);
+        Assert.Contains("appChannel", spec.Properties.Keys);
+        Assert.Contains("config", spec.Properties.Keys);
+    }
+
+    [Theory]
+    [InlineData("samples/tenant.yaml", "orders")]
+    [InlineData("examples/knative", "greeter")]
+    public void TheSampleResourcesLoadWithTheRuntimesOwnParser(string path, string appId)
+    {
+        var full = Path.Combine(DeployFiles.Folder, path);
+        var files = Directory.Exists(full) ? Directory.GetFiles(full, "*.yaml").Order(StringComparer.Ordinal).ToArray() : [full];
+        var raws = files.SelectMany(f => ResourceReader.ReadText(f, File.ReadAllText(f))).ToList();
+        var secrets = DeployFiles.Load(string.Join("\n---\n", files.Select(File.ReadAllText))).OfType<V1Secret>().ToList();
+        string? Resolve(string name, string key) => secrets.SingleOrDefault(s => s.Metadata.Name == name)?.StringData?[key];
+
+        var set = ResourceParser.Parse(raws, _ => null, Resolve);
+        var tenant = Assert.Single(set.Tenants);
+        Assert.Equal(appId, tenant.AppId);
+        Assert.NotEmpty(tenant.ApiToken);
+    }
+
+    [Fact]
+    public void TheKnativeFunctionReachesTheNodeLocalServiceWithItsTenantsToken()
+    {
+        var objects = DeployFiles.LoadAll();
+        var service = objects.OfType<V1Service>().Single(s => s.Metadata.Name == "shared-runtime");
+        var knative = objects.OfType<CustomObject>().Single(o => o.Kind == "Service");
+        var json = JsonSerializer.Serialize(knative.Spec);
+        Assert.Contains($"http://{service.Metadata.Name}.shared-runtime-system.svc.cluster.local:3500", json);
+        Assert.Contains($"http://{service.Metadata.Name}.shared-runtime-system.svc.cluster.local:50001", json);
+        Assert.Contains("DAPR_API_TOKEN", json);
+        Assert.Contains("greeter-dapr-token", json);
+    }
+
+    [Fact]
+    public void TheDashboardChartsRateLatencyAndRejectionsPerTenant()
+    {
+        using var dashboard = JsonDocument.Parse(File.ReadAllText(Path.Combine(DeployFiles.Folder, "monitoring", "grafana-dashboard.json")));
+        var expressions = dashboard.RootElement.GetProperty("panels").EnumerateArray()
+            .SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!).ToList();
+        Assert.Contains(expressions, e => e.Contains("rate(sharedruntime_requests_total", StringComparison.Ordinal) && e.Contains("by (app_id)", StringComparison.Ordinal));
+        Assert.Contains(expressions, e => e.Contains("histogram_quantile(0.99", StringComparison.Ordinal) && e.Contains("sharedruntime_request_duration_seconds_bucket", StringComparison.Ordinal));
+        Assert.Contains(expressions, e => e.Contains("sharedruntime_rejections_total", StringComparison.Ordinal));
+    }
+
+    [SkippableFact]
+    public async Task KubectlKustomizeBuildsTheDeployFolder()
+    {
+        const string kubectl = "/usr/bin/kubectl";
+        var found = File.Exists(kubectl) ? kubectl : FindOnPath("kubectl");
+        // CI runs this test for real: there a missing kubectl is a failure, not a skip.
+        Assert.False(found is null && Environment.GetEnvironmentVariable("CI") is { Length: > 0 }, "kubectl is required in CI");
+        Skip.If(found is null, "kubectl is not installed");
+
+        var start = new ProcessStartInfo(found!, ["kustomize", DeployFiles.Folder])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(process.ExitCode == 0, $"kubectl kustomize failed: {await error}");
+
+        var objects = DeployFiles.Load(await output);
+        Assert.Equal(7, objects.Count);
+        Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
+            o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
+        var image = objects.OfType<V1DaemonSet>().Single().Spec.Template.Spec.Containers.Single().Image;
+        Assert.StartsWith("ghcr.io/", image, StringComparison.Ordinal);
+    }
+
+    private static string? FindOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(folder => Path.Combine(folder, name)).FirstOrDefault(File.Exists);
+}
