@@ -21,7 +21,7 @@ public static class BackendComponentsServiceCollectionExtensions
 
 internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvider services) : IComponentFactory
 {
-    public IReadOnlyCollection<string> Types { get; } = ["state.redis", "state.postgresql", "pubsub.redis"];
+    public IReadOnlyCollection<string> Types { get; } = ["state.redis", "state.postgresql", "pubsub.redis", "pubsub.jetstream"];
 
     public IComponent Create(ComponentContext context)
     {
@@ -31,6 +31,7 @@ internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvide
             "state.redis" => new RedisStateStore(RedisStateOptions.From(context), time, loggers.CreateLogger<RedisStateStore>()),
             "state.postgresql" => new PostgreSqlStateStore(PostgreSqlStateOptions.From(context), time, loggers.CreateLogger<PostgreSqlStateStore>()),
             "pubsub.redis" => new RedisStreamsBroker(RedisPubSubOptions.From(context), time, loggers.CreateLogger<RedisStreamsBroker>()),
+            "pubsub.jetstream" => new JetStreamBroker(JetStreamOptions.From(context), loggers.CreateLogger<JetStreamBroker>()),
             _ => throw new ComponentException($"unknown component type {context.Type}"),
         };
     }

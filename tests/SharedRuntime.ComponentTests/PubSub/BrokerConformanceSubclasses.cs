@@ -29,3 +29,20 @@ public sealed class RedisBrokerConformanceTests(RedisServer server) : PubSubBrok
         });
     }
 }
+
+public sealed class JetStreamBrokerConformanceTests(NatsServer server) : PubSubBrokerConformanceTests, IClassFixture<NatsServer>
+{
+    protected override TimeSpan RedeliveryWait => TimeSpan.FromMilliseconds(1500);
+
+    protected override Task<IPubSubBroker> CreateBrokerAsync()
+    {
+        TestServers.Require("nats-server", server.Missing);
+        return Brokers.CreateAsync("pubsub.jetstream", new Dictionary<string, string>
+        {
+            ["natsURL"] = server.Url,
+            ["streamName"] = "conformance",
+            ["ackWait"] = "1s",
+            ["nakDelay"] = "100ms",
+        });
+    }
+}
