@@ -10,6 +10,7 @@ namespace SharedRuntime.Components.PubSub;
 internal sealed class JetStreamSubscription : IAsyncDisposable
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(5);
     private readonly JetStreamBroker _broker;
     private readonly INatsJSConsumer _consumer;
     private readonly string _topic;
@@ -107,10 +108,22 @@ internal sealed class JetStreamSubscription : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops pulling, then waits (a few seconds at most) for the handler calls still running, which see the stop, so
+    /// their naks reach the server while the connection is still open.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _pump.ConfigureAwait(false);
+        var deadline = Task.Delay(DrainTimeout);
+        for (var i = 0; i < _limit; i++)
+        {
+            if (await Task.WhenAny(_slots.WaitAsync(), deadline).ConfigureAwait(false) == deadline)
+            {
+                break;
+            }
+        }
         _stop.Dispose();
     }
 }

@@ -41,7 +41,7 @@ public sealed class JetStreamBrokerConformanceTests(NatsServer server) : PubSubB
         {
             ["natsURL"] = server.Url,
             ["streamName"] = "conformance",
-            ["ackWait"] = "1s",
+            ["ackWait"] = "2s",
             ["nakDelay"] = "100ms",
         });
     }

@@ -184,9 +184,12 @@ public abstract class PubSubBrokerConformanceTests : IAsyncLifetime
         Assert.True(await recorder.StaysQuietAsync(TimeSpan.FromMilliseconds(500)), "a third handler call started while two were running");
         Assert.Equal(2, recorder.Running);
         gate.SetResult();
-        await recorder.NextAsync(4);
+        // At least once: a message held past the broker's ack deadline may come twice; every message must come.
+        while (recorder.All.Select(Text).Distinct().Count() < 6)
+        {
+            await recorder.NextAsync();
+        }
         Assert.Equal(2, recorder.MaxRunning);
-        Assert.Equal(6, recorder.All.Select(Text).Distinct().Count());
     }
 
     [SkippableFact]
