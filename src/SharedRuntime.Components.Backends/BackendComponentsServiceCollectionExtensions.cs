@@ -2,13 +2,15 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using SharedRuntime.Components.PubSub;
 using SharedRuntime.Components.State;
 
 namespace SharedRuntime.Components;
 
 public static class BackendComponentsServiceCollectionExtensions
 {
-    /// <summary>Registers the components that talk to an external server: <c>state.redis</c> and <c>state.postgresql</c>.</summary>
+    /// <summary>Registers the components that talk to an external server: <c>state.redis</c>, <c>state.postgresql</c>,
+    /// <c>pubsub.redis</c> and <c>pubsub.jetstream</c>.</summary>
     public static IServiceCollection AddBackendComponents(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
@@ -19,7 +21,7 @@ public static class BackendComponentsServiceCollectionExtensions
 
 internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvider services) : IComponentFactory
 {
-    public IReadOnlyCollection<string> Types { get; } = ["state.redis", "state.postgresql"];
+    public IReadOnlyCollection<string> Types { get; } = ["state.redis", "state.postgresql", "pubsub.redis", "pubsub.jetstream"];
 
     public IComponent Create(ComponentContext context)
     {
@@ -28,6 +30,8 @@ internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvide
         {
             "state.redis" => new RedisStateStore(RedisStateOptions.From(context), time, loggers.CreateLogger<RedisStateStore>()),
             "state.postgresql" => new PostgreSqlStateStore(PostgreSqlStateOptions.From(context), time, loggers.CreateLogger<PostgreSqlStateStore>()),
+            "pubsub.redis" => new RedisStreamsBroker(RedisPubSubOptions.From(context), time, loggers.CreateLogger<RedisStreamsBroker>()),
+            "pubsub.jetstream" => new JetStreamBroker(JetStreamOptions.From(context), loggers.CreateLogger<JetStreamBroker>()),
             _ => throw new ComponentException($"unknown component type {context.Type}"),
         };
     }

@@ -18,4 +18,16 @@ internal static partial class BackendsLog
 
     [LoggerMessage(3005, LogLevel.Warning, "PostgreSQL state table {Table}: removing expired keys failed; the next sweep tries again")]
     public static partial void PostgreSqlSweepFailed(ILogger logger, string table, Exception exception);
+
+    [LoggerMessage(3010, LogLevel.Warning, "Redis stream {Topic}, consumer group {Group}: reading failed; trying again shortly")]
+    public static partial void RedisStreamReadFailed(ILogger logger, string topic, string group, Exception exception);
+
+    [LoggerMessage(3011, LogLevel.Warning, "Redis stream {Topic}, consumer group {Group}: acknowledging failed; the message will be delivered again")]
+    public static partial void RedisStreamAckFailed(ILogger logger, string topic, string group, Exception exception);
+
+    [LoggerMessage(3012, LogLevel.Warning, "JetStream topic {Topic}, consumer group {Group}: pulling failed; trying again shortly")]
+    public static partial void JetStreamConsumeFailed(ILogger logger, string topic, string group, Exception exception);
+
+    [LoggerMessage(3013, LogLevel.Warning, "JetStream topic {Topic}, consumer group {Group}: answering a message failed; it will be delivered again after ackWait")]
+    public static partial void JetStreamAckFailed(ILogger logger, string topic, string group, Exception exception);
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SharedRuntime.Admission;
 using SharedRuntime.Components;
 using SharedRuntime.Tenancy;
 
@@ -15,13 +16,27 @@ public sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error)
 
 /// <summary>
 /// The state building block for one tenant, shared by the HTTP and gRPC APIs: finds the store the tenant may use,
-/// prefixes keys with the app-id, enforces the tenant's state quota, and maps store failures to Dapr errors.
+/// prefixes keys with the app-id, enforces the tenant's state quota, and maps store failures to Dapr errors. Every
+/// call into a store goes through the store's <see cref="ComponentGuard"/>: fair shares of its concurrent calls per
+/// app (a full line is 429 ERR_TENANT_BACKEND_BUSY) and a breaker that fails calls at once while its backend is down.
 /// </summary>
-public sealed class StateApi(RuntimeConfiguration configuration)
+public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider time)
 {
     private const string Category = "state";
 
-    public IStateStore GetStore(TenantContext tenant, string storeName)
+    public IStateStore GetStore(TenantContext tenant, string storeName) => Find(tenant, storeName).Store;
+
+    /// <summary>A store the tenant may use, with the guard every call into it passes.</summary>
+    private readonly record struct GuardedStore(IStateStore Store, ComponentGuard Guard, string AppId)
+    {
+        public ValueTask<T> RunAsync<T>(Func<IStateStore, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken) =>
+            Guard.RunAsync(AppId, (Store, call), static (s, ct) => s.call(s.Store, ct), cancellationToken);
+
+        public async ValueTask RunAsync(Func<IStateStore, CancellationToken, ValueTask> call, CancellationToken cancellationToken) =>
+            await Guard.RunAsync(AppId, (Store, call), static async (s, ct) => { await s.call(s.Store, ct).ConfigureAwait(false); return true; }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private GuardedStore Find(TenantContext tenant, string storeName)
     {
         var snapshot = configuration.Current;
         var entry = snapshot.FindComponent(tenant, Category, storeName);
@@ -37,8 +52,12 @@ public sealed class StateApi(RuntimeConfiguration configuration)
         {
             throw new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", $"state store {storeName} is not available: {entry.Error}");
         }
-        return store;
+        return new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId);
     }
+
+    /// <summary>A full line for the tenant at a shared store: 429, try again in a second.</summary>
+    private static DaprApiException Busy(FairQueueFullException ex, string storeName) =>
+        new(429, "ERR_TENANT_BACKEND_BUSY", $"state store {storeName} is busy: {ex.Message}", ex) { RetryAfterSeconds = 1 };
 
     public static string StoredKey(TenantContext tenant, string key)
     {
@@ -55,12 +74,16 @@ public sealed class StateApi(RuntimeConfiguration configuration)
 
     public async ValueTask<StateEntry?> GetAsync(TenantContext tenant, string storeName, string key, CancellationToken cancellationToken)
     {
-        var store = GetStore(tenant, storeName);
+        var store = Find(tenant, storeName);
         var storedKey = StoredKey(tenant, key);
         try
         {
-            var entry = await store.GetAsync(storedKey, cancellationToken).ConfigureAwait(false);
+            var entry = await store.RunAsync((s, ct) => s.GetAsync(storedKey, ct), cancellationToken).ConfigureAwait(false);
             return entry is null ? null : entry with { Key = key };
+        }
+        catch (FairQueueFullException ex)
+        {
+            throw Busy(ex, storeName);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
@@ -70,7 +93,7 @@ public sealed class StateApi(RuntimeConfiguration configuration)
 
     public async ValueTask<IReadOnlyList<BulkStateItem>> GetBulkAsync(TenantContext tenant, string storeName, IReadOnlyList<string> keys, int parallelism, CancellationToken cancellationToken)
     {
-        var store = GetStore(tenant, storeName);
+        var store = Find(tenant, storeName);
         var storedKeys = keys.Select(k => StoredKey(tenant, k)).ToArray();
         var results = new BulkStateItem[keys.Count];
         await Parallel.ForAsync(0, keys.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(parallelism, 1, 16), CancellationToken = cancellationToken },
@@ -78,7 +101,7 @@ public sealed class StateApi(RuntimeConfiguration configuration)
             {
                 try
                 {
-                    var entry = await store.GetAsync(storedKeys[i], ct).ConfigureAwait(false);
+                    var entry = await store.RunAsync((s, token) => s.GetAsync(storedKeys[i], token), ct).ConfigureAwait(false);
                     results[i] = new BulkStateItem(keys[i], entry is null ? null : entry with { Key = keys[i] }, null);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -91,35 +114,43 @@ public sealed class StateApi(RuntimeConfiguration configuration)
 
     public async ValueTask SaveAsync(TenantContext tenant, string storeName, IReadOnlyList<StateSaveItem> items, CancellationToken cancellationToken)
     {
-        var store = GetStore(tenant, storeName);
+        var store = Find(tenant, storeName);
         var requests = items.Select(i => ToSetRequest(tenant, i)).ToArray();
         if (requests.Length == 0)
         {
             return;
         }
-        await WithQuotaAsync(tenant, store, requests.Select(r => new StateOperation(r, null)).ToArray(), async () =>
+        try
         {
-            foreach (var request in requests)
+            await WithQuotaAsync(tenant, store, requests.Select(r => new StateOperation(r, null)).ToArray(), async () =>
             {
-                try
+                foreach (var request in requests)
                 {
-                    await store.SetAsync(request, cancellationToken).ConfigureAwait(false);
+                    await store.RunAsync((s, ct) => s.SetAsync(request, ct), cancellationToken).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
-                {
-                    throw MapWriteError(ex, "ERR_STATE_SAVE", $"failed saving state in state store {storeName}");
-                }
-            }
-        }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FairQueueFullException ex)
+        {
+            throw Busy(ex, storeName);
+        }
+        catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
+        {
+            throw MapWriteError(ex, "ERR_STATE_SAVE", $"failed saving state in state store {storeName}");
+        }
     }
 
     public async ValueTask DeleteAsync(TenantContext tenant, string storeName, string key, string? etag, StateConcurrency concurrency, CancellationToken cancellationToken)
     {
-        var store = GetStore(tenant, storeName);
+        var store = Find(tenant, storeName);
         var request = new StateDeleteRequest(StoredKey(tenant, key), string.IsNullOrEmpty(etag) ? null : etag, concurrency);
         try
         {
-            await store.DeleteAsync(request, cancellationToken).ConfigureAwait(false);
+            await store.RunAsync((s, ct) => s.DeleteAsync(request, ct), cancellationToken).ConfigureAwait(false);
+        }
+        catch (FairQueueFullException ex)
+        {
+            throw Busy(ex, storeName);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
@@ -129,7 +160,7 @@ public sealed class StateApi(RuntimeConfiguration configuration)
 
     public async ValueTask TransactAsync(TenantContext tenant, string storeName, IReadOnlyList<StateTransactionItem> operations, CancellationToken cancellationToken)
     {
-        var store = GetStore(tenant, storeName);
+        var store = Find(tenant, storeName);
         var ops = operations.Select(o => o.IsDelete
                 ? new StateOperation(null, new StateDeleteRequest(StoredKey(tenant, o.Item.Key), string.IsNullOrEmpty(o.Item.ETag) ? null : o.Item.ETag, o.Item.Concurrency))
                 : new StateOperation(ToSetRequest(tenant, o.Item), null))
@@ -138,17 +169,18 @@ public sealed class StateApi(RuntimeConfiguration configuration)
         {
             return;
         }
-        await WithQuotaAsync(tenant, store, ops, async () =>
+        try
         {
-            try
-            {
-                await store.TransactAsync(ops, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
-            {
-                throw new DaprApiException(500, "ERR_STATE_TRANSACTION", $"error while executing state transaction: {ex.Message}", ex);
-            }
-        }, cancellationToken).ConfigureAwait(false);
+            await WithQuotaAsync(tenant, store, ops, async () => await store.RunAsync((s, ct) => s.TransactAsync(ops, ct), cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }
+        catch (FairQueueFullException ex)
+        {
+            throw Busy(ex, storeName);
+        }
+        catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
+        {
+            throw new DaprApiException(500, "ERR_STATE_TRANSACTION", $"error while executing state transaction: {ex.Message}", ex);
+        }
     }
 
     private static StateSetRequest ToSetRequest(TenantContext tenant, StateSaveItem item)
@@ -177,7 +209,7 @@ public sealed class StateApi(RuntimeConfiguration configuration)
     /// it may use. When the write clearly fits, no lock is taken; near the limit, the tenant's writes are checked
     /// exactly, one at a time.
     /// </summary>
-    private async ValueTask WithQuotaAsync(TenantContext tenant, IStateStore store, IReadOnlyList<StateOperation> operations, Func<Task> write, CancellationToken cancellationToken)
+    private async ValueTask WithQuotaAsync(TenantContext tenant, GuardedStore store, IReadOnlyList<StateOperation> operations, Func<Task> write, CancellationToken cancellationToken)
     {
         var writes = operations.Where(o => o.Set is not null).Select(o => o.Set!).ToArray();
         if (writes.Length == 0)
@@ -206,7 +238,7 @@ public sealed class StateApi(RuntimeConfiguration configuration)
             long keys = 0, bytes = 0;
             foreach (var (key, set) in final)
             {
-                var existing = await store.GetAsync(key, cancellationToken).ConfigureAwait(false);
+                var existing = await store.RunAsync((s, ct) => s.GetAsync(key, ct), cancellationToken).ConfigureAwait(false);
                 keys += (set is null ? 0 : 1) - (existing is null ? 0 : 1);
                 bytes += (set?.Value.Length ?? 0) - (existing?.Value.Length ?? 0);
             }
@@ -237,7 +269,8 @@ public sealed class StateApi(RuntimeConfiguration configuration)
         {
             if (entry.Instance is IStateStore store)
             {
-                total += await store.GetUsageAsync(tenant.AppId, cancellationToken).ConfigureAwait(false);
+                var guarded = new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId);
+                total += await guarded.RunAsync((s, ct) => s.GetUsageAsync(tenant.AppId, ct), cancellationToken).ConfigureAwait(false);
             }
         }
         return total;

@@ -1,0 +1,129 @@
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace SharedRuntime.Components.PubSub;
+
+/// <summary>
+/// Pulls from one durable consumer and runs at most <c>limit</c> handler calls at once; the server holds the rest
+/// back through <c>MaxAckPending</c>. When the connection fails, pulling starts again after a short pause.
+/// </summary>
+internal sealed class JetStreamSubscription : IAsyncDisposable
+{
+    private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(5);
+    private readonly JetStreamBroker _broker;
+    private readonly INatsJSConsumer _consumer;
+    private readonly string _topic;
+    private readonly string _group;
+    private readonly int _limit;
+    private readonly Func<ReceivedMessage, CancellationToken, ValueTask<DeliveryOutcome>> _handler;
+    private readonly SemaphoreSlim _slots;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _pump = Task.CompletedTask;
+
+    private JetStreamSubscription(JetStreamBroker broker, INatsJSConsumer consumer, string topic, string group, int limit,
+        Func<ReceivedMessage, CancellationToken, ValueTask<DeliveryOutcome>> handler)
+    {
+        _broker = broker;
+        _consumer = consumer;
+        _topic = topic;
+        _group = group;
+        _limit = limit;
+        _handler = handler;
+        _slots = new SemaphoreSlim(limit, limit);
+    }
+
+    public static JetStreamSubscription Start(JetStreamBroker broker, INatsJSConsumer consumer, string topic, string group, int limit,
+        Func<ReceivedMessage, CancellationToken, ValueTask<DeliveryOutcome>> handler)
+    {
+        var subscription = new JetStreamSubscription(broker, consumer, topic, group, limit, handler);
+        subscription._pump = Task.Run(subscription.PumpAsync);
+        return subscription;
+    }
+
+    private async Task PumpAsync()
+    {
+        var token = _stop.Token;
+        var opts = new NatsJSConsumeOpts { MaxMsgs = _limit };
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                await foreach (var message in _consumer.ConsumeAsync<byte[]>(opts: opts, cancellationToken: token).ConfigureAwait(false))
+                {
+                    await _slots.WaitAsync(token).ConfigureAwait(false);
+                    _ = DeliverAsync(message, token);
+                }
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is NatsException or TimeoutException or ObjectDisposedException)
+            {
+                BackendsLog.JetStreamConsumeFailed(_broker.Logger, _topic, _group, ex);
+                try
+                {
+                    await Task.Delay(FailureBackoff, token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    private async Task DeliverAsync(INatsJSMsg<byte[]> message, CancellationToken token)
+    {
+        try
+        {
+            DeliveryOutcome outcome;
+            try
+            {
+                outcome = await _handler(JetStreamBroker.ToReceived(_topic, message), token).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                outcome = DeliveryOutcome.Retry;
+            }
+            try
+            {
+                await (outcome switch
+                {
+                    DeliveryOutcome.Success => message.AckAsync(cancellationToken: CancellationToken.None),
+                    DeliveryOutcome.Drop => message.AckTerminateAsync(cancellationToken: CancellationToken.None),
+                    _ => message.NakAsync(new AckOpts { NakDelay = _broker.Options.NakDelay }, CancellationToken.None),
+                }).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NatsException or TimeoutException or ObjectDisposedException)
+            {
+                // Unanswered: the server delivers it again after ackWait (at least once).
+                BackendsLog.JetStreamAckFailed(_broker.Logger, _topic, _group, ex);
+            }
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    /// <summary>
+    /// Stops pulling, then waits (a few seconds at most) for the handler calls still running, which see the stop, so
+    /// their naks reach the server while the connection is still open.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _pump.ConfigureAwait(false);
+        var deadline = Task.Delay(DrainTimeout);
+        for (var i = 0; i < _limit; i++)
+        {
+            if (await Task.WhenAny(_slots.WaitAsync(), deadline).ConfigureAwait(false) == deadline)
+            {
+                break;
+            }
+        }
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,206 @@
+namespace SharedRuntime.Admission;
+
+/// <summary>
+/// Shares a bounded number of concurrent calls into one backend fairly between tenants. A call runs at once when a
+/// slot is free and nobody waits; otherwise it waits in its tenant's FIFO line, and each freed slot goes to the head of
+/// the next tenant's line in turn (round robin), so a tenant with a long line delays another tenant's call by at most
+/// one turn. A tenant may have at most <c>maxQueuedPerTenant</c> calls waiting; beyond that a call is refused at once
+/// with <see cref="FairQueueFullException"/>.
+/// </summary>
+public sealed class FairQueue
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, TenantLine> _lines = new(StringComparer.Ordinal);
+    private readonly LinkedList<TenantLine> _turns = new();
+    private int _inFlight;
+
+    public FairQueue(int maxConcurrency, int maxQueuedPerTenant)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrency, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxQueuedPerTenant);
+        MaxConcurrency = maxConcurrency;
+        MaxQueuedPerTenant = maxQueuedPerTenant;
+    }
+
+    public int MaxConcurrency { get; }
+
+    public int MaxQueuedPerTenant { get; }
+
+    public int InFlight
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _inFlight;
+            }
+        }
+    }
+
+    /// <summary>Calls of <paramref name="tenant"/> waiting for a slot.</summary>
+    public int QueuedFor(string tenant)
+    {
+        lock (_lock)
+        {
+            return _lines.TryGetValue(tenant, out var line) ? line.Waiters.Count : 0;
+        }
+    }
+
+    /// <summary>Runs <paramref name="call"/> in a slot, waiting in the tenant's line when all slots are taken.</summary>
+    public async ValueTask<T> RunAsync<T, TState>(string tenant, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    {
+        var entered = TryEnterOrQueue(tenant, out var waiter);
+        if (!entered)
+        {
+            await WaitAsync(waiter!, cancellationToken).ConfigureAwait(false);
+        }
+        try
+        {
+            return await call(state, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    private bool TryEnterOrQueue(string tenant, out Waiter? waiter)
+    {
+        lock (_lock)
+        {
+            if (_inFlight < MaxConcurrency && _turns.Count == 0)
+            {
+                _inFlight++;
+                waiter = null;
+                return true;
+            }
+            if (!_lines.TryGetValue(tenant, out var line))
+            {
+                line = new TenantLine(tenant);
+                _lines.Add(tenant, line);
+            }
+            if (line.Waiters.Count >= MaxQueuedPerTenant)
+            {
+                throw new FairQueueFullException(tenant, MaxQueuedPerTenant);
+            }
+            waiter = new Waiter(line);
+            waiter.Node = line.Waiters.AddLast(waiter);
+            if (line.Turn.List is null)
+            {
+                _turns.AddLast(line.Turn);
+            }
+            return false;
+        }
+    }
+
+    private async ValueTask WaitAsync(Waiter waiter, CancellationToken cancellationToken)
+    {
+        if (!cancellationToken.CanBeCanceled)
+        {
+            await waiter.Task.ConfigureAwait(false);
+            return;
+        }
+        await using (cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).TrySetCanceled(token), waiter).ConfigureAwait(false))
+        {
+            try
+            {
+                await waiter.Task.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                Abandon(waiter);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>A waiter gave up: take it out of its line. (A slot handed to it in the same moment was refused by TrySetResult.)</summary>
+    private void Abandon(Waiter waiter)
+    {
+        lock (_lock)
+        {
+            if (waiter.Node?.List is not null)
+            {
+                waiter.Line.Waiters.Remove(waiter.Node);
+                RetireIfEmpty(waiter.Line);
+            }
+        }
+    }
+
+    /// <summary>Gives the slot to the first waiter of the tenant whose turn it is, or frees it.</summary>
+    private void Exit()
+    {
+        while (true)
+        {
+            Waiter next;
+            lock (_lock)
+            {
+                var turn = _turns.First;
+                if (turn is null)
+                {
+                    _inFlight--;
+                    return;
+                }
+                var line = turn.Value;
+                next = line.Waiters.First!.Value;
+                line.Waiters.RemoveFirst();
+                _turns.RemoveFirst();
+                if (line.Waiters.Count > 0)
+                {
+                    _turns.AddLast(line.Turn);
+                }
+                else
+                {
+                    _lines.Remove(line.Tenant);
+                }
+            }
+            // The slot moves to the waiter without being freed; a waiter that was cancelled refuses it.
+            if (next.TrySetResult())
+            {
+                return;
+            }
+        }
+    }
+
+    private void RetireIfEmpty(TenantLine line)
+    {
+        if (line.Waiters.Count == 0)
+        {
+            if (line.Turn.List is not null)
+            {
+                _turns.Remove(line.Turn);
+            }
+            _lines.Remove(line.Tenant);
+        }
+    }
+
+    private sealed class TenantLine
+    {
+        public TenantLine(string tenant)
+        {
+            Tenant = tenant;
+            Turn = new LinkedListNode<TenantLine>(this);
+        }
+
+        public string Tenant { get; }
+
+        public LinkedList<Waiter> Waiters { get; } = new();
+
+        /// <summary>This line's place in the round robin (in the list only while it has waiters).</summary>
+        public LinkedListNode<TenantLine> Turn { get; }
+    }
+
+    private sealed class Waiter(TenantLine line) : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public TenantLine Line { get; } = line;
+
+        public LinkedListNode<Waiter>? Node { get; set; }
+    }
+}
+
+/// <summary>A tenant already has as many calls waiting for a backend as it may.</summary>
+public sealed class FairQueueFullException(string tenant, int limit)
+    : Exception($"app {tenant} already has {limit} calls waiting for this backend; try again shortly")
+{
+    public string Tenant { get; } = tenant;
+}
