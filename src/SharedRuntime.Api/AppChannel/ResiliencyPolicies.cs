@@ -56,7 +56,8 @@ public sealed class ResiliencyPolicies
     /// request itself (etag conflicts, Dapr errors answered to the app) and not an open circuit.
     /// </summary>
     internal static bool IsComponentFailure(Exception exception) =>
-        exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or CircuitOpenException or ArgumentException);
+        exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or CircuitOpenException or ArgumentException
+            or Admission.BackendUnavailableException or Admission.FairQueueFullException);
 
     private ResiliencePipeline BuildOutbound(ResiliencyConfig resiliency, PolicyRefs refs, string target)
     {

@@ -20,21 +20,27 @@ public sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error)
 /// call into a store goes through the store's <see cref="ComponentGuard"/>: fair shares of its concurrent calls per
 /// app (a full line is 429 ERR_TENANT_BACKEND_BUSY) and a breaker that fails calls at once while its backend is down.
 /// </summary>
-public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider time)
+public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider time, AppChannel.ResiliencyPolicies? policies = null)
 {
     private const string Category = "state";
 
     public IStateStore GetStore(TenantContext tenant, string storeName) => Find(tenant, storeName).Store;
 
     /// <summary>A store the tenant may use, with the guard every call into it passes.</summary>
-    private readonly record struct GuardedStore(IStateStore Store, ComponentGuard Guard, string AppId)
+    /// <remarks>The tenant's Resiliency outbound policy for the store, when it has one, wraps the guarded call.</remarks>
+    private readonly record struct GuardedStore(IStateStore Store, ComponentGuard Guard, string AppId, Polly.ResiliencePipeline Pipeline)
     {
         public ValueTask<T> RunAsync<T>(Func<IStateStore, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken) =>
-            Guard.RunAsync(AppId, (Store, call), static (s, ct) => s.call(s.Store, ct), cancellationToken);
+            Pipeline == Polly.ResiliencePipeline.Empty
+                ? Guard.RunAsync(AppId, (Store, call), static (s, ct) => s.call(s.Store, ct), cancellationToken)
+                : Pipeline.ExecuteAsync(static (s, ct) => s.Guard.RunAsync(s.AppId, (s.Store, s.call), static (s, ct) => s.call(s.Store, ct), ct), (Guard, AppId, Store, call), cancellationToken);
 
         public async ValueTask RunAsync(Func<IStateStore, CancellationToken, ValueTask> call, CancellationToken cancellationToken) =>
-            await Guard.RunAsync(AppId, (Store, call), static async (s, ct) => { await s.call(s.Store, ct).ConfigureAwait(false); return true; }, cancellationToken).ConfigureAwait(false);
+            await RunAsync(async (store, ct) => { await call(store, ct).ConfigureAwait(false); return true; }, cancellationToken).ConfigureAwait(false);
     }
+
+    private Polly.ResiliencePipeline PipelineFor(TenantContext tenant, string storeName) =>
+        policies?.ForOutbound(tenant.AppId, storeName) ?? Polly.ResiliencePipeline.Empty;
 
     private GuardedStore Find(TenantContext tenant, string storeName)
     {
@@ -52,7 +58,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         {
             throw new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", $"state store {storeName} is not available: {entry.Error}");
         }
-        return new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId);
+        return new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId, PipelineFor(tenant, storeName));
     }
 
     /// <summary>A full line for the tenant at a shared store: 429, try again in a second.</summary>
@@ -269,7 +275,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         {
             if (entry.Instance is IStateStore store)
             {
-                var guarded = new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId);
+                var guarded = new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId, PipelineFor(tenant, entry.Name));
                 total += await guarded.RunAsync((s, ct) => s.GetUsageAsync(tenant.AppId, ct), cancellationToken).ConfigureAwait(false);
             }
         }
