@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.Timeout;
@@ -23,7 +24,7 @@ public sealed class InvocationRequest
     public string Query { get; init; } = "";
 
     /// <summary>Headers to pass on; the runtime drops hop-by-hop and dapr-* headers itself.</summary>
-    public IEnumerable<KeyValuePair<string, IEnumerable<string>>> Headers { get; init; } = [];
+    public IEnumerable<KeyValuePair<string, StringValues>> Headers { get; init; } = [];
 
     /// <summary>A body held in memory (may be sent again on retry).</summary>
     public ReadOnlyMemory<byte>? Body { get; init; }
@@ -167,9 +168,16 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
             {
                 continue;
             }
-            if (!message.Headers.TryAddWithoutValidation(name, values))
+            if (values.Count == 1)
             {
-                message.Content?.Headers.TryAddWithoutValidation(name, values);
+                if (!message.Headers.TryAddWithoutValidation(name, values[0]))
+                {
+                    message.Content?.Headers.TryAddWithoutValidation(name, values[0]);
+                }
+            }
+            else if (!message.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            {
+                message.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
             }
         }
         if (request.ContentType is { } contentType && message.Content is not null)
@@ -197,15 +205,14 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
     }
 
     /// <summary>The caller's W3C traceparent, or a new trace when it sent none (or a malformed one).</summary>
-    private static string TraceParent(IEnumerable<KeyValuePair<string, IEnumerable<string>>> headers)
+    private static string TraceParent(IEnumerable<KeyValuePair<string, StringValues>> headers)
     {
-        foreach (var (name, values) in headers)
+        var given = headers is IDictionary<string, StringValues> dictionary
+            ? (dictionary.TryGetValue("traceparent", out var found) ? found : StringValues.Empty)
+            : headers.FirstOrDefault(h => h.Key.Equals("traceparent", StringComparison.OrdinalIgnoreCase)).Value;
+        if (given.Count > 0 && given[0] is { Length: 55 } value && ActivityContext.TryParse(value, null, out _))
         {
-            if (name.Equals("traceparent", StringComparison.OrdinalIgnoreCase) && values.FirstOrDefault() is { Length: 55 } value &&
-                ActivityContext.TryParse(value, null, out _))
-            {
-                return value;
-            }
+            return value;
         }
         return $"00-{ActivityTraceId.CreateRandom().ToHexString()}-{ActivitySpanId.CreateRandom().ToHexString()}-01";
     }

@@ -31,7 +31,7 @@ public partial class DaprGrpcService
         var headers = context.RequestHeaders
             .Where(static h => !h.IsBinary && !h.Key.StartsWith("grpc-", StringComparison.Ordinal) && !h.Key.StartsWith(':') &&
                                h.Key is not ("content-type" or "te" or "user-agent"))
-            .Select(static h => new KeyValuePair<string, IEnumerable<string>>(h.Key, [h.Value]));
+            .Select(static h => new KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>(h.Key, h.Value));
 
         using var response = await invocation.InvokeAsync(Tenant(context), new InvocationRequest
         {

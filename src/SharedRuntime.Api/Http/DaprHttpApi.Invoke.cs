@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.DependencyInjection;
 using SharedRuntime.AppChannel;
 using SharedRuntime.BuildingBlocks;
@@ -62,7 +63,7 @@ public static class DaprHttpInvokeApi
             Method = method,
             Verb = request.Method,
             Query = request.QueryString.Value ?? "",
-            Headers = request.Headers.Select(static h => new KeyValuePair<string, IEnumerable<string>>(h.Key, h.Value!)),
+            Headers = request.Headers,
             Body = body,
             BodyStream = bodyStream,
             ClientAddress = context.Connection.RemoteIpAddress?.ToString(),
@@ -72,16 +73,17 @@ public static class DaprHttpInvokeApi
 
         context.Response.StatusCode = (int)response.StatusCode;
         var headers = context.Response.Headers;
-        foreach (var (name, values) in response.Headers)
+        // The non-validated views pass the app's header values through as they came, without parsing them.
+        foreach (var (name, values) in response.Headers.NonValidated)
         {
             if (ServiceInvocation.PassesBack(name))
             {
-                headers[name] = values.ToArray();
+                headers[name] = values.Count == 1 ? new StringValues(values.ToString()) : new StringValues([.. values]);
             }
         }
-        foreach (var (name, values) in response.Content.Headers)
+        foreach (var (name, values) in response.Content.Headers.NonValidated)
         {
-            headers[name] = values.ToArray();
+            headers[name] = values.Count == 1 ? new StringValues(values.ToString()) : new StringValues([.. values]);
         }
         await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
         await stream.CopyToAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
