@@ -104,7 +104,15 @@ public static class RuntimeApplication
         {
             var ip = address is "localhost" ? IPAddress.Loopback : IPAddress.Parse(address);
             kestrel.Listen(ip, options.DaprHttpPort, l => l.Protocols = HttpProtocols.Http1);
-            kestrel.Listen(ip, options.DaprGrpcPort, l => l.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(ip, options.DaprGrpcPort, l =>
+            {
+                l.Protocols = HttpProtocols.Http2;
+                if (options.DrainLingerMilliseconds > 0)
+                {
+                    l.Use(next => new Http2LingeringClose(next, l.ApplicationServices.GetRequiredService<ShutdownDrain>(),
+                        TimeSpan.FromMilliseconds(options.DrainLingerMilliseconds), TimeProvider.System).OnConnectionAsync);
+                }
+            });
             kestrel.Listen(ip, options.MetricsPort, l => l.Protocols = HttpProtocols.Http1);
         }
     }
