@@ -21,6 +21,7 @@ public sealed class RuntimeMetrics
     private readonly UpDownCounter<long> _inflight;
     private readonly Counter<long> _reloads;
     private int _servingLastGood;
+    private int _refusedTenants;
 
     public RuntimeMetrics(IMeterFactory meterFactory)
     {
@@ -33,6 +34,8 @@ public sealed class RuntimeMetrics
         _reloads = meter.CreateCounter<long>("sharedruntime.config.reloads", description: "Configuration reloads, by result.");
         meter.CreateObservableGauge("sharedruntime.config.fail_static", () => Volatile.Read(ref _servingLastGood),
             description: "1 while the runtime serves its cached last good configuration because its source failed at start-up.");
+        meter.CreateObservableGauge("sharedruntime.config.refused_tenants", () => Volatile.Read(ref _refusedTenants),
+            description: "Tenant documents in the current configuration that were refused (bad field, duplicate app-id or token); those tenants are unusable.");
     }
 
     public void RequestStarted(string appId)
@@ -79,6 +82,9 @@ public sealed class RuntimeMetrics
 
     /// <summary>Exported as <c>sharedruntime_config_fail_static</c>.</summary>
     public void ServingLastGood(bool serving) => Volatile.Write(ref _servingLastGood, serving ? 1 : 0);
+
+    /// <summary>Exported as <c>sharedruntime_config_refused_tenants</c>.</summary>
+    public void RefusedTenants(int count) => Volatile.Write(ref _refusedTenants, count);
 
     public void Reloaded(bool success)
     {

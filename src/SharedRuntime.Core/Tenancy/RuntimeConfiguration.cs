@@ -134,6 +134,11 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set);
             _current = next;
             _metrics.Reloaded(true);
+            _metrics.RefusedTenants(set.RejectedTenants.Count);
+            foreach (var refused in set.RejectedTenants)
+            {
+                CoreLog.TenantRefused(_logger, refused.File, refused.Document, refused.Field, refused.Problem);
+            }
             CoreLog.ConfigurationApplied(_logger, source, tenants.Count, components.Count, next.Generation);
             SaveLastGood(set);
             RetireReplaced(previous, next);
