@@ -25,8 +25,9 @@ public static class RuntimeApplication
         var listenSockets = new ListenSockets(options.ReusePort);
         builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = listenSockets.Create);
         // Kestrel waits for requests in flight until the host's shutdown timeout, then aborts them: the timeout is the
-        // drain time plus a second for the rest of the host to stop.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulShutdownSeconds + 1));
+        // drain delay, the drain time, and a second for the rest of the host to stop.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout =
+            TimeSpan.FromSeconds(options.GracefulShutdownSeconds + 1) + TimeSpan.FromMilliseconds(options.DrainDelayMilliseconds));
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -47,6 +48,7 @@ public static class RuntimeApplication
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton(listenSockets);
         services.AddSingleton<ShutdownDrain>();
+        services.AddHostedService<DrainDelay>();
         services.AddSingleton<StateApi>();
         services.AddSingleton<PublishApi>();
         services.AddSingleton<BindingApi>();

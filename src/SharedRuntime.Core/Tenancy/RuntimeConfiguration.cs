@@ -119,6 +119,14 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             _metrics.Reloaded(false);
             CoreLog.ReloadRefused(_logger, ex.Message);
         }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Anything else (a bug, a factory throwing) is logged with its stack; the last good configuration stays.
+            LastReloadError = ex.Message;
+            Interlocked.Increment(ref _refusedReloads);
+            _metrics.Reloaded(false);
+            CoreLog.ReloadFailed(_logger, ex);
+        }
     }
 
     /// <summary>Checks and applies <paramref name="set"/>. Throws <see cref="ResourceException"/> and changes nothing when it is bad.</summary>
