@@ -15,6 +15,11 @@ if (args.Length == 2 && args[0] == "--serve-bare")
 }
 var settings = LoadSettings.Parse(args);
 ThreadPool.SetMinThreads(64, 64);
+if (settings.Scenario == "startup")
+{
+    await StartupScenario.RunAsync(settings, args);
+    return;
+}
 if (settings.Scenario == "hung-app")
 {
     await HungAppScenario.RunAsync(settings);
@@ -107,6 +112,9 @@ namespace SharedRuntime.LoadTest
         public int HttpPort { get; }
         public double ReadyMs { get; }
 
+        /// <summary>The watched resource folder.</summary>
+        public string Folder => _folder;
+
         public static Task<RuntimeProcess> StartAsync(LoadSettings settings, bool shared)
         {
             var extra = new List<string>();
@@ -154,7 +162,7 @@ namespace SharedRuntime.LoadTest
         }
 
         /// <summary>Starts the runtime on free ports with <paramref name="yaml"/> as its only resource file and waits until it is ready.</summary>
-        public static async Task<RuntimeProcess> StartAsync(LoadSettings settings, string yaml, IEnumerable<string> extraArgs)
+        public static async Task<RuntimeProcess> StartAsync(LoadSettings settings, string yaml, IEnumerable<string> extraArgs, int pollMs = 5)
         {
             var folder = Directory.CreateTempSubdirectory("sharedruntime-load-").FullName;
             await File.WriteAllTextAsync(Path.Combine(folder, "resources.yaml"), yaml);
@@ -199,7 +207,7 @@ namespace SharedRuntime.LoadTest
                 {
                     throw new TimeoutException("the runtime did not become ready within 30 s");
                 }
-                await Task.Delay(5);
+                await Task.Delay(pollMs);
             }
             return new RuntimeProcess(process, folder, ports[0], clock.Elapsed.TotalMilliseconds);
         }

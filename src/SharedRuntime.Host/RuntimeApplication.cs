@@ -26,8 +26,9 @@ public static class RuntimeApplication
         var listenSockets = new ListenSockets(options.ReusePort);
         builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = listenSockets.Create);
         // Kestrel waits for requests in flight until the host's shutdown timeout, then aborts them: the timeout is the
-        // drain time plus a second for the rest of the host to stop.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulShutdownSeconds + 1));
+        // drain delay, the drain time, and a second for the rest of the host to stop.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout =
+            TimeSpan.FromSeconds(options.GracefulShutdownSeconds + 1) + TimeSpan.FromMilliseconds(options.DrainDelayMilliseconds));
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -48,6 +49,7 @@ public static class RuntimeApplication
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton(listenSockets);
         services.AddSingleton<ShutdownDrain>();
+        services.AddHostedService<DrainDelay>();
         services.AddSingleton<StateApi>();
         services.AddSingleton<PublishApi>();
         services.AddSingleton<BindingApi>();
@@ -131,7 +133,15 @@ public static class RuntimeApplication
         {
             var ip = address is "localhost" ? IPAddress.Loopback : IPAddress.Parse(address);
             kestrel.Listen(ip, options.DaprHttpPort, l => l.Protocols = HttpProtocols.Http1);
-            kestrel.Listen(ip, options.DaprGrpcPort, l => l.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(ip, options.DaprGrpcPort, l =>
+            {
+                l.Protocols = HttpProtocols.Http2;
+                if (options.DrainLingerMilliseconds > 0)
+                {
+                    l.Use(next => new Http2LingeringClose(next, l.ApplicationServices.GetRequiredService<ShutdownDrain>(),
+                        TimeSpan.FromMilliseconds(options.DrainLingerMilliseconds), TimeProvider.System).OnConnectionAsync);
+                }
+            });
             kestrel.Listen(ip, options.MetricsPort, l => l.Protocols = HttpProtocols.Http1);
         }
     }

@@ -27,6 +27,18 @@ public sealed record RuntimeOptions
     public string? Kubeconfig { get; init; }
 
     /// <summary>
+    /// On drain, how long an HTTP/2 connection stays open after its final GOAWAY, so a client that started a stream
+    /// before reading the GOAWAY learns it was not processed (and retries it on a new connection) instead of seeing a reset.
+    /// </summary>
+    public int DrainLingerMilliseconds { get; init; } = 1000;
+
+    /// <summary>
+    /// On drain, how long open connections keep being served after the listeners close and before Kestrel stops, so
+    /// HTTP/1.1 clients leave after a response carrying <c>Connection: close</c>.
+    /// </summary>
+    public int DrainDelayMilliseconds { get; init; } = 1000;
+
+    /// <summary>
     /// SO_REUSEPORT on the listen sockets (Linux): a new runtime process binds the same ports while this one still
     /// serves, for upgrades without refused connections. On by default on Linux; ignored elsewhere.
     /// </summary>
@@ -92,6 +104,10 @@ public sealed record RuntimeOptions
         new("--log-as-json", "[true|false]", "write logs as JSON lines", (o, v) => o with { LogAsJson = Bool(v) }),
         new("--config", "FILE", "a Dapr Configuration resource file (checked to exist; its settings are not applied yet)", (o, v) => o with { ConfigFile = v }),
         new("--dapr-graceful-shutdown-seconds", "N", "how long to finish requests in flight on shutdown (default 5)", (o, v) => o with { GracefulShutdownSeconds = (int)Number(v, 0, 3600) }),
+        new("--drain-linger-ms", "N", "on shutdown, how long HTTP/2 connections stay open after their final GOAWAY so clients move their next calls to the new process (default 1000)",
+            (o, v) => o with { DrainLingerMilliseconds = (int)Number(v, 0, 60_000) }),
+        new("--drain-delay-ms", "N", "on shutdown, how long open connections keep being served (HTTP/1.1 responses with Connection: close) after the listeners close and before the server stops (default 1000)",
+            (o, v) => o with { DrainDelayMilliseconds = (int)Number(v, 0, 60_000) }),
         new("--reuse-port", "[true|false]", "let a new runtime process bind the same ports while this one still serves, for handover on upgrade (default true on Linux; Linux only)",
             (o, v) => o with { ReusePort = Bool(v) }),
         new("--state-dir", "DIR", "where the last good configuration is cached, to start from it when the resources cannot be read (default $XDG_STATE_HOME/shared-runtime, else a per-user folder in the temp dir)",

@@ -31,7 +31,8 @@ public sealed class TestRuntime : IAsyncDisposable
     public RuntimeConfiguration Configuration => App.Services.GetRequiredService<RuntimeConfiguration>();
 
     /// <summary>Starts a runtime whose resource folder holds <paramref name="files"/> (file name to YAML).</summary>
-    public static async Task<TestRuntime> StartAsync(IReadOnlyDictionary<string, string> files, Func<RuntimeOptions, RuntimeOptions>? configure = null)
+    public static async Task<TestRuntime> StartAsync(IReadOnlyDictionary<string, string> files, Func<RuntimeOptions, RuntimeOptions>? configure = null,
+        Action<IServiceCollection>? services = null)
     {
         var folder = Directory.CreateTempSubdirectory("sharedruntime-test-").FullName;
         foreach (var (name, yaml) in files)
@@ -56,7 +57,7 @@ public sealed class TestRuntime : IAsyncDisposable
                 ReusePort = false,
             };
             options = configure?.Invoke(options) ?? options;
-            var app = RuntimeApplication.Build(options);
+            var app = RuntimeApplication.Build(options, services);
             try
             {
                 await RuntimeApplication.StartAsync(app).WaitAsync(TimeSpan.FromSeconds(30));

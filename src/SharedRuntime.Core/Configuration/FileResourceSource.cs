@@ -120,7 +120,7 @@ public sealed class FileResourceSource : IResourceSource
             }
             catch (Exception)
             {
-                // The callback reports its own failures; the watch loop must survive them.
+                // The callback logs its own failures (RuntimeConfiguration.ReloadAsync); the watch loop must survive them.
             }
         }
     }

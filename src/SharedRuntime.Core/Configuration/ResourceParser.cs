@@ -22,6 +22,7 @@ internal static partial class ResourceParser
         var seen = new Dictionary<string, RawResource>(StringComparer.Ordinal);
         var appIds = new Dictionary<string, RawResource>(StringComparer.Ordinal);
         var tokens = new Dictionary<string, RawResource>(StringComparer.Ordinal);
+        var rejectedTenants = new List<ResourceException>();
 
         foreach (var raw in raws)
         {
@@ -29,22 +30,20 @@ internal static partial class ResourceParser
             switch (raw.Kind)
             {
                 case TenantConfig.KindName when raw.ApiVersion == TenantConfig.ApiVersion:
-                    CheckUnique(seen, identity, raw);
-                    var tenant = ParseTenant(raw, environment, secrets);
-                    if (appIds.TryGetValue(tenant.AppId, out var otherApp))
+                    try
                     {
-                        throw raw.Error("spec.appId", $"app-id '{tenant.AppId}' is already declared by {otherApp.File}: {otherApp.Document}");
+                        CheckUnique(seen, identity, raw);
+                        var tenant = ParseTenant(raw, environment, secrets);
+                        CheckUniqueTenant(tenant, raw, appIds, tokens);
+                        tenants.Add(tenant);
+                        if (tenant.ConfigName is not null)
+                        {
+                            configReferences.Add((tenant, raw));
+                        }
                     }
-                    if (tokens.TryGetValue(tenant.ApiToken, out var otherToken))
+                    catch (ResourceException ex)
                     {
-                        throw raw.Error("spec.apiToken", $"the same token is already used by {otherToken.File}: {otherToken.Document}; every tenant needs its own token");
-                    }
-                    appIds[tenant.AppId] = raw;
-                    tokens[tenant.ApiToken] = raw;
-                    tenants.Add(tenant);
-                    if (tenant.ConfigName is not null)
-                    {
-                        configReferences.Add((tenant, raw));
+                        rejectedTenants.Add(ex); // only this tenant is unusable; the rest of the set applies
                     }
                     break;
                 case ComponentConfig.KindName when raw.ApiVersion == ComponentConfig.ApiVersion:
@@ -64,6 +63,8 @@ internal static partial class ResourceParser
                     configurations.Add(ParseConfiguration(raw));
                     break;
                 case TenantConfig.KindName:
+                    rejectedTenants.Add(raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}"));
+                    break;
                 case ComponentConfig.KindName:
                 case SubscriptionConfig.KindName:
                 case ResiliencyConfig.KindName:
@@ -76,7 +77,8 @@ internal static partial class ResourceParser
         {
             if (!configurations.Any(c => c.Name == tenant.ConfigName))
             {
-                throw raw.Error("spec.config", $"no Configuration named '{tenant.ConfigName}' is declared");
+                rejectedTenants.Add(raw.Error("spec.config", $"no Configuration named '{tenant.ConfigName}' is declared"));
+                tenants.Remove(tenant);
             }
         }
         return new ResourceSet
@@ -86,7 +88,23 @@ internal static partial class ResourceParser
             Subscriptions = subscriptions,
             Resiliencies = resiliencies,
             Configurations = configurations,
+            RejectedTenants = rejectedTenants,
         };
+    }
+
+    /// <summary>App-ids and tokens are unique: the first tenant in file order keeps them, a later one is refused.</summary>
+    private static void CheckUniqueTenant(TenantConfig tenant, RawResource raw, Dictionary<string, RawResource> appIds, Dictionary<string, RawResource> tokens)
+    {
+        if (appIds.TryGetValue(tenant.AppId, out var otherApp))
+        {
+            throw raw.Error("spec.appId", $"app-id '{tenant.AppId}' is already declared by {otherApp.File}: {otherApp.Document}");
+        }
+        if (tokens.TryGetValue(tenant.ApiToken, out var otherToken))
+        {
+            throw raw.Error("spec.apiToken", $"the same token is already used by {otherToken.File}: {otherToken.Document}; every tenant needs its own token");
+        }
+        appIds[tenant.AppId] = raw;
+        tokens[tenant.ApiToken] = raw;
     }
 
     private static void CheckUnique(Dictionary<string, RawResource> seen, string identity, RawResource raw)

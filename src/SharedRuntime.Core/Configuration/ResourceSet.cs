@@ -12,6 +12,12 @@ public sealed record ResourceSet
     public IReadOnlyList<ResiliencyConfig> Resiliencies { get; init; } = [];
     public IReadOnlyList<ConfigurationResourceConfig> Configurations { get; init; } = [];
 
+    /// <summary>
+    /// Tenant documents that could not be used (a bad field, a duplicate app-id or token), each naming file, document and
+    /// field. Those tenants are left out; the rest of the set applies.
+    /// </summary>
+    public IReadOnlyList<ResourceException> RejectedTenants { get; init; } = [];
+
     /// <summary>The text of every file the set was read from, for the last-good cache; empty for sets built in code.</summary>
     public IReadOnlyList<ResourceDocument> Documents { get; init; } = [];
 }

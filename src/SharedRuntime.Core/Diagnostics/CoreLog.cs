@@ -42,4 +42,10 @@ internal static partial class CoreLog
 
     [LoggerMessage(1013, LogLevel.Error, "The cached last good configuration {CacheFile} cannot be read either: {Problem}")]
     public static partial void LastGoodUnreadable(ILogger logger, string cacheFile, string problem);
+
+    [LoggerMessage(1014, LogLevel.Error, "Tenant refused, it is unusable until its resource is fixed; the other tenants are applied: {File}: {Document}: field '{Field}': {Problem}")]
+    public static partial void TenantRefused(ILogger logger, string file, string document, string? field, string problem);
+
+    [LoggerMessage(1015, LogLevel.Error, "Configuration change failed unexpectedly, the last good configuration stays")]
+    public static partial void ReloadFailed(ILogger logger, Exception exception);
 }

@@ -22,6 +22,7 @@ public sealed class RuntimeMetrics
     private readonly Counter<long> _reloads;
     private readonly Counter<long> _deliveries;
     private int _servingLastGood;
+    private int _refusedTenants;
 
     public RuntimeMetrics(IMeterFactory meterFactory)
     {
@@ -35,6 +36,8 @@ public sealed class RuntimeMetrics
         _deliveries = meter.CreateCounter<long>("sharedruntime.deliveries", description: "Events delivered to subscriber apps, by tenant, pubsub component and outcome.");
         meter.CreateObservableGauge("sharedruntime.config.fail_static", () => Volatile.Read(ref _servingLastGood),
             description: "1 while the runtime serves its cached last good configuration because its source failed at start-up.");
+        meter.CreateObservableGauge("sharedruntime.config.refused_tenants", () => Volatile.Read(ref _refusedTenants),
+            description: "Tenant documents in the current configuration that were refused (bad field, duplicate app-id or token); those tenants are unusable.");
     }
 
     public void RequestStarted(string appId)
@@ -93,6 +96,9 @@ public sealed class RuntimeMetrics
 
     /// <summary>Exported as <c>sharedruntime_config_fail_static</c>.</summary>
     public void ServingLastGood(bool serving) => Volatile.Write(ref _servingLastGood, serving ? 1 : 0);
+
+    /// <summary>Exported as <c>sharedruntime_config_refused_tenants</c>.</summary>
+    public void RefusedTenants(int count) => Volatile.Write(ref _refusedTenants, count);
 
     public void Reloaded(bool success)
     {

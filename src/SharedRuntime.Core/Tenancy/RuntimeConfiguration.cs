@@ -119,6 +119,14 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             _metrics.Reloaded(false);
             CoreLog.ReloadRefused(_logger, ex.Message);
         }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Anything else (a bug, a factory throwing) is logged with its stack; the last good configuration stays.
+            LastReloadError = ex.Message;
+            Interlocked.Increment(ref _refusedReloads);
+            _metrics.Reloaded(false);
+            CoreLog.ReloadFailed(_logger, ex);
+        }
     }
 
     /// <summary>Checks and applies <paramref name="set"/>. Throws <see cref="ResourceException"/> and changes nothing when it is bad.</summary>
@@ -134,6 +142,11 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set);
             _current = next;
             _metrics.Reloaded(true);
+            _metrics.RefusedTenants(set.RejectedTenants.Count);
+            foreach (var refused in set.RejectedTenants)
+            {
+                CoreLog.TenantRefused(_logger, refused.File, refused.Document, refused.Field, refused.Problem);
+            }
             CoreLog.ConfigurationApplied(_logger, source, tenants.Count, components.Count, next.Generation);
             SaveLastGood(set);
             RetireReplaced(previous, next);

@@ -3,20 +3,27 @@ namespace SharedRuntime.Host.Lifecycle;
 /// <summary>
 /// First in the pipeline: counts requests in flight for the drain, and once the listeners are closed answers HTTP/1.x
 /// requests with <c>Connection: close</c> so keep-alive clients open their next connection to the process that took over.
-/// HTTP/2 needs nothing here: Kestrel sends GOAWAY when it stops.
+/// The check is made when the response starts, so a request already in flight when the drain began closes its
+/// connection too. HTTP/2 needs nothing here: Kestrel sends GOAWAY when it stops.
 /// </summary>
 internal sealed class DrainMiddleware(RequestDelegate next, ShutdownDrain drain)
 {
-    public Task InvokeAsync(HttpContext context)
+    // One delegate for every request: registering it allocates nothing beyond Kestrel's own callback entry.
+    private readonly Func<object, Task> _closeWhenDraining = state =>
     {
-        if (drain.ClosingConnections && !HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
+        if (drain.ClosingConnections)
         {
             // At response start: error writers clear the headers set before.
-            context.Response.OnStarting(static state =>
-            {
-                ((HttpResponse)state).Headers.Connection = "close";
-                return Task.CompletedTask;
-            }, context.Response);
+            ((HttpResponse)state).Headers.Connection = "close";
+        }
+        return Task.CompletedTask;
+    };
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (!HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
+        {
+            context.Response.OnStarting(_closeWhenDraining, context.Response);
         }
         drain.RequestStarted();
         Task task;

@@ -13,4 +13,7 @@ internal static partial class HostLog
 
     [LoggerMessage(3004, LogLevel.Warning, "Drain time ran out after {ElapsedMs} ms: {InFlight} requests in flight were cut off")]
     public static partial void DrainCutShort(ILogger logger, long elapsedMs, int inFlight);
+
+    [LoggerMessage(3005, LogLevel.Warning, "net.ipv4.tcp_migrate_req is 0: connections the kernel queued on this process's listeners but not yet accepted are reset when they close; set it to 1 (Linux 5.14+) so they move to the process that took over")]
+    public static partial void AcceptQueueNotMigrated(ILogger logger);
 }

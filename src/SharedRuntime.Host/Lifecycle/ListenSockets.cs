@@ -49,6 +49,22 @@ internal sealed class ListenSockets(bool reusePort)
         }
     }
 
+    /// <summary>
+    /// Whether Linux moves connections waiting in a closed listener's accept queue to another socket on the same port
+    /// (<c>net.ipv4.tcp_migrate_req</c>, Linux 5.14+); without it they are reset when the listener closes.
+    /// </summary>
+    public static bool KernelMigratesAcceptQueue()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/sys/net/ipv4/tcp_migrate_req").Trim() == "1";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     private static Socket CreateReusePort(IPEndPoint ip)
     {
         var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);

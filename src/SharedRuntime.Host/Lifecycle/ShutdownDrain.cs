@@ -32,6 +32,10 @@ internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listener
     {
         _startedAt = time.GetTimestamp();
         health.BeginDrain("shutting down");
+        if (listeners.ReusePort && !ListenSockets.KernelMigratesAcceptQueue())
+        {
+            HostLog.AcceptQueueNotMigrated(logger);
+        }
         listeners.CloseAll();
         HostLog.DrainStarted(logger, InFlight, options.GracefulShutdownSeconds);
     }

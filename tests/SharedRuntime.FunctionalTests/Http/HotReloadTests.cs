@@ -35,19 +35,19 @@ public sealed class HotReloadTests
     }
 
     [Fact]
-    public async Task ABadFileIsRefusedAndTheLastGoodConfigurationStays()
+    public async Task ABadComponentFileIsRefusedAndTheLastGoodConfigurationStays()
     {
         await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string>
         {
             ["orders.yaml"] = Resources.Tenant("orders", "orders-token"),
         });
         var generation = runtime.Configuration.Current.Generation;
-        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token") + Resources.Tenant("broken", "broken-token", "burst: none"));
+        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token") + BadComponent);
         await Eventually.TrueAsync(() => Task.FromResult(runtime.Configuration.RefusedReloads > 0), TimeSpan.FromSeconds(5));
 
-        // The set with the bad file is refused as a whole: even the good tenant beside the bad one is not applied.
+        // The set with the bad component is refused as a whole: even the good tenant beside it is not applied.
         Assert.Contains("other.yaml", runtime.Configuration.LastReloadError);
-        Assert.Contains("spec.limits.burst", runtime.Configuration.LastReloadError);
+        Assert.Contains("spec.type", runtime.Configuration.LastReloadError);
         Assert.Equal(generation, runtime.Configuration.Current.Generation);
         await ErrorAsync(await runtime.Client("other-token").GetAsync("/v1.0/metadata"), HttpStatusCode.Unauthorized, "ERR_TENANT_UNAUTHENTICATED");
         await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
@@ -60,14 +60,65 @@ public sealed class HotReloadTests
     }
 
     [Fact]
-    public async Task ABadFileAtStartUpStopsTheRuntimeWithTheFileDocumentAndField()
+    public async Task ABadTenantIsUnusableWhileTheTenantsBesideItApply()
+    {
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string>
+        {
+            ["orders.yaml"] = Resources.Tenant("orders", "orders-token"),
+        });
+        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token") + Resources.Tenant("broken", "broken-token", "burst: none") +
+            Resources.Tenant("thief", "orders-token"));
+        await Eventually.TrueAsync(async () => (await runtime.Client("other-token").GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.OK, Soon);
+
+        var refused = runtime.Configuration.Current.Resources.RejectedTenants;
+        Assert.Equal([("Tenant/broken", "spec.limits.burst"), ("Tenant/thief", "spec.apiToken")], refused.Select(e => (e.Document, e.Field)));
+        Assert.All(refused, e => Assert.EndsWith("other.yaml", e.File));
+        Assert.Equal(0, runtime.Configuration.RefusedReloads);
+        await ErrorAsync(await runtime.Client("broken-token").GetAsync("/v1.0/metadata"), HttpStatusCode.Unauthorized, "ERR_TENANT_UNAUTHENTICATED");
+        // The tenant that already held the token keeps it.
+        await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+        using var metrics = new HttpClient();
+        Assert.Matches(@"sharedruntime_config_refused_tenants(\{[^}]*\})? 2\b", await metrics.GetStringAsync(new Uri(runtime.MetricsAddress, "/metrics")));
+
+        await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token") + Resources.Tenant("broken", "broken-token", "burst: 5"));
+        await Eventually.TrueAsync(async () => (await runtime.Client("broken-token").GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.OK, Soon);
+        Assert.Empty(runtime.Configuration.Current.Resources.RejectedTenants);
+    }
+
+    [Fact]
+    public async Task ABadComponentAtStartUpStopsTheRuntimeWithTheFileDocumentAndField()
     {
         var ex = await Assert.ThrowsAsync<SharedRuntime.Configuration.ResourceException>(() =>
-            TestRuntime.StartAsync(new Dictionary<string, string> { ["broken.yaml"] = Resources.Tenant("orders", "t", "maxConcurrency: -5") }));
+            TestRuntime.StartAsync(new Dictionary<string, string> { ["broken.yaml"] = Resources.Tenant("orders", "t") + BadComponent }));
         Assert.EndsWith("broken.yaml", ex.File);
-        Assert.Equal("Tenant/orders", ex.Document);
-        Assert.Equal("spec.limits.maxConcurrency", ex.Field);
+        Assert.Equal("Component/store", ex.Document);
+        Assert.Equal("spec.type", ex.Field);
     }
+
+    [Fact]
+    public async Task ABadTenantAtStartUpLeavesTheOtherTenantsServing()
+    {
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string>
+        {
+            ["broken.yaml"] = Resources.Tenant("broken", "broken-token", "maxConcurrency: -5"),
+            ["orders.yaml"] = Resources.Tenant("orders", "orders-token"),
+        });
+        await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+        var refused = Assert.Single(runtime.Configuration.Current.Resources.RejectedTenants);
+        Assert.EndsWith("broken.yaml", refused.File);
+        Assert.Equal("Tenant/broken", refused.Document);
+        Assert.Equal("spec.limits.maxConcurrency", refused.Field);
+    }
+
+    private const string BadComponent = """
+        apiVersion: dapr.io/v1alpha1
+        kind: Component
+        metadata:
+          name: store
+        spec:
+          version: v1
+
+        """;
 
     [Fact]
     public async Task RequestsInFlightDuringReloadsDoNotFail()

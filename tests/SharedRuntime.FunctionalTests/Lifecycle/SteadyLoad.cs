@@ -6,7 +6,7 @@ using Autogen = Dapr.Client.Autogen.Grpc.v1;
 namespace SharedRuntime.FunctionalTests.Lifecycle;
 
 /// <summary>
-/// A steady stream of state reads over HTTP/1.1 keep-alive connections and over one HTTP/2 gRPC channel, as apps on a
+/// A steady stream of state reads over HTTP/1.1 keep-alive connections and over HTTP/2 gRPC channels, as apps on a
 /// node send them. Nothing is retried: every request that does not get its expected answer is a failure.
 /// </summary>
 internal sealed class SteadyLoad : IAsyncDisposable
@@ -25,7 +25,7 @@ internal sealed class SteadyLoad : IAsyncDisposable
 
     public long GrpcSucceeded => Interlocked.Read(ref _grpcSucceeded);
 
-    public static SteadyLoad Start(Uri http, Uri grpc, string token, string store, int httpWorkers = 4, int grpcWorkers = 4)
+    public static SteadyLoad Start(Uri http, Uri grpc, string token, string store, int httpWorkers = 4, int grpcWorkers = 4, int grpcChannels = 1)
     {
         var load = new SteadyLoad();
         for (var i = 0; i < httpWorkers; i++)
@@ -39,11 +39,16 @@ internal sealed class SteadyLoad : IAsyncDisposable
             load._clients.Add(client);
             load._workers.Add(Task.Run(() => load.HttpLoopAsync(client, $"/v1.0/state/{store}/handover-key")));
         }
-        var channel = GrpcChannel.ForAddress(grpc);
-        load._clients.Add(channel);
-        var grpcClient = new Autogen.Dapr.DaprClient(channel);
+        var grpcClients = new List<Autogen.Dapr.DaprClient>();
+        for (var i = 0; i < grpcChannels; i++)
+        {
+            var channel = GrpcChannel.ForAddress(grpc);
+            load._clients.Add(channel);
+            grpcClients.Add(new Autogen.Dapr.DaprClient(channel));
+        }
         for (var i = 0; i < grpcWorkers; i++)
         {
+            var grpcClient = grpcClients[i % grpcClients.Count];
             load._workers.Add(Task.Run(() => load.GrpcLoopAsync(grpcClient, token, store)));
         }
         return load;

@@ -10,6 +10,14 @@ public class AppChannelResourceTests
 
     private static ResourceException Refused(string yaml) => Assert.Throws<ResourceException>(() => Parse(yaml));
 
+    /// <summary>A bad Tenant document leaves that tenant out of the set instead of refusing the set.</summary>
+    private static ResourceException TenantRefused(string yaml)
+    {
+        var set = Parse(yaml);
+        Assert.Empty(set.Tenants);
+        return Assert.Single(set.RejectedTenants);
+    }
+
     [Fact]
     public void ReadsAV2alpha1SubscriptionWithRulesDeadLetterAndScopes()
     {
@@ -230,7 +238,7 @@ public class AppChannelResourceTests
     [Fact]
     public void ATenantNamingAMissingConfigurationOrAnUnknownAppChannelFieldIsRefused()
     {
-        Assert.Equal("spec.config", Refused("""
+        Assert.Equal("spec.config", TenantRefused("""
             apiVersion: sharedruntime.io/v1alpha1
             kind: Tenant
             metadata:
@@ -239,7 +247,7 @@ public class AppChannelResourceTests
               apiToken: t
               config: nowhere
             """).Field);
-        Assert.Equal("spec.appChannel.maxConcurency", Refused("""
+        Assert.Equal("spec.appChannel.maxConcurency", TenantRefused("""
             apiVersion: sharedruntime.io/v1alpha1
             kind: Tenant
             metadata:

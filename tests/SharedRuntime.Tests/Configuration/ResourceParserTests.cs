@@ -58,9 +58,11 @@ public class ResourceParserTests
     [InlineData("burst: 0", "spec.limits.burst", "out of range")]
     [InlineData("maxQueue: -1", "spec.limits.maxQueue", "out of range")]
     [InlineData("maxConcurency: 3", "spec.limits.maxConcurency", "unknown limit")]
-    public void BadLimitNamesFileDocumentAndField(string limit, string field, string problem)
+    public void BadLimitRefusesOnlyThatTenantNamingFileDocumentAndField(string limit, string field, string problem)
     {
-        var ex = Assert.Throws<ResourceException>(() => Parse(Resources.Tenant("orders", "t", limit)));
+        var set = Parse(Resources.Tenant("orders", "t", limit) + Resources.Tenant("billing", "t-billing"));
+        Assert.Equal(["billing"], set.Tenants.Select(t => t.AppId));
+        var ex = Assert.Single(set.RejectedTenants);
         Assert.Equal("tenants.yaml", ex.File);
         Assert.Equal("Tenant/orders", ex.Document);
         Assert.Equal(field, ex.Field);
@@ -68,11 +70,36 @@ public class ResourceParserTests
     }
 
     [Fact]
-    public void DuplicateTokensAreRefused()
+    public void ADuplicateTokenOrAppIdRefusesTheLaterTenantOnly()
     {
-        var ex = Assert.Throws<ResourceException>(() => Parse(Resources.Tenant("a", "same") + Resources.Tenant("b", "same")));
-        Assert.Equal("Tenant/b", ex.Document);
-        Assert.Equal("spec.apiToken", ex.Field);
+        var set = Parse(Resources.Tenant("a", "secret-x1") + Resources.Tenant("b", "secret-x1") + Resources.Tenant("c", "t-c") + """
+            apiVersion: sharedruntime.io/v1alpha1
+            kind: Tenant
+            metadata:
+              name: c2
+            spec:
+              appId: c
+              apiToken: t-c2
+            """);
+        Assert.Equal(["a", "c"], set.Tenants.Select(t => t.AppId));
+        Assert.Equal([("Tenant/b", "spec.apiToken"), ("Tenant/c2", "spec.appId")], set.RejectedTenants.Select(e => (e.Document, e.Field)));
+        Assert.DoesNotContain("secret-x1", string.Join(" ", set.RejectedTenants.Select(e => e.Message)));
+    }
+
+    [Fact]
+    public void ABadComponentStillRefusesTheWholeSet()
+    {
+        var ex = Assert.Throws<ResourceException>(() => Parse(Resources.Tenant("a", "t-a") + """
+            ---
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata:
+              name: store
+            spec:
+              version: v1
+            """));
+        Assert.Equal("Component/store", ex.Document);
+        Assert.Equal("spec.type", ex.Field);
     }
 
     [Fact]
@@ -93,7 +120,7 @@ public class ResourceParserTests
             spec:
               appId: orders
             """;
-        var ex = Assert.Throws<ResourceException>(() => Parse(yaml));
+        var ex = Assert.Single(Parse(yaml).RejectedTenants);
         Assert.Equal("spec.apiToken", ex.Field);
     }
 

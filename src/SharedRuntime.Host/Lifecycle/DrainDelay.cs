@@ -1,0 +1,36 @@
+namespace SharedRuntime.Host.Lifecycle;
+
+/// <summary>
+/// Holds off Kestrel's stop for <see cref="RuntimeOptions.DrainDelayMilliseconds"/> once a drain has begun (SIGTERM): the
+/// listeners are already closed and readiness is false, and connections still open keep being served, HTTP/1.1 responses
+/// with <c>Connection: close</c>. Clients thus move to the process that took over on their own, after a response,
+/// instead of having a connection closed under a request they are just sending when Kestrel closes idle connections.
+/// </summary>
+/// <remarks>
+/// The host runs every <see cref="IHostedLifecycleService.StoppingAsync"/> before any StopAsync, so Kestrel stops after
+/// this. A stop that did not start with a drain (the host stopped in-process) is not delayed.
+/// </remarks>
+internal sealed class DrainDelay(ShutdownDrain drain, RuntimeOptions options, TimeProvider time) : IHostedLifecycleService
+{
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        if (!drain.ClosingConnections || options.DrainDelayMilliseconds <= 0)
+        {
+            return;
+        }
+        try
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(options.DrainDelayMilliseconds), time, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The host's shutdown time ran out: stop now.
+        }
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
