@@ -25,7 +25,8 @@ mkdir -p "$results"
 
 dotnet build SharedRuntime.sln -c Release -warnaserror -nologo -v quiet
 status=0
-dotnet test SharedRuntime.sln -c Release --no-build --nologo \
+# One test project at a time: the process and timing tests get the machine to themselves.
+dotnet test SharedRuntime.sln -c Release --no-build --nologo -m:1 \
   --logger "trx" --results-directory "$results" \
   --blame-hang-timeout 5m "$@" || status=$?
 

@@ -1,6 +1,7 @@
 namespace SharedRuntime.FunctionalTests.Lifecycle;
 
 /// <summary>Upgrading the runtime on a node: a new process binds the same ports, the old one drains and exits.</summary>
+[Collection(ProcessTestsCollection.Name)]
 public sealed class HandoverTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("sharedruntime-handover-").FullName;
