@@ -38,6 +38,10 @@ public sealed class ResiliencyPolicies
     public ResiliencePipeline ForOutbound(string appId, string componentName)
     {
         var generation = _generation;
+        if (generation.Snapshot.Resources.Resiliencies.Count == 0)
+        {
+            return ResiliencePipeline.Empty; // the common case: no lookup on the request path
+        }
         return generation.Outbound.GetOrAdd((appId, componentName), key =>
         {
             foreach (var resiliency in generation.Snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
@@ -90,6 +94,10 @@ public sealed class ResiliencyPolicies
     private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<ResiliencyConfig, string, PolicyRefs?> select)
     {
         var generation = _generation;
+        if (generation.Snapshot.Resources.Resiliencies.Count == 0)
+        {
+            return ResiliencePipeline<AppCallResult>.Empty;
+        }
         return generation.Pipelines.GetOrAdd((appId, kind, target), key =>
         {
             foreach (var resiliency in generation.Snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
