@@ -25,6 +25,12 @@ if (settings.Scenario == "hung-app")
     await HungAppScenario.RunAsync(settings);
     return;
 }
+if (settings.Scenario == "shared-redis")
+{
+    var redis = Array.IndexOf(args, "--redis") is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : throw new ArgumentException("--redis HOST:PORT is required for --scenario shared-redis");
+    await SharedRedisScenario.RunAsync(settings, redis);
+    return;
+}
 
 var report = new StringBuilder();
 var notes = new List<string>();
