@@ -12,6 +12,10 @@ internal static class SharedRedisScenario
 {
     public static async Task RunAsync(LoadSettings settings, string redisHost)
     {
+        // --noisy-limit 0: limits so high that the whole flood reaches the store; otherwise the runtime's default
+        // bulkhead (64 in flight, 128 waiting) with the given rate.
+        var unlimited = settings.NoisyLimit <= 0;
+        var noisyRate = (unlimited ? 1_000_000 : settings.NoisyLimit).ToString(CultureInfo.InvariantCulture);
         var yaml = $"""
             apiVersion: dapr.io/v1alpha1
             kind: Component
@@ -43,10 +47,10 @@ internal static class SharedRedisScenario
             spec:
               apiToken: noisy-token
               limits:
-                requestsPerSecond: 1000000
-                burst: 1000000
-                maxConcurrency: 1024
-                maxQueue: 2048
+                requestsPerSecond: {noisyRate}
+                burst: {noisyRate}
+                maxConcurrency: {(unlimited ? 1024 : 64)}
+                maxQueue: {(unlimited ? 2048 : 128)}
             """;
         await using var runtime = await RuntimeProcess.StartAsync(settings, yaml, []);
         var port = runtime.HttpPort;
@@ -71,7 +75,7 @@ internal static class SharedRedisScenario
 
         var report = new StringBuilder();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"one state.redis store shared by two tenants; quiet: {settings.QuietRps} req/s; noisy: {settings.FloodRps} req/s with limits high enough that the flood reaches the store; {settings.Rounds} rounds of {settings.PhaseSeconds}s alone + {settings.PhaseSeconds}s under flood; request: GET /v1.0/state/store/k");
+            $"one state.redis store shared by two tenants; quiet: {settings.QuietRps} req/s; noisy: {settings.FloodRps} req/s, {(unlimited ? "with limits high enough that the whole flood reaches the store" : $"limited to {noisyRate}/s, 64 in flight, 128 waiting")}; {settings.Rounds} rounds of {settings.PhaseSeconds}s alone + {settings.PhaseSeconds}s under flood; request: GET /v1.0/state/store/k");
         report.AppendLine();
         report.AppendLine("| phase | quiet p50 ms | quiet p99 ms | quiet requests | quiet errors | noisy answered | noisy refused (429) | p99 ratio flood/alone |");
         report.AppendLine("|---|---|---|---|---|---|---|---|");
