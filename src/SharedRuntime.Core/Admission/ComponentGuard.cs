@@ -10,12 +10,15 @@ namespace SharedRuntime.Admission;
 /// once while the backend is down, and a <see cref="FairQueue"/> that shares the component's concurrent calls between
 /// tenants. One guard per instance, kept as long as the instance lives (a configuration reload that keeps the instance
 /// keeps its guard). Component metadata: <c>maxConcurrentCalls</c> (default 32), <c>maxQueuedCallsPerApp</c>
-/// (default 256), <c>backendFailureThreshold</c> (default 5), <c>backendOpenDuration</c> (default 5s).
+/// (default 256), <c>backendFailureThreshold</c> (default 5), <c>backendOpenDuration</c> (default 2s).
 /// </summary>
 public sealed class ComponentGuard
 {
     public const int DefaultMaxConcurrentCalls = 32;
     public const int DefaultMaxQueuedPerApp = 256;
+
+    /// <summary>How long an open breaker fails calls before a probe: short enough that a backend back up is used again within seconds.</summary>
+    public static readonly TimeSpan DefaultOpenDuration = TimeSpan.FromSeconds(2);
     private static readonly ConditionalWeakTable<IComponent, ComponentGuard> Guards = [];
 
     public ComponentGuard(string componentName, FairQueue queue, BackendBreaker breaker)
@@ -41,7 +44,7 @@ public sealed class ComponentGuard
             PositiveInt(config, "maxConcurrentCalls", DefaultMaxConcurrentCalls),
             PositiveInt(config, "maxQueuedCallsPerApp", DefaultMaxQueuedPerApp));
         var openText = Value(config, "backendOpenDuration");
-        var open = openText is not null && Durations.TryParse(openText, out var parsed) && parsed > TimeSpan.Zero ? parsed : TimeSpan.FromSeconds(5);
+        var open = openText is not null && Durations.TryParse(openText, out var parsed) && parsed > TimeSpan.Zero ? parsed : DefaultOpenDuration;
         var breaker = new BackendBreaker(PositiveInt(config, "backendFailureThreshold", 5), open, time);
         return new ComponentGuard(config.Name, queue, breaker);
     }
