@@ -13,14 +13,7 @@ internal sealed class CircuitBreakerStrategy(CircuitBreaker breaker, string targ
             return Outcome.FromException<AppCallResult>(new CircuitOpenException(target));
         }
         var outcome = await callback(context, state).ConfigureAwait(context.ContinueOnCapturedContext);
-        if (context.CancellationToken.IsCancellationRequested && outcome.Exception is OperationCanceledException)
-        {
-            breaker.Abandon(generation);
-        }
-        else
-        {
-            breaker.Record(generation, outcome.Exception is null && outcome.Result is { Failed: false });
-        }
+        breaker.Finish(generation, context, outcome.Exception, success: outcome.Exception is null && outcome.Result is { Failed: false });
         return outcome;
     }
 }
@@ -36,14 +29,23 @@ internal sealed class ComponentCircuitBreakerStrategy(CircuitBreaker breaker, st
             return Outcome.FromException<TResult>(new CircuitOpenException(target));
         }
         var outcome = await callback(context, state).ConfigureAwait(context.ContinueOnCapturedContext);
-        if (context.CancellationToken.IsCancellationRequested && outcome.Exception is OperationCanceledException)
+        breaker.Finish(generation, context, outcome.Exception, success: outcome.Exception is null || !ResiliencyPolicies.IsComponentFailure(outcome.Exception));
+        return outcome;
+    }
+}
+
+internal static class CircuitBreakerOutcomes
+{
+    /// <summary>Records a call's end; a call its caller gave up on counts neither way.</summary>
+    public static void Finish(this CircuitBreaker breaker, long generation, ResilienceContext context, Exception? exception, bool success)
+    {
+        if (context.CancellationToken.IsCancellationRequested && exception is OperationCanceledException)
         {
             breaker.Abandon(generation);
         }
         else
         {
-            breaker.Record(generation, outcome.Exception is null || !ResiliencyPolicies.IsComponentFailure(outcome.Exception));
+            breaker.Record(generation, success);
         }
-        return outcome;
     }
 }

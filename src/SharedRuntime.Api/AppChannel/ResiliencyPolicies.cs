@@ -43,16 +43,9 @@ public sealed class ResiliencyPolicies
             return ResiliencePipeline.Empty; // the common case: no lookup on the request path
         }
         return generation.Outbound.GetOrAdd((appId, componentName), key =>
-        {
-            foreach (var resiliency in generation.Snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
-            {
-                if (resiliency.AppliesTo(key.AppId) && resiliency.Components.GetValueOrDefault(key.Component)?.Outbound is { } refs)
-                {
-                    return BuildOutbound(resiliency, refs, $"component {key.Component} for {key.AppId}");
-                }
-            }
-            return ResiliencePipeline.Empty;
-        });
+            Find(generation.Snapshot, key.AppId, r => r.Components.GetValueOrDefault(key.Component)?.Outbound) is var (resiliency, refs)
+                ? BuildOutbound(resiliency, refs, $"component {key.Component} for {key.AppId}")
+                : ResiliencePipeline.Empty);
     }
 
     /// <summary>
@@ -63,34 +56,6 @@ public sealed class ResiliencyPolicies
         exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or CircuitOpenException or ArgumentException
             or Admission.BackendUnavailableException or Admission.FairQueueFullException);
 
-    private ResiliencePipeline BuildOutbound(ResiliencyConfig resiliency, PolicyRefs refs, string target)
-    {
-        var builder = new ResiliencePipelineBuilder { TimeProvider = _time, Name = target };
-        if (refs.Retry is { } retryName && resiliency.Retries[retryName] is { MaxRetries: not 0 } retry)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex &&
-                    !(ex is OperationCanceledException && args.Context.CancellationToken.IsCancellationRequested) && IsComponentFailure(ex)),
-                BackoffType = retry.Policy == RetryBackoff.Constant ? DelayBackoffType.Constant : DelayBackoffType.Exponential,
-                UseJitter = retry.Policy == RetryBackoff.Exponential,
-                Delay = retry.Duration,
-                MaxDelay = retry.MaxInterval,
-                MaxRetryAttempts = retry.MaxRetries < 0 ? int.MaxValue : retry.MaxRetries,
-            });
-        }
-        if (refs.CircuitBreaker is { } breakerName)
-        {
-            var breaker = new CircuitBreaker(resiliency.CircuitBreakers[breakerName], _time);
-            builder.AddStrategy(_ => new ComponentCircuitBreakerStrategy(breaker, target));
-        }
-        if (refs.Timeout is { } timeoutName)
-        {
-            builder.AddTimeout(new TimeoutStrategyOptions { Timeout = resiliency.Timeouts[timeoutName] });
-        }
-        return builder.Build();
-    }
-
     private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<ResiliencyConfig, string, PolicyRefs?> select)
     {
         var generation = _generation;
@@ -99,44 +64,80 @@ public sealed class ResiliencyPolicies
             return ResiliencePipeline<AppCallResult>.Empty;
         }
         return generation.Pipelines.GetOrAdd((appId, kind, target), key =>
+            Find(generation.Snapshot, key.AppId, r => select(r, key.Target)) is var (resiliency, refs)
+                ? Build(resiliency, refs, $"{key.Kind} {key.Target} for {key.AppId}")
+                : ResiliencePipeline<AppCallResult>.Empty);
+    }
+
+    /// <summary>The first Resiliency resource (by name) that governs <paramref name="appId"/> and names policies for the target.</summary>
+    private static (ResiliencyConfig Resiliency, PolicyRefs Refs)? Find(RuntimeSnapshot snapshot, string appId, Func<ResiliencyConfig, PolicyRefs?> select)
+    {
+        foreach (var resiliency in snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
         {
-            foreach (var resiliency in generation.Snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
+            if (resiliency.AppliesTo(appId) && select(resiliency) is { } refs)
             {
-                if (resiliency.AppliesTo(key.AppId) && select(resiliency, key.Target) is { } refs)
-                {
-                    return Build(resiliency, refs, $"{key.Kind} {key.Target} for {key.AppId}");
-                }
+                return (resiliency, refs);
             }
-            return ResiliencePipeline<AppCallResult>.Empty;
-        });
+        }
+        return null;
     }
 
     private ResiliencePipeline<AppCallResult> Build(ResiliencyConfig resiliency, PolicyRefs refs, string target)
     {
         var builder = new ResiliencePipelineBuilder<AppCallResult> { TimeProvider = _time, Name = target };
-        if (refs.Retry is { } retryName && resiliency.Retries[retryName] is { MaxRetries: not 0 } retry)
+        if (RetryOf(resiliency, refs) is { } retry)
         {
-            builder.AddRetry(new RetryStrategyOptions<AppCallResult>
+            builder.AddRetry(WithBackoff<RetryStrategyOptions<AppCallResult>, AppCallResult>(new RetryStrategyOptions<AppCallResult>
             {
                 ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.Context, retry)),
-                BackoffType = retry.Policy == RetryBackoff.Constant ? DelayBackoffType.Constant : DelayBackoffType.Exponential,
-                UseJitter = retry.Policy == RetryBackoff.Exponential,
-                Delay = retry.Duration,
-                MaxDelay = retry.MaxInterval,
-                MaxRetryAttempts = retry.MaxRetries < 0 ? int.MaxValue : retry.MaxRetries,
-            });
+            }, retry));
         }
-        if (refs.CircuitBreaker is { } breakerName)
+        if (BreakerOf(resiliency, refs) is { } breaker)
         {
-            var breaker = new CircuitBreaker(resiliency.CircuitBreakers[breakerName], _time);
             builder.AddStrategy(_ => new CircuitBreakerStrategy(breaker, target));
         }
-        if (refs.Timeout is { } timeoutName)
-        {
-            builder.AddTimeout(new TimeoutStrategyOptions { Timeout = resiliency.Timeouts[timeoutName] });
-        }
-        return builder.Build();
+        return AddTimeout(builder, resiliency, refs).Build();
     }
+
+    private ResiliencePipeline BuildOutbound(ResiliencyConfig resiliency, PolicyRefs refs, string target)
+    {
+        var builder = new ResiliencePipelineBuilder { TimeProvider = _time, Name = target };
+        if (RetryOf(resiliency, refs) is { } retry)
+        {
+            builder.AddRetry(WithBackoff<RetryStrategyOptions, object>(new RetryStrategyOptions
+            {
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex &&
+                    !(ex is OperationCanceledException && args.Context.CancellationToken.IsCancellationRequested) && IsComponentFailure(ex)),
+            }, retry));
+        }
+        if (BreakerOf(resiliency, refs) is { } breaker)
+        {
+            builder.AddStrategy(_ => new ComponentCircuitBreakerStrategy(breaker, target));
+        }
+        return AddTimeout(builder, resiliency, refs).Build();
+    }
+
+    private static RetryPolicyConfig? RetryOf(ResiliencyConfig resiliency, PolicyRefs refs) =>
+        refs.Retry is { } name && resiliency.Retries[name] is { MaxRetries: not 0 } retry ? retry : null;
+
+    /// <summary>A new breaker per pipeline: its state belongs to one tenant and target.</summary>
+    private CircuitBreaker? BreakerOf(ResiliencyConfig resiliency, PolicyRefs refs) =>
+        refs.CircuitBreaker is { } name ? new CircuitBreaker(resiliency.CircuitBreakers[name], _time) : null;
+
+    private static TOptions WithBackoff<TOptions, T>(TOptions options, RetryPolicyConfig retry)
+        where TOptions : RetryStrategyOptions<T>
+    {
+        options.BackoffType = retry.Policy == RetryBackoff.Constant ? DelayBackoffType.Constant : DelayBackoffType.Exponential;
+        options.UseJitter = retry.Policy == RetryBackoff.Exponential;
+        options.Delay = retry.Duration;
+        options.MaxDelay = retry.MaxInterval;
+        options.MaxRetryAttempts = retry.MaxRetries < 0 ? int.MaxValue : retry.MaxRetries;
+        return options;
+    }
+
+    private static TBuilder AddTimeout<TBuilder>(TBuilder builder, ResiliencyConfig resiliency, PolicyRefs refs)
+        where TBuilder : ResiliencePipelineBuilderBase =>
+        refs.Timeout is { } name ? builder.AddTimeout(new TimeoutStrategyOptions { Timeout = resiliency.Timeouts[name] }) : builder;
 
     private static bool ShouldRetry(Outcome<AppCallResult> outcome, ResilienceContext context, RetryPolicyConfig retry)
     {
