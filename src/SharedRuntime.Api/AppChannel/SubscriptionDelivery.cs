@@ -110,15 +110,14 @@ public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposa
             }
         }
 
-        List<ActiveSubscription> stopped = [];
+        List<((string, string, string) Key, ActiveSubscription Active)> stopped = [];
         lock (_active)
         {
-            foreach (var (key, active) in _active.ToList())
+            foreach (var (key, active) in _active)
             {
                 if (!desired.TryGetValue(key, out var want) || !ReferenceEquals(want.Broker, active.Broker) || want.MaxInFlight != active.MaxInFlight)
                 {
-                    _active.Remove(key);
-                    stopped.Add(active);
+                    stopped.Add((key, active));
                 }
                 else
                 {
@@ -126,9 +125,14 @@ public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposa
                 }
             }
         }
-        foreach (var active in stopped)
+        // Listed as active until it has stopped: once ActiveFor no longer shows it, nothing more is delivered by it.
+        foreach (var (key, active) in stopped)
         {
             await active.DisposeAsync().ConfigureAwait(false);
+            lock (_active)
+            {
+                _active.Remove(key);
+            }
             DeliveryLog.Unsubscribed(_logger, active.AppId, active.PubsubName, active.Topic);
         }
         foreach (var (key, want) in desired)

@@ -64,6 +64,13 @@ internal sealed class InMemoryBroker : IPubSubBroker
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Messages of <paramref name="topic"/> that <paramref name="consumerGroup"/> has not acknowledged yet: queued, being
+    /// delivered, or waiting to be delivered again. Zero means nothing of the topic can reach the group again.
+    /// </summary>
+    internal int Unacknowledged(string topic, string consumerGroup) =>
+        _topics.TryGetValue(topic, out var groups) && groups.TryGetValue(consumerGroup, out var group) ? group.Held : 0;
+
     public ValueTask<IAsyncDisposable> SubscribeAsync(string topic, string consumerGroup, int maxInFlight,
         Func<ReceivedMessage, CancellationToken, ValueTask<DeliveryOutcome>> handler, CancellationToken cancellationToken)
     {
@@ -100,6 +107,8 @@ internal sealed class InMemoryBroker : IPubSubBroker
         }
 
         public void Release() => Interlocked.Decrement(ref _held);
+
+        public int Held => Volatile.Read(ref _held);
     }
 
     private sealed class Subscription : IAsyncDisposable

@@ -59,6 +59,16 @@ public sealed class DeliveryTests : IAsyncDisposable
         await StatusAsync(response, HttpStatusCode.NoContent);
     }
 
+    /// <summary>
+    /// Waits until consumer group <paramref name="appId"/> has acknowledged every message of <paramref name="topic"/>:
+    /// from then on nothing of it can be delivered again, so counts of deliveries are final.
+    /// </summary>
+    private static Task SettledAsync(TestRuntime runtime, string topic, string appId) =>
+        Eventually.TrueAsync(() => Task.FromResult(Unacknowledged(runtime, topic, appId) == 0), TimeSpan.FromSeconds(10), $"{appId} acknowledged everything on {topic}");
+
+    private static int Unacknowledged(TestRuntime runtime, string topic, string appId) =>
+        ((SharedRuntime.Components.PubSub.InMemoryBroker)runtime.Configuration.Current.Components["pubsub"].Instance!).Unacknowledged(topic, appId);
+
     private static Task WaitForSubscriptionAsync(TestRuntime runtime, string appId, string topic) =>
         Eventually.TrueAsync(() => Task.FromResult(runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.SubscriptionDelivery)) is SharedRuntime.AppChannel.SubscriptionDelivery d &&
             d.ActiveFor(appId).Any(s => s.Topic == topic)), TimeSpan.FromSeconds(10), $"{appId} subscribed to {topic}");
@@ -147,7 +157,7 @@ public sealed class DeliveryTests : IAsyncDisposable
         await PublishAsync(runtime, "worker-token", "jobs", """{"id":1}""");
 
         await Eventually.TrueAsync(() => Task.FromResult(deliveries.Count >= 3), TimeSpan.FromSeconds(10));
-        await Task.Delay(300); // a success is not delivered again
+        await SettledAsync(runtime, "jobs", "worker"); // acknowledged: a success is not delivered again
         Assert.Equal(3, deliveries.Count);
         Assert.Single(deliveries.Select(d => d.Event.GetProperty("id").GetString()).Distinct());
     }
@@ -186,7 +196,8 @@ public sealed class DeliveryTests : IAsyncDisposable
         await PublishAsync(runtime, "worker-token", "jobs", """{"id":"poison"}""");
 
         await Eventually.TrueAsync(() => Task.FromResult(deliveries.Any(d => d.Path == "/dead")), TimeSpan.FromSeconds(10));
-        await Task.Delay(300);
+        await SettledAsync(runtime, "jobs", "worker");
+        await SettledAsync(runtime, "jobs-dead", "worker");
         var attempts = deliveries.Count(d => d.Path == "/jobs");
         Assert.Equal(status == 500 ? 3 : 1, attempts);
         Assert.Single(deliveries, d => d.Path == "/dead");
@@ -213,7 +224,8 @@ public sealed class DeliveryTests : IAsyncDisposable
         var delivery = (SharedRuntime.AppChannel.SubscriptionDelivery)runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.SubscriptionDelivery))!;
         await Eventually.TrueAsync(() => Task.FromResult(delivery.ActiveFor("late").Count == 0), TimeSpan.FromSeconds(10), "the subscription is gone");
         await PublishAsync(runtime, "late-token", "late", """{"n":2}""");
-        await Task.Delay(300);
+        // The stopped subscription's group keeps the event for a later subscriber; nobody delivers it now.
+        Assert.Equal(1, Unacknowledged(runtime, "late", "late"));
         Assert.Single(deliveries);
     }
 
@@ -228,7 +240,7 @@ public sealed class DeliveryTests : IAsyncDisposable
 
         await PublishAsync(runtime, "worker-token", "jobs", """{"id":1}""");
         await Eventually.TrueAsync(() => Task.FromResult(deliveries.Count >= 1), TimeSpan.FromSeconds(10));
-        await Task.Delay(300);
+        await SettledAsync(runtime, "jobs", "worker");
         Assert.Single(deliveries);
     }
 
@@ -244,13 +256,11 @@ public sealed class DeliveryTests : IAsyncDisposable
 
         await PublishAsync(runtime, "worker-token", "jobs", """{"id":"keep"}""");
         await Eventually.TrueAsync(() => Task.FromResult(deliveries.Count >= 3), TimeSpan.FromSeconds(10));
+        Assert.Equal(1, Unacknowledged(runtime, "jobs", "worker")); // kept in the broker while the app fails
         Volatile.Write(ref healthy, true);
         var failedSoFar = deliveries.Count;
         await Eventually.TrueAsync(() => Task.FromResult(deliveries.Count > failedSoFar), TimeSpan.FromSeconds(10), "the event is delivered once the app is back");
-        await Task.Delay(300);
-        var count = deliveries.Count;
-        await Task.Delay(300);
-        Assert.Equal(count, deliveries.Count);
+        await SettledAsync(runtime, "jobs", "worker");
     }
 
     [Fact]
@@ -273,9 +283,13 @@ public sealed class DeliveryTests : IAsyncDisposable
         }
 
         await Eventually.TrueAsync(() => Task.FromResult(aDeliveries.Count == 5 && bDeliveries.Count == 5), TimeSpan.FromSeconds(10));
-        await Task.Delay(200);
+        await SettledAsync(runtime, "news", "alpha");
+        await SettledAsync(runtime, "news", "beta");
+        var delivery = (SharedRuntime.AppChannel.SubscriptionDelivery)runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.SubscriptionDelivery))!;
+        Assert.Empty(delivery.ActiveFor("gamma")); // the subscription is scoped to alpha and beta
         Assert.Empty(cDeliveries);
         Assert.Equal(5, aDeliveries.Count);
+        Assert.Equal(5, bDeliveries.Count);
 
         // Each tenant's metadata lists its own subscriptions only.
         using var alphaMetadata = JsonDocument.Parse(await runtime.Client("alpha-token").GetStringAsync("/v1.0/metadata"));
