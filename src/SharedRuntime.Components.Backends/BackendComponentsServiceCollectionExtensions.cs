@@ -31,7 +31,7 @@ internal sealed class BackendComponentFactory(TimeProvider time, IServiceProvide
             "state.redis" => new RedisStateStore(RedisStateOptions.From(context), time, loggers.CreateLogger<RedisStateStore>()),
             "state.postgresql" => new PostgreSqlStateStore(PostgreSqlStateOptions.From(context), time, loggers.CreateLogger<PostgreSqlStateStore>()),
             "pubsub.redis" => new RedisStreamsBroker(RedisPubSubOptions.From(context), time, loggers.CreateLogger<RedisStreamsBroker>()),
-            "pubsub.jetstream" => new JetStreamBroker(JetStreamOptions.From(context), loggers.CreateLogger<JetStreamBroker>()),
+            "pubsub.jetstream" => new JetStreamBroker(JetStreamOptions.From(context), time, loggers.CreateLogger<JetStreamBroker>()),
             _ => throw new ComponentException($"unknown component type {context.Type}"),
         };
     }

@@ -16,7 +16,7 @@ namespace SharedRuntime.Components.PubSub;
 /// Drop terminates (never delivered again), Retry or an exception naks with <c>nakDelay</c>; a message left unanswered
 /// by a stopped runtime is delivered again after <c>ackWait</c>.
 /// </summary>
-internal sealed class JetStreamBroker(JetStreamOptions options, ILogger<JetStreamBroker> logger) : IPubSubBroker
+internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider time, ILogger<JetStreamBroker> logger) : IPubSubBroker
 {
     internal const string ContentTypeHeader = "Content-Type";
     internal const string MetadataHeader = "SharedRuntime-Metadata";
@@ -30,6 +30,8 @@ internal sealed class JetStreamBroker(JetStreamOptions options, ILogger<JetStrea
     internal JetStreamOptions Options => options;
 
     internal ILogger Logger => logger;
+
+    internal TimeProvider Time => time;
 
     internal NatsJSContext JetStream => _js ?? throw new ComponentException("jetstream pubsub is not initialised");
 

@@ -10,14 +10,12 @@ namespace SharedRuntime.Components.PubSub;
 internal sealed class JetStreamSubscription : IAsyncDisposable
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(5);
     private readonly JetStreamBroker _broker;
     private readonly INatsJSConsumer _consumer;
     private readonly string _topic;
     private readonly string _group;
-    private readonly int _limit;
     private readonly Func<ReceivedMessage, CancellationToken, ValueTask<DeliveryOutcome>> _handler;
-    private readonly SemaphoreSlim _slots;
+    private readonly HandlerSlots _slots;
     private readonly CancellationTokenSource _stop = new();
     private Task _pump = Task.CompletedTask;
 
@@ -28,9 +26,8 @@ internal sealed class JetStreamSubscription : IAsyncDisposable
         _consumer = consumer;
         _topic = topic;
         _group = group;
-        _limit = limit;
         _handler = handler;
-        _slots = new SemaphoreSlim(limit, limit);
+        _slots = new HandlerSlots(limit);
     }
 
     public static JetStreamSubscription Start(JetStreamBroker broker, INatsJSConsumer consumer, string topic, string group, int limit,
@@ -44,7 +41,7 @@ internal sealed class JetStreamSubscription : IAsyncDisposable
     private async Task PumpAsync()
     {
         var token = _stop.Token;
-        var opts = new NatsJSConsumeOpts { MaxMsgs = _limit };
+        var opts = new NatsJSConsumeOpts { MaxMsgs = _slots.Limit };
         while (!token.IsCancellationRequested)
         {
             try
@@ -64,7 +61,7 @@ internal sealed class JetStreamSubscription : IAsyncDisposable
                 BackendsLog.JetStreamConsumeFailed(_broker.Logger, _topic, _group, ex);
                 try
                 {
-                    await Task.Delay(FailureBackoff, token).ConfigureAwait(false);
+                    await Task.Delay(FailureBackoff, _broker.Time, token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -116,14 +113,7 @@ internal sealed class JetStreamSubscription : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _pump.ConfigureAwait(false);
-        var deadline = Task.Delay(DrainTimeout);
-        for (var i = 0; i < _limit; i++)
-        {
-            if (await Task.WhenAny(_slots.WaitAsync(), deadline).ConfigureAwait(false) == deadline)
-            {
-                break;
-            }
-        }
+        await _slots.DrainAsync(_broker.Time).ConfigureAwait(false);
         _stop.Dispose();
     }
 }

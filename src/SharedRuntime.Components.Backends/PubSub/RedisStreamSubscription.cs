@@ -12,15 +12,13 @@ namespace SharedRuntime.Components.PubSub;
 internal sealed class RedisStreamSubscription : IAsyncDisposable
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(5);
     private readonly RedisStreamsBroker _broker;
     private readonly RedisKey _stream;
     private readonly string _topic;
     private readonly string _group;
     private readonly string _consumer;
     private readonly Func<ReceivedMessage, CancellationToken, ValueTask<DeliveryOutcome>> _handler;
-    private readonly SemaphoreSlim _slots;
-    private readonly int _limit;
+    private readonly HandlerSlots _slots;
     private readonly ConcurrentDictionary<string, byte> _inFlight = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private RedisValue _claimCursor = "0-0";
@@ -36,8 +34,7 @@ internal sealed class RedisStreamSubscription : IAsyncDisposable
         _group = group;
         _consumer = consumer;
         _handler = handler;
-        _limit = limit;
-        _slots = new SemaphoreSlim(limit, limit);
+        _slots = new HandlerSlots(limit);
     }
 
     private RedisPubSubOptions Options => _broker.Options;
@@ -71,7 +68,7 @@ internal sealed class RedisStreamSubscription : IAsyncDisposable
             {
                 await _slots.WaitAsync(token).ConfigureAwait(false);
                 var free = 1;
-                while (free < Math.Min(_limit, Options.QueueDepth) && _slots.Wait(0))
+                while (free < Math.Min(_slots.Limit, Options.QueueDepth) && _slots.TryTake())
                 {
                     free++;
                 }
@@ -227,14 +224,7 @@ internal sealed class RedisStreamSubscription : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _pump.ConfigureAwait(false);
-        var deadline = Task.Delay(DrainTimeout);
-        for (var i = 0; i < _limit; i++)
-        {
-            if (await Task.WhenAny(_slots.WaitAsync(), deadline).ConfigureAwait(false) == deadline)
-            {
-                break;
-            }
-        }
+        await _slots.DrainAsync(_broker.Time).ConfigureAwait(false);
         _stop.Dispose();
     }
 }
