@@ -33,19 +33,7 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
 
     public async ValueTask InitAsync(CancellationToken cancellationToken)
     {
-        var connection = await ConnectionMultiplexer.ConnectAsync(options.Configuration).ConfigureAwait(false);
-        connection.ConnectionFailed += (_, e) => BackendsLog.RedisConnectionFailed(logger, options.Endpoint, e.FailureType.ToString(), e.Exception);
-        connection.ConnectionRestored += (_, _) => BackendsLog.RedisConnectionRestored(logger, options.Endpoint);
-        try
-        {
-            await connection.GetDatabase().PingAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-            throw new ComponentException($"redis at {options.Endpoint} is not reachable: {ex.Message}", ex);
-        }
-        _connection = connection;
+        _connection = await RedisConnection.OpenAsync(options.Configuration, options.Endpoint, logger, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask PublishAsync(PubSubMessage message, CancellationToken cancellationToken)
