@@ -5,7 +5,7 @@ namespace SharedRuntime.AppChannel;
 
 /// <summary>
 /// The way into one tenant's app: its endpoint, a bound on calls in flight into it (invocations and deliveries
-/// together), a timeout per call and a circuit breaker that opens after consecutive transport failures or timeouts.
+/// together, shared fairly between callers), a timeout per call and a circuit breaker that opens after consecutive transport failures or timeouts.
 /// An app that hangs fills only these slots; nobody else's.
 /// </summary>
 public sealed class AppChannel
@@ -19,7 +19,7 @@ public sealed class AppChannel
         Endpoint = endpoint;
         Config = config;
         _invoker = invoker;
-        Slots = new Bulkhead(Config.MaxConcurrency, Config.MaxQueue);
+        Calls = new FairQueue(Config.MaxConcurrency, Config.MaxQueue);
         if (Config.BreakAfterFailures > 0)
         {
             _breaker = new CircuitBreaker(
@@ -35,8 +35,14 @@ public sealed class AppChannel
 
     public AppChannelConfig Config { get; }
 
-    /// <summary>Calls in flight into the app, with a bounded line of invocations waiting.</summary>
-    public Bulkhead Slots { get; }
+    /// <summary>
+    /// Calls in flight into the app. Waiting calls stand in lines served in turn: one per calling app (its
+    /// invocations, at most <c>maxQueue</c>), one per subscription (its deliveries), so no caller crowds out another.
+    /// </summary>
+    public FairQueue Calls { get; }
+
+    /// <summary>The line of one subscription's deliveries: never an app-id, which has no '/'.</summary>
+    public static string DeliveryLine(string pubsubName, string topic) => $"pubsub/{pubsubName}/{topic}";
 
     public CircuitState BreakerState => _breaker?.State ?? CircuitState.Closed;
 
@@ -80,6 +86,6 @@ public sealed class AppChannel
     }
 }
 
-/// <summary>The app has all its call slots taken and its line of waiting calls is full.</summary>
-public sealed class AppBusyException(string appId, int maxConcurrency, int maxQueue)
-    : Exception($"app {appId} has {maxConcurrency} calls in flight and {maxQueue} waiting, its app channel limit");
+/// <summary>The app has all its call slots taken and the caller's line of waiting calls is full.</summary>
+public sealed class AppBusyException(string appId, string callerAppId, int maxConcurrency, int maxQueue)
+    : Exception($"app {appId} has {maxConcurrency} calls in flight and {maxQueue} calls of {callerAppId} waiting, its app channel limit");

@@ -46,7 +46,11 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         }
         // Deliveries wait for a slot: their number is bounded by the broker's in-flight limit, and an event waiting
         // here costs nothing, where handing it back to the broker would have it delivered again and again.
-        if (!channel.Slots.TryEnter() && !await channel.Slots.EnterAsync(cancellationToken, ignoreQueueLimit: true).ConfigureAwait(false))
+        try
+        {
+            await channel.Calls.EnterAsync(subscription.DeliveryLine, int.MaxValue, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
         {
             return Retry;
         }
@@ -101,7 +105,7 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         finally
         {
             result?.Dispose();
-            channel.Slots.Exit();
+            channel.Calls.Exit();
         }
     }
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.Timeout;
+using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Diagnostics;
 using SharedRuntime.Tenancy;
@@ -96,10 +97,14 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
                 $"access control policy has denied access to id: {target.AppId} operation: {method} verb: {request.Verb} for caller {caller.AppId}");
         }
 
-        if (!channel.Slots.TryEnter() && !await channel.Slots.EnterAsync(cancellationToken).ConfigureAwait(false))
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            throw new DaprApiException(429, "ERR_TENANT_APP_BUSY", new AppBusyException(target.AppId, channel.Config.MaxConcurrency, channel.Config.MaxQueue).Message)
+            // One line per calling app: a caller flooding the target waits behind its own calls, not others'.
+            await channel.Calls.EnterAsync(caller.AppId, channel.Config.MaxQueue, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FairQueueFullException)
+        {
+            throw new DaprApiException(429, "ERR_TENANT_APP_BUSY", new AppBusyException(target.AppId, caller.AppId, channel.Config.MaxConcurrency, channel.Config.MaxQueue).Message)
             {
                 RetryAfterSeconds = 1,
             };
@@ -139,7 +144,7 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         }
         finally
         {
-            channel.Slots.Exit();
+            channel.Calls.Exit();
         }
     }
 

@@ -215,6 +215,9 @@ public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposa
         public string Topic => config.Topic;
         public IPubSubBroker Broker { get; } = broker;
         public int MaxInFlight { get; } = maxInFlight;
+
+        /// <summary>Where its deliveries wait for a slot of the app's channel.</summary>
+        public string DeliveryLine { get; } = AppChannel.DeliveryLine(config.PubsubName, config.Topic);
         public SubscriptionConfig Config => _compiled.Config;
         public CompiledSubscription Compiled => _compiled;
 

@@ -52,13 +52,7 @@ public sealed class Bulkhead
     /// Takes a slot, waiting in line if all are taken. False at once when the line is full, or when
     /// <paramref name="cancellationToken"/> fires while waiting.
     /// </summary>
-    public ValueTask<bool> EnterAsync(CancellationToken cancellationToken) => EnterAsync(cancellationToken, ignoreQueueLimit: false);
-
-    /// <summary>
-    /// Like <see cref="EnterAsync(CancellationToken)"/>; with <paramref name="ignoreQueueLimit"/> the caller waits in
-    /// line even when it is full. For callers whose number is bounded elsewhere (a broker's deliveries in flight).
-    /// </summary>
-    public ValueTask<bool> EnterAsync(CancellationToken cancellationToken, bool ignoreQueueLimit)
+    public ValueTask<bool> EnterAsync(CancellationToken cancellationToken)
     {
         TaskCompletionSource<bool> waiter;
         lock (_lock)
@@ -68,7 +62,7 @@ public sealed class Bulkhead
                 _inFlight++;
                 return new ValueTask<bool>(true);
             }
-            if (_waiters.Count >= _maxQueue && !ignoreQueueLimit)
+            if (_waiters.Count >= _maxQueue)
             {
                 return new ValueTask<bool>(false);
             }

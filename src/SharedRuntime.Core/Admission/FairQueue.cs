@@ -47,13 +47,16 @@ public sealed class FairQueue
     }
 
     /// <summary>Runs <paramref name="call"/> in a slot, waiting in the tenant's line when all slots are taken.</summary>
-    public async ValueTask<T> RunAsync<T, TState>(string tenant, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    public ValueTask<T> RunAsync<T, TState>(string tenant, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken) =>
+        RunAsync(tenant, MaxQueuedPerTenant, state, call, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="RunAsync{T, TState}(string, TState, Func{TState, CancellationToken, ValueTask{T}}, CancellationToken)"/>
+    /// with a line bound of its own, for callers whose number is bounded elsewhere (a broker's deliveries in flight).
+    /// </summary>
+    public async ValueTask<T> RunAsync<T, TState>(string tenant, int lineLimit, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
     {
-        var entered = TryEnterOrQueue(tenant, out var waiter);
-        if (!entered)
-        {
-            await WaitAsync(waiter!, cancellationToken).ConfigureAwait(false);
-        }
+        await EnterAsync(tenant, lineLimit, cancellationToken).ConfigureAwait(false);
         try
         {
             return await call(state, cancellationToken).ConfigureAwait(false);
@@ -64,7 +67,14 @@ public sealed class FairQueue
         }
     }
 
-    private bool TryEnterOrQueue(string tenant, out Waiter? waiter)
+    /// <summary>
+    /// Takes a slot for <paramref name="tenant"/>, waiting in its line (at most <paramref name="lineLimit"/> long) when all
+    /// are taken; give it back with <see cref="Exit"/>. Throws <see cref="FairQueueFullException"/> when the line is full.
+    /// </summary>
+    public ValueTask EnterAsync(string tenant, int lineLimit, CancellationToken cancellationToken) =>
+        TryEnterOrQueue(tenant, lineLimit, out var waiter) ? ValueTask.CompletedTask : WaitAsync(waiter!, cancellationToken);
+
+    private bool TryEnterOrQueue(string tenant, int lineLimit, out Waiter? waiter)
     {
         lock (_lock)
         {
@@ -79,9 +89,10 @@ public sealed class FairQueue
                 line = new TenantLine(tenant);
                 _lines.Add(tenant, line);
             }
-            if (line.Waiters.Count >= MaxQueuedPerTenant)
+            if (line.Waiters.Count >= lineLimit)
             {
-                throw new FairQueueFullException(tenant, MaxQueuedPerTenant);
+                RetireIfEmpty(line);
+                throw new FairQueueFullException(tenant, lineLimit);
             }
             waiter = new Waiter(line);
             waiter.Node = line.Waiters.AddLast(waiter);
@@ -128,7 +139,7 @@ public sealed class FairQueue
     }
 
     /// <summary>Gives the slot to the first waiter of the tenant whose turn it is, or frees it.</summary>
-    private void Exit()
+    public void Exit()
     {
         while (true)
         {

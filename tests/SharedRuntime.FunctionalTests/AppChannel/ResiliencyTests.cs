@@ -259,4 +259,50 @@ public sealed class ResiliencyTests : IAsyncDisposable
         Assert.Contains("circuit breaker", open);
         Assert.Equal(7, Volatile.Read(ref calls));
     }
+
+    [Fact]
+    public async Task A_caller_flooding_an_app_does_not_crowd_out_another_caller_of_it()
+    {
+        var open = new System.Collections.Concurrent.ConcurrentQueue<TaskCompletionSource>();
+        var served = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var target = await AppAsync(async context =>
+        {
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            served.Enqueue(context.Request.Headers["dapr-caller-app-id"].ToString());
+            open.Enqueue(gate);
+            await gate.Task.WaitAsync(context.RequestAborted);
+        });
+        var runtime = await RuntimeAsync(
+            AppResources.Tenant("flooder", "flooder-token", null) +
+            AppResources.Tenant("other", "other-token", null) +
+            AppResources.Tenant("target", "target-token", target.Address, """
+                appChannel:
+                  maxConcurrency: 1
+                  maxQueue: 10
+                """));
+        var channel = ((SharedRuntime.AppChannel.AppChannels)runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.AppChannels))!).Find("target")!;
+
+        // One flooder call in the app, five waiting; then the other caller's single call arrives.
+        var calls = Enumerable.Range(0, 6).Select(_ => runtime.Client("flooder-token").GetAsync("/v1.0/invoke/target/method/work")).ToList();
+        await Eventually.TrueAsync(() => Task.FromResult(served.Count == 1 && channel.Calls.QueuedFor("flooder") == 5), TimeSpan.FromSeconds(10));
+        calls.Add(runtime.Client("other-token").GetAsync("/v1.0/invoke/target/method/work"));
+        await Eventually.TrueAsync(() => Task.FromResult(channel.Calls.QueuedFor("other") == 1), TimeSpan.FromSeconds(10));
+
+        // Let the app answer one call at a time.
+        for (var answered = 0; answered < calls.Count; answered++)
+        {
+            TaskCompletionSource? gate = null;
+            await Eventually.TrueAsync(() => Task.FromResult(open.TryDequeue(out gate)), TimeSpan.FromSeconds(10), $"call {answered + 1} reaches the app");
+            gate!.TrySetResult();
+        }
+        foreach (var call in calls)
+        {
+            await StatusAsync(await call.WaitAsync(TimeSpan.FromSeconds(10)), HttpStatusCode.OK);
+        }
+
+        // The other caller waited for at most one more flooder call, not for all five queued before it.
+        var order = served.ToList();
+        Assert.Equal(7, order.Count);
+        Assert.True(order.IndexOf("other") <= 2, $"served in the order {string.Join(", ", order)}");
+    }
 }
