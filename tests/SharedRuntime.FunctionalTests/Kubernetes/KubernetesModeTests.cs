@@ -10,6 +10,7 @@ namespace SharedRuntime.FunctionalTests.Kubernetes;
 /// The runtime in kubernetes mode against a fake API server that speaks list and watch: Tenants created, changed and
 /// deleted in the cluster take effect within a second, and no change is lost when watches drop or expire.
 /// </summary>
+[Collection(SharedRuntime.FunctionalTests.Lifecycle.ProcessTestsCollection.Name)]
 public sealed class KubernetesModeTests
 {
     private static readonly TimeSpan WithinASecond = TimeSpan.FromSeconds(1);

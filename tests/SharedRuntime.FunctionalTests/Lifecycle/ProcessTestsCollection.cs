@@ -1,8 +1,9 @@
 namespace SharedRuntime.FunctionalTests.Lifecycle;
 
 /// <summary>
-/// Tests that start runtime processes and hand their ports over: they run alone, after the rest of this assembly,
-/// so that other tests do not take the CPU a draining process needs to finish its connections in time.
+/// Tests with deadlines of their own: runtime processes handing their ports over, and the Kubernetes watcher's
+/// one-second bars. They run alone, after the rest of this assembly, so that other tests do not take the CPU they
+/// are timed against.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ProcessTestsCollection
