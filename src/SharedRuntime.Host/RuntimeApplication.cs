@@ -44,6 +44,7 @@ public static class RuntimeApplication
             sp.GetRequiredService<ILogger<RuntimeConfiguration>>(), sp.GetRequiredService<RuntimeMetrics>(), options.DefaultLimits)
         {
             SharedAdmission = options.SharedAdmission,
+            NodeMemory = new Admission.MemoryBudget(options.MaxMemoryBytes),
             LastGood = new LastGoodResourceCache(options.EffectiveStateDir, LastGoodKey(options)),
         });
         services.AddSingleton<RuntimeHealth>();

@@ -56,6 +56,9 @@ public sealed record RuntimeOptions
             : Path.Combine(Path.GetTempPath(), $"shared-runtime-{Environment.UserName}");
     public TenantLimits DefaultLimits { get; init; } = TenantLimits.Defaults;
 
+    /// <summary>Bytes all tenants' requests in flight may hold together (each tenant also has its own budget).</summary>
+    public long MaxMemoryBytes { get; init; } = Admission.MemoryBudget.DefaultNodeBytes;
+
     /// <summary>
     /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
     /// isolation behaves. For comparisons in benchmarks only.
@@ -136,6 +139,10 @@ public sealed record RuntimeOptions
             (o, v) => o with { DefaultLimits = o.DefaultLimits with { StateMaxKeys = (long)Number(v, 0, long.MaxValue) } }),
         new("--default-state-max-bytes", "SIZE", "tenant state byte quota when its resource sets none (default 100Mi)",
             (o, v) => o with { DefaultLimits = o.DefaultLimits with { StateMaxBytes = Size(v) } }),
+        new("--default-max-memory-bytes", "SIZE", "memory a tenant's requests in flight may hold (bodies, answers being built) when its resource sets none (default 64Mi)",
+            (o, v) => o with { DefaultLimits = o.DefaultLimits with { MaxMemoryBytes = Size(v) } }),
+        new("--max-memory-bytes", "SIZE", "memory all tenants' requests in flight may hold together; keep it well under the pod's memory limit (default 192Mi)",
+            (o, v) => o with { MaxMemoryBytes = Size(v) }),
     ];
 
     /// <summary>Parses flags over environment forms over defaults. Returns null and sets <paramref name="help"/> for --help.</summary>

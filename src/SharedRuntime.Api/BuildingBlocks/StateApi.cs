@@ -97,23 +97,51 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
     }
 
-    public async ValueTask<IReadOnlyList<BulkStateItem>> GetBulkAsync(TenantContext tenant, string storeName, IReadOnlyList<string> keys, int parallelism, CancellationToken cancellationToken)
+    /// <summary>Most keys one bulk get may name (duplicates included); beyond is 400 ERR_TENANT_TOO_MANY_KEYS.</summary>
+    public const int MaxBulkKeys = 1000;
+
+    /// <summary>
+    /// Reads every distinct key once, in the order first named; each value read is charged to
+    /// <paramref name="memory"/> before it is kept, so an answer that would not fit the tenant's budget is refused
+    /// (<c>ERR_TENANT_MEMORY_BUDGET</c>) before any of it is sent.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<BulkStateItem>> GetBulkAsync(TenantContext tenant, string storeName, IReadOnlyList<string> keys, int parallelism,
+        RequestMemory? memory, CancellationToken cancellationToken)
     {
+        if (keys.Count > MaxBulkKeys)
+        {
+            throw new DaprApiException(400, "ERR_TENANT_TOO_MANY_KEYS", $"a bulk get names at most {MaxBulkKeys} keys, not {keys.Count}");
+        }
         var store = Find(tenant, storeName);
-        var storedKeys = keys.Select(k => StoredKey(tenant, k)).ToArray();
-        var results = new BulkStateItem[keys.Count];
-        await Parallel.ForAsync(0, keys.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(parallelism, 1, 16), CancellationToken = cancellationToken },
+        var seen = new HashSet<string>(keys.Count, StringComparer.Ordinal);
+        var distinct = new List<string>(keys.Count);
+        foreach (var key in keys)
+        {
+            if (seen.Add(key))
+            {
+                distinct.Add(key);
+            }
+        }
+        var storedKeys = distinct.Select(k => StoredKey(tenant, k)).ToArray();
+        var results = new BulkStateItem[distinct.Count];
+        await Parallel.ForAsync(0, distinct.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(parallelism, 1, 16), CancellationToken = cancellationToken },
             async (i, ct) =>
             {
+                StateEntry? entry;
                 try
                 {
-                    var entry = await store.RunAsync((s, token) => s.GetAsync(storedKeys[i], token), ct).ConfigureAwait(false);
-                    results[i] = new BulkStateItem(keys[i], entry is null ? null : entry with { Key = keys[i] }, null);
+                    entry = await store.RunAsync((s, token) => s.GetAsync(storedKeys[i], token), ct).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    results[i] = new BulkStateItem(keys[i], null, ex.Message);
+                    results[i] = new BulkStateItem(distinct[i], null, ex.Message);
+                    return;
                 }
+                if (entry is not null)
+                {
+                    memory.Charge(entry.Value.Length + (2L * distinct[i].Length), "the bulk get's answer");
+                }
+                results[i] = new BulkStateItem(distinct[i], entry is null ? null : entry with { Key = distinct[i] }, null);
             }).ConfigureAwait(false);
         return results;
     }

@@ -3,7 +3,9 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using SharedRuntime.AppChannel;
+using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
+using SharedRuntime.Http;
 using Autogen = Dapr.Client.Autogen.Grpc.v1;
 
 namespace SharedRuntime.Grpc;
@@ -46,39 +48,66 @@ public partial class DaprGrpcService
             Scheme = "http",
         }, context.CancellationToken).ConfigureAwait(false);
 
-        var body = await ReadBoundedAsync(response.Content, context.CancellationToken).ConfigureAwait(false);
+        var body = await ReadBoundedAsync(response.Content, httpContext.Memory(), context.CancellationToken).ConfigureAwait(false);
         var status = (int)response.StatusCode;
         if (status is < 200 or > 299)
         {
             var trailers = new Metadata { { "dapr-http-status", status.ToString(System.Globalization.CultureInfo.InvariantCulture) } };
-            throw new RpcException(new Status(FromHttp(status), $"app {request.Id} answered {status}: {System.Text.Encoding.UTF8.GetString(body.Length > 1024 ? body[..1024] : body)}"), trailers);
+            throw new RpcException(new Status(FromHttp(status), $"app {request.Id} answered {status}: {System.Text.Encoding.UTF8.GetString(body.Span[..Math.Min(body.Length, 1024)])}"), trailers);
         }
         return new Autogen.InvokeResponse
         {
-            Data = new Google.Protobuf.WellKnownTypes.Any { Value = ByteString.CopyFrom(body) },
+            Data = new Google.Protobuf.WellKnownTypes.Any { Value = UnsafeByteOperations.UnsafeWrap(body) },
             ContentType = response.Content.Headers.ContentType?.ToString() ?? "",
         };
     }
 
-    private static async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    /// <summary>
+    /// The app's whole answer, at most <see cref="MaxInvokeResponseBytes"/>, charged to the caller's memory budget as
+    /// it arrives (a declared length before a byte is read).
+    /// </summary>
+    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(HttpContent content, RequestMemory? memory, CancellationToken cancellationToken)
     {
-        if (content.Headers.ContentLength > MaxInvokeResponseBytes)
+        var declared = content.Headers.ContentLength;
+        if (declared > MaxInvokeResponseBytes)
         {
             throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"the app's answer is larger than {MaxInvokeResponseBytes} bytes");
         }
         await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        var buffer = new byte[declared ?? 16 * 1024];
+        memory.Charge(buffer.Length, "the app's answer");
+        var length = 0;
+        while (true)
         {
-            if (buffer.Length + read > MaxInvokeResponseBytes)
+            if (length == buffer.Length)
             {
-                throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"the app's answer is larger than {MaxInvokeResponseBytes} bytes");
+                if (declared is not null)
+                {
+                    // The app sent more than it declared; what it declared is its answer.
+                    break;
+                }
+                if (length >= MaxInvokeResponseBytes)
+                {
+                    throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"the app's answer is larger than {MaxInvokeResponseBytes} bytes");
+                }
+                var larger = Math.Min(2 * buffer.Length, MaxInvokeResponseBytes + 1);
+                var smaller = buffer.Length;
+                memory.Charge(larger, "the app's answer");
+                Array.Resize(ref buffer, larger);
+                memory?.Release(smaller);
             }
-            buffer.Write(chunk, 0, read);
+            var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                break;
+            }
+            length += read;
         }
-        return buffer.ToArray();
+        if (length > MaxInvokeResponseBytes)
+        {
+            throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"the app's answer is larger than {MaxInvokeResponseBytes} bytes");
+        }
+        return buffer.AsMemory(0, length);
     }
 
     private static StatusCode FromHttp(int status) => status switch

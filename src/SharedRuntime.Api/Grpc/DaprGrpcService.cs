@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Diagnostics;
+using SharedRuntime.Http;
 using SharedRuntime.Tenancy;
 using Autogen = Dapr.Client.Autogen.Grpc.v1;
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
@@ -71,7 +72,8 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
         var response = new Autogen.GetStateResponse();
         if (entry is not null)
         {
-            response.Data = ByteString.CopyFrom(entry.Value.Span);
+            // Stored values are never changed in place: the answer refers to the value instead of copying it.
+            response.Data = UnsafeByteOperations.UnsafeWrap(entry.Value);
             response.Etag = entry.ETag;
         }
         return response;
@@ -79,14 +81,15 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
 
     public virtual async Task<Autogen.GetBulkStateResponse> GetBulkState(Autogen.GetBulkStateRequest request, ServerCallContext context)
     {
-        var items = await state.GetBulkAsync(Tenant(context), request.StoreName, request.Keys, request.Parallelism, context.CancellationToken);
+        var items = await state.GetBulkAsync(Tenant(context), request.StoreName, request.Keys, request.Parallelism,
+            context.GetHttpContext().Memory(), context.CancellationToken);
         var response = new Autogen.GetBulkStateResponse();
         foreach (var item in items)
         {
             var bulk = new Autogen.BulkStateItem { Key = item.Key, Error = item.Error ?? "" };
             if (item.Entry is { } entry)
             {
-                bulk.Data = ByteString.CopyFrom(entry.Value.Span);
+                bulk.Data = UnsafeByteOperations.UnsafeWrap(entry.Value);
                 bulk.Etag = entry.ETag;
             }
             response.Items.Add(bulk);
@@ -347,7 +350,13 @@ public sealed class DaprErrorInterceptor : Interceptor
     {
         try
         {
-            return await continuation(request, context);
+            var response = await continuation(request, context);
+            if (response is IMessage message)
+            {
+                // gRPC serializes the answer into one array and copies that into the connection's buffers.
+                context.GetHttpContext().Memory().Charge(2L * message.CalculateSize(), "the gRPC answer");
+            }
+            return response;
         }
         catch (DaprApiException ex)
         {

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.DependencyInjection;
+using SharedRuntime.Admission;
 using SharedRuntime.AppChannel;
 using SharedRuntime.BuildingBlocks;
 
@@ -45,7 +46,9 @@ public static class DaprHttpInvokeApi
         Stream? bodyStream = null;
         if (canHaveBody)
         {
-            if (request.ContentLength is { } length && length <= ServiceInvocation.MaxBufferedBody && invocation.MayRetry(caller, appId))
+            // Held for retries only while the caller's memory budget has room; otherwise it streams once.
+            if (request.ContentLength is { } length && length <= ServiceInvocation.MaxBufferedBody && invocation.MayRetry(caller, appId) &&
+                context.Memory()?.TryCharge(length) == MemoryCharge.Charged)
             {
                 var buffer = new MemoryStream((int)length);
                 await request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Diagnostics;
@@ -107,7 +108,7 @@ internal sealed class DaprHttpHandlers(
         }
         response.ContentType = entry.ContentType ?? "application/json";
         response.ContentLength = entry.Value.Length;
-        await response.Body.WriteAsync(entry.Value, context.RequestAborted);
+        await response.WriteInSlicesAsync(entry.Value, context.RequestAborted);
     }
 
     private async Task SaveState(HttpContext context)
@@ -187,10 +188,12 @@ internal sealed class DaprHttpHandlers(
             throw Errors.Malformed("the body must be {\"keys\": [...]}");
         }
         var keys = keysElement.EnumerateArray().Select(k => k.ValueKind == JsonValueKind.String ? k.GetString()! : throw Errors.Malformed("keys must be strings")).ToList();
-        var parallelism = root.Get("parallelism").ValueKind == JsonValueKind.Number ? root.Get("parallelism").GetInt32() : 10;
-        var results = await stateApi.GetBulkAsync(tenant, context.RouteValue("storeName"), keys, parallelism, context.RequestAborted);
+        var parallelism = root.Get("parallelism") is { ValueKind: JsonValueKind.Number } p && p.TryGetInt32(out var n) ? n : 10;
+        var memory = context.Memory();
+        var results = await stateApi.GetBulkAsync(tenant, context.RouteValue("storeName"), keys, parallelism, memory, context.RequestAborted);
 
-        var buffer = new ArrayBufferWriter<byte>();
+        // Built whole under the budget, then sent: a refusal half-way is a clean 413/429, not a cut 200.
+        var buffer = new ChargedBufferWriter(memory, "the bulk get's answer");
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartArray();
@@ -201,7 +204,7 @@ internal sealed class DaprHttpHandlers(
                 if (item.Entry is { } entry)
                 {
                     writer.WritePropertyName("data");
-                    WriteData(writer, entry.Value.Span);
+                    WriteData(writer, entry.Value.Span, memory);
                     writer.WriteString("etag", entry.ETag);
                 }
                 if (item.Error is not null)
@@ -212,11 +215,13 @@ internal sealed class DaprHttpHandlers(
             }
             writer.WriteEndArray();
         }
-        await WriteJsonAsync(context, 200, buffer.WrittenMemory);
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/json";
+        await buffer.WriteToAsync(context.Response, context.RequestAborted);
     }
 
     /// <summary>Stored JSON is embedded as JSON; anything else as a string.</summary>
-    internal static void WriteData(Utf8JsonWriter writer, ReadOnlySpan<byte> data)
+    internal static void WriteData(Utf8JsonWriter writer, ReadOnlySpan<byte> data, RequestMemory? memory = null)
     {
         var reader = new Utf8JsonReader(data);
         var valid = false;
@@ -233,7 +238,10 @@ internal sealed class DaprHttpHandlers(
         }
         else
         {
+            // The value as a string for a moment: two bytes a character.
+            memory.Charge(2L * data.Length, "the bulk get's answer");
             writer.WriteStringValue(Encoding.UTF8.GetString(data));
+            memory?.Release(2L * data.Length);
         }
     }
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Tenancy;
 
@@ -15,20 +16,56 @@ internal static class HttpRequestReader
     public static string RouteValue(this HttpContext context, string name) =>
         context.Request.RouteValues[name] as string ?? "";
 
-    /// <summary>The whole body (already bounded by the tenant's body limit).</summary>
+    /// <summary>
+    /// What this request holds of its tenant's memory budget, made on first use and given back when the request ends
+    /// (by the admission middleware); null outside the tenant pipeline.
+    /// </summary>
+    public static RequestMemory? Memory(this HttpContext context)
+    {
+        var memory = context.Features.Get<RequestMemory>();
+        if (memory is null && context.Features.Get<TenantContext>() is { } tenant)
+        {
+            memory = new RequestMemory(tenant.Memory, tenant.AppId);
+            context.Features.Set(memory);
+        }
+        return memory;
+    }
+
+    /// <summary>
+    /// The whole body (already bounded by the tenant's body limit), charged to the request's memory as it arrives:
+    /// the bytes buffered while it is read, then the array returned, which stays charged until the request ends.
+    /// </summary>
     public static async ValueTask<byte[]> ReadBodyAsync(this HttpContext context)
     {
+        var memory = context.Memory();
         var reader = context.Request.BodyReader;
-        while (true)
+        // A declared length is charged before a byte is read; a chunked body as it arrives.
+        long buffering = context.Request.ContentLength ?? 0;
+        memory.Charge(buffering, "the request body");
+        try
         {
-            var result = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
-            if (result.IsCompleted)
+            while (true)
             {
-                var bytes = result.Buffer.ToArray();
-                reader.AdvanceTo(result.Buffer.End);
-                return bytes;
+                var result = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
+                var length = result.Buffer.Length;
+                if (length > buffering)
+                {
+                    memory.Charge(length - buffering, "the request body");
+                    buffering = length;
+                }
+                if (result.IsCompleted)
+                {
+                    memory.Charge(length, "the request body");
+                    var bytes = result.Buffer.ToArray();
+                    reader.AdvanceTo(result.Buffer.End);
+                    return bytes;
+                }
+                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
             }
-            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+        finally
+        {
+            memory?.Release(buffering);
         }
     }
 
@@ -39,6 +76,8 @@ internal static class HttpRequestReader
         {
             return null;
         }
+        // The parsed document's index of the body's tokens, and the values taken out of it, cost about the body again.
+        context.Memory().Charge(body.Length, "the parsed request body");
         try
         {
             return JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
@@ -46,6 +85,19 @@ internal static class HttpRequestReader
         catch (JsonException ex)
         {
             throw Errors.Malformed($"the request body is not valid JSON: {ex.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="data"/> in slices of 64 KiB, each awaited, so the server's output buffer holds a slice at
+    /// a time instead of a copy of the whole answer.
+    /// </summary>
+    public static async Task WriteInSlicesAsync(this HttpResponse response, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        const int Slice = 64 * 1024;
+        for (var offset = 0; offset < data.Length; offset += Slice)
+        {
+            await response.Body.WriteAsync(data.Slice(offset, Math.Min(Slice, data.Length - offset)), cancellationToken).ConfigureAwait(false);
         }
     }
 

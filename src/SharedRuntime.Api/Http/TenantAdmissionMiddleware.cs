@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SharedRuntime.Admission;
@@ -14,7 +17,8 @@ namespace SharedRuntime.Http;
 /// <summary>
 /// The request path of every Dapr API call, HTTP and gRPC alike, in one place and in this order:
 /// keep each listener's endpoints to its port -> resolve the tenant from <c>dapr-api-token</c> -> body limit ->
-/// rate limit -> bulkhead -> the building block. Rejections never reach a component.
+/// rate limit -> bulkhead -> (gRPC) the message's size and memory -> the building block. Rejections never reach a
+/// component. What the request held of its tenant's memory budget is given back when it ends.
 /// </summary>
 public sealed class TenantAdmissionMiddleware(
     RequestDelegate next,
@@ -94,6 +98,10 @@ public sealed class TenantAdmissionMiddleware(
         context.Features.Set(tenant);
         try
         {
+            if (DaprErrorWriter.IsGrpc(context) && ports.ListenerOf(context.Connection.LocalPort) == Listener.DaprGrpc)
+            {
+                await AdmitGrpcMessageAsync(context, tenant).ConfigureAwait(false);
+            }
             await next(context).ConfigureAwait(false);
         }
         catch (DaprApiException ex)
@@ -126,9 +134,37 @@ public sealed class TenantAdmissionMiddleware(
         }
         finally
         {
+            if (context.Features.Get<RequestMemory>() is { } memory)
+            {
+                if (memory.Refusal != MemoryCharge.Charged)
+                {
+                    var reason = memory.Refusal == MemoryCharge.NodeFull ? RejectionReason.NodeMemory : RejectionReason.MemoryBudget;
+                    metrics.Rejected(tenant.AppId, reason);
+                    ApiLog.Rejected(logger, tenant.AppId, reason.Label());
+                }
+                memory.Dispose();
+            }
             tenant.Admission.Exit();
             metrics.RequestFinished(tenant.AppId, apiName, context.Response.StatusCode, start);
         }
+    }
+
+    /// <summary>
+    /// A gRPC call carries one request message: its length, read from the message's prefix before the message itself,
+    /// is held to the tenant's body limit (RESOURCE_EXHAUSTED beyond) and charged to its memory budget (the message's
+    /// bytes and the parsed message) before gRPC reads it.
+    /// </summary>
+    private async ValueTask AdmitGrpcMessageAsync(HttpContext context, TenantContext tenant)
+    {
+        var length = await GrpcMessagePrefix.PeekLengthAsync(context.Request.BodyReader, context.RequestAborted).ConfigureAwait(false);
+        var bodyLimit = tenant.Limits.MaxRequestBodyBytes;
+        if (length > bodyLimit)
+        {
+            metrics.Rejected(tenant.AppId, RejectionReason.BodyTooLarge);
+            throw new DaprApiException(413, "ERR_TENANT_BODY_TOO_LARGE",
+                $"gRPC message of {length} bytes exceeds the limit of {bodyLimit} bytes for app {tenant.AppId}");
+        }
+        context.Memory().Charge(2 * length, "the gRPC request message");
     }
 
     private Task Reject(HttpContext context, TenantContext tenant, string apiName, long start, RejectionReason reason, int status, string code, string message, int? retryAfterSeconds)
@@ -137,5 +173,43 @@ public sealed class TenantAdmissionMiddleware(
         metrics.Record(tenant.AppId, apiName, status, start);
         ApiLog.Rejected(logger, tenant.AppId, reason.Label());
         return DaprErrorWriter.WriteAsync(context, new DaprApiException(status, code, message) { RetryAfterSeconds = retryAfterSeconds });
+    }
+}
+
+/// <summary>The 5-byte prefix of a gRPC message: a compression flag and the message's length (big-endian).</summary>
+internal static class GrpcMessagePrefix
+{
+    private const int Size = 5;
+
+    /// <summary>
+    /// The length of the first message of the request body, read without consuming anything, so gRPC then reads the
+    /// body from its start; 0 when the body ends before a whole prefix.
+    /// </summary>
+    public static async ValueTask<long> PeekLengthAsync(PipeReader reader, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (buffer.Length >= Size)
+            {
+                var length = Length(buffer);
+                reader.AdvanceTo(buffer.Start);
+                return length;
+            }
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                reader.AdvanceTo(buffer.Start);
+                return 0;
+            }
+            reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private static uint Length(ReadOnlySequence<byte> buffer)
+    {
+        Span<byte> prefix = stackalloc byte[Size];
+        buffer.Slice(0, Size).CopyTo(prefix);
+        return BinaryPrimitives.ReadUInt32BigEndian(prefix[1..]);
     }
 }

@@ -11,6 +11,8 @@ public enum RejectionReason
     BulkheadFull,
     BodyTooLarge,
     QuotaExceeded,
+    MemoryBudget,
+    NodeMemory,
 }
 
 public static class RejectionReasons
@@ -21,6 +23,8 @@ public static class RejectionReasons
         RejectionReason.BulkheadFull => "bulkhead_full",
         RejectionReason.BodyTooLarge => "body_too_large",
         RejectionReason.QuotaExceeded => "quota_exceeded",
+        RejectionReason.MemoryBudget => "memory_budget",
+        RejectionReason.NodeMemory => "node_memory",
         _ => "none",
     };
 }

@@ -148,6 +148,7 @@ internal static partial class ResourceParser
             MaxRequestBodyBytes = limits["maxRequestBodyBytes"].AsInt64(0, 1L << 40),
             StateMaxKeys = limits["stateMaxKeys"].AsInt64(0, long.MaxValue),
             StateMaxBytes = limits["stateMaxBytes"].AsInt64(0, long.MaxValue),
+            MaxMemoryBytes = limits["maxMemoryBytes"].AsInt64(0, 1L << 40),
         };
         foreach (var (key, node) in limits.Entries())
         {
@@ -173,7 +174,7 @@ internal static partial class ResourceParser
     private const string StateKeysSeparator = "||";
 
     private static readonly string[] KnownLimits =
-        ["requestsPerSecond", "burst", "maxConcurrency", "maxQueue", "maxRequestBodyBytes", "stateMaxKeys", "stateMaxBytes"];
+        ["requestsPerSecond", "burst", "maxConcurrency", "maxQueue", "maxRequestBodyBytes", "stateMaxKeys", "stateMaxBytes", "maxMemoryBytes"];
 
     /// <summary>Longest API token accepted, in UTF-8 bytes.</summary>
     public const int MaxTokenBytes = 512;

@@ -37,6 +37,7 @@ public sealed record TenantLimitsConfig
     public long? MaxRequestBodyBytes { get; init; }
     public long? StateMaxKeys { get; init; }
     public long? StateMaxBytes { get; init; }
+    public long? MaxMemoryBytes { get; init; }
 
     public static TenantLimitsConfig Empty { get; } = new();
 
@@ -51,7 +52,10 @@ public sealed record TenantLimitsConfig
             MaxQueue ?? defaults.MaxQueue,
             MaxRequestBodyBytes ?? defaults.MaxRequestBodyBytes,
             StateMaxKeys ?? defaults.StateMaxKeys,
-            StateMaxBytes ?? defaults.StateMaxBytes);
+            StateMaxBytes ?? defaults.StateMaxBytes)
+        {
+            MaxMemoryBytes = MaxMemoryBytes ?? defaults.MaxMemoryBytes,
+        };
     }
 }
 
@@ -65,6 +69,14 @@ public sealed record TenantLimits(
     long StateMaxKeys,
     long StateMaxBytes)
 {
+    /// <summary>
+    /// Bytes the runtime may hold at once for this tenant's requests in flight: bodies read whole, answers being
+    /// built, bodies kept for retries. Charged together with the node's ceiling shared by all tenants.
+    /// </summary>
+    public long MaxMemoryBytes { get; init; } = DefaultMaxMemoryBytes;
+
+    public const long DefaultMaxMemoryBytes = 64L * 1024 * 1024;
+
     /// <summary>Runtime-wide defaults when neither the tenant nor the command line sets a limit.</summary>
     public static TenantLimits Defaults { get; } = new(
         RequestsPerSecond: 1000,

@@ -62,6 +62,9 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
 
     private TenantAdmission? _sharedAdmission;
 
+    /// <summary>The node-wide memory ceiling every tenant's budget is charged against as well.</summary>
+    public MemoryBudget NodeMemory { get; init; } = new(MemoryBudget.DefaultNodeBytes);
+
     public RuntimeSnapshot Current => _current;
 
     private int _refusedReloads;
@@ -308,7 +311,7 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
                 state = new TenantState(config.AppId);
                 _tenantStates[config.AppId] = state;
             }
-            result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(DefaultLimits) : null));
+            result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(DefaultLimits) : null, NodeMemory));
             if (existing is null)
             {
                 CoreLog.TenantAdded(_logger, config.AppId);

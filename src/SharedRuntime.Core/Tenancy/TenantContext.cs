@@ -12,13 +12,14 @@ namespace SharedRuntime.Tenancy;
 /// </summary>
 public sealed class TenantContext : IDisposable
 {
-    internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state, TenantAdmission? sharedAdmission = null)
+    internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state, TenantAdmission? sharedAdmission = null, MemoryBudget? nodeMemory = null)
     {
         _ownsAdmission = sharedAdmission is null;
         Config = config;
         Limits = limits;
         State = state;
         Admission = sharedAdmission ?? new TenantAdmission(limits);
+        Memory = new MemoryBudget(limits.MaxMemoryBytes, nodeMemory);
         TokenUtf8 = Encoding.UTF8.GetBytes(config.ApiToken);
         TokenKey = TokenKey.FromUtf8(TokenUtf8);
         StatePrefix = config.AppId + Components.StateKeys.Separator;
@@ -31,6 +32,12 @@ public sealed class TenantContext : IDisposable
     public TenantLimits Limits { get; }
 
     public TenantAdmission Admission { get; }
+
+    /// <summary>
+    /// Bytes held for this tenant's requests in flight, under <see cref="TenantLimits.MaxMemoryBytes"/> and the node's
+    /// ceiling. A reload that changes the tenant starts a new budget; requests still in flight give back to the old one.
+    /// </summary>
+    public MemoryBudget Memory { get; }
 
     /// <summary>What outlives configuration changes: metadata set by the app, for one.</summary>
     public TenantState State { get; }
