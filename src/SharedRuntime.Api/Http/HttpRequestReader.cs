@@ -39,28 +39,35 @@ internal static class HttpRequestReader
     {
         var memory = context.Memory();
         var reader = context.Request.BodyReader;
-        // A declared length is charged before a byte is read; a chunked body as it arrives.
-        long buffering = context.Request.ContentLength ?? 0;
-        memory.Charge(buffering, "the request body");
+        // Charged as it arrives: a sender holds what it sent, not what it declared.
+        long buffering = 0;
         try
         {
             while (true)
             {
                 var result = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
-                var length = result.Buffer.Length;
-                if (length > buffering)
+                var buffer = result.Buffer;
+                try
                 {
-                    memory.Charge(length - buffering, "the request body");
-                    buffering = length;
+                    if (buffer.Length > buffering)
+                    {
+                        memory.Charge(buffer.Length - buffering, "the request body");
+                        buffering = buffer.Length;
+                    }
+                    if (result.IsCompleted)
+                    {
+                        memory.Charge(buffer.Length, "the request body");
+                        var bytes = buffer.ToArray();
+                        reader.AdvanceTo(buffer.End);
+                        return bytes;
+                    }
                 }
-                if (result.IsCompleted)
+                catch (DaprApiException)
                 {
-                    memory.Charge(length, "the request body");
-                    var bytes = result.Buffer.ToArray();
-                    reader.AdvanceTo(result.Buffer.End);
-                    return bytes;
+                    reader.AdvanceTo(buffer.Start, buffer.End);
+                    throw;
                 }
-                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                reader.AdvanceTo(buffer.Start, buffer.End);
             }
         }
         finally
