@@ -32,7 +32,7 @@ internal sealed class EmbeddedComponentFactory(TimeProvider time, IServiceProvid
         "secretstores.local.file" => new FileSecretStore(context),
         "bindings.http" => new HttpOutputBinding(context, services.GetService<IHttpClientFactory>()),
         "configuration.in-memory" => new Configuration.InMemoryConfigurationStore(context),
-        "lock.in-memory" => new Lock.InMemoryLockStore(time),
+        "lock.in-memory" => Lock.InMemoryLockStore.Create(context, time),
         _ => throw new ComponentException($"unknown component type {context.Type}"),
     };
 }

@@ -34,9 +34,18 @@ public sealed class ConfigurationApi(RuntimeConfiguration configuration)
     }
 }
 
-/// <summary>The lock building block for one tenant: resource ids are the tenant's own, by its app-id prefix.</summary>
+/// <summary>
+/// The lock building block for one tenant: resource ids are the tenant's own, by its app-id prefix. Bounds: a resource
+/// id of at most <see cref="MaxResourceIdLength"/> characters, an owner of at most <see cref="MaxOwnerLength"/>, an
+/// expiry of 1 to <see cref="MaxExpirySeconds"/> seconds (400 ERR_MALFORMED_REQUEST beyond); the store bounds the locks
+/// one tenant holds (429 ERR_TENANT_LOCKS_EXCEEDED beyond).
+/// </summary>
 public sealed class LockApi(RuntimeConfiguration configuration)
 {
+    public const int MaxResourceIdLength = 256;
+    public const int MaxOwnerLength = 256;
+    public const int MaxExpirySeconds = 3600;
+
     private ILockStore GetStore(TenantContext tenant, string storeName)
     {
         var snapshot = configuration.Current;
@@ -50,20 +59,52 @@ public sealed class LockApi(RuntimeConfiguration configuration)
             ?? throw new DaprApiException(500, "ERR_TRY_LOCK", $"lock store {storeName} is not available: {entry.Error}");
     }
 
-    public ValueTask<bool> TryLockAsync(TenantContext tenant, string storeName, string resourceId, string owner, int expiryInSeconds, CancellationToken cancellationToken)
+    public async ValueTask<bool> TryLockAsync(TenantContext tenant, string storeName, string resourceId, string owner, int expiryInSeconds, CancellationToken cancellationToken)
     {
         var store = GetStore(tenant, storeName);
-        if (string.IsNullOrEmpty(owner))
+        var storedId = StoredId(tenant, resourceId, owner);
+        if (expiryInSeconds is <= 0 or > MaxExpirySeconds)
         {
-            throw new DaprApiException(400, "ERR_MALFORMED_REQUEST", "lockOwner is empty");
+            throw Errors.Malformed($"expiryInSeconds must be 1 to {MaxExpirySeconds} seconds");
         }
-        if (expiryInSeconds <= 0)
+        try
         {
-            throw new DaprApiException(400, "ERR_MALFORMED_REQUEST", "expiryInSeconds must be a positive number of seconds");
+            return await store.TryLockAsync(storedId, owner, TimeSpan.FromSeconds(expiryInSeconds), cancellationToken).ConfigureAwait(false);
         }
-        return store.TryLockAsync(StateApi.StoredKey(tenant, resourceId), owner, TimeSpan.FromSeconds(expiryInSeconds), cancellationToken);
+        catch (LockLimitExceededException ex)
+        {
+            throw new DaprApiException(429, "ERR_TENANT_LOCKS_EXCEEDED", $"lock store {storeName}: {ex.Message}; unlock one or wait for one to expire", ex)
+            {
+                RetryAfterSeconds = (int)Math.Clamp(Math.Ceiling(ex.RetryAfter.TotalSeconds), 1, MaxExpirySeconds),
+            };
+        }
     }
 
-    public ValueTask<UnlockStatus> UnlockAsync(TenantContext tenant, string storeName, string resourceId, string owner, CancellationToken cancellationToken) =>
-        GetStore(tenant, storeName).UnlockAsync(StateApi.StoredKey(tenant, resourceId), owner, cancellationToken);
+    public ValueTask<UnlockStatus> UnlockAsync(TenantContext tenant, string storeName, string resourceId, string owner, CancellationToken cancellationToken)
+    {
+        var store = GetStore(tenant, storeName);
+        return store.UnlockAsync(StoredId(tenant, resourceId, owner), owner, cancellationToken);
+    }
+
+    /// <summary>The tenant's stored resource id, once resource id and owner are within their bounds.</summary>
+    private static string StoredId(TenantContext tenant, string resourceId, string owner)
+    {
+        if (string.IsNullOrEmpty(resourceId))
+        {
+            throw Errors.Malformed("resourceId is empty");
+        }
+        if (resourceId.Length > MaxResourceIdLength)
+        {
+            throw Errors.Malformed($"resourceId is longer than {MaxResourceIdLength} characters");
+        }
+        if (string.IsNullOrEmpty(owner))
+        {
+            throw Errors.Malformed("lockOwner is empty");
+        }
+        if (owner.Length > MaxOwnerLength)
+        {
+            throw Errors.Malformed($"lockOwner is longer than {MaxOwnerLength} characters");
+        }
+        return StateApi.StoredKey(tenant, resourceId);
+    }
 }

@@ -24,6 +24,12 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
 {
     private const string Category = "state";
 
+    /// <summary>The longest key an app may name, in UTF-8 bytes (without the tenant prefix); longer is 400 ERR_MALFORMED_REQUEST.</summary>
+    public const int MaxKeyBytes = 1024;
+
+    /// <summary>The longest <c>metadata.contentType</c> stored with a value, in characters (printable ASCII only); longer is 400 ERR_MALFORMED_REQUEST.</summary>
+    public const int MaxContentTypeLength = 256;
+
     public IStateStore GetStore(TenantContext tenant, string storeName) => Find(tenant, storeName).Store;
 
     /// <summary>A store the tenant may use, with the guard every call into it passes.</summary>
@@ -71,6 +77,10 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         {
             throw Errors.Malformed("state key is empty");
         }
+        if (key.Length > MaxKeyBytes || (key.Length > MaxKeyBytes / 3 && System.Text.Encoding.UTF8.GetByteCount(key) > MaxKeyBytes))
+        {
+            throw Errors.Malformed($"state key is longer than {MaxKeyBytes} bytes");
+        }
         if (key.Contains(StateKeys.Separator, StringComparison.Ordinal))
         {
             throw Errors.Malformed($"input key/keyPrefix '{key}' can't contain '{StateKeys.Separator}'");
@@ -93,7 +103,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
-            throw new DaprApiException(500, "ERR_STATE_GET", $"fail to get {key} from state store {storeName}: {ex.Message}", ex);
+            throw new DaprApiException(ex is ComponentRequestRejectedException ? 400 : 500, "ERR_STATE_GET", $"fail to get {key} from state store {storeName}: {ex.Message}", ex);
         }
     }
 
@@ -213,7 +223,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
-            throw new DaprApiException(500, "ERR_STATE_TRANSACTION", $"error while executing state transaction: {ex.Message}", ex);
+            throw new DaprApiException(ex is ComponentRequestRejectedException ? 400 : 500, "ERR_STATE_TRANSACTION", $"error while executing state transaction: {ex.Message}", ex);
         }
     }
 
@@ -228,13 +238,22 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
             }
             ttl = seconds > 0 ? TimeSpan.FromSeconds(seconds) : seconds == 0 ? TimeSpan.Zero : null;
         }
-        return new StateSetRequest(StoredKey(tenant, item.Key), item.Value, string.IsNullOrEmpty(item.ETag) ? null : item.ETag, item.Concurrency, ttl, item.ContentType);
+        var contentType = string.IsNullOrEmpty(item.ContentType) ? null : item.ContentType;
+        if (contentType is not null && !IsContentType(contentType))
+        {
+            throw Errors.Malformed($"metadata 'contentType' must be at most {MaxContentTypeLength} printable ASCII characters");
+        }
+        return new StateSetRequest(StoredKey(tenant, item.Key), item.Value, string.IsNullOrEmpty(item.ETag) ? null : item.ETag, item.Concurrency, ttl, contentType);
     }
+
+    /// <summary>A content type the store keeps and a read answers as a header: short, printable ASCII.</summary>
+    private static bool IsContentType(string contentType) =>
+        contentType.Length <= MaxContentTypeLength && !contentType.AsSpan().ContainsAnyExceptInRange((char)0x20, (char)0x7E);
 
     private static DaprApiException MapWriteError(Exception ex, string code, string message) => ex switch
     {
         StateETagMismatchException => new DaprApiException(409, code, $"{message}: {ex.Message}", ex),
-        StateETagInvalidException => new DaprApiException(400, code, $"{message}: {ex.Message}", ex),
+        StateETagInvalidException or ComponentRequestRejectedException => new DaprApiException(400, code, $"{message}: {ex.Message}", ex),
         _ => new DaprApiException(500, code, $"{message}: {ex.Message}", ex),
     };
 
@@ -253,7 +272,8 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         var limits = tenant.Limits;
         var usage = await UsageAsync(tenant, cancellationToken).ConfigureAwait(false);
-        long worstKeys = writes.Length, worstBytes = writes.Sum(w => (long)w.Value.Length);
+        // Each write counted whole (StateUsage.Of: key, value and content type bytes), as if every key were new.
+        long worstKeys = writes.Length, worstBytes = writes.Sum(w => StateUsage.Of(w).Bytes);
         if (usage.Keys + worstKeys <= limits.StateMaxKeys && usage.Bytes + worstBytes <= limits.StateMaxBytes)
         {
             await write().ConfigureAwait(false);
@@ -272,9 +292,12 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
             long keys = 0, bytes = 0;
             foreach (var (key, set) in final)
             {
+                // An expired row that is still stored counts in usage but not here: the write is judged as if it
+                // added a key, which errs on the side of the quota until the store deletes the row.
                 var existing = await store.RunAsync((s, ct) => s.GetAsync(key, ct), cancellationToken).ConfigureAwait(false);
-                keys += (set is null ? 0 : 1) - (existing is null ? 0 : 1);
-                bytes += (set?.Value.Length ?? 0) - (existing?.Value.Length ?? 0);
+                var change = (set is null ? default : StateUsage.Of(set)) - (existing is null ? default : StateUsage.Of(key, existing.Value.Length, existing.ContentType));
+                keys += change.Keys;
+                bytes += change.Bytes;
             }
             if (keys > 0 && usage.Keys + keys > limits.StateMaxKeys)
             {

@@ -51,5 +51,9 @@ internal sealed class PostgreSqlStateSql(string table, string bareTable)
 
     public string DeleteExpired { get; } = $"DELETE FROM {table} WHERE expiresat IS NOT NULL AND expiresat <= now()";
 
-    public string Usage { get; } = $"SELECT count(*), COALESCE(sum(octet_length(value)), 0)::bigint FROM {table} WHERE prefix = @prefix AND {Live}";
+    /// <summary>
+    /// Every row of the prefix, expired or not (an expired row takes room until the cleanup deletes it), each counted as
+    /// <c>StateUsage.Of</c> counts it: the bytes of key, value and content type.
+    /// </summary>
+    public string Usage { get; } = $"SELECT count(*), COALESCE(sum(octet_length(key) + octet_length(value) + COALESCE(octet_length(contenttype), 0)), 0)::bigint FROM {table} WHERE prefix = @prefix";
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -8,7 +9,8 @@ namespace SharedRuntime.Components.State;
 /// <summary>
 /// <c>state.postgresql</c>: one row per key in a table created on first use. The etag is an integer version bumped
 /// by every write; each etag check is part of the statement that writes, so concurrent writers cannot slip between
-/// check and write. TTL uses the server's clock: expired rows are invisible at once and deleted periodically.
+/// check and write. TTL uses the server's clock: expired rows are invisible at once, count toward usage until deleted,
+/// and are deleted every <c>cleanupInterval</c>.
 /// Transactions run in one database transaction.
 /// </summary>
 internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeProvider time, ILogger<PostgreSqlStateStore> logger) : IStateStore
@@ -163,7 +165,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         }
     }
 
-    /// <summary>Runs work on a pooled connection; database failures (not etag outcomes) become a <see cref="ComponentException"/>.</summary>
+    /// <summary>
+    /// Runs work on a pooled connection. Database failures (not etag outcomes) become a <see cref="ComponentException"/>,
+    /// or a <see cref="StateRequestRejectedException"/> when the server refused what the request carries.
+    /// </summary>
     private async Task<T> RunAsync<T>(string operation, Func<NpgsqlConnection, Task<T>> work)
     {
         try
@@ -171,11 +176,28 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             await using var connection = await Source.OpenConnectionAsync().ConfigureAwait(false);
             return await work(connection).ConfigureAwait(false);
         }
+        catch (PostgresException ex) when (IsRequestFault(ex.SqlState))
+        {
+            throw new StateRequestRejectedException($"postgresql refused the {operation}: {ex.MessageText}", ex);
+        }
+        catch (EncoderFallbackException ex)
+        {
+            // Text the client cannot encode as UTF-8 (a lone surrogate) never reached the server.
+            throw new StateRequestRejectedException($"postgresql {operation}: the request holds text that is not valid Unicode", ex);
+        }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
             throw new ComponentException($"postgresql {operation} failed: {ex.Message}", ex);
         }
     }
+
+    /// <summary>
+    /// SQLSTATE classes that blame the data sent, not the server: 22 data exception (U+0000 or an invalid byte sequence
+    /// in text, 22021/22P05; a string too long, 22001), 23 integrity constraint violation, 54 program limit exceeded
+    /// (a key too large for the index). Connection, resource and server faults (08, 53, 57, 58, XX) stay the backend's.
+    /// </summary>
+    internal static bool IsRequestFault(string sqlState) =>
+        sqlState.StartsWith("22", StringComparison.Ordinal) || sqlState.StartsWith("23", StringComparison.Ordinal) || sqlState.StartsWith("54", StringComparison.Ordinal);
 
     public async ValueTask DisposeAsync()
     {

@@ -56,13 +56,16 @@ internal static class RedisScripts
         return {r[1] or '', r[2], r[3] or '', redis.call('PTTL', KEYS[1])}
         """;
 
-    /// <summary>Returns <c>{keys, bytes}</c> for the state hashes among KEYS (other key types are not ours and not counted).</summary>
+    /// <summary>
+    /// Returns <c>{keys, bytes}</c> for the state hashes among KEYS (other key types are not ours and not counted), each
+    /// counted as <c>StateUsage.Of</c> counts it: the bytes of key, data and content type.
+    /// </summary>
     public const string Usage = """
         local keys, bytes = 0, 0
         for i = 1, #KEYS do
           if redis.call('TYPE', KEYS[i]).ok == 'hash' then
             keys = keys + 1
-            bytes = bytes + redis.call('HSTRLEN', KEYS[i], 'data')
+            bytes = bytes + #KEYS[i] + redis.call('HSTRLEN', KEYS[i], 'data') + redis.call('HSTRLEN', KEYS[i], 'contenttype')
           end
         end
         return {keys, bytes}

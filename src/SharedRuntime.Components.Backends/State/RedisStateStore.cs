@@ -164,18 +164,36 @@ internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider ti
         return builder.ToString();
     }
 
-    /// <summary>Runs one command; Redis failures (server gone, timeout, script error) become a <see cref="ComponentException"/>.</summary>
+    /// <summary>
+    /// Runs one command. Redis failures (server gone, timeout, a server fault) become a <see cref="ComponentException"/>;
+    /// an error reply that blames the request (<see cref="IsRequestFault"/>) becomes a <see cref="StateRequestRejectedException"/>.
+    /// </summary>
     private async Task<RedisResult> RunAsync(string operation, Func<IDatabase, Task<RedisResult>> command, CancellationToken cancellationToken)
     {
         try
         {
             return await command(Database).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
+        catch (RedisServerException ex) when (IsRequestFault(ex.Message))
+        {
+            throw new StateRequestRejectedException($"redis refused the {operation}: {ex.Message}", ex);
+        }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             throw new ComponentException($"redis {operation} failed: {ex.Message}", ex);
         }
     }
+
+    /// <summary>
+    /// Error replies about the key or the data the request names: a key that holds another type (WRONGTYPE, such as a
+    /// list or stream where a state hash should be), a hash whose version is not a number, a value or expiry Redis
+    /// cannot take. Replies about the server itself (OOM, BUSY, LOADING, READONLY, MASTERDOWN, ...) are not among them.
+    /// </summary>
+    internal static bool IsRequestFault(string message) =>
+        message.Contains("WRONGTYPE", StringComparison.Ordinal)
+        || message.Contains("not an integer", StringComparison.Ordinal)
+        || message.Contains("invalid expire time", StringComparison.Ordinal)
+        || message.Contains("exceeds maximum allowed size", StringComparison.Ordinal);
 
     public async ValueTask DisposeAsync()
     {

@@ -5,7 +5,9 @@ namespace SharedRuntime.Components.State;
 
 /// <summary>
 /// <c>state.in-memory</c>: a dictionary. Reads take no lock; writes and transactions are serialised, which keeps
-/// etag checks and per-prefix usage exact. Expired keys are invisible at once and removed on the next write sweep.
+/// etag checks and per-prefix usage (<see cref="StateUsage.Of(string, int, string?)"/>) exact. Expired keys are invisible
+/// at once, count toward usage until removed, and are removed by the sweep that runs before a write or a usage read
+/// (at most once a second).
 /// </summary>
 internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
 {
@@ -145,7 +147,7 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
         var item = new Item(request.Value.ToArray(), version, expires, request.ContentType);
         Remove(request.Key);
         _items[request.Key] = item;
-        Account(request.Key, 1, item.Value.Length);
+        Account(request.Key, StateUsage.Of(request.Key, item.Value.Length, item.ContentType));
         return version.ToString(CultureInfo.InvariantCulture);
     }
 
@@ -153,14 +155,14 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
     {
         if (_items.TryRemove(key, out var old))
         {
-            Account(key, -1, -old.Value.Length);
+            Account(key, default(StateUsage) - StateUsage.Of(key, old.Value.Length, old.ContentType));
         }
     }
 
-    private void Account(string key, long keys, long bytes)
+    private void Account(string key, StateUsage change)
     {
         var prefix = StateKeys.PrefixOf(key).ToString();
-        var usage = _usage.GetValueOrDefault(prefix) + new StateUsage(keys, bytes);
+        var usage = _usage.GetValueOrDefault(prefix) + change;
         if (usage.Keys == 0)
         {
             _usage.Remove(prefix);

@@ -7,7 +7,8 @@ namespace SharedRuntime.Components.State;
 /// <summary>
 /// <c>state.sqlite</c>: a durable store in one SQLite file (WAL mode). Metadata as Dapr's component:
 /// <c>connectionString</c> (a path, relative to the resource file, or a full connection string), <c>tableName</c>,
-/// <c>busyTimeout</c>. Etags are integers; expired keys are invisible and deleted by a periodic sweep.
+/// <c>busyTimeout</c>. Etags are integers; expired keys are invisible, count toward usage until deleted, and are deleted
+/// by a periodic sweep.
 /// </summary>
 internal sealed partial class SqliteStateStore : IStateStore
 {
@@ -90,9 +91,30 @@ internal sealed partial class SqliteStateStore : IStateStore
 
     public async ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ReadAsync(connection, null, key, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            return await ReadAsync(connection, null, key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException ex)
+        {
+            throw Failure("get", ex);
+        }
     }
+
+    /// <summary>
+    /// A SQLite error as a component error: a refusal of the data (a constraint, a string or blob too big, a type
+    /// mismatch) is the request's fault; anything else (busy, I/O, a full disk, a corrupt file) is the backend's.
+    /// </summary>
+    private static ComponentException Failure(string operation, SqliteException ex) => (ex.SqliteErrorCode & 0xFF) switch
+    {
+        SqliteTooBig or SqliteConstraint or SqliteMismatch => new StateRequestRejectedException($"sqlite refused the {operation}: {ex.Message}", ex),
+        _ => new ComponentException($"sqlite {operation} failed: {ex.Message}", ex),
+    };
+
+    private const int SqliteTooBig = 18;
+    private const int SqliteConstraint = 19;
+    private const int SqliteMismatch = 20;
 
     private async Task<StateEntry?> ReadAsync(SqliteConnection connection, SqliteTransaction? transaction, string key, CancellationToken cancellationToken)
     {
@@ -114,16 +136,16 @@ internal sealed partial class SqliteStateStore : IStateStore
     public async ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken)
     {
         string etag = "";
-        await InTransactionAsync(async (connection, transaction) =>
+        await InTransactionAsync("set", async (connection, transaction) =>
             etag = await ApplySetAsync(connection, transaction, request, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         return etag;
     }
 
     public ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken) =>
-        new(InTransactionAsync((connection, transaction) => ApplyDeleteAsync(connection, transaction, request, cancellationToken), cancellationToken));
+        new(InTransactionAsync("delete", (connection, transaction) => ApplyDeleteAsync(connection, transaction, request, cancellationToken), cancellationToken));
 
     public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
-        new(InTransactionAsync(async (connection, transaction) =>
+        new(InTransactionAsync("transaction", async (connection, transaction) =>
         {
             foreach (var operation in operations)
             {
@@ -154,25 +176,44 @@ internal sealed partial class SqliteStateStore : IStateStore
             }
             return cached;
         }
+        catch (SqliteException ex)
+        {
+            throw Failure("usage", ex);
+        }
         finally
         {
             _writeGate.Release();
         }
     }
 
+    /// <summary>Every row of the prefix, expired or not (an expired row takes room until the sweep deletes it), by <see cref="StateUsage.Of(string, int, string?)"/>.</summary>
     private async Task<StateUsage> CountUsageAsync(string prefix, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT COUNT(*), COALESCE(SUM(length(value)), 0) FROM {_table} WHERE prefix = $prefix AND (expires_at IS NULL OR expires_at > $now)";
+        command.CommandText = $"SELECT COUNT(*), COALESCE(SUM({StoredBytes}), 0) FROM {_table} WHERE prefix = $prefix";
         command.Parameters.AddWithValue("$prefix", prefix);
-        command.Parameters.AddWithValue("$now", Now);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
     }
 
+    /// <summary>The bytes one row counts (<see cref="StateUsage.Of(string, int, string?)"/>): UTF-8 bytes of key and content type, and the value's.</summary>
+    private const string StoredBytes = "length(CAST(key AS BLOB)) + length(value) + COALESCE(length(CAST(content_type AS BLOB)), 0)";
+
     /// <summary>Writes go one at a time (SQLite has one writer anyway), each in its own transaction.</summary>
+    private async Task InTransactionAsync(string operation, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await InTransactionAsync(work, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException ex)
+        {
+            throw Failure(operation, ex);
+        }
+    }
+
     private async Task InTransactionAsync(Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
     {
         await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -201,14 +242,23 @@ internal sealed partial class SqliteStateStore : IStateStore
     /// <summary>Usage changes of the transaction in progress (under the write gate), applied only once it commits.</summary>
     private readonly Dictionary<string, StateUsage> _pendingUsage = new(StringComparer.Ordinal);
 
-    private async Task NoteChangeAsync(SqliteConnection connection, SqliteTransaction transaction, string key, long newBytes, bool removes, CancellationToken cancellationToken)
+    /// <summary>Notes how <paramref name="key"/>'s row changes usage: it becomes <paramref name="stored"/> (null: deleted).</summary>
+    private async Task NoteChangeAsync(SqliteConnection connection, SqliteTransaction transaction, string key, StateUsage? stored, CancellationToken cancellationToken)
     {
-        var existing = await ReadAsync(connection, transaction, key, cancellationToken).ConfigureAwait(false);
-        var delta = removes
-            ? (existing is null ? default : new StateUsage(-1, -existing.Value.Length))
-            : new StateUsage(existing is null ? 1 : 0, newBytes - (existing?.Value.Length ?? 0));
+        var existing = await StoredUsageAsync(connection, transaction, key, cancellationToken).ConfigureAwait(false);
+        var delta = (stored ?? default) - existing;
         var prefix = StateKeys.PrefixOf(key).ToString();
         _pendingUsage[prefix] = _pendingUsage.GetValueOrDefault(prefix) + delta;
+    }
+
+    /// <summary>What <paramref name="key"/>'s row counts, expired or not; nothing when there is no row.</summary>
+    private async Task<StateUsage> StoredUsageAsync(SqliteConnection connection, SqliteTransaction transaction, string key, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"SELECT {StoredBytes} FROM {_table} WHERE key = $key";
+        command.Parameters.AddWithValue("$key", key);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long bytes ? new StateUsage(1, bytes) : default;
     }
 
     private async Task CheckETagAsync(SqliteConnection connection, SqliteTransaction transaction, string key, string? etag, StateConcurrency concurrency, CancellationToken cancellationToken)
@@ -243,7 +293,7 @@ internal sealed partial class SqliteStateStore : IStateStore
     private async Task<string> ApplySetAsync(SqliteConnection connection, SqliteTransaction transaction, StateSetRequest request, CancellationToken cancellationToken)
     {
         await CheckETagAsync(connection, transaction, request.Key, request.ETag, request.Concurrency, cancellationToken).ConfigureAwait(false);
-        await NoteChangeAsync(connection, transaction, request.Key, request.Value.Length, removes: false, cancellationToken).ConfigureAwait(false);
+        await NoteChangeAsync(connection, transaction, request.Key, StateUsage.Of(request), cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"""
@@ -267,7 +317,7 @@ internal sealed partial class SqliteStateStore : IStateStore
         {
             await CheckETagAsync(connection, transaction, request.Key, request.ETag, request.Concurrency, cancellationToken).ConfigureAwait(false);
         }
-        await NoteChangeAsync(connection, transaction, request.Key, 0, removes: true, cancellationToken).ConfigureAwait(false);
+        await NoteChangeAsync(connection, transaction, request.Key, null, cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"DELETE FROM {_table} WHERE key = $key";

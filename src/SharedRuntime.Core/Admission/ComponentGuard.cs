@@ -77,10 +77,14 @@ public sealed class ComponentGuard
         }
     }
 
-    /// <summary>A failure that says the backend is unwell: not an answer about the data (etag) nor a refusal here.</summary>
+    /// <summary>
+    /// A failure that says the backend is unwell (unreachable, timed out, a server fault): not an answer about the data
+    /// (etag), not a refusal of what the request carries (<see cref="ComponentRequestRejectedException"/>), nor a
+    /// refusal here. A tenant that sends data the backend rejects therefore cannot open the breaker for the others.
+    /// </summary>
     public static bool IsBackendFailure(Exception ex) => ex switch
     {
-        StateETagMismatchException or StateETagInvalidException => false,
+        StateETagMismatchException or StateETagInvalidException or ComponentRequestRejectedException => false,
         ComponentException or TimeoutException => true,
         _ => false,
     };

@@ -21,3 +21,15 @@ public interface ILockStore : IComponent
 
     ValueTask<UnlockStatus> UnlockAsync(string resourceId, string owner, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// The tenant (the key prefix) already holds as many locks as the store allows it; none of them has expired.
+/// <see cref="RetryAfter"/> is the time until the first of them expires.
+/// </summary>
+public sealed class LockLimitExceededException(string prefix, int limit, TimeSpan retryAfter)
+    : ComponentException($"app {prefix} already holds {limit} locks, the most a lock store keeps for one app")
+{
+    public int Limit { get; } = limit;
+
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}

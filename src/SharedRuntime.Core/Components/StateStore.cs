@@ -25,10 +25,27 @@ public sealed record StateOperation(StateSetRequest? Set, StateDeleteRequest? De
     public string Key => Set?.Key ?? Delete!.Key;
 }
 
-/// <summary>Keys and bytes (values only) stored under one key prefix.</summary>
+/// <summary>
+/// Keys and bytes stored under one key prefix. What one stored key costs is <see cref="Of(string, int, string?)"/>:
+/// the UTF-8 bytes of the stored key (tenant prefix included), the value's bytes and the UTF-8 bytes of its stored
+/// content type. Every store counts with this measure (a store that counts on its server, such as in SQL or Lua, counts
+/// the same three lengths), and a row counts until it is deleted, expired or not.
+/// </summary>
 public readonly record struct StateUsage(long Keys, long Bytes)
 {
     public static StateUsage operator +(StateUsage a, StateUsage b) => new(a.Keys + b.Keys, a.Bytes + b.Bytes);
+
+    public static StateUsage operator -(StateUsage a, StateUsage b) => new(a.Keys - b.Keys, a.Bytes - b.Bytes);
+
+    /// <summary>One stored key: its key, value and content type bytes.</summary>
+    public static StateUsage Of(string storedKey, int valueLength, string? contentType) =>
+        new(1, (long)System.Text.Encoding.UTF8.GetByteCount(storedKey) + valueLength + (contentType is null ? 0 : System.Text.Encoding.UTF8.GetByteCount(contentType)));
+
+    /// <summary>What <paramref name="request"/> stores once written.</summary>
+    public static StateUsage Of(StateSetRequest request) => Of(request.Key, request.Value.Length, request.ContentType);
+
+    /// <summary>What <paramref name="entry"/> holds in its store.</summary>
+    public static StateUsage Of(StateEntry entry) => Of(entry.Key, entry.Value.Length, entry.ContentType);
 }
 
 /// <summary>
@@ -72,3 +89,10 @@ public sealed class StateETagMismatchException(string key) : ComponentException(
 
 /// <summary>The etag given cannot be an etag of this store (Dapr: 400 / INVALID_ARGUMENT).</summary>
 public sealed class StateETagInvalidException(string key) : ComponentException($"invalid etag value for key {key}");
+
+/// <summary>
+/// The store's backend refused the request because of what it carries (a key or value it cannot store, a key holding
+/// another kind of data): the caller's error (Dapr: 400 / INVALID_ARGUMENT), which says nothing about the backend's
+/// health, so no breaker counts it.
+/// </summary>
+public sealed class StateRequestRejectedException(string message, Exception? inner = null) : ComponentRequestRejectedException(message, inner);

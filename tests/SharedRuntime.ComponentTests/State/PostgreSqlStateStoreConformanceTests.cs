@@ -1,4 +1,6 @@
+using System.Text;
 using SharedRuntime.ComponentTests.Servers;
+using SharedRuntime.Tests;
 
 namespace SharedRuntime.ComponentTests.State;
 
@@ -15,5 +17,27 @@ public sealed class PostgreSqlStateStoreConformanceTests(PostgreSqlServer server
             ["connectionString"] = server.ConnectionString,
             ["tableName"] = $"state_{Interlocked.Increment(ref s_tables)}",
         });
+    }
+
+    protected override bool RefusesNul => true;
+
+    /// <summary>A row past its TTL still takes room in the table: it counts until the cleanup deletes it.</summary>
+    [SkippableFact]
+    public async Task ExpiredRowsCountUntilTheCleanupDeletesThem()
+    {
+        TestServers.Require("PostgreSQL", server.Missing);
+        await using var store = await StateStores.CreateAsync("state.postgresql", new Dictionary<string, string>
+        {
+            ["connectionString"] = server.ConnectionString,
+            ["tableName"] = $"state_{Interlocked.Increment(ref s_tables)}",
+            ["cleanupInterval"] = "2s",
+        });
+        await store.SetAsync(new StateSetRequest("a||short", Encoding.UTF8.GetBytes("12345"), Ttl: TimeSpan.FromSeconds(1)), default).Timed();
+        var counted = new StateUsage(1, 8 + 5);
+
+        await Eventually.TrueAsync(async () => await store.GetAsync("a||short", default).Timed() is null, TimeSpan.FromSeconds(10), "the row never expired");
+        Assert.Equal(counted, await store.GetUsageAsync("a", default).Timed());
+
+        await Eventually.TrueAsync(async () => await store.GetUsageAsync("a", default).Timed() == default, TimeSpan.FromSeconds(15), "the cleanup never deleted the expired row");
     }
 }

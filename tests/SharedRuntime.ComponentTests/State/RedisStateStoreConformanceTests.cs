@@ -10,4 +10,12 @@ public sealed class RedisStateStoreConformanceTests(RedisServer server) : StateS
         await server.FlushAsync();
         return await StateStores.CreateAsync("state.redis", new Dictionary<string, string> { ["redisHost"] = server.Host });
     }
+
+    /// <summary>A list at the key, as a stream or any other non-hash of the same name would be: WRONGTYPE for the store.</summary>
+    protected override async Task<bool> PutForeignValueAsync(string storedKey)
+    {
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Host);
+        await connection.GetDatabase().ListLeftPushAsync(storedKey, "not a state entry");
+        return true;
+    }
 }
