@@ -15,8 +15,9 @@ namespace SharedRuntime.Components.PubSub;
 /// it is dropped. What waits for a group is bounded in count and bytes: <c>maxMessagesPerTopic</c> (default 10,000)
 /// and <c>maxBytesPerTopic</c> (default 16 MiB) per group, <c>maxBytesPerApp</c> (default 32 MiB) across the topics of
 /// one group (one subscribing app), and <c>maxBytes</c> (default 128 MiB) across the broker. A publisher whose own
-/// group is full is refused (<see cref="PubSubLimitException"/>); another app's full group does not get the
-/// message (logged and counted), so a subscriber that never answers cannot stop others from publishing.
+/// group is full is refused (<see cref="PubSubLimitException"/>), as is any message that names no publisher; another
+/// app's full group does not get the message (logged and counted), so a subscriber that never answers cannot stop
+/// others from publishing.
 /// </summary>
 internal sealed partial class InMemoryBroker : IPubSubBroker
 {
@@ -97,7 +98,7 @@ internal sealed partial class InMemoryBroker : IPubSubBroker
                 reserved.Add(group);
                 continue;
             }
-            if (group.Name == message.PublisherAppId)
+            if (message.PublisherAppId is null || group.Name == message.PublisherAppId)
             {
                 foreach (var taken in reserved)
                 {
@@ -288,8 +289,7 @@ internal sealed partial class InMemoryBroker : IPubSubBroker
                 _broker.Release(_group, pending.Size);
                 return;
             }
-            // Cancelled by a stopping subscription: the attempt did not happen, so it is not counted.
-            var next = token.IsCancellationRequested ? pending : pending with { Attempt = pending.Attempt + 1 };
+            var next = pending with { Attempt = pending.Attempt + 1 };
             if (token.IsCancellationRequested)
             {
                 _group.Queue.Writer.TryWrite(next);
