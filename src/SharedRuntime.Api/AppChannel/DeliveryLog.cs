@@ -45,4 +45,10 @@ internal static partial class DeliveryLog
 
     [LoggerMessage(2214, LogLevel.Information, "Tenant {AppId}: the app subscribes to {Count} topics through /dapr/subscribe")]
     public static partial void Discovered(ILogger logger, string appId, int count);
+
+    [LoggerMessage(2230, LogLevel.Warning, "Tenant {AppId}: an event on {Topic} of {PubsubName} was dropped: {Reason}")]
+    public static partial void Ended(ILogger logger, string appId, string topic, string pubsubName, string reason);
+
+    [LoggerMessage(2231, LogLevel.Warning, "Tenant {AppId}: subscription {Subscription} to {PubsubName}/{Topic} is refused: {Reason}")]
+    public static partial void SubscriptionRefused(ILogger logger, string appId, string subscription, string pubsubName, string topic, string reason);
 }

@@ -14,10 +14,21 @@ namespace SharedRuntime.AppChannel;
 /// drops; RETRY, an unknown status, any other code or no answer fails the attempt, which the tenant's Resiliency
 /// policy may retry; when it gives up the event goes to the dead-letter topic, or stays in the broker. A delivery
 /// waits for a free slot of the app; an app whose circuit is open is not called: the event goes back to the broker.
+/// Every event ends: one that can never be delivered (the broker cannot read it, its content type is not a media
+/// type, a CloudEvent that is not a JSON object) ends at once, and one still failing on the broker's last delivery
+/// attempt (<see cref="IPubSubBroker.MaxDeliveryAttempts"/>) ends then: in the dead-letter topic when the subscription
+/// has one, else dropped with a log line and the <c>sharedruntime_deliveries_total</c> outcome <c>poison_dropped</c>
+/// or <c>attempts_exhausted</c>. The app learns who published the event from the runtime only: the
+/// <c>dapr-publisher-app-id</c> header and the CloudEvent's <c>publisherappid</c> attribute carry the publisher the
+/// broker carried, whatever the event says.
 /// </summary>
 internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger logger)
 {
+    /// <summary>The header that names the app that published a delivered event; only the runtime sets it.</summary>
+    public const string PublisherHeader = "dapr-publisher-app-id";
+
     private const int MaxAnswerBytes = 64 * 1024;
+    private const int MaxPublisherLength = 256;
 
     public async ValueTask<DeliveryOutcome> DeliverCountedAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
     {
@@ -29,17 +40,41 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
     private static readonly (DeliveryOutcome, string) Retry = (DeliveryOutcome.Retry, "retry");
     private static readonly (DeliveryOutcome, string) Dropped = (DeliveryOutcome.Drop, "dropped");
 
+    /// <summary>One delivery attempt; never throws but for a cancelled <paramref name="cancellationToken"/>, which answers Retry.</summary>
     public async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await DeliverOnceAsync(subscription, message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return Retry;
+        }
+        catch (Exception ex)
+        {
+            DeliveryLog.Failed(logger, subscription.AppId, message.Topic, message.Attempt, ex.Message);
+            return await FailedAsync(subscription, message, ex.Message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverOnceAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
     {
         var channel = channels.Find(subscription.AppId);
         if (channel is null)
         {
-            return Retry;
+            return await FailedAsync(subscription, message, "the app has no channel", cancellationToken, deadLetter: false).ConfigureAwait(false);
         }
-        var compiled = subscription.Compiled;
-        var (body, contentType) = Envelope(message, compiled, subscription.PubsubName);
-        var path = compiled.RouteOf(body);
-        if (path is null)
+        if (message.Undecodable is { } undecodable)
+        {
+            return await EndAsync(subscription, message, $"the broker's entry cannot be read: {undecodable}", "poison_dropped", cancellationToken).ConfigureAwait(false);
+        }
+        var (content, problem) = Content.Of(message, subscription.Compiled, subscription.PubsubName);
+        if (content is null)
+        {
+            return await EndAsync(subscription, message, problem!, "poison_dropped", cancellationToken).ConfigureAwait(false);
+        }
+        if (content.Path is null)
         {
             DeliveryLog.NoRoute(logger, subscription.AppId, message.Topic);
             return Dropped;
@@ -58,19 +93,23 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         try
         {
             var pipeline = policies.ForInbound(subscription.AppId, subscription.PubsubName);
-            var traceparent = TraceParentOf(body, contentType);
+            var publisher = PublisherOf(message);
             result = await pipeline.ExecuteAsync(
                 static async (state, token) =>
                 {
-                    var (channel, path, body, contentType, traceparent) = state;
-                    var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{channel.Endpoint.OriginalString}/{path.TrimStart('/')}", UriKind.Absolute))
+                    var (channel, content, publisher) = state;
+                    var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{channel.Endpoint.OriginalString}/{content.Path!.TrimStart('/')}", UriKind.Absolute))
                     {
-                        Content = new ReadOnlyMemoryContent(body),
+                        Content = new ReadOnlyMemoryContent(content.Body),
                     };
-                    request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
-                    if (traceparent is not null)
+                    request.Content.Headers.ContentType = content.ContentType;
+                    if (content.TraceParent is not null)
                     {
-                        request.Headers.TryAddWithoutValidation("traceparent", traceparent);
+                        request.Headers.TryAddWithoutValidation("traceparent", content.TraceParent);
+                    }
+                    if (publisher is not null)
+                    {
+                        request.Headers.TryAddWithoutValidation(PublisherHeader, publisher);
                     }
                     if (channel.Config.AppApiToken is { } appToken)
                     {
@@ -78,7 +117,7 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                     }
                     return await channel.SendAsync(request, EventDelivery.ClassifyAsync, token).ConfigureAwait(false);
                 },
-                (channel, path, body, contentType, traceparent),
+                (channel, content, publisher),
                 cancellationToken).ConfigureAwait(false);
 
             if (!result.Failed)
@@ -86,21 +125,24 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                 if (result.Delivery == DeliveryOutcome.Drop && result.StatusCode != 404)
                 {
                     DeliveryLog.Dropped(logger, subscription.AppId, message.Topic, result.StatusCode);
-                    return await DeadLetterAsync(subscription, message, cancellationToken).ConfigureAwait(false);
+                    return subscription.Config.DeadLetterTopic is { Length: > 0 }
+                        ? await EndAsync(subscription, message, "the app dropped it", "dropped", cancellationToken).ConfigureAwait(false)
+                        : Dropped;
                 }
                 return result.Delivery == DeliveryOutcome.Success ? (DeliveryOutcome.Success, "success") : Dropped;
             }
-            DeliveryLog.Failed(logger, subscription.AppId, message.Topic, message.Attempt, result.Problem ?? $"status {result.StatusCode}");
-            return await DeadLetterAsync(subscription, message, cancellationToken).ConfigureAwait(false);
+            var failure = result.Problem ?? $"status {result.StatusCode}";
+            DeliveryLog.Failed(logger, subscription.AppId, message.Topic, message.Attempt, failure);
+            return await FailedAsync(subscription, message, failure, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is CircuitOpenException)
         {
-            return Retry;
+            return await FailedAsync(subscription, message, "the app's circuit is open", cancellationToken, deadLetter: false).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is TimeoutException or TimeoutRejectedException or HttpRequestException)
         {
             DeliveryLog.Failed(logger, subscription.AppId, message.Topic, message.Attempt, ex.Message);
-            return await DeadLetterAsync(subscription, message, cancellationToken).ConfigureAwait(false);
+            return await FailedAsync(subscription, message, ex.Message, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -109,25 +151,63 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         }
     }
 
-    /// <summary>Sends the event to the subscription's dead-letter topic and acknowledges it; without one (or when that fails) it stays in the broker.</summary>
-    private async ValueTask<(DeliveryOutcome, string)> DeadLetterAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    /// <summary>
+    /// An attempt failed: to the dead-letter topic when the subscription has one (and <paramref name="deadLetter"/>),
+    /// else back to the broker for another attempt, unless this was the broker's last.
+    /// </summary>
+    private async ValueTask<(DeliveryOutcome, string)> FailedAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, string problem,
+        CancellationToken cancellationToken, bool deadLetter = true)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Retry; // the subscription stops: the broker keeps the event
+        }
+        if (deadLetter && subscription.Config.DeadLetterTopic is { Length: > 0 })
+        {
+            return await EndAsync(subscription, message, problem, "dead_lettered", cancellationToken).ConfigureAwait(false);
+        }
+        if (message.Attempt >= subscription.Broker.MaxDeliveryAttempts)
+        {
+            return await EndAsync(subscription, message, $"still failing after {message.Attempt} delivery attempts, the bound: {problem}", "attempts_exhausted", cancellationToken).ConfigureAwait(false);
+        }
+        return Retry;
+    }
+
+    /// <summary>
+    /// The event ends here: sent to the subscription's dead-letter topic and acknowledged, or without one dropped with a
+    /// log line (counted as <paramref name="label"/>). When sending to the dead-letter topic fails it stays in the
+    /// broker, until the broker's last attempt, which drops it.
+    /// </summary>
+    private async ValueTask<(DeliveryOutcome, string)> EndAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, string reason, string label,
+        CancellationToken cancellationToken)
     {
         if (subscription.Config.DeadLetterTopic is not { Length: > 0 } deadLetter)
         {
-            return Retry;
+            DeliveryLog.Ended(logger, subscription.AppId, message.Topic, subscription.PubsubName, reason);
+            return (DeliveryOutcome.Drop, label);
         }
         try
         {
-            await subscription.Broker.PublishAsync(new PubSubMessage(deadLetter, message.Data, message.ContentType, message.Metadata), cancellationToken).ConfigureAwait(false);
+            await subscription.Broker.PublishAsync(new PubSubMessage(deadLetter, message.Data, message.ContentType, message.Metadata) { PublisherAppId = message.PublisherAppId },
+                cancellationToken).ConfigureAwait(false);
             DeliveryLog.DeadLettered(logger, subscription.AppId, message.Topic, deadLetter);
             return (DeliveryOutcome.Drop, "dead_lettered");
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             DeliveryLog.DeadLetterFailed(logger, subscription.AppId, message.Topic, deadLetter, ex.Message);
+            if (message.Attempt >= subscription.Broker.MaxDeliveryAttempts)
+            {
+                DeliveryLog.Ended(logger, subscription.AppId, message.Topic, subscription.PubsubName, $"{reason}; the dead-letter topic refused it on the last delivery attempt");
+                return (DeliveryOutcome.Drop, "attempts_exhausted");
+            }
             return Retry;
         }
     }
+
+    /// <summary>The publisher the broker carried, when it can travel in a header.</summary>
+    private static string? PublisherOf(ReceivedMessage message) =>
+        message.PublisherAppId is { Length: > 0 and <= MaxPublisherLength } publisher && publisher.All(static c => c is > ' ' and < (char)127) ? publisher : null;
 
     internal static async ValueTask<AppCallResult> ClassifyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
@@ -188,51 +268,117 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         return buffer[..total];
     }
 
-    /// <summary>
-    /// The bytes sent to the app: a CloudEvent as published; a raw message wrapped in one (data_base64 for binary),
-    /// unless the subscription asks for raw payloads with <c>rawPayload: "true"</c>.
-    /// </summary>
-    internal static (ReadOnlyMemory<byte> Body, string ContentType) Envelope(ReceivedMessage message, CompiledSubscription subscription, string pubsubName)
+    /// <summary>What is sent to the app for one event: body, content type, route and trace parent.</summary>
+    internal sealed record Content(ReadOnlyMemory<byte> Body, MediaTypeHeaderValue ContentType, string? Path, string? TraceParent)
     {
-        var isCloudEvent = message.ContentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase);
-        if (isCloudEvent || subscription.IsRaw)
-        {
-            return (message.Data, isCloudEvent ? "application/cloudevents+json" : message.ContentType);
-        }
-        var buffer = new ArrayBufferWriter<byte>(message.Data.Length * 4 / 3 + 256);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("id", Guid.NewGuid().ToString());
-            writer.WriteString("source", pubsubName);
-            writer.WriteString("type", "com.dapr.event.sent");
-            writer.WriteString("specversion", "1.0");
-            writer.WriteString("datacontenttype", message.ContentType);
-            writer.WriteString("topic", message.Topic);
-            writer.WriteString("pubsubname", pubsubName);
-            writer.WriteBase64String("data_base64", message.Data.Span);
-            writer.WriteEndObject();
-        }
-        return (buffer.WrittenMemory, "application/cloudevents+json");
-    }
+        private static readonly MediaTypeHeaderValue CloudEventType = new("application/cloudevents+json");
 
-    private static string? TraceParentOf(ReadOnlyMemory<byte> body, string contentType)
-    {
-        if (!contentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase))
+        /// <summary>
+        /// A CloudEvent as published, its <c>publisherappid</c> set to the publisher the broker carried (removed when it
+        /// carried none); a raw message wrapped in one (data_base64), unless the subscription asks for raw payloads
+        /// with <c>rawPayload: "true"</c>. Null with the reason when the event can never be delivered.
+        /// </summary>
+        public static (Content? Content, string? Problem) Of(ReceivedMessage message, CompiledSubscription subscription, string pubsubName)
         {
-            return null;
+            var isCloudEvent = message.ContentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase);
+            if (!isCloudEvent && subscription.IsRaw)
+            {
+                if (!MediaTypeHeaderValue.TryParse(message.ContentType, out var rawType))
+                {
+                    return (null, $"its content type '{Shorten(message.ContentType)}' is not a media type");
+                }
+                return (new Content(message.Data, rawType, subscription.RouteOf(message.Data), null), null);
+            }
+            var body = isCloudEvent ? message.Data : Wrap(message, pubsubName);
+            JsonDocument document;
+            try
+            {
+                document = JsonDocument.Parse(body);
+            }
+            catch (JsonException ex)
+            {
+                return (null, $"it is not a JSON CloudEvent: {ex.Message}");
+            }
+            using (document)
+            {
+                var root = document.RootElement;
+                if (root.ValueKind != JsonValueKind.Object)
+                {
+                    return (null, "it is not a JSON CloudEvent: not a JSON object");
+                }
+                var traceParent = root.TryGetProperty("traceparent", out var trace) && trace.ValueKind == JsonValueKind.String && BuildingBlocks.TraceParent.IsValid(trace.GetString()!)
+                    ? trace.GetString()
+                    : null;
+                var path = subscription.RouteOf(root);
+                if (isCloudEvent && !NamesPublisher(root, message.PublisherAppId))
+                {
+                    body = WithPublisher(root, message.PublisherAppId);
+                }
+                return (new Content(body, CloudEventType, path, traceParent), null);
+            }
         }
-        try
+
+        private static bool NamesPublisher(JsonElement root, string? publisher)
         {
-            using var document = JsonDocument.Parse(body);
-            return document.RootElement.ValueKind == JsonValueKind.Object &&
-                   document.RootElement.TryGetProperty("traceparent", out var value) && value.ValueKind == JsonValueKind.String
-                ? value.GetString()
-                : null;
+            string? named = null;
+            var count = 0;
+            foreach (var property in root.EnumerateObject())
+            {
+                if (property.NameEquals(BuildingBlocks.PublishApi.PublisherAttribute))
+                {
+                    count++;
+                    named = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : "";
+                }
+            }
+            return publisher is null ? count == 0 : count == 1 && named == publisher;
         }
-        catch (JsonException)
+
+        /// <summary>The CloudEvent with <c>publisherappid</c> set by the runtime: every copy the event had is left out.</summary>
+        private static ReadOnlyMemory<byte> WithPublisher(JsonElement root, string? publisher)
         {
-            return null;
+            var buffer = new ArrayBufferWriter<byte>(256);
+            using (var writer = new Utf8JsonWriter(buffer))
+            {
+                writer.WriteStartObject();
+                foreach (var property in root.EnumerateObject())
+                {
+                    if (!property.NameEquals(BuildingBlocks.PublishApi.PublisherAttribute))
+                    {
+                        property.WriteTo(writer);
+                    }
+                }
+                if (publisher is not null)
+                {
+                    writer.WriteString(BuildingBlocks.PublishApi.PublisherAttribute, publisher);
+                }
+                writer.WriteEndObject();
+            }
+            return buffer.WrittenMemory;
         }
+
+        private static ReadOnlyMemory<byte> Wrap(ReceivedMessage message, string pubsubName)
+        {
+            var buffer = new ArrayBufferWriter<byte>(message.Data.Length * 4 / 3 + 256);
+            using (var writer = new Utf8JsonWriter(buffer))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("id", Guid.NewGuid().ToString());
+                writer.WriteString("source", pubsubName);
+                writer.WriteString("type", "com.dapr.event.sent");
+                writer.WriteString("specversion", "1.0");
+                writer.WriteString("datacontenttype", message.ContentType);
+                writer.WriteString("topic", message.Topic);
+                writer.WriteString("pubsubname", pubsubName);
+                if (message.PublisherAppId is { } publisher)
+                {
+                    writer.WriteString(BuildingBlocks.PublishApi.PublisherAttribute, publisher);
+                }
+                writer.WriteBase64String("data_base64", message.Data.Span);
+                writer.WriteEndObject();
+            }
+            return buffer.WrittenMemory;
+        }
+
+        private static string Shorten(string text) => text.Length <= 64 ? text : text[..64] + "...";
     }
 }

@@ -97,9 +97,8 @@ public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposa
                     DeliveryLog.NoBroker(_logger, tenant.AppId, subscription.Name, subscription.PubsubName);
                     continue;
                 }
-                if (!MaySubscribe(entry, tenant.AppId, subscription.Topic))
+                if (!MaySubscribe(entry, broker, tenant.AppId, subscription))
                 {
-                    DeliveryLog.TopicNotAllowed(_logger, tenant.AppId, subscription.Topic, subscription.PubsubName);
                     continue;
                 }
                 var key = (tenant.AppId, subscription.PubsubName, subscription.Topic);
@@ -164,21 +163,43 @@ public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposa
         }
     }
 
-    /// <summary>Dapr's <c>subscriptionScopes</c> and <c>allowedTopics</c> component metadata.</summary>
-    private static bool MaySubscribe(ComponentEntry entry, string appId, string topic)
+    /// <summary>
+    /// The same rules for every kind of subscription, declared or discovered: a valid topic name, Dapr's
+    /// <c>subscriptionScopes</c>, <c>allowedTopics</c> and <c>protectedTopics</c>; a dead-letter topic the app may
+    /// publish to (the runtime publishes there for it); and both within the app's <c>maxTopicsPerApp</c>.
+    /// </summary>
+    private bool MaySubscribe(ComponentEntry entry, IPubSubBroker broker, string appId, SubscriptionConfig subscription)
     {
-        string? Get(string name) => entry.Config.Metadata.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))?.Value;
-        static string[] List(string? text) => (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        foreach (var scope in (Get("subscriptionScopes") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var rules = BuildingBlocks.TopicRules.For(entry.Config);
+        var deadLetter = subscription.DeadLetterTopic is { Length: > 0 } topic ? topic : null;
+        string? reason = null;
+        if (BuildingBlocks.TopicRules.InvalidName(subscription.Topic) is { } invalid)
         {
-            var parts = scope.Split('=', 2);
-            if (parts[0] == appId)
-            {
-                return List(parts.Length > 1 ? parts[1] : "").Contains(topic);
-            }
+            reason = invalid.Message;
         }
-        var allowed = List(Get("allowedTopics"));
-        return allowed.Length == 0 || allowed.Contains(topic);
+        else if (!rules.MaySubscribe(appId, subscription.Topic))
+        {
+            DeliveryLog.TopicNotAllowed(_logger, appId, subscription.Topic, subscription.PubsubName);
+            return false;
+        }
+        else if (deadLetter is not null && BuildingBlocks.TopicRules.InvalidName(deadLetter) is { } invalidDeadLetter)
+        {
+            reason = $"dead-letter topic: {invalidDeadLetter.Message}";
+        }
+        else if (deadLetter is not null && !rules.MayPublish(appId, deadLetter))
+        {
+            reason = $"the app may not publish to its dead-letter topic {deadLetter} (publishingScopes, allowedTopics or protectedTopics)";
+        }
+        else if (!rules.TryUse(broker, appId, subscription.Topic) || (deadLetter is not null && !rules.TryUse(broker, appId, deadLetter)))
+        {
+            reason = $"the app already uses {rules.MaxTopicsPerApp} topics of this pubsub, its limit (maxTopicsPerApp)";
+        }
+        if (reason is not null)
+        {
+            DeliveryLog.SubscriptionRefused(_logger, appId, subscription.Name, subscription.PubsubName, subscription.Topic, reason);
+            return false;
+        }
+        return true;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -240,6 +261,19 @@ internal sealed class CompiledSubscription(SubscriptionConfig config)
         config.Routes.Rules.Select(r => (RouteMatch.Parse(r.Match), r.Path)).ToList();
 
     public bool IsRaw => Config.Metadata.TryGetValue("rawPayload", out var raw) && bool.TryParse(raw, out var value) && value;
+
+    /// <summary>The path the event goes to, or null when no rule matches and there is no default.</summary>
+    public string? RouteOf(JsonElement cloudEvent)
+    {
+        foreach (var (match, path) in Rules)
+        {
+            if (match.Matches(cloudEvent))
+            {
+                return path;
+            }
+        }
+        return Config.Routes.Default;
+    }
 
     /// <summary>The path the event goes to, or null when no rule matches and there is no default.</summary>
     public string? RouteOf(ReadOnlyMemory<byte> cloudEvent)

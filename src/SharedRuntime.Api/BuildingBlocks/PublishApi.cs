@@ -9,10 +9,18 @@ namespace SharedRuntime.BuildingBlocks;
 /// <summary>A message an app publishes: payload, its content type, metadata, and the caller's trace context.</summary>
 public sealed record PublishRequest(string PubSubName, string Topic, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string> Metadata, string? TraceParent = null, string? TraceState = null);
 
-/// <summary>The publish building block shared by HTTP and gRPC: scopes, topic rules and the CloudEvent envelope as Dapr builds it.</summary>
+/// <summary>
+/// The publish building block shared by HTTP and gRPC: scopes, topic rules and bounds, and the CloudEvent envelope as
+/// Dapr builds it. The message names its real publisher for the broker to carry (<see cref="PubSubMessage.PublisherAppId"/>),
+/// and a CloudEvent always carries it in <see cref="PublisherAttribute"/>, whatever the publisher sent.
+/// </summary>
 public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider time, AppChannel.ResiliencyPolicies? policies = null)
 {
+    /// <summary>The CloudEvent extension attribute that names the app that published the event; only the runtime sets it.</summary>
+    public const string PublisherAttribute = "publisherappid";
+
     private const string Category = "pubsub";
+    private const int MaxContentTypeLength = 256;
 
     public (ComponentEntry Entry, IPubSubBroker Broker) GetBroker(TenantContext tenant, string pubsubName)
     {
@@ -42,6 +50,17 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
             var pipeline = policies?.ForOutbound(tenant.AppId, request.PubSubName) ?? Polly.ResiliencePipeline.Empty;
             await pipeline.ExecuteAsync(static (state, token) => state.broker.PublishAsync(state.message, token), (broker, message), cancellationToken).ConfigureAwait(false);
         }
+        catch (PubSubMessageRejectedException ex)
+        {
+            // The server refused this message (a key of another type under the topic's name, too large): the publisher's error.
+            throw new DaprApiException(400, "ERR_PUBSUB_PUBLISH_MESSAGE", $"error when publish to topic {request.Topic} in pubsub {request.PubSubName}: {ex.Message}", ex);
+        }
+        catch (PubSubLimitException ex)
+        {
+            throw ex.Limit == PubSubLimit.QueueFull
+                ? new DaprApiException(429, "ERR_TENANT_PUBSUB_QUEUE_FULL", $"error when publish to topic {request.Topic} in pubsub {request.PubSubName}: {ex.Message}", ex) { RetryAfterSeconds = 1 }
+                : new DaprApiException(429, "ERR_TENANT_TOPICS_EXCEEDED", $"error when publish to topic {request.Topic} in pubsub {request.PubSubName}: {ex.Message}", ex);
+        }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
             throw new DaprApiException(500, "ERR_PUBSUB_PUBLISH_MESSAGE", $"error when publish to topic {request.Topic} in pubsub {request.PubSubName}: {ex.Message}", ex);
@@ -57,47 +76,41 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         {
             throw new DaprApiException(404, "ERR_TOPIC_NAME_EMPTY", $"topic is empty in pubsub {request.PubSubName}") { GrpcOverride = 3 };
         }
-        CheckTopicAllowed(tenant, entry, request.Topic);
+        if (TopicRules.InvalidName(request.Topic) is { } invalid)
+        {
+            throw invalid;
+        }
+        var rules = TopicRules.For(entry.Config);
+        if (!rules.MayPublish(tenant.AppId, request.Topic))
+        {
+            throw new DaprApiException(403, "ERR_PUBSUB_FORBIDDEN", $"topic {request.Topic} is not allowed for app id {tenant.AppId}");
+        }
+        if (!rules.TryUse(broker, tenant.AppId, request.Topic))
+        {
+            throw new DaprApiException(429, "ERR_TENANT_TOPICS_EXCEEDED",
+                $"app {tenant.AppId} already uses {rules.MaxTopicsPerApp} topics of pubsub {request.PubSubName}, its limit (maxTopicsPerApp)");
+        }
         var raw = request.Metadata.TryGetValue("rawPayload", out var rawText) && bool.TryParse(rawText, out var isRaw) && isRaw;
         if (raw)
         {
-            return new PubSubMessage(request.Topic, request.Data, request.ContentType ?? "application/octet-stream", request.Metadata);
+            var contentType = request.ContentType ?? "application/octet-stream";
+            if (contentType.Length > MaxContentTypeLength || !System.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out _))
+            {
+                // A raw event is delivered with this content type as its header: one that is not a media type could never be delivered.
+                throw new DaprApiException(400, "ERR_MALFORMED_REQUEST", $"the content type of a raw event must be a media type of at most {MaxContentTypeLength} characters");
+            }
+            return new PubSubMessage(request.Topic, request.Data, contentType, request.Metadata) { PublisherAppId = tenant.AppId };
         }
         var envelope = BuildCloudEvent(tenant.AppId, request);
-        return new PubSubMessage(request.Topic, envelope, "application/cloudevents+json", request.Metadata);
-    }
-
-    /// <summary>Dapr's <c>allowedTopics</c>, <c>protectedTopics</c> and <c>publishingScopes</c> component metadata.</summary>
-    private static void CheckTopicAllowed(TenantContext tenant, ComponentEntry entry, string topic)
-    {
-        var metadata = entry.Config.Metadata;
-        string? Get(string name) => metadata.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))?.Value;
-        static string[] List(string? text) => (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-        var allowed = List(Get("allowedTopics"));
-        var scopes = Get("publishingScopes");
-        var scopedTopics = (string[]?)null;
-        foreach (var scope in (scopes ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var parts = scope.Split('=', 2);
-            if (parts[0] == tenant.AppId)
-            {
-                scopedTopics = List(parts.Length > 1 ? parts[1] : "");
-            }
-        }
-        var forbidden = (allowed.Length > 0 && !allowed.Contains(topic) && (scopedTopics is null || !scopedTopics.Contains(topic)))
-                        || (scopedTopics is not null && !scopedTopics.Contains(topic))
-                        || (List(Get("protectedTopics")).Contains(topic) && (scopedTopics is null || !scopedTopics.Contains(topic)));
-        if (forbidden)
-        {
-            throw new DaprApiException(403, "ERR_PUBSUB_FORBIDDEN", $"topic {topic} is not allowed for app id {tenant.AppId}");
-        }
+        return new PubSubMessage(request.Topic, envelope, "application/cloudevents+json", request.Metadata) { PublisherAppId = tenant.AppId };
     }
 
     /// <summary>
     /// The CloudEvent Dapr wraps a payload in: id, source (the publishing app-id), type, specversion,
     /// datacontenttype, topic, pubsubname, trace fields, time; data as JSON for JSON payloads, data_base64 for binary,
-    /// else a string. A payload that is already a CloudEvent keeps its fields; missing ones are filled in.
+    /// else a string. A payload that is already a CloudEvent keeps its fields; missing ones are filled in. Either way
+    /// <see cref="PublisherAttribute"/> names the publishing app, and a trace parent that is not a valid W3C
+    /// <c>traceparent</c> is replaced by a new one.
     /// </summary>
     internal byte[] BuildCloudEvent(string appId, PublishRequest request)
     {
@@ -105,7 +118,7 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         var buffer = new ArrayBufferWriter<byte>(request.Data.Length + 512);
         using var writer = new Utf8JsonWriter(buffer);
         var now = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", System.Globalization.CultureInfo.InvariantCulture);
-        var traceParent = request.TraceParent ?? NewTraceParent();
+        var traceParent = request.TraceParent is { } given && TraceParent.IsValid(given) ? given : TraceParent.New();
 
         if (contentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase))
         {
@@ -128,9 +141,19 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
                 var present = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var property in existing.RootElement.EnumerateObject())
                 {
-                    present.Add(property.Name);
+                    if (property.NameEquals(PublisherAttribute) || !present.Add(property.Name))
+                    {
+                        continue; // set below, by the runtime; a repeated name would let a reader pick either copy
+                    }
+                    if ((property.NameEquals("traceparent") || property.NameEquals("traceid")) &&
+                        !(property.Value.ValueKind == JsonValueKind.String && TraceParent.IsValid(property.Value.GetString()!)))
+                    {
+                        writer.WriteString(property.Name, traceParent);
+                        continue;
+                    }
                     property.WriteTo(writer);
                 }
+                writer.WriteString(PublisherAttribute, appId);
                 void Fill(string name, string value)
                 {
                     if (!present.Contains(name))
@@ -166,6 +189,7 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
             writer.WriteString("traceparent", traceParent);
             writer.WriteString("tracestate", request.TraceState ?? "");
             writer.WriteString("time", now);
+            writer.WriteString(PublisherAttribute, appId);
             if (IsJson(contentType) && IsValidJson(request.Data.Span))
             {
                 writer.WritePropertyName("data");
@@ -210,8 +234,35 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         document?.Dispose();
         return true;
     }
+}
 
-    private static string NewTraceParent()
+/// <summary>W3C trace context <c>traceparent</c> values: <c>version-traceid-parentid-flags</c> in lowercase hex.</summary>
+public static class TraceParent
+{
+    /// <summary>True for a syntactically valid version-00 style value: 2-32-16-2 lowercase hex digits, version not ff, ids not all zero.</summary>
+    public static bool IsValid(string value)
+    {
+        if (value.Length != 55 || value[2] != '-' || value[35] != '-' || value[52] != '-')
+        {
+            return false;
+        }
+        for (var i = 0; i < value.Length; i++)
+        {
+            if (i is 2 or 35 or 52)
+            {
+                continue;
+            }
+            if (!char.IsAsciiHexDigitLower(value[i]) && !char.IsAsciiDigit(value[i]))
+            {
+                return false;
+            }
+        }
+        return !value.StartsWith("ff", StringComparison.Ordinal)
+            && value.AsSpan(3, 32).ContainsAnyExcept('0')
+            && value.AsSpan(36, 16).ContainsAnyExcept('0');
+    }
+
+    public static string New()
     {
         Span<byte> bytes = stackalloc byte[24];
         System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);

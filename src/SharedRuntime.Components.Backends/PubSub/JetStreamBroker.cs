@@ -14,12 +14,14 @@ namespace SharedRuntime.Components.PubSub;
 /// message carries its content type and metadata as headers. A consumer group is a durable pull consumer of its own
 /// per topic, with explicit acks and <c>MaxAckPending</c> set to the subscriber's in-flight bound. Success acks,
 /// Drop terminates (never delivered again), Retry or an exception naks with <c>nakDelay</c>; a message left unanswered
-/// by a stopped runtime is delivered again after <c>ackWait</c>.
+/// by a stopped runtime is delivered again after <c>ackWait</c>. A consumer delivers a message <c>maxDeliver</c> times at
+/// most. The publishing app travels in a header of its own, apart from the metadata a publisher sends.
 /// </summary>
 internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider time, ILogger<JetStreamBroker> logger) : IPubSubBroker
 {
     internal const string ContentTypeHeader = "Content-Type";
     internal const string MetadataHeader = "SharedRuntime-Metadata";
+    internal const string PublisherHeader = "SharedRuntime-Publisher";
     private readonly ConcurrentDictionary<string, Task> _subjects = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _streamUpdate = new(1, 1);
     private NatsConnection? _connection;
@@ -28,6 +30,8 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
     public IReadOnlyList<string> Capabilities { get; } = [];
 
     internal JetStreamOptions Options => options;
+
+    public int MaxDeliveryAttempts => options.MaxDeliveryAttempts;
 
     internal ILogger Logger => logger;
 
@@ -65,6 +69,7 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
             var config = new StreamConfig(options.StreamName, [options.StreamName + ".sharedruntime"])
             {
                 Storage = options.MemoryStorage ? StreamConfigStorage.Memory : StreamConfigStorage.File,
+                MaxMsgsPerSubject = options.MaxMsgsPerSubject,
             };
             try
             {
@@ -82,7 +87,7 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
     {
         if (topic.Length == 0 || topic.Any(c => c is '*' or '>' || char.IsWhiteSpace(c)) || topic.StartsWith('.') || topic.EndsWith('.') || topic.Contains("..", StringComparison.Ordinal))
         {
-            throw new ComponentException($"topic '{topic}' is not a valid NATS subject");
+            throw new PubSubMessageRejectedException($"topic '{topic}' is not a valid NATS subject");
         }
         var task = _subjects.GetOrAdd(topic, AddSubjectAsync);
         if (task.IsFaulted)
@@ -102,7 +107,17 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
             var subjects = config.Subjects ?? [];
             if (!subjects.Contains(topic))
             {
+                // The placeholder subject does not count.
+                if (subjects.Count(s => s != options.StreamName + ".sharedruntime") >= options.MaxSubjects)
+                {
+                    PubSubLog.SubjectsFull(logger, options.StreamName, options.MaxSubjects, topic);
+                    throw new PubSubLimitException(PubSubLimit.TopicsExceeded, $"jetstream stream {options.StreamName} holds {options.MaxSubjects} topics, its limit");
+                }
                 config.Subjects = [.. subjects, topic];
+                if (config.MaxMsgsPerSubject <= 0)
+                {
+                    config.MaxMsgsPerSubject = options.MaxMsgsPerSubject;
+                }
                 await JetStream.UpdateStreamAsync(config).ConfigureAwait(false);
             }
         }
@@ -119,11 +134,20 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
             [ContentTypeHeader] = message.ContentType,
             [MetadataHeader] = JsonSerializer.Serialize(message.Metadata, RedisPubSubJson.Default.IReadOnlyDictionaryStringString),
         };
+        if (message.PublisherAppId is { } publisher)
+        {
+            headers[PublisherHeader] = publisher;
+        }
         try
         {
             await EnsureSubjectAsync(message.Topic).WaitAsync(cancellationToken).ConfigureAwait(false);
             var ack = await JetStream.PublishAsync(message.Topic, message.Data.ToArray(), headers: headers, cancellationToken: cancellationToken).ConfigureAwait(false);
             ack.EnsureSuccess();
+        }
+        catch (NatsPayloadTooLargeException ex)
+        {
+            PubSubLog.Rejected(logger, message.Topic, ex.Message);
+            throw new PubSubMessageRejectedException($"the event is larger than the nats server takes: {ex.Message}", ex);
         }
         catch (Exception ex) when (ex is NatsException or TimeoutException)
         {
@@ -143,7 +167,7 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
             DeliverPolicy = options.DeliverAll ? ConsumerConfigDeliverPolicy.All : ConsumerConfigDeliverPolicy.New,
             AckWait = options.AckWait,
             MaxAckPending = limit,
-            MaxDeliver = -1,
+            MaxDeliver = options.MaxDeliveryAttempts,
         };
         INatsJSConsumer consumer;
         try
@@ -166,23 +190,37 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
         return $"{readable[..Math.Min(readable.Length, 48)]}-{hash}";
     }
 
+    /// <summary>The message as received; one whose headers cannot be read says why in <see cref="ReceivedMessage.Undecodable"/>.</summary>
     internal static ReceivedMessage ToReceived(string topic, INatsJSMsg<byte[]> message)
     {
         IReadOnlyDictionary<string, string> metadata = new Dictionary<string, string>();
         var contentType = "";
+        string? publisher = null;
+        string? problem = null;
         if (message.Headers is { } headers)
         {
             if (headers.TryGetValue(ContentTypeHeader, out var type))
             {
                 contentType = type.ToString();
             }
+            if (headers.TryGetValue(PublisherHeader, out var from) && from.ToString() is { Length: > 0 } name)
+            {
+                publisher = name;
+            }
             if (headers.TryGetValue(MetadataHeader, out var json))
             {
-                metadata = JsonSerializer.Deserialize(json.ToString(), RedisPubSubJson.Default.IReadOnlyDictionaryStringString) ?? metadata;
+                try
+                {
+                    metadata = JsonSerializer.Deserialize(json.ToString(), RedisPubSubJson.Default.IReadOnlyDictionaryStringString) ?? metadata;
+                }
+                catch (JsonException ex)
+                {
+                    problem = $"its metadata header is not a JSON object of strings: {ex.Message}";
+                }
             }
         }
         var attempt = (int)Math.Min(int.MaxValue, message.Metadata?.NumDelivered ?? 1);
-        return new ReceivedMessage(topic, message.Data ?? [], contentType, metadata, attempt);
+        return new ReceivedMessage(topic, message.Data ?? [], contentType, metadata, attempt) { PublisherAppId = publisher, Undecodable = problem };
     }
 
     public async ValueTask DisposeAsync()

@@ -9,8 +9,12 @@ namespace SharedRuntime.Components.PubSub;
 /// starts at the end like Redis's <c>$</c>; or <c>all</c>), <c>ackWait</c> (default 30s: a message neither acked nor
 /// nacked, for example because the runtime stopped, is delivered again after this), <c>memoryStorage</c> (default
 /// false), <c>concurrency</c> (default 10: most handler calls at once per subscription, besides the subscriber's own
-/// bound), and SharedRuntime's <c>nakDelay</c> (default 1s: how long a message answered Retry waits before it is
-/// delivered again).
+/// bound), <c>maxDeliver</c> or <c>maxDeliveryAttempts</c> (default 10, at most 1000: the consumer's MaxDeliver, so a
+/// message answered Retry again and again ends instead of holding a slot of MaxAckPending for ever), and SharedRuntime's
+/// <c>nakDelay</c> (default 1s: how long a message answered Retry waits before it is delivered again),
+/// <c>maxSubjects</c> (default 1000, at most 10,000: topics the runtime adds to the stream's subjects; beyond, publishing
+/// to or subscribing a new topic is refused) and <c>maxMsgsPerSubject</c> (default 10,000, at most 1,000,000: set on a
+/// stream the runtime creates or that has no such limit, so no topic grows without bound).
 /// </summary>
 internal sealed record JetStreamOptions(
     string Url,
@@ -19,8 +23,16 @@ internal sealed record JetStreamOptions(
     TimeSpan AckWait,
     TimeSpan NakDelay,
     bool MemoryStorage,
-    int Concurrency)
+    int Concurrency,
+    int MaxDeliveryAttempts,
+    int MaxSubjects,
+    long MaxMsgsPerSubject)
 {
+    public const int DefaultMaxSubjects = 1000;
+    public const int MaxSubjectsCeiling = 10_000;
+    public const int DefaultMaxMsgsPerSubject = 10_000;
+    public const int MaxMsgsPerSubjectCeiling = 1_000_000;
+
     public static JetStreamOptions From(ComponentContext context)
     {
         var url = MetadataValues.String(context, "natsURL")
@@ -38,8 +50,16 @@ internal sealed record JetStreamOptions(
             MetadataValues.Duration(context, "ackWait", TimeSpan.FromSeconds(30)),
             MetadataValues.Duration(context, "nakDelay", TimeSpan.FromSeconds(1)),
             MetadataValues.Bool(context, "memoryStorage", false),
-            Math.Max(1, MetadataValues.Int(context, "concurrency", 10)));
+            Math.Max(1, MetadataValues.Int(context, "concurrency", 10)),
+            PubSubLimits.MaxDeliveryAttempts(context),
+            Within(context, "maxSubjects", DefaultMaxSubjects, MaxSubjectsCeiling),
+            Within(context, "maxMsgsPerSubject", DefaultMaxMsgsPerSubject, MaxMsgsPerSubjectCeiling));
     }
+
+    private static int Within(ComponentContext context, string name, int fallback, int ceiling) =>
+        MetadataValues.Int(context, name, fallback) is var value and >= 1 && value <= ceiling
+            ? value
+            : throw new ComponentException($"metadata '{name}' must be from 1 to {ceiling}");
 
     /// <summary>A stream or consumer name: NATS refuses <c>. * &gt;</c>, path separators and white space in them.</summary>
     internal static string Name(string text)

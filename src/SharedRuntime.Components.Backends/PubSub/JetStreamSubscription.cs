@@ -76,13 +76,20 @@ internal sealed class JetStreamSubscription : IAsyncDisposable
         try
         {
             DeliveryOutcome outcome;
+            var received = JetStreamBroker.ToReceived(_topic, message);
             try
             {
-                outcome = await _handler(JetStreamBroker.ToReceived(_topic, message), token).ConfigureAwait(false);
+                outcome = await _handler(received, token).ConfigureAwait(false);
             }
             catch (Exception)
             {
                 outcome = DeliveryOutcome.Retry;
+            }
+            if (outcome == DeliveryOutcome.Retry && received.Attempt >= _broker.MaxDeliveryAttempts && !token.IsCancellationRequested)
+            {
+                // The server would not deliver it again (MaxDeliver); terminating it frees its MaxAckPending slot at once.
+                PubSubLog.AttemptsExhausted(_broker.Logger, _group, _topic, received.Attempt);
+                outcome = DeliveryOutcome.Drop;
             }
             try
             {

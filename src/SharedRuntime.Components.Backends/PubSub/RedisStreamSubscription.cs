@@ -142,10 +142,22 @@ internal sealed class RedisStreamSubscription : IAsyncDisposable
         }
         var attempts = await DeliveryCountsAsync(db, claimed).ConfigureAwait(false);
         var started = 0;
+        List<RedisValue>? exhausted = null;
         foreach (var entry in claimed)
         {
             var attempt = attempts.TryGetValue(entry.Id!, out var delivered) ? delivered : 2;
+            if (attempt > _broker.MaxDeliveryAttempts)
+            {
+                // Delivered as often as allowed (the last answer was Retry, or the runtime stopped during it): it ends here.
+                PubSubLog.AttemptsExhausted(_broker.Logger, _group, _topic, attempt - 1);
+                (exhausted ??= []).Add(entry.Id);
+                continue;
+            }
             started += StartDelivery(entry, attempt, token) ? 1 : 0;
+        }
+        if (exhausted is not null)
+        {
+            await db.StreamAcknowledgeAsync(_stream, _group, [.. exhausted]).ConfigureAwait(false);
         }
         return started;
     }

@@ -10,13 +10,19 @@ namespace SharedRuntime.Components.PubSub;
 /// the end of the stream (<c>$</c>), so it receives what is published after it first subscribed. Each subscription
 /// reads as a consumer of its own (unique in this process); a message stays pending until the handler answers
 /// Success or Drop (XACK). Pending messages idle longer than <c>processingTimeout</c>, whether answered Retry here or
-/// left behind by a runtime that stopped, are claimed with XAUTOCLAIM every <c>redeliverInterval</c> and delivered again.
+/// left behind by a runtime that stopped, are claimed with XAUTOCLAIM every <c>redeliverInterval</c> and delivered again,
+/// until they have been delivered <c>maxDeliveryAttempts</c> times (the entry's delivery count in XPENDING). Every XADD
+/// trims the stream to about <c>maxLenApprox</c> entries. The publishing app travels in a field of its own,
+/// <c>publisher</c>, apart from the metadata a publisher sends.
+/// A topic never contains <c>||</c>, so a stream never takes the key of a state entry (<c>appid||key</c>) in a
+/// shared database; a key of another type under the topic's name is the publisher's error, not the server's.
 /// </summary>
 internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvider time, ILogger<RedisStreamsBroker> logger) : IPubSubBroker
 {
     internal const string DataField = "data";
     internal const string ContentTypeField = "contentType";
     internal const string MetadataField = "metadata";
+    internal const string PublisherField = "publisher";
     private static readonly string ProcessTag = $"{Environment.MachineName}-{Environment.ProcessId}";
     private ConnectionMultiplexer? _connection;
     private int _subscriptions;
@@ -29,6 +35,8 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
 
     internal ILogger Logger => logger;
 
+    public int MaxDeliveryAttempts => options.MaxDeliveryAttempts;
+
     internal IDatabase Database => (_connection ?? throw new ComponentException("redis pubsub is not initialised")).GetDatabase();
 
     public async ValueTask InitAsync(CancellationToken cancellationToken)
@@ -38,16 +46,23 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
 
     public async ValueTask PublishAsync(PubSubMessage message, CancellationToken cancellationToken)
     {
+        CheckTopic(message.Topic);
         NameValueEntry[] fields =
         [
             new(DataField, message.Data),
             new(ContentTypeField, message.ContentType),
             new(MetadataField, JsonSerializer.Serialize(message.Metadata, RedisPubSubJson.Default.IReadOnlyDictionaryStringString)),
+            new(PublisherField, message.PublisherAppId ?? ""),
         ];
         try
         {
             await Database.StreamAddAsync(message.Topic, fields, maxLength: options.MaxLenApprox, useApproximateMaxLength: true)
                 .WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (IsRequestError(ex))
+        {
+            PubSubLog.Rejected(logger, message.Topic, ex.Message);
+            throw new PubSubMessageRejectedException($"redis refused the event for topic {message.Topic}: {ex.Message}", ex);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -55,10 +70,28 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
         }
     }
 
+    /// <summary>
+    /// An answer about the command, not the server: a key of another type (WRONGTYPE), or a value the server will not
+    /// take. The server is fine; the same request would fail again.
+    /// </summary>
+    internal static bool IsRequestError(RedisServerException ex) =>
+        ex.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal) ||
+        ex.Message.Contains("string exceeds maximum allowed size", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Topics with <c>||</c> could name a state entry's key (<c>appid||key</c>); they are refused before reaching the server.</summary>
+    internal static void CheckTopic(string topic)
+    {
+        if (topic.Contains("||", StringComparison.Ordinal))
+        {
+            throw new PubSubMessageRejectedException($"topic '{topic}' contains '||', which only state keys may contain");
+        }
+    }
+
     public async ValueTask<IAsyncDisposable> SubscribeAsync(string topic, string consumerGroup, int maxInFlight,
         Func<ReceivedMessage, CancellationToken, ValueTask<DeliveryOutcome>> handler, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxInFlight, 1);
+        CheckTopic(topic);
         var consumer = $"{options.ConsumerPrefix}-{ProcessTag}-{Guid.NewGuid():N}-{Interlocked.Increment(ref _subscriptions)}";
         var subscription = new RedisStreamSubscription(this, topic, consumerGroup, consumer, Math.Min(maxInFlight, options.Concurrency), handler);
         try
@@ -73,10 +106,13 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
         return subscription;
     }
 
+    /// <summary>The entry as a message; one whose fields cannot be read says why in <see cref="ReceivedMessage.Undecodable"/>.</summary>
     internal static ReceivedMessage ToReceived(string topic, StreamEntry entry, int attempt)
     {
-        byte[] data = [];
+        byte[]? data = null;
         var contentType = "";
+        string? publisher = null;
+        string? problem = null;
         IReadOnlyDictionary<string, string> metadata = new Dictionary<string, string>();
         foreach (var field in entry.Values)
         {
@@ -88,12 +124,26 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
                 case ContentTypeField:
                     contentType = (string?)field.Value ?? "";
                     break;
+                case PublisherField:
+                    publisher = (string?)field.Value is { Length: > 0 } name ? name : null;
+                    break;
                 case MetadataField when field.Value.HasValue:
-                    metadata = JsonSerializer.Deserialize((string)field.Value!, RedisPubSubJson.Default.IReadOnlyDictionaryStringString) ?? metadata;
+                    try
+                    {
+                        metadata = JsonSerializer.Deserialize((string)field.Value!, RedisPubSubJson.Default.IReadOnlyDictionaryStringString) ?? metadata;
+                    }
+                    catch (JsonException ex)
+                    {
+                        problem = $"its metadata field is not a JSON object of strings: {ex.Message}";
+                    }
                     break;
             }
         }
-        return new ReceivedMessage(topic, data, contentType, metadata, attempt);
+        if (data is null)
+        {
+            problem ??= "it has no data field";
+        }
+        return new ReceivedMessage(topic, data ?? [], contentType, metadata, attempt) { PublisherAppId = publisher, Undecodable = problem };
     }
 
     public async ValueTask DisposeAsync()

@@ -7,7 +7,7 @@ public sealed class InMemoryBrokerConformanceTests : PubSubBrokerConformanceTest
     protected override TimeSpan RedeliveryWait => TimeSpan.FromMilliseconds(500);
 
     protected override Task<IPubSubBroker> CreateBrokerAsync() =>
-        Brokers.CreateAsync("pubsub.in-memory", new Dictionary<string, string> { ["redeliveryDelay"] = "100ms" });
+        Brokers.CreateAsync("pubsub.in-memory", new Dictionary<string, string> { ["redeliveryDelay"] = "100ms", ["maxDeliveryAttempts"] = "3" });
 
     /// <summary>Messages live in the process: a "restart" keeps the same broker, as only subscriptions stop.</summary>
     protected override Task<IPubSubBroker> RestartAsync(IPubSubBroker broker) => Task.FromResult(broker);
@@ -26,6 +26,7 @@ public sealed class RedisBrokerConformanceTests(RedisServer server) : PubSubBrok
             ["processingTimeout"] = "300ms",
             ["redeliverInterval"] = "100ms",
             ["pollInterval"] = "20ms",
+            ["maxDeliveryAttempts"] = "3",
         });
     }
 }
@@ -43,6 +44,7 @@ public sealed class JetStreamBrokerConformanceTests(NatsServer server) : PubSubB
             ["streamName"] = "conformance",
             ["ackWait"] = "2s",
             ["nakDelay"] = "100ms",
+            ["maxDeliver"] = "3",
         });
     }
 }

@@ -6,7 +6,9 @@ namespace SharedRuntime.ComponentTests.PubSub;
 /// <summary>
 /// What every broker must do, run against each broker's real server: delivery with data, content type and metadata
 /// intact, every consumer group getting every message, one delivery per message within a group, at-least-once
-/// redelivery on Retry or after a runtime restart, and the subscriber's in-flight bound. Each test uses topics of its own.
+/// redelivery on Retry or after a runtime restart, and the subscriber's in-flight bound; every message ends after a
+/// bounded number of deliveries (each broker is made with <c>maxDeliveryAttempts: 3</c>), and the publisher travels
+/// apart from the metadata a publisher sends. Each test uses topics of its own.
 /// </summary>
 public abstract class PubSubBrokerConformanceTests : IAsyncLifetime
 {
@@ -64,8 +66,11 @@ public abstract class PubSubBrokerConformanceTests : IAsyncLifetime
     private static Task<IAsyncDisposable> SubscribeAsync(IPubSubBroker broker, string topic, string group, Recorder recorder, int maxInFlight = 8) =>
         broker.SubscribeAsync(topic, group, maxInFlight, recorder.HandleAsync, default).AsTask().WaitAsync(Within.Limit);
 
-    private static Task PublishAsync(IPubSubBroker broker, string topic, string text, string contentType = "text/plain", IReadOnlyDictionary<string, string>? metadata = null) =>
-        broker.PublishAsync(new PubSubMessage(topic, Encoding.UTF8.GetBytes(text), contentType, metadata ?? new Dictionary<string, string>()), default).AsTask().WaitAsync(Within.Limit);
+    /// <summary>Every conformance broker is made with this bound.</summary>
+    protected const int MaxDeliveryAttempts = 3;
+
+    private static Task PublishAsync(IPubSubBroker broker, string topic, string text, string contentType = "text/plain", IReadOnlyDictionary<string, string>? metadata = null, string? publisher = null) =>
+        broker.PublishAsync(new PubSubMessage(topic, Encoding.UTF8.GetBytes(text), contentType, metadata ?? new Dictionary<string, string>()) { PublisherAppId = publisher }, default).AsTask().WaitAsync(Within.Limit);
 
     private static string Text(ReceivedMessage message) => Encoding.UTF8.GetString(message.Data.Span);
 
@@ -248,5 +253,57 @@ public abstract class PubSubBrokerConformanceTests : IAsyncLifetime
 
         Assert.Equal("for-b", Text(await b.NextAsync()));
         Assert.True(await b.StaysQuietAsync(RedeliveryWait), "a message of another group or topic reached app-b");
+    }
+
+    [SkippableFact]
+    public async Task AMessageAnsweredRetryForeverEndsAfterMaxDeliveryAttempts()
+    {
+        var broker = Ready();
+        Assert.Equal(MaxDeliveryAttempts, broker.MaxDeliveryAttempts);
+        var recorder = new Recorder { Answer = static (_, _) => Task.FromResult(DeliveryOutcome.Retry) };
+        await using var subscription = await SubscribeAsync(broker, _topic, "app-a", recorder);
+
+        await PublishAsync(broker, _topic, "poison");
+
+        var attempts = (await recorder.NextAsync(MaxDeliveryAttempts)).Select(m => m.Attempt).ToList();
+        Assert.Equal(Enumerable.Range(1, MaxDeliveryAttempts), attempts);
+        Assert.True(await recorder.StaysQuietAsync(RedeliveryWait * 2), "a message was delivered more than maxDeliveryAttempts times");
+    }
+
+    [SkippableFact]
+    public async Task PoisonMessagesFillingEverySlotDoNotBlockTheSubscriptionForEver()
+    {
+        var broker = Ready();
+        var recorder = new Recorder { Answer = static (m, _) => Task.FromResult(Text(m).StartsWith("poison", StringComparison.Ordinal) ? DeliveryOutcome.Retry : DeliveryOutcome.Success) };
+        await using var subscription = await SubscribeAsync(broker, _topic, "app-a", recorder, maxInFlight: 2);
+
+        await PublishAsync(broker, _topic, "poison-1");
+        await PublishAsync(broker, _topic, "poison-2");
+        await PublishAsync(broker, _topic, "good");
+
+        // Every in-flight slot is held by a poison message until its attempts run out; then the good one comes through.
+        while (!recorder.All.Any(m => Text(m) == "good"))
+        {
+            await recorder.NextAsync(TimeSpan.FromSeconds(30));
+        }
+        Assert.All(recorder.All.Where(m => Text(m) != "good"), m => Assert.InRange(m.Attempt, 1, MaxDeliveryAttempts));
+    }
+
+    [SkippableFact]
+    public async Task ThePublisherTravelsApartFromTheMetadataAPublisherSends()
+    {
+        var broker = Ready();
+        var recorder = new Recorder();
+        await using var subscription = await SubscribeAsync(broker, _topic, "app-a", recorder);
+
+        var spoofed = new Dictionary<string, string> { ["publisher"] = "bystander", ["SharedRuntime-Publisher"] = "bystander", ["publisherappid"] = "bystander" };
+        await PublishAsync(broker, _topic, "signed", metadata: spoofed, publisher: "attacker");
+        await PublishAsync(broker, _topic, "unsigned");
+
+        var messages = (await recorder.NextAsync(2)).ToDictionary(Text);
+        Assert.Equal("attacker", messages["signed"].PublisherAppId);
+        Assert.Equal("bystander", messages["signed"].Metadata["publisher"]);
+        Assert.Null(messages["unsigned"].PublisherAppId);
+        Assert.Null(messages["signed"].Undecodable);
     }
 }

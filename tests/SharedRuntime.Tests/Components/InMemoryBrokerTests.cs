@@ -90,7 +90,7 @@ public sealed class InMemoryBrokerTests : IAsyncLifetime
         await Publish("bounded", "1");
         await Publish("bounded", "2");
         await Publish("bounded", "3");
-        await Assert.ThrowsAsync<ComponentException>(() => Publish("bounded", "4").AsTask());
+        await Assert.ThrowsAsync<PubSubLimitException>(() => Publish("bounded", "4").AsTask());
 
         var received = new List<string>();
         var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -115,7 +115,7 @@ public sealed class InMemoryBrokerTests : IAsyncLifetime
                 await Publish("bounded", "5");
                 return true;
             }
-            catch (ComponentException)
+            catch (PubSubLimitException)
             {
                 return false;
             }
