@@ -45,4 +45,7 @@ internal static partial class DeliveryLog
 
     [LoggerMessage(2214, LogLevel.Information, "Tenant {AppId}: the app subscribes to {Count} topics through /dapr/subscribe")]
     public static partial void Discovered(ILogger logger, string appId, int count);
+
+    [LoggerMessage(2215, LogLevel.Error, "Tenant {AppId}: the app's answer to GET /dapr/subscribe is refused; it gets no programmatic subscriptions until its endpoint changes or the runtime restarts, its declarative ones and the other tenants are unaffected: {Problem}")]
+    public static partial void DiscoveryRefused(ILogger logger, string appId, string problem);
 }
