@@ -51,4 +51,7 @@ internal static partial class DeliveryLog
 
     [LoggerMessage(2231, LogLevel.Warning, "Tenant {AppId}: subscription {Subscription} to {PubsubName}/{Topic} is refused: {Reason}")]
     public static partial void SubscriptionRefused(ILogger logger, string appId, string subscription, string pubsubName, string topic, string reason);
+
+    [LoggerMessage(2215, LogLevel.Error, "Tenant {AppId}: the app's answer to GET /dapr/subscribe is refused; it gets no programmatic subscriptions until its endpoint changes or the runtime restarts, its declarative ones and the other tenants are unaffected: {Problem}")]
+    public static partial void DiscoveryRefused(ILogger logger, string appId, string problem);
 }

@@ -8,10 +8,22 @@ namespace SharedRuntime.AppChannel;
 /// <summary>
 /// Programmatic subscriptions: asks an app <c>GET {appEndpoint}/dapr/subscribe</c> once per endpoint, in the
 /// background, and again with growing pauses while the app cannot answer. Names are read case-insensitively.
+/// The answer is the app's, so it is read with bounds: at most <see cref="MaxAnswerBytes"/>, JSON nested at most
+/// <see cref="MaxAnswerDepth"/> deep, at most <see cref="SubscriptionLimits.MaxPerApp"/> subscriptions, each within
+/// <see cref="SubscriptionLimits"/> and with match expressions <see cref="RouteMatch"/> accepts. An answer over any
+/// bound is refused whole: logged once, the app gets no programmatic subscriptions until its endpoint changes or the
+/// runtime restarts, and its declarative subscriptions and every other tenant are unaffected.
 /// </summary>
 internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger, Action changed) : IDisposable
 {
-    private const int MaxAnswerBytes = 1024 * 1024;
+    /// <summary>Largest answer read; a longer one is refused without reading the rest.</summary>
+    public const int MaxAnswerBytes = 1024 * 1024;
+
+    /// <summary>Deepest JSON nesting of an answer (Dapr's format needs five levels).</summary>
+    public const int MaxAnswerDepth = 16;
+
+    private static readonly JsonSerializerOptions AnswerOptions = new() { PropertyNameCaseInsensitive = true, MaxDepth = MaxAnswerDepth };
+
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
 
@@ -23,7 +35,7 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
         public TimeSpan NextPause { get; set; } = TimeSpan.FromSeconds(1);
     }
 
-    /// <summary>What the tenant's app said it subscribes to; empty until it has answered.</summary>
+    /// <summary>What the tenant's app said it subscribes to; empty until it has answered, or when its answer was refused.</summary>
     public IReadOnlyList<SubscriptionConfig> For(TenantContext tenant, CancellationToken cancellationToken)
     {
         var endpoint = tenant.Config.AppEndpoint!;
@@ -57,7 +69,18 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
                 entry.Subscriptions = subscriptions;
                 entry.Fetching = false;
             }
-            DiscoveryLogged(appId, subscriptions.Count);
+            DeliveryLog.Discovered(logger, appId, subscriptions.Count);
+            changed();
+        }
+        catch (InvalidDataException ex)
+        {
+            // The app answered, badly (InvalidDataException is how Parse refuses an answer): as with a good answer it is not asked again for this endpoint, so this is logged once.
+            lock (_entries)
+            {
+                entry.Subscriptions = [];
+                entry.Fetching = false;
+            }
+            DeliveryLog.DiscoveryRefused(logger, appId, ex.Message);
             changed();
         }
         catch (Exception ex) when (!_disposed.IsCancellationRequested)
@@ -89,8 +112,6 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
         }
     }
 
-    private void DiscoveryLogged(string appId, int count) => DeliveryLog.Discovered(logger, appId, count);
-
     private async Task<IReadOnlyList<SubscriptionConfig>> AskAsync(string appId, CancellationToken cancellationToken)
     {
         var channel = channels.Find(appId) ?? throw new InvalidOperationException("the app has no appEndpoint");
@@ -100,7 +121,10 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
             request.Headers.TryAddWithoutValidation("dapr-api-token", token);
         }
         byte[]? body = null;
+        var tooLarge = false;
         var status = 0;
+        // The answer is read inside the call so that its time counts toward the app's timeout; being too large is
+        // the answer's fault, not a failure of the app's channel, so it is not thrown from here.
         await channel.SendAsync(request, async (response, token) =>
         {
             using (response)
@@ -108,11 +132,8 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
                 status = (int)response.StatusCode;
                 if (response.IsSuccessStatusCode)
                 {
-                    if (response.Content.Headers.ContentLength > MaxAnswerBytes)
-                    {
-                        throw new InvalidDataException($"the answer is larger than {MaxAnswerBytes} bytes");
-                    }
-                    body = await response.Content.ReadAsByteArrayAsync(token).ConfigureAwait(false);
+                    body = await ReadBoundedAsync(response.Content, token).ConfigureAwait(false);
+                    tooLarge = body is null;
                 }
             }
             return new AppCallResult { StatusCode = status };
@@ -121,6 +142,10 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
         {
             return [];
         }
+        if (tooLarge)
+        {
+            throw new InvalidDataException($"the answer is larger than {MaxAnswerBytes} bytes");
+        }
         if (body is null)
         {
             throw new HttpRequestException($"GET /dapr/subscribe answered {status}");
@@ -128,39 +153,100 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
         return Parse(appId, body);
     }
 
-    /// <summary>Reads Dapr's <c>/dapr/subscribe</c> answer: <c>[{pubsubname, topic, route | routes, metadata, deadLetterTopic}]</c>.</summary>
+    /// <summary>The whole body, or null when it is longer than <see cref="MaxAnswerBytes"/> (then the rest is not read).</summary>
+    private static async Task<byte[]?> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        if (content.Headers.ContentLength > MaxAnswerBytes)
+        {
+            return null;
+        }
+        var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            var buffer = new MemoryStream();
+            var chunk = new byte[16 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                if (buffer.Length + read > MaxAnswerBytes)
+                {
+                    return null;
+                }
+                buffer.Write(chunk, 0, read);
+            }
+            return buffer.ToArray();
+        }
+    }
+
+    /// <summary>
+    /// Reads Dapr's <c>/dapr/subscribe</c> answer: <c>[{pubsubname, topic, route | routes, metadata, deadLetterTopic}]</c>.
+    /// Throws <see cref="InvalidDataException"/> saying what is wrong when the answer is bad or over a bound.
+    /// </summary>
     internal static IReadOnlyList<SubscriptionConfig> Parse(string appId, ReadOnlySpan<byte> json)
     {
-        var options = new JsonSerializerOptions { PropertyNameCaseInsensitive = true };
-        var items = JsonSerializer.Deserialize<List<Item>>(json, options) ?? [];
+        if (json.Length > MaxAnswerBytes)
+        {
+            throw new InvalidDataException($"the answer is larger than {MaxAnswerBytes} bytes");
+        }
+        List<Item> items;
+        try
+        {
+            items = JsonSerializer.Deserialize<List<Item>>(json, AnswerOptions) ?? [];
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"the answer is not Dapr's JSON format (an array of subscriptions, nested at most {MaxAnswerDepth} deep): {ex.Message}");
+        }
+        if (items.Count > SubscriptionLimits.MaxPerApp)
+        {
+            throw new InvalidDataException($"the answer lists {items.Count} subscriptions, more than {SubscriptionLimits.MaxPerApp} subscriptions allowed per app");
+        }
         var result = new List<SubscriptionConfig>();
         foreach (var item in items)
         {
-            if (string.IsNullOrEmpty(item.PubsubName) || string.IsNullOrEmpty(item.Topic))
+            if (item is null || string.IsNullOrEmpty(item.PubsubName) || string.IsNullOrEmpty(item.Topic))
             {
                 throw new InvalidDataException("every subscription needs pubsubname and topic");
             }
-            var rules = (item.Routes?.Rules ?? []).Select(r => new RouteRule(r.Match ?? "", r.Path ?? throw new InvalidDataException("every rule needs a path"))).ToList();
-            foreach (var rule in rules)
+            var topic = item.Topic.Length <= SubscriptionLimits.MaxNameLength ? item.Topic : item.Topic[..SubscriptionLimits.MaxNameLength] + "...";
+            var rules = new List<RouteRule>();
+            foreach (var rule in item.Routes?.Rules ?? [])
             {
-                RouteMatch.Parse(rule.Match);
+                if (rule?.Path is null)
+                {
+                    throw new InvalidDataException($"subscription to {topic}: every rule needs a path");
+                }
+                try
+                {
+                    RouteMatch.Parse(rule.Match ?? "");
+                }
+                catch (FormatException ex)
+                {
+                    throw new InvalidDataException($"subscription to {topic}: {ex.Message}");
+                }
+                rules.Add(new RouteRule(rule.Match ?? "", rule.Path));
             }
             var fallback = item.Routes?.Default ?? item.Route;
             if (rules.Count == 0 && fallback is null)
             {
-                throw new InvalidDataException($"subscription to {item.Topic} has neither route nor routes");
+                throw new InvalidDataException($"subscription to {topic} has neither route nor routes");
             }
-            result.Add(new SubscriptionConfig
+            var subscription = new SubscriptionConfig
             {
                 Name = $"{appId}/{item.PubsubName}/{item.Topic}",
                 PubsubName = item.PubsubName,
                 Topic = item.Topic,
                 Routes = new SubscriptionRoutes(rules, fallback),
                 DeadLetterTopic = item.DeadLetterTopic,
-                Metadata = item.Metadata ?? [],
+                Metadata = item.Metadata?.ToDictionary(m => m.Key, m => m.Value ?? "", StringComparer.Ordinal) ?? [],
                 Scopes = [appId],
                 Source = $"GET /dapr/subscribe of {appId}",
-            });
+            };
+            if (SubscriptionLimits.Problem(subscription) is { } problem)
+            {
+                throw new InvalidDataException($"subscription to {topic}: {problem}");
+            }
+            result.Add(subscription);
         }
         return result;
     }
@@ -173,7 +259,7 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
         public string? Topic { get; set; }
         public string? Route { get; set; }
         public Routes? Routes { get; set; }
-        public Dictionary<string, string>? Metadata { get; set; }
+        public Dictionary<string, string?>? Metadata { get; set; }
         public string? DeadLetterTopic { get; set; }
     }
 

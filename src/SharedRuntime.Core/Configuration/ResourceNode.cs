@@ -209,7 +209,7 @@ public static class Durations
             }
             span = span[i..];
             var j = 0;
-            while (j < span.Length && char.IsAsciiLetter(span[j]))
+            while (j < span.Length && char.IsLetter(span[j]))
             {
                 j++;
             }
@@ -230,6 +230,11 @@ public static class Durations
                 return false;
             }
             totalMs += number * factor;
+        }
+        // Longer than TimeSpan can hold (99999999999h, say) is not a duration, rather than an overflow.
+        if (!(totalMs < TimeSpan.MaxValue.TotalMilliseconds))
+        {
+            return false;
         }
         value = TimeSpan.FromMilliseconds(totalMs);
         return true;

@@ -84,7 +84,7 @@ internal static partial class ResourceParser
         {
             metadata[key] = value.AsString() ?? "";
         }
-        return new SubscriptionConfig
+        var subscription = new SubscriptionConfig
         {
             Name = raw.Name,
             PubsubName = pubsub,
@@ -95,6 +95,54 @@ internal static partial class ResourceParser
             Scopes = root["scopes"].AsStringList(),
             Source = $"{raw.File}: {raw.Document}",
         };
+        return SubscriptionLimits.Problem(subscription) is { } problem ? throw spec.Error(problem) : subscription;
+    }
+
+    /// <summary>The app-ids a Subscription document names, as far as they can be read, for saying whom a refusal costs.</summary>
+    private static IReadOnlyList<string> ScopesOf(RawResource raw)
+    {
+        try
+        {
+            return raw.Node["scopes"].AsStringList();
+        }
+        catch (ResourceException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>
+    /// Counts declarative subscriptions per app, refusing one that would give an app more than
+    /// <see cref="SubscriptionLimits.MaxPerApp"/>. A subscription without scopes counts for every app.
+    /// </summary>
+    private sealed class SubscriptionCounter
+    {
+        private readonly Dictionary<string, int> _scoped = new(StringComparer.Ordinal);
+        private (string App, int Count) _busiest = ("every app", 0);
+        private int _everyApp;
+
+        public void Add(SubscriptionConfig subscription, RawResource raw)
+        {
+            var apps = subscription.Scopes.Distinct(StringComparer.Ordinal).ToList();
+            var (app, count) = apps.Count == 0 ? _busiest : apps.Select(a => (a, _scoped.GetValueOrDefault(a))).MaxBy(a => a.Item2);
+            if (_everyApp + count >= SubscriptionLimits.MaxPerApp)
+            {
+                throw raw.Error(null, $"{app} already has {SubscriptionLimits.MaxPerApp} subscriptions, the most one app may have");
+            }
+            if (apps.Count == 0)
+            {
+                _everyApp++;
+                return;
+            }
+            foreach (var scoped in apps)
+            {
+                var now = _scoped[scoped] = _scoped.GetValueOrDefault(scoped) + 1;
+                if (now > _busiest.Count)
+                {
+                    _busiest = (scoped, now);
+                }
+            }
+        }
     }
 
     public static ResiliencyConfig ParseResiliency(RawResource raw)

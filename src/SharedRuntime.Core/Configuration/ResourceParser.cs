@@ -23,6 +23,8 @@ internal static partial class ResourceParser
         var appIds = new Dictionary<string, RawResource>(StringComparer.Ordinal);
         var tokens = new Dictionary<string, RawResource>(StringComparer.Ordinal);
         var rejectedTenants = new List<ResourceException>();
+        var rejectedSubscriptions = new List<RejectedSubscription>();
+        var subscriptionsPerApp = new SubscriptionCounter();
 
         foreach (var raw in raws)
         {
@@ -50,9 +52,23 @@ internal static partial class ResourceParser
                     CheckUnique(seen, identity, raw);
                     components.Add(ParseComponent(raw));
                     break;
-                case SubscriptionConfig.KindName when raw.ApiVersion is DaprApiVersion or DaprApiVersion2:
-                    CheckUnique(seen, identity, raw);
-                    subscriptions.Add(ParseSubscription(raw));
+                case SubscriptionConfig.KindName:
+                    try
+                    {
+                        if (raw.ApiVersion is not (DaprApiVersion or DaprApiVersion2))
+                        {
+                            throw raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}");
+                        }
+                        CheckUnique(seen, identity, raw);
+                        var subscription = ParseSubscription(raw);
+                        subscriptionsPerApp.Add(subscription, raw);
+                        subscriptions.Add(subscription);
+                    }
+                    catch (ResourceException ex)
+                    {
+                        // Only the apps this subscription names lose it; the rest of the set applies.
+                        rejectedSubscriptions.Add(new RejectedSubscription(ex, ScopesOf(raw)));
+                    }
                     break;
                 case ResiliencyConfig.KindName when raw.ApiVersion == DaprApiVersion:
                     CheckUnique(seen, identity, raw);
@@ -66,7 +82,6 @@ internal static partial class ResourceParser
                     rejectedTenants.Add(raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}"));
                     break;
                 case ComponentConfig.KindName:
-                case SubscriptionConfig.KindName:
                 case ResiliencyConfig.KindName:
                     throw raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}");
                 default:
@@ -89,6 +104,7 @@ internal static partial class ResourceParser
             Resiliencies = resiliencies,
             Configurations = configurations,
             RejectedTenants = rejectedTenants,
+            RejectedSubscriptions = rejectedSubscriptions,
         };
     }
 

@@ -27,6 +27,9 @@ internal static class ResourceReader
     /// <summary>Largest resource file read; bigger files are refused.</summary>
     public const long MaxFileBytes = 4 * 1024 * 1024;
 
+    /// <summary>Deepest nesting of mappings and sequences in a resource document; Dapr's resources need fewer than ten.</summary>
+    public const int MaxDepth = 64;
+
     private static readonly IDeserializer Deserializer = new DeserializerBuilder().Build();
 
     public static IEnumerable<string> ListFiles(IEnumerable<string> folders)
@@ -68,7 +71,7 @@ internal static class ResourceReader
     public static List<RawResource> ReadText(string file, string text)
     {
         var result = new List<RawResource>();
-        var parser = new Parser(new StringReader(text));
+        IParser parser = new BoundedParser(new Parser(new StringReader(text)));
         var index = 0;
         try
         {
@@ -101,5 +104,36 @@ internal static class ResourceReader
             throw new ResourceException(file, $"document {index + 1}", null, $"invalid YAML at line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}");
         }
         return result;
+    }
+}
+
+/// <summary>
+/// Refuses what would let a resource file cost more than its size: nesting deeper than
+/// <see cref="ResourceReader.MaxDepth"/> (the deserializer recurses once per level) and aliases (<c>*name</c>), which
+/// share one node among many places so that a small file expands to an exponential tree when it is walked.
+/// </summary>
+internal sealed class BoundedParser(IParser inner) : IParser
+{
+    private int _depth;
+
+    public ParsingEvent? Current => inner.Current;
+
+    public bool MoveNext()
+    {
+        if (!inner.MoveNext())
+        {
+            return false;
+        }
+        switch (inner.Current)
+        {
+            case MappingStart or SequenceStart when ++_depth > ResourceReader.MaxDepth:
+                throw new YamlException(inner.Current.Start, inner.Current.End, $"mappings and lists nested more than {ResourceReader.MaxDepth} deep");
+            case MappingEnd or SequenceEnd:
+                _depth--;
+                break;
+            case AnchorAlias alias:
+                throw new YamlException(alias.Start, alias.End, $"aliases (*{alias.Value}) are not supported in resource files");
+        }
+        return true;
     }
 }

@@ -18,9 +18,18 @@ public sealed record ResourceSet
     /// </summary>
     public IReadOnlyList<ResourceException> RejectedTenants { get; init; } = [];
 
+    /// <summary>
+    /// Subscription documents that could not be used (a bad field, a match expression over the parser's bounds, more
+    /// subscriptions for an app than it may have). Only the apps they name lose them; the rest of the set applies.
+    /// </summary>
+    public IReadOnlyList<RejectedSubscription> RejectedSubscriptions { get; init; } = [];
+
     /// <summary>The text of every file the set was read from, for the last-good cache; empty for sets built in code.</summary>
     public IReadOnlyList<ResourceDocument> Documents { get; init; } = [];
 }
 
 /// <summary>One resource file as read: its path and its YAML text.</summary>
 public sealed record ResourceDocument(string Path, string Text);
+
+/// <summary>A Subscription document left out of a set: why, and the app-ids it named (empty: every app).</summary>
+public sealed record RejectedSubscription(ResourceException Error, IReadOnlyList<string> Scopes);

@@ -8,8 +8,20 @@ namespace SharedRuntime.Configuration;
 /// literals (<c>event.type == "widget"</c>, <c>event.data.price &gt; 100</c>), joined by <c>&amp;&amp;</c> and
 /// <c>||</c>, with parentheses. An empty expression always matches; a missing field never compares equal.
 /// </summary>
+/// <remarks>
+/// Match expressions come from apps (<c>GET /dapr/subscribe</c>), so parsing is bounded: at most
+/// <see cref="MaxLength"/> characters and <see cref="MaxDepth"/> nested <c>!</c> or parentheses. Chains of
+/// <c>&amp;&amp;</c> and <c>||</c> are kept flat and evaluated in a loop, so evaluation never recurses deeper than the
+/// nesting either. Anything else is a <see cref="FormatException"/> saying what is wrong.
+/// </remarks>
 public sealed class RouteMatch
 {
+    /// <summary>Longest expression accepted, in characters.</summary>
+    public const int MaxLength = 4096;
+
+    /// <summary>Deepest nesting of <c>!</c> and parentheses accepted.</summary>
+    public const int MaxDepth = 32;
+
     private readonly Func<JsonElement, bool> _evaluate;
 
     private RouteMatch(Func<JsonElement, bool> evaluate) => _evaluate = evaluate;
@@ -19,11 +31,16 @@ public sealed class RouteMatch
     /// <summary>Whether the CloudEvent <paramref name="cloudEvent"/> matches.</summary>
     public bool Matches(JsonElement cloudEvent) => _evaluate(cloudEvent);
 
+    /// <summary>Parses <paramref name="text"/>; throws <see cref="FormatException"/> saying what is wrong.</summary>
     public static RouteMatch Parse(string text)
     {
         if (string.IsNullOrWhiteSpace(text))
         {
             return Always;
+        }
+        if (text.Length > MaxLength)
+        {
+            throw new FormatException($"the match is {text.Length} characters long, longer than the {MaxLength} allowed");
         }
         var parser = new Parser(text);
         var result = parser.ParseOr();
@@ -37,6 +54,7 @@ public sealed class RouteMatch
     private sealed class Parser(string text)
     {
         private int _position;
+        private int _depth;
 
         public bool AtEnd
         {
@@ -68,36 +86,72 @@ public sealed class RouteMatch
 
         public Func<JsonElement, bool> ParseOr()
         {
-            var left = ParseAnd();
-            while (Take("||"))
+            var first = ParseAnd();
+            if (!Take("||"))
             {
-                var (l, r) = (left, ParseAnd());
-                left = e => l(e) || r(e);
+                return first;
             }
-            return left;
+            List<Func<JsonElement, bool>> terms = [first];
+            do
+            {
+                terms.Add(ParseAnd());
+            }
+            while (Take("||"));
+            var all = terms.ToArray();
+            return e =>
+            {
+                foreach (var term in all)
+                {
+                    if (term(e))
+                    {
+                        return true;
+                    }
+                }
+                return false;
+            };
         }
 
         private Func<JsonElement, bool> ParseAnd()
         {
-            var left = ParseTerm();
-            while (Take("&&"))
+            var first = ParseTerm();
+            if (!Take("&&"))
             {
-                var (l, r) = (left, ParseTerm());
-                left = e => l(e) && r(e);
+                return first;
             }
-            return left;
+            List<Func<JsonElement, bool>> terms = [first];
+            do
+            {
+                terms.Add(ParseTerm());
+            }
+            while (Take("&&"));
+            var all = terms.ToArray();
+            return e =>
+            {
+                foreach (var term in all)
+                {
+                    if (!term(e))
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            };
         }
 
         private Func<JsonElement, bool> ParseTerm()
         {
             if (Take("("))
             {
+                Enter();
                 var inner = ParseOr();
+                _depth--;
                 return Take(")") ? inner : throw Fail("expected ')'");
             }
             if (Take("!"))
             {
+                Enter();
                 var inner = ParseTerm();
+                _depth--;
                 return e => !inner(e);
             }
             var path = ParsePath();
@@ -105,6 +159,14 @@ public sealed class RouteMatch
             var op = operators.FirstOrDefault(Take) ?? throw Fail("expected a comparison (==, !=, >, >=, <, <=)");
             var literal = ParseLiteral();
             return e => Compare(Resolve(e, path), op, literal);
+        }
+
+        private void Enter()
+        {
+            if (++_depth > MaxDepth)
+            {
+                throw Fail($"'!' and parentheses nested more than {MaxDepth} deep");
+            }
         }
 
         private string[] ParsePath()
@@ -156,7 +218,9 @@ public sealed class RouteMatch
                 : throw Fail("expected a string, a number, true or false");
         }
 
-        public FormatException Fail(string problem) => new($"{problem} at position {_position + 1} of match '{text}'");
+        /// <summary>The problem and where; a long expression is quoted only in part.</summary>
+        public FormatException Fail(string problem) =>
+            new($"{problem} at position {_position + 1} of match '{(text.Length <= 100 ? text : string.Concat(text.AsSpan(0, 100), "..."))}'");
     }
 
     private static JsonElement? Resolve(JsonElement element, string[] path)
@@ -179,8 +243,8 @@ public sealed class RouteMatch
         }
         int? order = (literal, v.ValueKind) switch
         {
-            (string s, JsonValueKind.String) => string.CompareOrdinal(v.GetString(), s),
-            (double d, JsonValueKind.Number) => v.GetDouble().CompareTo(d),
+            (string s, JsonValueKind.String) => TryGetString(v) is { } text ? string.CompareOrdinal(text, s) : null,
+            (double d, JsonValueKind.Number) => v.TryGetDouble(out var number) ? number.CompareTo(d) : null,
             (bool b, JsonValueKind.True or JsonValueKind.False) => v.GetBoolean() == b ? 0 : 1,
             _ => null,
         };
@@ -197,5 +261,18 @@ public sealed class RouteMatch
             "<" => o < 0,
             _ => o <= 0,
         };
+    }
+
+    /// <summary>The string, or null when its escapes do not make valid UTF-16 (a lone surrogate): such a value compares with nothing.</summary>
+    private static string? TryGetString(JsonElement value)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 }

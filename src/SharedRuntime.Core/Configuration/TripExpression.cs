@@ -7,10 +7,18 @@ public readonly record struct BreakerCounts(long Requests, long TotalSuccesses, 
 
 /// <summary>
 /// A circuit breaker's <c>trip</c> expression as Dapr writes it: comparisons of the counts with numbers, joined
-/// by <c>&amp;&amp;</c> and <c>||</c>, with parentheses, for example <c>consecutiveFailures &gt; 5</c>.
+/// by <c>&amp;&amp;</c> and <c>||</c>, with parentheses, for example <c>consecutiveFailures &gt; 5</c>. Parsing is
+/// bounded like <see cref="RouteMatch"/>: at most <see cref="MaxLength"/> characters and <see cref="MaxDepth"/> nested
+/// parentheses, with chains of <c>&amp;&amp;</c> and <c>||</c> evaluated in a loop.
 /// </summary>
 public sealed class TripExpression
 {
+    /// <summary>Longest expression accepted, in characters.</summary>
+    public const int MaxLength = RouteMatch.MaxLength;
+
+    /// <summary>Deepest nesting of parentheses accepted.</summary>
+    public const int MaxDepth = RouteMatch.MaxDepth;
+
     private readonly Func<BreakerCounts, bool> _evaluate;
 
     private TripExpression(string text, Func<BreakerCounts, bool> evaluate)
@@ -28,18 +36,24 @@ public sealed class TripExpression
     /// <summary>Parses <paramref name="text"/>; throws <see cref="FormatException"/> saying what is wrong.</summary>
     public static TripExpression Parse(string text)
     {
+        if (text.Length > MaxLength)
+        {
+            throw new FormatException($"the trip expression is {text.Length} characters long, longer than the {MaxLength} allowed");
+        }
         var parser = new Parser(text);
         var result = parser.ParseOr();
         parser.SkipSpaces();
         if (!parser.AtEnd)
         {
-            throw new FormatException($"unexpected '{text[parser.Position..]}' in trip expression '{text}'");
+            throw parser.Fail("unexpected text");
         }
         return new TripExpression(text, result);
     }
 
     private sealed class Parser(string text)
     {
+        private int _depth;
+
         public int Position { get; private set; }
 
         public bool AtEnd => Position >= text.Length;
@@ -65,33 +79,68 @@ public sealed class TripExpression
 
         public Func<BreakerCounts, bool> ParseOr()
         {
-            var left = ParseAnd();
-            while (Take("||"))
+            var first = ParseAnd();
+            if (!Take("||"))
             {
-                var l = left;
-                var r = ParseAnd();
-                left = c => l(c) || r(c);
+                return first;
             }
-            return left;
+            List<Func<BreakerCounts, bool>> terms = [first];
+            do
+            {
+                terms.Add(ParseAnd());
+            }
+            while (Take("||"));
+            var all = terms.ToArray();
+            return c =>
+            {
+                foreach (var term in all)
+                {
+                    if (term(c))
+                    {
+                        return true;
+                    }
+                }
+                return false;
+            };
         }
 
         private Func<BreakerCounts, bool> ParseAnd()
         {
-            var left = ParseTerm();
-            while (Take("&&"))
+            var first = ParseTerm();
+            if (!Take("&&"))
             {
-                var l = left;
-                var r = ParseTerm();
-                left = c => l(c) && r(c);
+                return first;
             }
-            return left;
+            List<Func<BreakerCounts, bool>> terms = [first];
+            do
+            {
+                terms.Add(ParseTerm());
+            }
+            while (Take("&&"));
+            var all = terms.ToArray();
+            return c =>
+            {
+                foreach (var term in all)
+                {
+                    if (!term(c))
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            };
         }
 
         private Func<BreakerCounts, bool> ParseTerm()
         {
             if (Take("("))
             {
+                if (++_depth > MaxDepth)
+                {
+                    throw Fail($"parentheses nested more than {MaxDepth} deep");
+                }
                 var inner = ParseOr();
+                _depth--;
                 if (!Take(")"))
                 {
                     throw Fail("expected ')'");
@@ -139,6 +188,8 @@ public sealed class TripExpression
             };
         }
 
-        private FormatException Fail(string problem) => new($"{problem} at position {Position + 1} of trip expression '{text}'");
+        /// <summary>The problem and where; a long expression is quoted only in part.</summary>
+        public FormatException Fail(string problem) =>
+            new($"{problem} at position {Position + 1} of trip expression '{(text.Length <= 100 ? text : string.Concat(text.AsSpan(0, 100), "..."))}'");
     }
 }

@@ -48,4 +48,7 @@ internal static partial class CoreLog
 
     [LoggerMessage(1015, LogLevel.Error, "Configuration change failed unexpectedly, the last good configuration stays")]
     public static partial void ReloadFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(1016, LogLevel.Error, "Subscription refused, the apps it names ({Apps}) do not get it until its resource is fixed; the rest is applied: {File}: {Document}: field '{Field}': {Problem}")]
+    public static partial void SubscriptionRefused(ILogger logger, string apps, string file, string document, string? field, string problem);
 }

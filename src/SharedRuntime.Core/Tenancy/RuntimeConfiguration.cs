@@ -150,6 +150,10 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             {
                 CoreLog.TenantRefused(_logger, refused.File, refused.Document, refused.Field, refused.Problem);
             }
+            foreach (var (refused, scopes) in set.RejectedSubscriptions)
+            {
+                CoreLog.SubscriptionRefused(_logger, scopes.Count == 0 ? "every app" : string.Join(", ", scopes), refused.File, refused.Document, refused.Field, refused.Problem);
+            }
             CoreLog.ConfigurationApplied(_logger, source, tenants.Count, components.Count, next.Generation);
             SaveLastGood(set);
             RetireReplaced(previous, next);

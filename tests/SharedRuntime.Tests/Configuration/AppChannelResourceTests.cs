@@ -67,9 +67,9 @@ public class AppChannelResourceTests
     }
 
     [Fact]
-    public void ABadMatchExpressionIsRefusedNamingTheField()
+    public void ABadMatchExpressionRefusesThatSubscriptionAloneNamingTheField()
     {
-        var error = Refused("""
+        var set = Parse("""
             apiVersion: dapr.io/v2alpha1
             kind: Subscription
             metadata:
@@ -81,8 +81,22 @@ public class AppChannelResourceTests
                 rules:
                   - match: event.type === 
                     path: /x
+            scopes:
+              - orders
+            ---
+            apiVersion: dapr.io/v1alpha1
+            kind: Subscription
+            metadata:
+              name: fine
+            spec:
+              pubsubname: pubsub
+              topic: t
+              route: /t
             """);
-        Assert.Equal("spec.routes.rules[0].match", error.Field);
+        var (error, scopes) = Assert.Single(set.RejectedSubscriptions);
+        Assert.Equal(("Subscription/broken", "spec.routes.rules[0].match"), (error.Document, error.Field));
+        Assert.Equal(["orders"], scopes);
+        Assert.Equal("fine", Assert.Single(set.Subscriptions).Name);
     }
 
     [Fact]
