@@ -306,13 +306,14 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                 {
                     return (null, "it is not a JSON CloudEvent: not a JSON object");
                 }
-                var traceParent = root.TryGetProperty("traceparent", out var trace) && trace.ValueKind == JsonValueKind.String && BuildingBlocks.TraceParent.IsValid(trace.GetString()!)
-                    ? trace.GetString()
-                    : null;
+                var hasTrace = root.TryGetProperty("traceparent", out var trace);
+                var traceParent = hasTrace && trace.ValueKind == JsonValueKind.String && BuildingBlocks.TraceParent.IsValid(trace.GetString()!)
+                    ? trace.GetString()!
+                    : BuildingBlocks.TraceParent.New();
                 var path = subscription.RouteOf(root);
-                if (isCloudEvent && !NamesPublisher(root, message.PublisherAppId))
+                if (isCloudEvent && (!NamesPublisher(root, message.PublisherAppId) || (hasTrace && traceParent != trace.GetString())))
                 {
-                    body = WithPublisher(root, message.PublisherAppId);
+                    body = Rewrite(root, message.PublisherAppId, traceParent);
                 }
                 return (new Content(body, CloudEventType, path, traceParent), null);
             }
@@ -333,8 +334,11 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
             return publisher is null ? count == 0 : count == 1 && named == publisher;
         }
 
-        /// <summary>The CloudEvent with <c>publisherappid</c> set by the runtime: every copy the event had is left out.</summary>
-        private static ReadOnlyMemory<byte> WithPublisher(JsonElement root, string? publisher)
+        /// <summary>
+        /// The CloudEvent with <c>publisherappid</c> set by the runtime (every copy the event had is left out) and a
+        /// trace parent that is not a valid W3C one replaced by <paramref name="traceParent"/>.
+        /// </summary>
+        private static ReadOnlyMemory<byte> Rewrite(JsonElement root, string? publisher, string traceParent)
         {
             var buffer = new ArrayBufferWriter<byte>(256);
             using (var writer = new Utf8JsonWriter(buffer))
@@ -342,10 +346,17 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                 writer.WriteStartObject();
                 foreach (var property in root.EnumerateObject())
                 {
-                    if (!property.NameEquals(BuildingBlocks.PublishApi.PublisherAttribute))
+                    if (property.NameEquals(BuildingBlocks.PublishApi.PublisherAttribute))
                     {
-                        property.WriteTo(writer);
+                        continue;
                     }
+                    if ((property.NameEquals("traceparent") || property.NameEquals("traceid")) &&
+                        !(property.Value.ValueKind == JsonValueKind.String && BuildingBlocks.TraceParent.IsValid(property.Value.GetString()!)))
+                    {
+                        writer.WriteString(property.Name, traceParent);
+                        continue;
+                    }
+                    property.WriteTo(writer);
                 }
                 if (publisher is not null)
                 {

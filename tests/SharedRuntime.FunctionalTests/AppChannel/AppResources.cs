@@ -34,7 +34,15 @@ internal static class AppResources
 
         """;
 
-    public static string InMemoryPubSub(string name) => Resources.Component(name, "pubsub.in-memory", new Dictionary<string, string> { ["redeliveryDelay"] = "50ms" });
+    public static string InMemoryPubSub(string name, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var all = new Dictionary<string, string> { ["redeliveryDelay"] = "50ms" };
+        foreach (var (key, value) in metadata ?? new Dictionary<string, string>())
+        {
+            all[key] = value;
+        }
+        return Resources.Component(name, "pubsub.in-memory", all);
+    }
 
     private static string Indent(string text, string prefix) =>
         string.Join("\n", text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => prefix + l.TrimEnd()));

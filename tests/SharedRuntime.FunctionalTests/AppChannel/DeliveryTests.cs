@@ -27,7 +27,8 @@ public sealed class DeliveryTests : IAsyncDisposable
         var app = await TestApp.StartAsync(async context =>
         {
             using var reader = new StreamReader(context.Request.Body);
-            var delivery = new Delivery(context.Request.Path.Value ?? "", context.Request.ContentType ?? "", await reader.ReadToEndAsync(), context.Request.Headers["traceparent"].ToString());
+            var delivery = new Delivery(context.Request.Path.Value ?? "", context.Request.ContentType ?? "", await reader.ReadToEndAsync(), context.Request.Headers["traceparent"].ToString(),
+                context.Request.Headers["dapr-publisher-app-id"].ToString());
             deliveries.Enqueue(delivery);
             var (status, body) = answer is null ? (200, null) : await answer(delivery, Interlocked.Increment(ref attempts));
             context.Response.StatusCode = status;
@@ -41,14 +42,14 @@ public sealed class DeliveryTests : IAsyncDisposable
         return (app, deliveries);
     }
 
-    private async Task<TestRuntime> RuntimeAsync(string yaml)
+    private async Task<TestRuntime> RuntimeAsync(string yaml, IReadOnlyDictionary<string, string>? pubsubMetadata = null)
     {
-        var runtime = await TestRuntime.StartAsync(AppResources.InMemoryPubSub("pubsub") + yaml);
+        var runtime = await TestRuntime.StartAsync(AppResources.InMemoryPubSub("pubsub", pubsubMetadata) + yaml);
         _owned.Add(runtime);
         return runtime;
     }
 
-    public sealed record Delivery(string Path, string ContentType, string Body, string TraceParent)
+    public sealed record Delivery(string Path, string ContentType, string Body, string TraceParent, string Publisher = "")
     {
         public JsonElement Event => JsonDocument.Parse(Body).RootElement;
     }
@@ -251,7 +252,8 @@ public sealed class DeliveryTests : IAsyncDisposable
         var (app, deliveries) = await SubscriberAsync((_, _) => Task.FromResult<(int, string?)>(Volatile.Read(ref healthy) ? (200, null) : (503, null)));
         var runtime = await RuntimeAsync(
             AppResources.Tenant("worker", "worker-token", app.Address) +
-            AppResources.Subscription("jobs", "pubsub", "jobs", "default: /jobs"));
+            AppResources.Subscription("jobs", "pubsub", "jobs", "default: /jobs"),
+            new Dictionary<string, string> { ["maxDeliveryAttempts"] = "1000" });
         await WaitForSubscriptionAsync(runtime, "worker", "jobs");
 
         await PublishAsync(runtime, "worker-token", "jobs", """{"id":"keep"}""");
@@ -336,5 +338,185 @@ public sealed class DeliveryTests : IAsyncDisposable
             release.TrySetResult();
         }
         await Eventually.TrueAsync(() => Task.FromResult(hungDeliveries.Count == 50), TimeSpan.FromSeconds(20), "the hung app gets every event once it answers again");
+    }
+
+    private static SharedRuntime.Components.IPubSubBroker Broker(TestRuntime runtime) =>
+        (SharedRuntime.Components.IPubSubBroker)runtime.Configuration.Current.Components["pubsub"].Instance!;
+
+    private static async Task<string> MetricsAsync(TestRuntime runtime)
+    {
+        using var client = new HttpClient();
+        return await client.GetStringAsync(new Uri(runtime.MetricsAddress, "/metrics"));
+    }
+
+    private static bool Counted(string metrics, string appId, string outcome) =>
+        metrics.Split('\n').Any(line => line.StartsWith("sharedruntime_deliveries_total{", StringComparison.Ordinal) &&
+            line.Contains($"app_id=\"{appId}\"", StringComparison.Ordinal) && line.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal));
+
+    private static string RawSubscription(string name, string topic, string path, string? deadLetterTopic = null) =>
+        $"""
+        apiVersion: dapr.io/v2alpha1
+        kind: Subscription
+        metadata:
+          name: {name}
+        spec:
+          pubsubname: pubsub
+          topic: {topic}
+          routes:
+            default: {path}
+          metadata:
+            rawPayload: "true"
+        {(deadLetterTopic is null ? "" : $"  deadLetterTopic: {deadLetterTopic}\n")}---
+
+        """;
+
+    [Fact]
+    public async Task A_raw_event_whose_content_type_is_not_a_media_type_goes_to_the_dead_letter_topic_at_once()
+    {
+        var (app, deliveries) = await SubscriberAsync();
+        var runtime = await RuntimeAsync(
+            AppResources.Tenant("worker", "worker-token", app.Address) +
+            RawSubscription("raw", "raw-jobs", "/raw", deadLetterTopic: "raw-dead") +
+            AppResources.Subscription("dead", "pubsub", "raw-dead", "default: /dead"));
+        await WaitForSubscriptionAsync(runtime, "worker", "raw-jobs");
+        await WaitForSubscriptionAsync(runtime, "worker", "raw-dead");
+
+        // As a foreign publisher on a shared broker would leave it: the runtime's own publish API refuses such a content type.
+        await Broker(runtime).PublishAsync(new SharedRuntime.Components.PubSubMessage("raw-jobs", "poison"u8.ToArray(), "not a media type;;", new Dictionary<string, string>()) { PublisherAppId = "worker" }, default);
+
+        await Eventually.TrueAsync(() => Task.FromResult(deliveries.Any(d => d.Path == "/dead")), TimeSpan.FromSeconds(10), "the poison event reached the dead-letter topic");
+        await SettledAsync(runtime, "raw-jobs", "worker");
+        Assert.DoesNotContain(deliveries, d => d.Path == "/raw");
+        var dead = deliveries.Single(d => d.Path == "/dead");
+        Assert.Equal("not a media type;;", dead.Event.GetProperty("datacontenttype").GetString());
+        Assert.Equal("worker", dead.Publisher);
+
+        var content = new ByteArrayContent("x"u8.ToArray());
+        content.Headers.TryAddWithoutValidation("Content-Type", "not a media type;;");
+        using var refused = await runtime.Client("worker-token").PostAsync("/v1.0/publish/pubsub/raw-jobs?metadata.rawPayload=true", content);
+        await ErrorAsync(refused, HttpStatusCode.BadRequest, "ERR_MALFORMED_REQUEST");
+    }
+
+    [Fact]
+    public async Task A_poison_event_without_a_dead_letter_topic_is_dropped_with_a_log_line_and_a_metric()
+    {
+        var (app, deliveries) = await SubscriberAsync();
+        var runtime = await RuntimeAsync(
+            AppResources.Tenant("worker", "worker-token", app.Address) +
+            RawSubscription("raw", "raw-jobs", "/raw") +
+            AppResources.Subscription("ce", "pubsub", "ce-jobs", "default: /ce"));
+        await WaitForSubscriptionAsync(runtime, "worker", "raw-jobs");
+        await WaitForSubscriptionAsync(runtime, "worker", "ce-jobs");
+
+        var broker = Broker(runtime);
+        await broker.PublishAsync(new SharedRuntime.Components.PubSubMessage("raw-jobs", "poison"u8.ToArray(), "\u0001bad", new Dictionary<string, string>()), default);
+        await broker.PublishAsync(new SharedRuntime.Components.PubSubMessage("ce-jobs", "{not json"u8.ToArray(), "application/cloudevents+json", new Dictionary<string, string>()), default);
+
+        await SettledAsync(runtime, "raw-jobs", "worker");
+        await SettledAsync(runtime, "ce-jobs", "worker");
+        Assert.Empty(deliveries);
+        Assert.True(Counted(await MetricsAsync(runtime), "worker", "poison_dropped"));
+        await PublishAsync(runtime, "worker-token", "ce-jobs", """{"n":1}""");
+        await Eventually.TrueAsync(() => Task.FromResult(deliveries.Count == 1), TimeSpan.FromSeconds(10), "the subscription goes on");
+    }
+
+    [Fact]
+    public async Task An_event_the_app_keeps_failing_ends_after_maxDeliveryAttempts()
+    {
+        var (app, deliveries) = await SubscriberAsync((_, _) => Task.FromResult<(int, string?)>((500, null)));
+        var runtime = await RuntimeAsync(
+            AppResources.Tenant("worker", "worker-token", app.Address) +
+            AppResources.Subscription("jobs", "pubsub", "jobs", "default: /jobs"),
+            new Dictionary<string, string> { ["maxDeliveryAttempts"] = "4" });
+        await WaitForSubscriptionAsync(runtime, "worker", "jobs");
+
+        await PublishAsync(runtime, "worker-token", "jobs", """{"id":"never"}""");
+
+        await SettledAsync(runtime, "jobs", "worker");
+        Assert.Equal(4, deliveries.Count);
+        Assert.True(Counted(await MetricsAsync(runtime), "worker", "attempts_exhausted"));
+    }
+
+    [Fact]
+    public async Task The_subscriber_sees_the_real_publisher_whatever_the_event_claims()
+    {
+        var (app, deliveries) = await SubscriberAsync();
+        var runtime = await RuntimeAsync(
+            AppResources.Tenant("bystander", "bystander-token", app.Address) +
+            AppResources.Tenant("attacker", "attacker-token", null) +
+            AppResources.Subscription("news", "pubsub", "news", "default: /news", scopes: ["bystander"]) +
+            RawSubscription("raw-news", "raw-news", "/raw"));
+        await WaitForSubscriptionAsync(runtime, "bystander", "news");
+        await WaitForSubscriptionAsync(runtime, "bystander", "raw-news");
+        var attacker = runtime.Client("attacker-token");
+        const string forged = """{"id":"forged","source":"bystander","publisherappid":"bystander","type":"t","specversion":"1.0","traceparent":"00-not-a-trace\r\nx: y","data":{"n":1}}""";
+
+        // A CloudEvent of its own, the same as a raw payload, and a wrapped payload with a bad traceparent header.
+        using (var ce = new StringContent(forged, System.Text.Encoding.UTF8))
+        {
+            ce.Headers.ContentType = new("application/cloudevents+json");
+            await StatusAsync(await attacker.PostAsync("/v1.0/publish/pubsub/news", ce), HttpStatusCode.NoContent);
+        }
+        using (var raw = new StringContent(forged, System.Text.Encoding.UTF8))
+        {
+            raw.Headers.ContentType = new("application/cloudevents+json");
+            await StatusAsync(await attacker.PostAsync("/v1.0/publish/pubsub/news?metadata.rawPayload=true", raw), HttpStatusCode.NoContent);
+        }
+        using (var wrapped = new HttpRequestMessage(HttpMethod.Post, "/v1.0/publish/pubsub/news") { Content = Json("""{"n":2}""") })
+        {
+            wrapped.Headers.TryAddWithoutValidation("traceparent", "00-00000000000000000000000000000000-0000000000000000-01");
+            await StatusAsync(await attacker.SendAsync(wrapped), HttpStatusCode.NoContent);
+        }
+        await StatusAsync(await attacker.PostAsync("/v1.0/publish/pubsub/raw-news?metadata.rawPayload=true", new StringContent("raw bytes")), HttpStatusCode.NoContent);
+
+        await Eventually.TrueAsync(() => Task.FromResult(deliveries.Count == 4), TimeSpan.FromSeconds(10));
+        Assert.All(deliveries, d => Assert.Equal("attacker", d.Publisher));
+        foreach (var delivery in deliveries.Where(d => d.Path == "/news"))
+        {
+            var named = delivery.Event.EnumerateObject().Where(p => p.Name == "publisherappid").ToList();
+            Assert.Equal("attacker", Assert.Single(named).Value.GetString());
+            Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", delivery.TraceParent);
+            Assert.NotEqual("00-00000000000000000000000000000000-0000000000000000-01", delivery.TraceParent);
+        }
+        // Dapr keeps an app's own CloudEvent fields: source is what the publisher wrote; publisherappid is the runtime's.
+        Assert.Contains(deliveries, d => d.Path == "/news" && d.Event.GetProperty("source").GetString() == "bystander");
+        Assert.Equal("raw bytes", deliveries.Single(d => d.Path == "/raw").Body);
+    }
+
+    [Fact]
+    public async Task A_programmatic_subscription_to_a_protected_or_out_of_scope_topic_is_refused()
+    {
+        var discovered = new ConcurrentQueue<string>();
+        var app = await TestApp.StartAsync(async context =>
+        {
+            if (context.Request.Method == "GET" && context.Request.Path == "/dapr/subscribe")
+            {
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync("""
+                    [{"pubsubname":"pubsub","topic":"payments","route":"/payments"},
+                     {"pubsubname":"guarded","topic":"internal","route":"/internal"},
+                     {"pubsubname":"guarded","topic":"audit","route":"/audit"},
+                     {"pubsubname":"pubsub","topic":"jobs","route":"/jobs","deadLetterTopic":"payments"},
+                     {"pubsubname":"pubsub","topic":"open","route":"/open"}]
+                    """);
+                return;
+            }
+            discovered.Enqueue(context.Request.Path.Value ?? "");
+        });
+        _owned.Add(app);
+        var runtime = await RuntimeAsync(
+            AppResources.Tenant("snoop", "snoop-token", app.Address, """
+                appChannel:
+                  discoverSubscriptions: true
+                """) +
+            Resources.Component("guarded", "pubsub.in-memory", new Dictionary<string, string> { ["subscriptionScopes"] = "snoop=audit" }),
+            new Dictionary<string, string> { ["protectedTopics"] = "payments" });
+        await WaitForSubscriptionAsync(runtime, "snoop", "open");
+        await WaitForSubscriptionAsync(runtime, "snoop", "audit");
+
+        var delivery = (SharedRuntime.AppChannel.SubscriptionDelivery)runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.SubscriptionDelivery))!;
+        Assert.Equal(["audit", "open"], delivery.ActiveFor("snoop").Select(s => s.Topic).Order());
+        using var metadata = JsonDocument.Parse(await runtime.Client("snoop-token").GetStringAsync("/v1.0/metadata"));
+        Assert.DoesNotContain(metadata.RootElement.GetProperty("subscriptions").EnumerateArray(), s => s.GetProperty("topic").GetString() is "payments" or "internal" or "jobs");
     }
 }
