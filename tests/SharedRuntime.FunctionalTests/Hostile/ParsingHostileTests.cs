@@ -55,7 +55,16 @@ public sealed class ParsingHostileTests(ITestOutputHelper output) : IAsyncLifeti
         output.WriteLine(line.Length > 300 ? line[..300] : line);
 
         // The app's declarative subscription still applies; nothing it discovered does.
-        await Eventually.TrueAsync(async () => (await SubscribedTopicsAsync(runtime.Attacker)).SequenceEqual(["declared"]), TimeSpan.FromSeconds(10));
+        try
+        {
+            await Eventually.TrueAsync(async () => (await SubscribedTopicsAsync(runtime.Attacker)).SequenceEqual(["declared"]), TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException)
+        {
+            output.WriteLine(string.Join(",", await SubscribedTopicsAsync(runtime.Attacker)));
+            output.WriteLine(runtime.Process.Log);
+            throw;
+        }
 
         // A configuration change reconciles subscriptions again: the refused answer is neither asked for nor logged again.
         await File.WriteAllTextAsync(Path.Combine(runtime.ResourcesPath, "zz-later.yaml"), Resources.Component("later", "state.in-memory"));
@@ -110,8 +119,8 @@ public sealed class ParsingHostileTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.True(line.Length < 2000, $"the refusal repeats the expression: {line.Length} characters");
         output.WriteLine(line);
 
-        // The same file's good Subscription applies (the attacker has no app endpoint, so nothing is delivered, but the
-        // tenant still works).
+        // Only that document is refused: the same file's other Subscription and every tenant apply.
+        Assert.DoesNotContain("Subscription/attacker-plain", runtime.Process.Log, StringComparison.Ordinal);
         using var metadata = await runtime.Attacker.GetAsync("/v1.0/metadata");
         Assert.True(metadata.IsSuccessStatusCode);
         var peak = await runtime.AssertSurvivedAsync();
@@ -215,6 +224,8 @@ public sealed class ParsingHostileTests(ITestOutputHelper output) : IAsyncLifeti
                 ---
 
                 """;
+        // Named here: the harness looks for "name: pubsub" to decide whether to add it, which "pubsubname: pubsub" also contains.
+        extra["zz-pubsub.yaml"] = Resources.Component("pubsub", "pubsub.in-memory");
         var runtime = await HostileRuntime.StartAsync(extra, attackerTenant: attacker);
         _owned.Insert(0, runtime);
         return runtime;
