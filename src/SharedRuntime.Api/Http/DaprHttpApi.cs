@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -143,7 +144,7 @@ internal sealed class DaprHttpHandlers(
             throw Errors.Malformed("state item without a key");
         }
         var value = element.Get("value");
-        var bytes = value.ValueKind == JsonValueKind.Undefined ? [] : Encoding.UTF8.GetBytes(value.GetRawText());
+        var bytes = value.ValueKind == JsonValueKind.Undefined ? [] : JsonMarshal.GetRawUtf8Value(value).ToArray();
         var options = element.Get("options");
         var concurrency = options.GetString("concurrency") switch
         {
@@ -323,7 +324,7 @@ internal sealed class DaprHttpHandlers(
             {
                 JsonValueKind.String when contentType is null || !contentType.Contains("json", StringComparison.OrdinalIgnoreCase) => Encoding.UTF8.GetBytes(eventElement.GetString()!),
                 JsonValueKind.Undefined => [],
-                _ => Encoding.UTF8.GetBytes(eventElement.GetRawText()),
+                _ => JsonMarshal.GetRawUtf8Value(eventElement).ToArray(),
             };
             var entryMetadata = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
             foreach (var (k, v) in HttpRequestReader.StringMap(element.Get("metadata"), "metadata") ?? [])
@@ -383,7 +384,7 @@ internal sealed class DaprHttpHandlers(
         {
             JsonValueKind.Undefined or JsonValueKind.Null => [],
             JsonValueKind.String => Encoding.UTF8.GetBytes(dataElement.GetString()!),
-            _ => Encoding.UTF8.GetBytes(dataElement.GetRawText()),
+            _ => JsonMarshal.GetRawUtf8Value(dataElement).ToArray(),
         };
         var metadata = context.QueryMetadata(HttpRequestReader.StringMap(root.Get("metadata"), "metadata"));
         var request = new BindingRequest(root.GetString("operation") ?? "", data, metadata);

@@ -47,6 +47,16 @@ public sealed class MemoryBudgetTests
         var ceiling = await ErrorAsync(await other.PostAsync("/v1.0/state/store", Json(Save("k", 100_000))), HttpStatusCode.TooManyRequests, "ERR_TENANT_MEMORY_BUDGET");
         Assert.Contains("memory ceiling shared by all apps", ceiling, StringComparison.Ordinal);
 
+        using (var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress })
+        {
+            await Eventually.TrueAsync(async () =>
+            {
+                var lines = (await scraper.GetStringAsync("/metrics")).Split('\n').Where(l => l.StartsWith("sharedruntime_rejections_total{", StringComparison.Ordinal)).ToList();
+                return lines.Any(l => l.Contains("app_id=\"greedy\"", StringComparison.Ordinal) && l.Contains("reason=\"memory_budget\"", StringComparison.Ordinal)) &&
+                       lines.Any(l => l.Contains("app_id=\"other\"", StringComparison.Ordinal) && l.Contains("reason=\"node_memory\"", StringComparison.Ordinal));
+            }, Timeout, "both refusals counted, each with its reason");
+        }
+
         gate.SetResult();
         foreach (var request in held)
         {

@@ -21,10 +21,11 @@ public class MemoryLimitTests
     }
 
     [Fact]
-    public void A_negative_memory_budget_is_refused_with_its_field()
+    public void A_tenant_with_a_negative_memory_budget_is_refused_with_its_field()
     {
-        var ex = Assert.Throws<ResourceException>(() => Parse(Resources.Tenant("orders", "t", "maxMemoryBytes: -1")));
-        Assert.Contains("maxMemoryBytes", ex.Message, StringComparison.Ordinal);
+        var set = Parse(Resources.Tenant("orders", "t", "maxMemoryBytes: -1"));
+        Assert.Empty(set.Tenants);
+        Assert.Contains("maxMemoryBytes", Assert.Single(set.RejectedTenants).Message, StringComparison.Ordinal);
     }
 
     [Fact]
