@@ -77,6 +77,21 @@ public class BackendBreakerTests
     }
 
     [Fact]
+    public async Task GuardNeverCountsRequestsTheBackendRefusedForTheirData()
+    {
+        var guard = new ComponentGuard("store", new FairQueue(4, 4), new BackendBreaker(2, TimeSpan.FromSeconds(5), new FakeTimeProvider()));
+        static ValueTask<int> Fail(Exception ex, CancellationToken _) => throw ex;
+
+        for (var i = 0; i < 10; i++)
+        {
+            await Assert.ThrowsAsync<StateRequestRejectedException>(() => guard.RunAsync("attacker", (Exception)new StateRequestRejectedException("U+0000 in text"), Fail, default).AsTask());
+        }
+
+        Assert.False(guard.Breaker.IsOpen);
+        Assert.Equal(1, await guard.RunAsync("bystander", 1, static (v, _) => ValueTask.FromResult(v), default));
+    }
+
+    [Fact]
     public void GuardSettingsComeFromComponentMetadata()
     {
         var config = new ComponentConfig
