@@ -49,7 +49,10 @@ public sealed class AppChannel
     /// <summary>
     /// Sends one request to the app and classifies its answer. Throws <see cref="CircuitOpenException"/> without
     /// calling when the app's breaker is open, <see cref="TimeoutException"/> when the app does not answer in time,
-    /// and <see cref="HttpRequestException"/> when it cannot be reached.
+    /// <see cref="HttpRequestException"/> when it cannot be reached, and <see cref="CallerFaultException"/> when the
+    /// call failed because of the request itself. Only the app's own failures (connection refused or reset, no answer
+    /// in time) count against its channel breaker; a call
+    /// whose caller gave up or sent a request that could not be forwarded counts neither way.
     /// </summary>
     public async ValueTask<AppCallResult> SendAsync(HttpRequestMessage request, Func<HttpResponseMessage, CancellationToken, ValueTask<AppCallResult>> classify, CancellationToken cancellationToken)
     {
@@ -68,7 +71,17 @@ public sealed class AppChannel
             _breaker?.Record(generation, success: true);
             return result;
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _breaker?.Abandon(generation); // the caller gave up (or its own pipeline's timeout ended the call)
+            throw;
+        }
+        catch (Exception ex) when (CallerFault(request, ex) is { } problem)
+        {
+            _breaker?.Abandon(generation);
+            throw new CallerFaultException(problem, timedOut: ex is OperationCanceledException, ex);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {
             _breaker?.Record(generation, success: false);
             throw new TimeoutException($"app {AppId} did not answer within {Config.Timeout.TotalSeconds:0.###}s");
@@ -84,6 +97,47 @@ public sealed class AppChannel
             throw;
         }
     }
+
+    /// <summary>
+    /// Why a failed call is its caller's fault, or null when it is the app's: reading the caller's streamed body
+    /// failed or was still waiting on the caller, or the client refused the request before sending it (an HTTP error
+    /// with no transport failure behind it).
+    /// </summary>
+    private static string? CallerFault(HttpRequestMessage request, Exception exception)
+    {
+        if (CallerBodyStream.BlamesCaller(request))
+        {
+            return exception is OperationCanceledException
+                ? "the request body did not arrive in time"
+                : "the request body could not be read to its end (the caller aborted it or sent less than it announced)";
+        }
+        if (exception is HttpRequestException { HttpRequestError: HttpRequestError.Unknown } http && !HasTransportCause(http))
+        {
+            return $"the request cannot be sent to the app: {http.Message}";
+        }
+        return null;
+    }
+
+    private static bool HasTransportCause(Exception exception)
+    {
+        for (var inner = exception.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is IOException or System.Net.Sockets.SocketException or TimeoutException or ObjectDisposedException)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+}
+
+/// <summary>
+/// A call into an app failed because of the request it was given: the caller's 4xx (408 when its body did not arrive
+/// in time, else 400), never a failure of the app.
+/// </summary>
+public sealed class CallerFaultException(string problem, bool timedOut, Exception? inner = null) : Exception(problem, inner)
+{
+    public bool TimedOut { get; } = timedOut;
 }
 
 /// <summary>The app has all its call slots taken and the caller's line of waiting calls is full.</summary>

@@ -9,12 +9,17 @@ namespace SharedRuntime.AppChannel;
 
 /// <summary>
 /// Polly pipelines built from the Dapr <c>Resiliency</c> resources, one per calling tenant and target, made on first
-/// use and rebuilt (breaker state included) whenever the configuration changes.
+/// use and rebuilt (breaker state included) whenever the configuration changes. Only a tenant and a target that exist
+/// in the configuration get a pipeline cached, so the cache is bounded by the configuration, never by the names
+/// callers make up.
 /// </summary>
 public sealed class ResiliencyPolicies
 {
     /// <summary>Set on a call whose request body was streamed: it cannot be sent twice, so it is not retried.</summary>
     public static readonly ResiliencePropertyKey<bool> Streamed = new("sharedruntime.streamed");
+
+    /// <summary>The caller's streamed body, so that a timeout while the caller trickles it is not blamed on the app.</summary>
+    internal static readonly ResiliencePropertyKey<CallerBodyStream?> CallerBody = new("sharedruntime.caller-body");
 
     private readonly TimeProvider _time;
     private volatile Generation _generation;
@@ -26,13 +31,13 @@ public sealed class ResiliencyPolicies
         configuration.Changed += snapshot => _generation = new Generation(snapshot);
     }
 
-    /// <summary>The pipeline for calls by <paramref name="callerAppId"/> to the app <paramref name="targetAppId"/>.</summary>
+    /// <summary>The pipeline for calls by <paramref name="callerAppId"/> to the app <paramref name="targetAppId"/>; none when that app is not served here.</summary>
     public ResiliencePipeline<AppCallResult> ForApp(string callerAppId, string targetAppId) =>
-        Get(callerAppId, "app", targetAppId, static (r, name) => r.Apps.GetValueOrDefault(name));
+        Get(callerAppId, "app", targetAppId, static (s, name) => s.Tenants.ContainsKey(name), static (r, name) => r.Apps.GetValueOrDefault(name));
 
     /// <summary>The pipeline for deliveries from component <paramref name="pubsubName"/> to <paramref name="appId"/> (the component's inbound policy).</summary>
     public ResiliencePipeline<AppCallResult> ForInbound(string appId, string pubsubName) =>
-        Get(appId, "inbound", pubsubName, static (r, name) => r.Components.GetValueOrDefault(name)?.Inbound);
+        Get(appId, "inbound", pubsubName, static (s, name) => s.Components.ContainsKey(name), static (r, name) => r.Components.GetValueOrDefault(name)?.Inbound);
 
     /// <summary>The pipeline for <paramref name="appId"/>'s calls into component <paramref name="componentName"/> (its outbound policy).</summary>
     public ResiliencePipeline ForOutbound(string appId, string componentName)
@@ -41,6 +46,10 @@ public sealed class ResiliencyPolicies
         if (generation.Snapshot.Resources.Resiliencies.Count == 0)
         {
             return ResiliencePipeline.Empty; // the common case: no lookup on the request path
+        }
+        if (!generation.Snapshot.Tenants.ContainsKey(appId) || !generation.Snapshot.Components.ContainsKey(componentName))
+        {
+            return ResiliencePipeline.Empty; // a made-up name: nothing to protect, and nothing cached for it
         }
         return generation.Outbound.GetOrAdd((appId, componentName), key =>
             Find(generation.Snapshot, key.AppId, r => r.Components.GetValueOrDefault(key.Component)?.Outbound) is var (resiliency, refs)
@@ -56,12 +65,16 @@ public sealed class ResiliencyPolicies
         exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or CircuitOpenException or ArgumentException
             or Admission.BackendUnavailableException or Admission.FairQueueFullException);
 
-    private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<ResiliencyConfig, string, PolicyRefs?> select)
+    private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<RuntimeSnapshot, string, bool> exists, Func<ResiliencyConfig, string, PolicyRefs?> select)
     {
         var generation = _generation;
         if (generation.Snapshot.Resources.Resiliencies.Count == 0)
         {
             return ResiliencePipeline<AppCallResult>.Empty;
+        }
+        if (!generation.Snapshot.Tenants.ContainsKey(appId) || !exists(generation.Snapshot, target))
+        {
+            return ResiliencePipeline<AppCallResult>.Empty; // a made-up name: nothing to protect, and nothing cached for it
         }
         return generation.Pipelines.GetOrAdd((appId, kind, target), key =>
             Find(generation.Snapshot, key.AppId, r => select(r, key.Target)) is var (resiliency, refs)
@@ -145,10 +158,8 @@ public sealed class ResiliencyPolicies
         {
             return false;
         }
-        return outcome switch
+        return AppCallVerdicts.Of(outcome, context) == AppCallVerdict.AppFailure && outcome switch
         {
-            { Exception: CircuitOpenException or AppBusyException } => false,
-            { Exception: OperationCanceledException } when context.CancellationToken.IsCancellationRequested => false,
             { Exception: not null } => true,
             { Result: { Failed: true } result } => retry.HttpStatusCodes is null || result.StatusCode == 0 || retry.HttpStatusCodes.Contains(result.StatusCode),
             _ => false,
@@ -163,4 +174,7 @@ public sealed class ResiliencyPolicies
 
         public ConcurrentDictionary<(string AppId, string Component), ResiliencePipeline> Outbound { get; } = new();
     }
+
+    /// <summary>How many pipelines the current configuration holds (for tests: it never grows with made-up names).</summary>
+    internal int CachedPipelines => _generation.Pipelines.Count + _generation.Outbound.Count;
 }

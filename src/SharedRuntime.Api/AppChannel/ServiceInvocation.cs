@@ -16,8 +16,11 @@ public sealed class InvocationRequest
 {
     public required string TargetAppId { get; init; }
 
-    /// <summary>The method path below the app's endpoint, without a leading slash, not yet cleaned.</summary>
+    /// <summary>The method path below the app's endpoint, as the caller gave it (see <see cref="MethodPath"/>).</summary>
     public required string Method { get; init; }
+
+    /// <summary>Whether <see cref="Method"/> is still percent-encoded (gRPC) or was decoded by the HTTP server.</summary>
+    public MethodPathForm MethodForm { get; init; } = MethodPathForm.Encoded;
 
     public required string Verb { get; init; }
 
@@ -43,14 +46,19 @@ public sealed class InvocationRequest
 }
 
 /// <summary>
-/// Service invocation: checks the target's access control, takes a slot in the target app's channel, and sends the
-/// call through the caller's resiliency pipeline for that target. The caller's token never reaches the target;
+/// Service invocation: normalises the method path, checks the target's access control against exactly the path the
+/// app will receive, refuses what the caller sent that cannot be forwarded (its 400, before the app is called), takes
+/// a slot in the target app's channel, and sends the call through the caller's resiliency pipeline for that target.
+/// Only the app's own failures move its breakers. The caller's token never reaches the target;
 /// <c>dapr-caller-app-id</c> is always the runtime's own knowledge of the caller.
 /// </summary>
 public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger)
 {
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
     public const long MaxBufferedBody = 1024 * 1024;
+
+    /// <summary>Longest method path plus query sent to an app, once encoded (a URI has a length limit; HTTP servers a lower one).</summary>
+    public const int MaxTargetLength = 16 * 1024;
 
     private static readonly HashSet<string> DroppedHeaders = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -87,15 +95,28 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         }
         var channel = channels.Find(target.AppId)
             ?? throw new DaprApiException(404, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}: the app has no appEndpoint");
-        var method = CleanMethod(request.Method);
+        if (!MethodPath.TryParse(request.Method, request.MethodForm, out var path, out var problem))
+        {
+            throw Refused(caller, target.AppId, problem!);
+        }
+        if (path.Escaped.Length + request.Query.Length > MaxTargetLength)
+        {
+            throw Refused(caller, target.AppId, $"the method path and query are longer than {MaxTargetLength} characters once encoded");
+        }
         if (target.Config.ConfigName is { } configName &&
             snapshot.Resources.Configurations.FirstOrDefault(c => c.Name == configName)?.AccessControl is { } acl &&
-            !acl.IsAllowed(caller.AppId, method, request.Verb))
+            !acl.IsAllowed(caller.AppId, path.Plain, request.Verb))
         {
-            InvocationLog.Denied(logger, caller.AppId, target.AppId, request.Verb, method);
+            InvocationLog.Denied(logger, caller.AppId, target.AppId, request.Verb, path.Escaped);
             throw new DaprApiException(403, "ERR_DIRECT_INVOKE",
-                $"access control policy has denied access to id: {target.AppId} operation: {method} verb: {request.Verb} for caller {caller.AppId}");
+                $"access control policy has denied access to id: {target.AppId} operation: {path.Escaped} verb: {request.Verb} for caller {caller.AppId}");
         }
+        if (Unsendable(request) is { } unsendable)
+        {
+            throw Refused(caller, target.AppId, unsendable);
+        }
+        var method = path.Escaped;
+        var body = request.BodyStream is { } stream ? new CallerBodyStream(stream) : null;
 
         try
         {
@@ -116,23 +137,34 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
             if (pipeline == ResiliencePipeline<AppCallResult>.Empty)
             {
                 // No policy: one attempt, without a resilience context.
-                var once = await SendOnceAsync(channel, request, method, caller.AppId, traceparent, cancellationToken).ConfigureAwait(false);
+                var once = await SendOnceAsync(channel, request, body, method, caller.AppId, traceparent, cancellationToken).ConfigureAwait(false);
                 return once.Response!;
             }
             var context = ResilienceContextPool.Shared.Get(cancellationToken);
             context.Properties.Set(ResiliencyPolicies.Streamed, request.BodyStream is not null);
+            context.Properties.Set(ResiliencyPolicies.CallerBody, body);
             try
             {
                 var result = await pipeline.ExecuteAsync(
-                    static (ctx, state) => SendOnceAsync(state.channel, state.request, state.method, state.AppId, state.traceparent, ctx.CancellationToken),
+                    static (ctx, state) => SendOnceAsync(state.channel, state.request, state.body, state.method, state.AppId, state.traceparent, ctx.CancellationToken),
                     context,
-                    (channel, request, method, caller.AppId, traceparent)).ConfigureAwait(false);
+                    (channel, request, body, method, caller.AppId, traceparent)).ConfigureAwait(false);
                 return result.Response!;
             }
             finally
             {
                 ResilienceContextPool.Shared.Return(context);
             }
+        }
+        catch (CallerFaultException ex)
+        {
+            InvocationLog.CallerFault(logger, caller.AppId, target.AppId, ex.Message);
+            throw new DaprApiException(ex.TimedOut ? 408 : 400, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}: {ex.Message}", ex);
+        }
+        catch (TimeoutRejectedException ex) when (body is { IsCallersFault: true })
+        {
+            InvocationLog.CallerFault(logger, caller.AppId, target.AppId, "the request body did not arrive in time");
+            throw new DaprApiException(408, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}: the request body did not arrive in time", ex);
         }
         catch (Exception ex) when (ex is CircuitOpenException or TimeoutException or TimeoutRejectedException or HttpRequestException)
         {
@@ -148,24 +180,92 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         }
     }
 
-    private static ValueTask<AppCallResult> SendOnceAsync(AppChannel channel, InvocationRequest request, string method, string callerAppId, string traceparent, CancellationToken cancellationToken) =>
-        channel.SendAsync(Build(channel, request, method, callerAppId, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
+    private DaprApiException Refused(TenantContext caller, string targetAppId, string problem)
+    {
+        InvocationLog.CallerFault(logger, caller.AppId, targetAppId, problem);
+        return new DaprApiException(400, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {targetAppId}: {problem}");
+    }
+
+    /// <summary>
+    /// Why the app could not be sent what the caller asked for, or null: a verb that is not an HTTP token, a header
+    /// whose name is not a token or whose value is not visible ASCII (no CR, LF, NUL or non-ASCII byte), a query or
+    /// content type with such characters. Refused before the app is called, so it never counts as the app's failure.
+    /// </summary>
+    internal static string? Unsendable(InvocationRequest request)
+    {
+        if (!IsToken(request.Verb))
+        {
+            return "the HTTP verb is not a valid token";
+        }
+        foreach (var (name, values) in request.Headers)
+        {
+            if (DroppedHeaders.Contains(name))
+            {
+                continue;
+            }
+            if (!IsToken(name))
+            {
+                return "a header name has characters HTTP does not allow (only ASCII letters, digits and !#$%&'*+-.^_`|~)";
+            }
+            foreach (var value in values)
+            {
+                if (value is not null && !IsFieldValue(value))
+                {
+                    return $"header {name} has a value that cannot be sent to the app: only visible ASCII and spaces are allowed";
+                }
+            }
+        }
+        if (request.Query.Length > 0 && (request.Query[0] != '?' || request.Query.AsSpan(1).IndexOfAnyExcept(QueryChars) >= 0))
+        {
+            return "the query string has characters that must be percent-encoded";
+        }
+        if (request.ContentType is { } contentType && !IsFieldValue(contentType))
+        {
+            return "the content type has a value that cannot be sent to the app: only visible ASCII and spaces are allowed";
+        }
+        return null;
+    }
+
+    private static readonly System.Buffers.SearchValues<char> TokenChars =
+        System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
+    /// <summary>Visible ASCII but '#' (a fragment never reaches the app) and space.</summary>
+    private static readonly System.Buffers.SearchValues<char> QueryChars =
+        System.Buffers.SearchValues.Create("!\"$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~");
+
+    private static bool IsToken(string value) => value.Length > 0 && value.AsSpan().IndexOfAnyExcept(TokenChars) < 0;
+
+    private static bool IsFieldValue(string value)
+    {
+        foreach (var c in value)
+        {
+            if (c is not ('\t' or (>= ' ' and <= '~')))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static ValueTask<AppCallResult> SendOnceAsync(AppChannel channel, InvocationRequest request, CallerBodyStream? body, string method, string callerAppId, string traceparent, CancellationToken cancellationToken) =>
+        channel.SendAsync(Build(channel, request, body, method, callerAppId, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
         {
             Response = response,
             StatusCode = (int)response.StatusCode,
             Failed = (int)response.StatusCode >= 500,
         }), cancellationToken);
 
-    private static HttpRequestMessage Build(AppChannel channel, InvocationRequest request, string method, string callerAppId, string traceparent)
+    private static HttpRequestMessage Build(AppChannel channel, InvocationRequest request, CallerBodyStream? callerBody, string method, string callerAppId, string traceparent)
     {
         var message = new HttpRequestMessage(new HttpMethod(request.Verb), new Uri($"{channel.Endpoint.OriginalString}/{method}{request.Query}", UriKind.Absolute));
         if (request.Body is { } body)
         {
             message.Content = new ReadOnlyMemoryContent(body);
         }
-        else if (request.BodyStream is { } stream)
+        else if (callerBody is not null)
         {
-            message.Content = new StreamContent(stream);
+            message.Content = new StreamContent(callerBody);
+            message.Options.Set(CallerBodyStream.Key, callerBody);
         }
         foreach (var (name, values) in request.Headers)
         {
@@ -221,26 +321,6 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         }
         return $"00-{ActivityTraceId.CreateRandom().ToHexString()}-{ActivitySpanId.CreateRandom().ToHexString()}-01";
     }
-
-    /// <summary>The method path with empty, <c>.</c> and <c>..</c> segments removed and every segment escaped.</summary>
-    public static string CleanMethod(string method)
-    {
-        var builder = new StringBuilder(method.Length);
-        foreach (var segment in method.Split('/'))
-        {
-            var plain = Uri.UnescapeDataString(segment);
-            if (plain is "" or "." or "..")
-            {
-                continue;
-            }
-            if (builder.Length > 0)
-            {
-                builder.Append('/');
-            }
-            builder.Append(Uri.EscapeDataString(plain));
-        }
-        return builder.ToString();
-    }
 }
 
 internal static partial class InvocationLog
@@ -250,4 +330,7 @@ internal static partial class InvocationLog
 
     [LoggerMessage(2102, LogLevel.Warning, "Tenant {CallerAppId}: call to {TargetAppId} /{Method} failed: {Problem}")]
     public static partial void Failed(ILogger logger, string callerAppId, string targetAppId, string method, string problem);
+
+    [LoggerMessage(2103, LogLevel.Information, "Tenant {CallerAppId}: call to {TargetAppId} refused, the request is at fault: {Problem}")]
+    public static partial void CallerFault(ILogger logger, string callerAppId, string targetAppId, string problem);
 }

@@ -12,7 +12,8 @@ namespace SharedRuntime.Http;
 
 /// <summary>
 /// Service invocation over HTTP: <c>/v1.0/invoke/{appId}/method/{method}</c> with any verb, and any other path that
-/// carries a <c>dapr-app-id</c> header. Bodies stream through unless a retry policy could need them twice.
+/// carries a <c>dapr-app-id</c> header. Bodies stream through unless a retry policy could need them twice. Both forms
+/// hand the invocation the path as Kestrel decoded it, which it refuses when still ambiguous (an encoded slash).
 /// </summary>
 public static class DaprHttpInvokeApi
 {
@@ -64,6 +65,7 @@ public static class DaprHttpInvokeApi
         {
             TargetAppId = appId,
             Method = method,
+            MethodForm = MethodPathForm.Decoded, // Kestrel has decoded every escape but %2F
             Verb = request.Method,
             Query = request.QueryString.Value ?? "",
             Headers = request.Headers,

@@ -18,7 +18,11 @@ public enum AccessAction { Allow, Deny }
 /// <summary>Who may call an app: per-caller policies, and a default for callers without one.</summary>
 public sealed record AccessControlConfig(AccessAction DefaultAction, IReadOnlyDictionary<string, AppAccessPolicy> Policies)
 {
-    /// <summary>Whether <paramref name="callerAppId"/> may call <paramref name="method"/> with <paramref name="verb"/>.</summary>
+    /// <summary>
+    /// Whether <paramref name="callerAppId"/> may call <paramref name="method"/> with <paramref name="verb"/>. The method
+    /// is the decoded path the app will receive (see the runtime's <c>MethodPath</c>); operation names match it
+    /// regardless of case, as Dapr matches them for HTTP apps, since most app frameworks route case-insensitively.
+    /// </summary>
     public bool IsAllowed(string callerAppId, string method, string verb)
     {
         if (!Policies.TryGetValue(callerAppId, out var policy))
@@ -53,23 +57,51 @@ public sealed record AppAccessPolicy(AccessAction DefaultAction, IReadOnlyList<O
 
 /// <summary>
 /// One operation rule. <see cref="Name"/> is a path: <c>/orders</c> matches exactly, <c>/orders/*</c> one more
-/// segment, <c>/orders/**</c> any depth below.
+/// segment, <c>/orders/**</c> any depth below. Names are decoded (<c>%20</c> is a space) and compared without regard
+/// to case: <c>/admin/**</c> also denies <c>/ADMIN/x</c>, which a case-insensitive app would route to the same handler.
 /// </summary>
 public sealed record OperationAccess(string Name, IReadOnlyList<string> Verbs, AccessAction Action)
 {
+    private readonly string _pattern = Pattern(Name);
+
+    public string Name
+    {
+        get;
+        init
+        {
+            field = value;
+            _pattern = Pattern(value);
+        }
+    } = Name;
+
     public bool Matches(string path)
     {
-        var pattern = "/" + Name.TrimStart('/');
+        var pattern = _pattern;
         if (pattern.EndsWith("/**", StringComparison.Ordinal))
         {
             var prefix = pattern[..^3];
-            return path == prefix || path.StartsWith(prefix + "/", StringComparison.Ordinal);
+            return path.Equals(prefix, StringComparison.OrdinalIgnoreCase) ||
+                   (path.Length > prefix.Length && path[prefix.Length] == '/' && path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase));
         }
         if (pattern.EndsWith("/*", StringComparison.Ordinal))
         {
             var prefix = pattern[..^2];
-            return path.StartsWith(prefix + "/", StringComparison.Ordinal) && path.IndexOf('/', prefix.Length + 1) < 0;
+            return path.Length > prefix.Length + 1 && path[prefix.Length] == '/' && path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) &&
+                   path.IndexOf('/', prefix.Length + 1) < 0;
         }
-        return string.Equals(path.TrimEnd('/'), pattern.TrimEnd('/'), StringComparison.Ordinal);
+        return string.Equals(path.TrimEnd('/'), pattern.TrimEnd('/'), StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static string Pattern(string name)
+    {
+        var pattern = "/" + name.TrimStart('/');
+        try
+        {
+            return Uri.UnescapeDataString(pattern);
+        }
+        catch (UriFormatException)
+        {
+            return pattern;
+        }
     }
 }

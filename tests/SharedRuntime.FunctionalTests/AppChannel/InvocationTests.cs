@@ -1,7 +1,10 @@
 using System.Net;
 using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Http;
 using static SharedRuntime.FunctionalTests.Http.HttpAssert;
+using Autogen = Dapr.Client.Autogen.Grpc.v1;
 
 namespace SharedRuntime.FunctionalTests.AppChannel;
 
@@ -235,6 +238,60 @@ public sealed class InvocationTests : IAsyncLifetime
         viaHeader.Headers.Add("dapr-app-id", "billing");
         await ErrorAsync(await Orders.SendAsync(viaHeader), HttpStatusCode.Forbidden, "ERR_DIRECT_INVOKE");
         Assert.Equal(before, Calls());
+    }
+
+    [Theory]
+    [InlineData("/v1.0/invoke/billing/method/ADMIN/users/1", 403)]
+    [InlineData("/v1.0/invoke/billing/method/Admin/Users", 403)]
+    [InlineData("/v1.0/invoke/billing/method/%61dmin/users", 403)]
+    [InlineData("/v1.0/invoke/billing/method/admin//users", 403)]
+    [InlineData("/v1.0/invoke/billing/method/admin/./users", 403)]
+    [InlineData("/v1.0/invoke/billing/method/public/../admin/users", 403)]
+    [InlineData("/v1.0/invoke/billing/method/admin%2Fusers", 400)]
+    [InlineData("/v1.0/invoke/billing/method/admin%2fusers", 400)]
+    [InlineData("/v1.0/invoke/billing/method/admin%5Cusers", 400)]
+    [InlineData("/v1.0/invoke/billing/method/admin\\users", 400)]
+    [InlineData("/v1.0/invoke/billing/method/..%2Fadmin", 400)]
+    [InlineData("/v1.0/invoke/billing/method/x/%2E%2E%2Fadmin/users", 400)]
+    [InlineData("/v1.0/invoke/billing/method/admin%252Fusers", 400)]
+    [InlineData("/ADMIN/users/1", 403)]
+    [InlineData("/admin%2Fusers", 400)]
+    [InlineData("/%61dmin/users", 403)]
+    public async Task Access_control_cannot_be_bypassed_by_case_or_encoding(string target, int status)
+    {
+        var headerForm = !target.StartsWith("/v1.0/", StringComparison.Ordinal);
+        var (answered, body) = await InvocationFaultTests.RawAsync(_runtime.HttpAddress,
+            $"GET {target} HTTP/1.1\r\nHost: localhost\r\ndapr-api-token: orders-token\r\n{(headerForm ? "dapr-app-id: billing\r\n" : "")}Connection: close\r\n\r\n");
+        Assert.True(answered == status, $"{target}: {answered} {body}");
+        Assert.Contains("ERR_DIRECT_INVOKE", body);
+        lock (_seen)
+        {
+            Assert.DoesNotContain(_seen, s => s.PathAndQuery.Contains("admin", StringComparison.OrdinalIgnoreCase));
+        }
+    }
+
+    [Theory]
+    [InlineData("ADMIN/users/1", StatusCode.PermissionDenied)]
+    [InlineData("%61dmin/users", StatusCode.PermissionDenied)]
+    [InlineData("public/../admin/users", StatusCode.PermissionDenied)]
+    [InlineData("admin%2Fusers", StatusCode.InvalidArgument)]
+    [InlineData("admin\\users", StatusCode.InvalidArgument)]
+    [InlineData("%2E%2E/admin/users", StatusCode.InvalidArgument)]
+    public async Task Access_control_over_grpc_judges_the_same_path(string method, StatusCode expected)
+    {
+        using var channel = GrpcChannel.ForAddress(_runtime.GrpcAddress);
+        var client = new Autogen.Dapr.DaprClient(channel);
+        var call = client.InvokeServiceAsync(new Autogen.InvokeServiceRequest
+        {
+            Id = "billing",
+            Message = new Dapr.Client.Autogen.Grpc.v1.InvokeRequest { Method = method, HttpExtension = new() { Verb = Dapr.Client.Autogen.Grpc.v1.HTTPExtension.Types.Verb.Get } },
+        }, new Metadata { { "dapr-api-token", "orders-token" } });
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await call);
+        Assert.Equal(expected, error.StatusCode);
+        lock (_seen)
+        {
+            Assert.DoesNotContain(_seen, s => s.PathAndQuery.Contains("admin", StringComparison.OrdinalIgnoreCase));
+        }
     }
 
     [Fact]

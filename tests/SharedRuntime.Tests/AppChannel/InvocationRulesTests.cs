@@ -5,17 +5,6 @@ namespace SharedRuntime.Tests.AppChannel;
 
 public class InvocationRulesTests
 {
-    [Theory]
-    [InlineData("orders/7", "orders/7")]
-    [InlineData("/orders//7/", "orders/7")]
-    [InlineData("a/../../secret", "a/secret")]
-    [InlineData("a/./b", "a/b")]
-    [InlineData("a/%2E%2E/b", "a/b")]
-    [InlineData("with space/é", "with%20space/%C3%A9")]
-    [InlineData("a%2Fb", "a%2Fb")]
-    public void MethodPathsLoseDotSegmentsAndAreEscaped(string method, string expected) =>
-        Assert.Equal(expected, ServiceInvocation.CleanMethod(method));
-
     [Fact]
     public void ProgrammaticSubscriptionsAreReadCaseInsensitively()
     {
