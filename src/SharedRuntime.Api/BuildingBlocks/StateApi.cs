@@ -185,7 +185,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
-            throw new DaprApiException(500, "ERR_STATE_TRANSACTION", $"error while executing state transaction: {ex.Message}", ex);
+            throw MapWriteError(ex, "ERR_STATE_TRANSACTION", "error while executing state transaction");
         }
     }
 
