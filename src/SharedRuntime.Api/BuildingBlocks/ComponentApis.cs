@@ -9,11 +9,14 @@ public sealed class BindingApi(RuntimeConfiguration configuration, AppChannel.Re
     public async ValueTask<BindingResponse> InvokeAsync(TenantContext tenant, string name, BindingRequest request, CancellationToken cancellationToken)
     {
         var entry = configuration.Current.FindComponent(tenant, "bindings", name);
-        if (entry?.Instance is not IOutputBinding binding)
+        if (entry is null)
         {
-            throw new DaprApiException(500, "ERR_INVOKE_OUTPUT_BINDING", entry is null
-                ? $"error invoking output binding {name}: couldn't find output binding {name}"
-                : $"error invoking output binding {name}: {entry.Error}");
+            // A name the tenant cannot see is the caller's mistake, not a failed binding (Dapr answers 500 here).
+            throw new DaprApiException(404, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: couldn't find output binding {name}");
+        }
+        if (entry.Instance is not IOutputBinding binding)
+        {
+            throw new DaprApiException(500, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: {entry.Error}");
         }
         if (string.IsNullOrEmpty(request.Operation))
         {
@@ -21,12 +24,17 @@ public sealed class BindingApi(RuntimeConfiguration configuration, AppChannel.Re
         }
         if (!binding.Operations.Contains(request.Operation, StringComparer.OrdinalIgnoreCase))
         {
-            throw new DaprApiException(500, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: binding {name} does not support operation {request.Operation}; supported: {string.Join(", ", binding.Operations)}");
+            throw new DaprApiException(400, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: binding {name} does not support operation {request.Operation}; supported: {string.Join(", ", binding.Operations)}");
         }
         try
         {
             var pipeline = policies?.ForOutbound(tenant.AppId, name) ?? Polly.ResiliencePipeline.Empty;
             return await pipeline.ExecuteAsync(static (state, token) => state.binding.InvokeAsync(state.request, token), (binding, request), cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArgumentException ex)
+        {
+            // The binding refused what the request carried (a metadata value it cannot send): the caller's error.
+            throw new DaprApiException(400, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: {ex.Message}", ex);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
@@ -67,7 +75,8 @@ public sealed class SecretApi(RuntimeConfiguration configuration)
         {
             throw new DaprApiException(500, "ERR_SECRET_GET", $"failed getting secret with key {key} from secret store {storeName}: {ex.Message}", ex);
         }
-        return secret ?? throw new DaprApiException(500, "ERR_SECRET_GET", $"failed getting secret with key {key} from secret store {storeName}: secret {key} not found");
+        // A key the store does not hold is the caller's mistake, not a failed store (Dapr answers 500 here).
+        return secret ?? throw new DaprApiException(404, "ERR_SECRET_GET", $"failed getting secret with key {key} from secret store {storeName}: secret {key} not found");
     }
 
     public async ValueTask<IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>> GetBulkAsync(TenantContext tenant, string storeName, IReadOnlyDictionary<string, string> metadata, CancellationToken cancellationToken)

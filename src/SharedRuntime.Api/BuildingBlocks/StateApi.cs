@@ -223,7 +223,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
-            throw new DaprApiException(ex is ComponentRequestRejectedException ? 400 : 500, "ERR_STATE_TRANSACTION", $"error while executing state transaction: {ex.Message}", ex);
+            throw MapWriteError(ex, "ERR_STATE_TRANSACTION", "error while executing state transaction");
         }
     }
 

@@ -133,6 +133,7 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
     {
         var operations = request.Operations.Select(o => o.OperationType switch
         {
+            "upsert" or "delete" when o.Request is null => throw Errors.Malformed($"transaction operation {o.OperationType} has no request"),
             "upsert" => new StateTransactionItem(false, ToItem(o.Request)),
             "delete" => new StateTransactionItem(true, ToItem(o.Request)),
             _ => throw new DaprApiException(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", $"operation type {o.OperationType} not supported"),

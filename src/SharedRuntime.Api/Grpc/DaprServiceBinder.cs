@@ -17,15 +17,31 @@ public static class DaprServiceBinder
         where TRequest : class, IMessage<TRequest>
         where TResponse : class, IMessage<TResponse> =>
         new(MethodType.Unary, ServiceName, name,
-            Marshallers.Create(static m => m.ToByteArray(), request.ParseFrom),
+            Marshallers.Create(static m => m.ToByteArray(), bytes => Parse(request, bytes)),
             Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
 
     internal static Method<TRequest, TResponse> ServerStreaming<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
         where TRequest : class, IMessage<TRequest>
         where TResponse : class, IMessage<TResponse> =>
         new(MethodType.ServerStreaming, ServiceName, name,
-            Marshallers.Create(static m => m.ToByteArray(), request.ParseFrom),
+            Marshallers.Create(static m => m.ToByteArray(), bytes => Parse(request, bytes)),
             Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
+
+    /// <summary>
+    /// A request message that is not valid protobuf (cut short, a bad wire type, a string that is not UTF-8) is the
+    /// caller's error: INVALID_ARGUMENT with a Dapr error code, not the UNKNOWN status of a handler that threw.
+    /// </summary>
+    private static TRequest Parse<TRequest>(MessageParser<TRequest> parser, byte[] bytes) where TRequest : class, IMessage<TRequest>
+    {
+        try
+        {
+            return parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"ERR_MALFORMED_REQUEST: the request is not a valid {typeof(TRequest).Name}: {ex.Message}"));
+        }
+    }
 
     /// <summary>The building block a method belongs to, for metrics.</summary>
     public static string ApiOf(string method) => method switch

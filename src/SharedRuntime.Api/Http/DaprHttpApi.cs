@@ -275,7 +275,8 @@ internal sealed class DaprHttpHandlers(
     {
         var store = stateApi.GetStore(context.Tenant(), context.RouteValue("storeName"));
         _ = store;
-        throw new DaprApiException(500, "ERR_STATE_QUERY", $"state store {context.RouteValue("storeName")} does not support querying");
+        // No embedded or backend store supports queries: asking one is the caller's error (Dapr answers 500 here).
+        throw new DaprApiException(400, "ERR_STATE_QUERY", $"state store {context.RouteValue("storeName")} does not support querying");
     }
 
     // ---- publish

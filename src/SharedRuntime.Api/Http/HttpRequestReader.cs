@@ -85,14 +85,52 @@ internal static class HttpRequestReader
         }
         // The parsed document's index of the body's tokens, and the values taken out of it, cost about the body again.
         context.Memory().Charge(body.Length, "the parsed request body");
+        JsonDocument document;
         try
         {
-            return JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = MaxJsonDepth });
         }
         catch (JsonException ex)
         {
             throw Errors.Malformed($"the request body is not valid JSON: {ex.Message}");
         }
+        if (!HasValidText(body))
+        {
+            document.Dispose();
+            throw Errors.Malformed("the request body has a string that is not valid UTF-8 or has an unpaired surrogate escape");
+        }
+        return document;
+    }
+
+    private const int MaxJsonDepth = 64;
+
+    /// <summary>
+    /// Whether every string and property name of <paramref name="json"/> (already parsed) can be read as text: the
+    /// parser accepts invalid UTF-8 bytes and unpaired <c>\uD800</c> escapes inside strings, and reading such a string
+    /// later throws. Only escaped strings are decoded here.
+    /// </summary>
+    private static bool HasValidText(byte[] json)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            return false;
+        }
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = MaxJsonDepth });
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped)
+                {
+                    _ = reader.GetString();
+                }
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+        return true;
     }
 
     /// <summary>

@@ -51,7 +51,9 @@ internal sealed class HttpOutputBinding : IOutputBinding
         var target = _url;
         if (request.Metadata.TryGetValue("path", out var path) && path.Length > 0)
         {
-            target = new Uri(_url.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/" + path.TrimStart('/') + _url.Query);
+            target = Uri.TryCreate(_url.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/" + path.TrimStart('/') + _url.Query, UriKind.Absolute, out var withPath)
+                ? withPath
+                : throw new ArgumentException($"metadata 'path' does not make a URL with {_url.GetLeftPart(UriPartial.Path)}", nameof(request));
         }
         using var message = new HttpRequestMessage(method, target);
         if (method != HttpMethod.Get && method != HttpMethod.Head)
@@ -72,6 +74,11 @@ internal sealed class HttpOutputBinding : IOutputBinding
                 }
                 continue;
             }
+            if (!IsSendableHeaderValue(value))
+            {
+                // HttpClient would refuse to send it and fail the call as if the target had.
+                throw new ArgumentException($"metadata '{key}' is sent as a header and may hold only printable ASCII characters", nameof(request));
+            }
             message.Headers.TryAddWithoutValidation(key, value);
         }
         using var response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
@@ -91,6 +98,18 @@ internal sealed class HttpOutputBinding : IOutputBinding
             metadata[header.Key] = string.Join(", ", header.Value);
         }
         return new BindingResponse(body, metadata, response.Content.Headers.ContentType?.ToString());
+    }
+
+    private static bool IsSendableHeaderValue(string value)
+    {
+        foreach (var c in value)
+        {
+            if (c is (< ' ' and not '\t') or > '~')
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)

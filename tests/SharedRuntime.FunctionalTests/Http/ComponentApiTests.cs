@@ -150,7 +150,7 @@ public sealed class ComponentApiTests : IAsyncLifetime
     public async Task AnotherTenantCannotUseAScopedBinding()
     {
         var calls = _bindingCalls.Count;
-        await ErrorAsync(await Billing.PostAsync("/v1.0/bindings/target", Json("""{"operation":"post","data":1}""")), HttpStatusCode.InternalServerError, "ERR_INVOKE_OUTPUT_BINDING");
+        await ErrorAsync(await Billing.PostAsync("/v1.0/bindings/target", Json("""{"operation":"post","data":1}""")), HttpStatusCode.NotFound, "ERR_INVOKE_OUTPUT_BINDING");
         Assert.Equal(calls, _bindingCalls.Count);
     }
 
@@ -162,7 +162,7 @@ public sealed class ComponentApiTests : IAsyncLifetime
         var bulk = await Orders.GetStringAsync("/v1.0/secrets/filesecrets/bulk");
         using var json = JsonDocument.Parse(bulk);
         Assert.Equal("k-123", json.RootElement.GetProperty("apikey").GetProperty("apikey").GetString());
-        await ErrorAsync(await Orders.GetAsync("/v1.0/secrets/filesecrets/missing"), HttpStatusCode.InternalServerError, "ERR_SECRET_GET");
+        await ErrorAsync(await Orders.GetAsync("/v1.0/secrets/filesecrets/missing"), HttpStatusCode.NotFound, "ERR_SECRET_GET");
         await ErrorAsync(await Orders.GetAsync("/v1.0/secrets/nope/x"), HttpStatusCode.Unauthorized, "ERR_SECRET_STORE_NOT_FOUND");
     }
 
