@@ -124,12 +124,12 @@ public sealed class HostileRuntime : IAsyncDisposable
         Assert.True(get.StatusCode == HttpStatusCode.OK && body.Contains(value, StringComparison.Ordinal), $"bystander get: {(int)get.StatusCode} {body}");
     }
 
-    /// <summary>Asserts a Dapr-style 4xx whose errorCode is <paramref name="errorCode"/> (or any when null); returns the body.</summary>
+    /// <summary>Asserts a Dapr-style 4xx (or the contract's 507 for a full state quota) whose errorCode is <paramref name="errorCode"/> (or any when null); returns the body.</summary>
     public static async Task<string> AssertClientErrorAsync(HttpResponseMessage response, string? errorCode = null)
     {
         var body = await response.Content.ReadAsStringAsync();
         var status = (int)response.StatusCode;
-        Assert.True(status is >= 400 and < 500, $"expected a 4xx, got {status}: {Tail(body)}");
+        Assert.True(status is >= 400 and < 500 or 507, $"expected a 4xx or 507, got {status}: {Tail(body)}");
         Assert.Contains("\"errorCode\"", body, StringComparison.Ordinal);
         if (errorCode is not null)
         {
