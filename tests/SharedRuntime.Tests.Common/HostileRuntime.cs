@@ -50,11 +50,11 @@ public sealed class HostileRuntime : IAsyncDisposable
         await File.WriteAllTextAsync(Path.Combine(folder, "tenants.yaml"),
             (attackerTenant ?? Resources.Tenant("attacker", AttackerToken)) + (bystanderTenant ?? Resources.Tenant("bystander", BystanderToken)));
         var files = new Dictionary<string, string>(resources ?? new Dictionary<string, string>());
-        if (!files.Values.Any(y => y.Contains("name: statestore\n", StringComparison.Ordinal)))
+        if (!files.Values.Any(y => y.Contains("\n  name: statestore\n", StringComparison.Ordinal)))
         {
             files["zz-statestore.yaml"] = Resources.Component("statestore", "state.in-memory");
         }
-        if (!files.Values.Any(y => y.Contains("name: pubsub\n", StringComparison.Ordinal)))
+        if (!files.Values.Any(y => y.Contains("\n  name: pubsub\n", StringComparison.Ordinal)))
         {
             files["zz-pubsub.yaml"] = Resources.Component("pubsub", "pubsub.in-memory");
         }
