@@ -16,16 +16,27 @@ public static class DaprServiceBinder
     internal static Method<TRequest, TResponse> Unary<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
         where TRequest : class, IMessage<TRequest>
         where TResponse : class, IMessage<TResponse> =>
-        new(MethodType.Unary, ServiceName, name,
-            Marshallers.Create(static m => m.ToByteArray(), request.ParseFrom),
-            Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
+        new(MethodType.Unary, ServiceName, name, Marshaller(request), Marshaller(response));
 
     internal static Method<TRequest, TResponse> ServerStreaming<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
         where TRequest : class, IMessage<TRequest>
         where TResponse : class, IMessage<TResponse> =>
-        new(MethodType.ServerStreaming, ServiceName, name,
-            Marshallers.Create(static m => m.ToByteArray(), request.ParseFrom),
-            Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
+        new(MethodType.ServerStreaming, ServiceName, name, Marshaller(request), Marshaller(response));
+
+    /// <summary>
+    /// Messages are parsed from the received bytes where they lie and written straight into the connection's buffers:
+    /// no whole-message array in between, in either direction.
+    /// </summary>
+    private static Marshaller<T> Marshaller<T>(MessageParser<T> parser)
+        where T : class, IMessage<T> =>
+        Marshallers.Create<T>(
+            static (message, context) =>
+            {
+                context.SetPayloadLength(message.CalculateSize());
+                message.WriteTo(context.GetBufferWriter());
+                context.Complete();
+            },
+            context => parser.ParseFrom(context.PayloadAsReadOnlySequence()));
 
     /// <summary>The building block a method belongs to, for metrics.</summary>
     public static string ApiOf(string method) => method switch
