@@ -354,8 +354,8 @@ public sealed class DaprErrorInterceptor : Interceptor
             var response = await continuation(request, context);
             if (response is IMessage message)
             {
-                // gRPC serializes the answer into one array and copies that into the connection's buffers.
-                context.GetHttpContext().Memory().Charge(2L * message.CalculateSize(), "the gRPC answer");
+                // The answer is serialized whole into the connection's buffers before it is sent.
+                context.GetHttpContext().Memory().Charge(message.CalculateSize(), "the gRPC answer");
             }
             return response;
         }

@@ -16,22 +16,33 @@ public static class DaprServiceBinder
     internal static Method<TRequest, TResponse> Unary<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
         where TRequest : class, IMessage<TRequest>
         where TResponse : class, IMessage<TResponse> =>
-        new(MethodType.Unary, ServiceName, name,
-            Marshallers.Create(static m => m.ToByteArray(), bytes => Parse(request, bytes)),
-            Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
+        new(MethodType.Unary, ServiceName, name, Marshaller(request), Marshaller(response));
 
     internal static Method<TRequest, TResponse> ServerStreaming<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
         where TRequest : class, IMessage<TRequest>
         where TResponse : class, IMessage<TResponse> =>
-        new(MethodType.ServerStreaming, ServiceName, name,
-            Marshallers.Create(static m => m.ToByteArray(), bytes => Parse(request, bytes)),
-            Marshallers.Create(static m => m.ToByteArray(), response.ParseFrom));
+        new(MethodType.ServerStreaming, ServiceName, name, Marshaller(request), Marshaller(response));
 
     /// <summary>
-    /// A request message that is not valid protobuf (cut short, a bad wire type, a string that is not UTF-8) is the
+    /// Messages are parsed from the received bytes where they lie and written straight into the connection's buffers:
+    /// no whole-message array in between, in either direction.
+    /// </summary>
+    private static Marshaller<T> Marshaller<T>(MessageParser<T> parser)
+        where T : class, IMessage<T> =>
+        Marshallers.Create<T>(
+            static (message, context) =>
+            {
+                context.SetPayloadLength(message.CalculateSize());
+                message.WriteTo(context.GetBufferWriter());
+                context.Complete();
+            },
+            context => Parse(parser, context.PayloadAsReadOnlySequence()));
+
+    /// <summary>
+    /// A message that is not valid protobuf (cut short, a bad wire type, a string that is not UTF-8) is the
     /// caller's error: INVALID_ARGUMENT with a Dapr error code, not the UNKNOWN status of a handler that threw.
     /// </summary>
-    private static TRequest Parse<TRequest>(MessageParser<TRequest> parser, byte[] bytes) where TRequest : class, IMessage<TRequest>
+    private static T Parse<T>(MessageParser<T> parser, System.Buffers.ReadOnlySequence<byte> bytes) where T : class, IMessage<T>
     {
         try
         {
@@ -39,7 +50,7 @@ public static class DaprServiceBinder
         }
         catch (InvalidProtocolBufferException ex)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"ERR_MALFORMED_REQUEST: the request is not a valid {typeof(TRequest).Name}: {ex.Message}"));
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"ERR_MALFORMED_REQUEST: the request is not a valid {typeof(T).Name}: {ex.Message}"));
         }
     }
 

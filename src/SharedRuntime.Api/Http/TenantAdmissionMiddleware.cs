@@ -164,6 +164,7 @@ public sealed class TenantAdmissionMiddleware(
             throw new DaprApiException(413, "ERR_TENANT_BODY_TOO_LARGE",
                 $"gRPC message of {length} bytes exceeds the limit of {bodyLimit} bytes for app {tenant.AppId}");
         }
+        // The message's bytes while they are received, and the parsed message (its bytes fields are copies).
         context.Memory().Charge(2 * length, "the gRPC request message");
     }
 
