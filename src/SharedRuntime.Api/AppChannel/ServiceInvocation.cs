@@ -57,9 +57,6 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
     public const long MaxBufferedBody = 1024 * 1024;
 
-    /// <summary>Longest method path plus query sent to an app, once encoded (a URI has a length limit; HTTP servers a lower one).</summary>
-    public const int MaxTargetLength = 16 * 1024;
-
     private static readonly HashSet<string> DroppedHeaders = new(StringComparer.OrdinalIgnoreCase)
     {
         "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer",
@@ -179,6 +176,9 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
             channel.Calls.Exit();
         }
     }
+
+    /// <summary>Longest method path plus query sent to an app, once encoded (a URI has a length limit; HTTP servers a lower one).</summary>
+    public const int MaxTargetLength = 16 * 1024;
 
     private DaprApiException Refused(TenantContext caller, string targetAppId, string problem)
     {

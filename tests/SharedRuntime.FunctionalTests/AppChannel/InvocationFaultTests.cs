@@ -152,6 +152,22 @@ public sealed class InvocationFaultTests : IAsyncLifetime
         await AssertBillingServedAsync();
     }
 
+    [Fact]
+    public async Task Made_up_app_ids_are_refused_without_caching_a_pipeline_for_them()
+    {
+        var policies = _runtime.App.Services.GetRequiredService<ResiliencyPolicies>();
+        var attacker = _runtime.Client("attacker-token");
+        await StatusAsync(await attacker.PostAsync("/v1.0/invoke/billing/method/warm", Json("{}")), HttpStatusCode.OK);
+        var cached = policies.CachedPipelines;
+
+        for (var i = 0; i < 2000; i++)
+        {
+            // A body with a length makes the runtime ask, before the app-id is checked, whether a retry could need it.
+            await ErrorAsync(await attacker.PostAsync($"/v1.0/invoke/made-up-{i}/method/x", Json("{}")), HttpStatusCode.NotFound, "ERR_DIRECT_INVOKE");
+        }
+        Assert.Equal(cached, policies.CachedPipelines);
+    }
+
     [Theory]
     [InlineData("GET", "/v1.0/invoke/billing/method/a%2Fb")]
     [InlineData("GET", "/v1.0/invoke/billing/method/a%5Cb")]
