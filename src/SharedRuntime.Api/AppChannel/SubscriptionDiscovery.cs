@@ -74,7 +74,8 @@ internal sealed class SubscriptionDiscovery(AppChannels channels, ILogger logger
         }
         catch (InvalidDataException ex)
         {
-            // The app answered, badly (InvalidDataException is how Parse refuses an answer): as with a good answer it is not asked again for this endpoint, so this is logged once.
+            // The app answered, badly (InvalidDataException is how Parse refuses an answer). As with a good answer, it
+            // is not asked again for this endpoint, so this is logged once.
             lock (_entries)
             {
                 entry.Subscriptions = [];

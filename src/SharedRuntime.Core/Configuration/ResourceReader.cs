@@ -103,6 +103,12 @@ internal static class ResourceReader
         {
             throw new ResourceException(file, $"document {index + 1}", null, $"invalid YAML at line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}");
         }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            // YamlDotNet throws these for some malformed input (a global tag that is not a URI, stray tokens after a
+            // document) where a YamlException is meant: still bad YAML, not a fault of the runtime (found by fuzzing).
+            throw new ResourceException(file, $"document {index + 1}", null, $"invalid YAML: {ex.Message}");
+        }
         return result;
     }
 }

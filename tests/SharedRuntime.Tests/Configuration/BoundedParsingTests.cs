@@ -121,6 +121,16 @@ public class BoundedParsingTests
         Assert.Contains($"nested more than {ResourceReader.MaxDepth} deep", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("... x")] // YamlDotNet: InvalidOperationException "The scanner should contain no more tokens"
+    [InlineData("...\r!.")]
+    [InlineData("!![")] // YamlDotNet: ArgumentException "Global tags must be valid URIs"
+    public void Yaml_that_YamlDotNet_refuses_with_other_exceptions_is_a_resource_error(string text)
+    {
+        var error = Assert.Throws<ResourceException>(() => ResourceReader.ReadText("fuzzed.yaml", text));
+        Assert.Contains("invalid YAML", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Yaml_aliases_are_refused()
     {

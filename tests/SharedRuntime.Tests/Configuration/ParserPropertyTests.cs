@@ -84,7 +84,7 @@ public class ParserPropertyTests
         "[", "]", "{", "}", ": ", ", ", "&a ", "*a", "!!str ", "!!map ", "\n", "---\n", "'", "\"", "? ", "|\n", ">\n", "# c\n", "%YAML 1.2\n",
         "pubsubname: p\n", "topic: t\n", "route: /r\n", "  routes:\n    rules:\n      - match: ", "event.a == 1\n", "scopes: [a, b]\n",
         "timeout: 99999999999h\n", "apiToken: {value: t}\n", "type: state.in-memory\n", "metadata: [{name: a, value: {b: c}}]\n", "1", "null",
-        "~", "<<: {a: 1}\n",
+        "~", "<<: {a: 1}\n", "...", "!!", "!<x>", "\r", "%TAG ! tag:x,2000:\n",
     ];
 
     [Fact]
