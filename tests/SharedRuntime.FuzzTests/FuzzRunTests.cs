@@ -11,6 +11,7 @@ namespace SharedRuntime.FuzzTests;
 /// Set <c>SHAREDRUNTIME_FUZZ_CASES</c> for a shorter run, <c>SHAREDRUNTIME_FUZZ_SEED</c> for another one, and
 /// <c>SHAREDRUNTIME_FUZZ_REPLAY</c> to the case seeds a failing run printed to send just those again.
 /// </summary>
+[Collection(FuzzCollection.Name)]
 public sealed class FuzzRunTests(ITestOutputHelper output)
 {
     [Fact]
