@@ -60,6 +60,17 @@ public sealed class FoundByFuzzingTests(FuzzNodeFixture fixture, ITestOutputHelp
         await SurvivedAsync();
     }
 
+    [Fact]
+    public async Task Two_binary_metadata_values_of_one_key_are_invalid_argument()
+    {
+        using var channel = GrpcChannel.ForAddress(Runtime.Process.GrpcAddress);
+        var request = new Autogen.PublishEventRequest { PubsubName = "pubsub", Topic = "fuzz", Data = ByteString.CopyFromUtf8("{}") };
+        var metadata = new Metadata { { "data-bin", Array.Empty<byte>() }, { "data-bin", "x"u8.ToArray() } };
+        var error = await Assert.ThrowsAsync<RpcException>(() => CallAsync(channel, "PublishEvent", request.ToByteArray(), metadata));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        await SurvivedAsync();
+    }
+
     [Theory]
     [InlineData("""[{"key":"\uD800","value":1}]""")]
     [InlineData("""[{"key":"k1","value":1,"metadata":{"\uDC00":"x"}}]""")]
@@ -142,12 +153,14 @@ public sealed class FoundByFuzzingTests(FuzzNodeFixture fixture, ITestOutputHelp
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
-    private static async Task<byte[]> CallAsync(GrpcChannel channel, string method, byte[] message)
+    private static async Task<byte[]> CallAsync(GrpcChannel channel, string method, byte[] message, Metadata? metadata = null)
     {
+        metadata ??= [];
+        metadata.Add("dapr-api-token", HostileRuntime.AttackerToken);
         var raw = new Method<byte[], byte[]>(MethodType.Unary, "dapr.proto.runtime.v1.Dapr", method,
             Marshallers.Create(static b => b, static b => b), Marshallers.Create(static b => b, static b => b));
         using var call = channel.CreateCallInvoker().AsyncUnaryCall(raw, null,
-            new CallOptions(new Metadata { { "dapr-api-token", HostileRuntime.AttackerToken } }, DateTime.UtcNow.AddSeconds(10)), message);
+            new CallOptions(metadata, DateTime.UtcNow.AddSeconds(10)), message);
         return await call.ResponseAsync;
     }
 }

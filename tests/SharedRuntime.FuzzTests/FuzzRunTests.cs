@@ -54,9 +54,13 @@ public sealed class FuzzRunTests(ITestOutputHelper output)
         if (run.Findings.Count > 0)
         {
             // The runtime's own account of the unexpected exceptions behind the findings, once each.
-            foreach (var line in runtime.Process.Log.Split('\n').Where(l => l.Contains("Exception:", StringComparison.Ordinal)).Distinct().Take(20))
+            var failures = runtime.Process.Log.Split('\n')
+                .Where(l => l.Contains(" fail: ", StringComparison.Ordinal) && l.Contains("Exception", StringComparison.Ordinal))
+                .Select(l => l[(l.IndexOf(" fail: ", StringComparison.Ordinal) + 7)..])
+                .GroupBy(l => l.Split(" at ")[0][..Math.Min(l.Split(" at ")[0].Length, 240)]);
+            foreach (var failure in failures.Take(20))
             {
-                output.WriteLine($"runtime log: {line}");
+                output.WriteLine($"runtime log: {failure.Count()} x {failure.Key}");
             }
         }
 
