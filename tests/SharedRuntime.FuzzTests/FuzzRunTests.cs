@@ -56,8 +56,7 @@ public sealed class FuzzRunTests(ITestOutputHelper output)
             // The runtime's own account of the unexpected exceptions behind the findings, once each.
             var failures = runtime.Process.Log.Split('\n')
                 .Where(l => l.Contains(" fail: ", StringComparison.Ordinal) && l.Contains("Exception", StringComparison.Ordinal))
-                .Select(l => l[(l.IndexOf(" fail: ", StringComparison.Ordinal) + 7)..])
-                .GroupBy(l => l.Split(" at ")[0][..Math.Min(l.Split(" at ")[0].Length, 240)]);
+                .GroupBy(l => System.Text.RegularExpressions.Regex.Match(l, @"(method '\w+'\. )?[\w.]+Exception: .{0,100}").Value);
             foreach (var failure in failures.Take(20))
             {
                 output.WriteLine($"runtime log: {failure.Count()} x {failure.Key}");
