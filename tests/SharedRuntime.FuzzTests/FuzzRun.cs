@@ -227,7 +227,7 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
             {
                 return;
             }
-            if (ex.StatusCode == StatusCode.Unavailable || (ex.StatusCode == StatusCode.Internal && ex.Status.DebugException is not null))
+            if (ex.Status.DebugException is not null)
             {
                 // The client could not complete the call (connection reset, protocol error): a transport error.
                 Transport(fuzzCase.ToString(), caseSeed, ex);
@@ -244,6 +244,8 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
     private void Transport(string request, string caseSeed, Exception ex)
     {
         Interlocked.Increment(ref _transportErrorCount);
+        var kind = ex is RpcException rpc ? $"gRPC {rpc.Status.DebugException?.Message ?? rpc.Status.Detail}" : $"HTTP {ex.GetType().Name}: {ex.Message}";
+        _answers.AddOrUpdate($"transport error: {kind[..Math.Min(kind.Length, 110)]}", 1, static (_, n) => n + 1);
         if (_transportErrors.Count < 20)
         {
             _transportErrors.Enqueue($"case seed {caseSeed}: {ex.GetType().Name}: {ex.Message}\n  request: {request.Replace("\n", "\n  ", StringComparison.Ordinal)}");

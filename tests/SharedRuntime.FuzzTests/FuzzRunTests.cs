@@ -11,6 +11,7 @@ namespace SharedRuntime.FuzzTests;
 /// Set <c>SHAREDRUNTIME_FUZZ_CASES</c> for a shorter run, <c>SHAREDRUNTIME_FUZZ_SEED</c> for another one, and
 /// <c>SHAREDRUNTIME_FUZZ_REPLAY</c> to the case seeds a failing run printed to send just those again.
 /// </summary>
+[Collection(FuzzCollection.Name)]
 public sealed class FuzzRunTests(ITestOutputHelper output)
 {
     [Fact]
@@ -53,9 +54,12 @@ public sealed class FuzzRunTests(ITestOutputHelper output)
         if (run.Findings.Count > 0)
         {
             // The runtime's own account of the unexpected exceptions behind the findings, once each.
-            foreach (var line in runtime.Process.Log.Split('\n').Where(l => l.Contains("Exception:", StringComparison.Ordinal)).Distinct().Take(20))
+            var failures = runtime.Process.Log.Split('\n')
+                .Where(l => l.Contains(" fail: ", StringComparison.Ordinal) && l.Contains("Exception", StringComparison.Ordinal))
+                .GroupBy(l => System.Text.RegularExpressions.Regex.Match(l, @"(method '\w+'\. )?[\w.]+Exception: .{0,100}").Value);
+            foreach (var failure in failures.Take(20))
             {
-                output.WriteLine($"runtime log: {line}");
+                output.WriteLine($"runtime log: {failure.Count()} x {failure.Key}");
             }
         }
 

@@ -42,9 +42,14 @@ internal static class FuzzVerdict
             case StatusCode.Internal when detail.StartsWith("app ", StringComparison.Ordinal) && detail.Contains(" answered 5", StringComparison.Ordinal):
                 // The app's own 5xx to InvokeService.
                 return null;
-            case StatusCode.Internal or StatusCode.DataLoss:
+            case StatusCode.Internal or StatusCode.DataLoss or StatusCode.Unavailable:
                 var separator = detail.IndexOf(": ", StringComparison.Ordinal);
                 var code = separator > 0 ? detail[..separator] : "";
+                if (status == StatusCode.Unavailable && !code.StartsWith("ERR_", StringComparison.Ordinal))
+                {
+                    // Not a Dapr error: the gRPC server itself (a draining connection).
+                    return null;
+                }
                 return code.StartsWith("ERR_", StringComparison.Ordinal) && IsBackendFailure(code, detail[(separator + 2)..]) ? null : $"{status} {(code.StartsWith("ERR_", StringComparison.Ordinal) ? code : "")}".TrimEnd();
             default:
                 return null;

@@ -120,7 +120,7 @@ public sealed class DaprClientTests : IAsyncLifetime
         Assert.Equal("POST /ping", Encoding.UTF8.GetString(response.Data.Span));
         var scoped = await Assert.ThrowsAnyAsync<Exception>(() => _billing.InvokeBindingAsync(new BindingRequest("hook", "post")));
         var absent = await Assert.ThrowsAnyAsync<Exception>(() => _billing.InvokeBindingAsync(new BindingRequest("no-such-binding", "post")));
-        Assert.Equal(StatusCode.Internal, GrpcStatusOf(scoped));
+        Assert.Equal(StatusCode.NotFound, GrpcStatusOf(scoped));
         Assert.Equal(((RpcException)absent.InnerException!).Status.Detail.Replace("no-such-binding", "hook"), ((RpcException)scoped.InnerException!).Status.Detail);
     }
 

@@ -30,7 +30,7 @@ public partial class DaprGrpcService
         }
         var verb = message.HttpExtension?.Verb is { } v && v != Autogen.HTTPExtension.Types.Verb.None ? v.ToString().ToUpperInvariant() : "POST";
         var query = message.HttpExtension?.Querystring is { Length: > 0 } q ? "?" + q.TrimStart('?') : "";
-        var headers = context.RequestHeaders
+        var headers = RequestHeaders(context)
             .Where(static h => !h.IsBinary && !h.Key.StartsWith("grpc-", StringComparison.Ordinal) && !h.Key.StartsWith(':') &&
                                h.Key is not ("content-type" or "te" or "user-agent"))
             .Select(static h => new KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>(h.Key, h.Value));

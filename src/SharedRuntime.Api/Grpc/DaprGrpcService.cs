@@ -62,6 +62,22 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
     private static TenantContext Tenant(ServerCallContext context) =>
         context.GetHttpContext().Features.Get<TenantContext>() ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "no tenant"));
 
+    /// <summary>
+    /// The call's metadata. Its binary (<c>-bin</c>) values are decoded from base64 on first use, and a value that is
+    /// not base64 (or two values of one key, joined) is the caller's error, not the handler's.
+    /// </summary>
+    private static Metadata RequestHeaders(ServerCallContext context)
+    {
+        try
+        {
+            return context.RequestHeaders;
+        }
+        catch (FormatException ex)
+        {
+            throw Errors.Malformed($"a binary (-bin) metadata value is not valid base64: {ex.Message}");
+        }
+    }
+
     private static Dictionary<string, string> Map(IDictionary<string, string> map) => new(map, StringComparer.Ordinal);
 
     // ---- state
@@ -146,7 +162,7 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
 
     public virtual async Task<Empty> PublishEvent(Autogen.PublishEventRequest request, ServerCallContext context)
     {
-        var headers = context.RequestHeaders;
+        var headers = RequestHeaders(context);
         await publish.PublishAsync(Tenant(context), new PublishRequest(request.PubsubName, request.Topic, request.Data.Memory,
             string.IsNullOrEmpty(request.DataContentType) ? null : request.DataContentType, Map(request.Metadata),
             headers.GetValue("traceparent"), headers.GetValue("tracestate")), context.CancellationToken);
