@@ -145,6 +145,39 @@ public sealed class FoundByFuzzingTests(FuzzNodeFixture fixture, ITestOutputHelp
         await SurvivedAsync();
     }
 
+    [Fact]
+    public async Task A_grpc_invocation_the_app_could_not_be_sent_is_invalid_argument_and_not_the_apps_failure()
+    {
+        using var channel = GrpcChannel.ForAddress(Runtime.Process.GrpcAddress);
+        // More than the app's breakAfterFailures (5) of each: a CONNECT verb, and metadata the app cannot be sent.
+        for (var i = 0; i < 8; i++)
+        {
+            var connect = Invoke(Autogen.HTTPExtension.Types.Verb.Connect);
+            var refused = await Assert.ThrowsAsync<RpcException>(() => CallAsync(channel, "InvokeService", connect.ToByteArray()));
+            Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+
+            // HTTP/2 lets a control character through in a header value; an HTTP/1.1 request to the app cannot carry it.
+            var metadata = new Metadata { { "x-note", "a\u0001b" } };
+            var post = Invoke(Autogen.HTTPExtension.Types.Verb.Post);
+            var unsendable = await Assert.ThrowsAsync<RpcException>(() => CallAsync(channel, "InvokeService", post.ToByteArray(), metadata));
+            Assert.Equal(StatusCode.InvalidArgument, unsendable.StatusCode);
+        }
+        // The bystander's app was never at fault: its circuit is closed and a well-formed call goes through.
+        await CallAsync(channel, "InvokeService", Invoke(Autogen.HTTPExtension.Types.Verb.Post).ToByteArray());
+        await SurvivedAsync();
+
+        static Autogen.InvokeServiceRequest Invoke(Autogen.HTTPExtension.Types.Verb verb) => new()
+        {
+            Id = "bystander",
+            Message = new Dapr.Client.Autogen.Grpc.v1.InvokeRequest
+            {
+                Method = "echo",
+                Data = Google.Protobuf.WellKnownTypes.Any.Pack(new Google.Protobuf.WellKnownTypes.StringValue { Value = "x" }),
+                HttpExtension = new Autogen.HTTPExtension { Verb = verb },
+            },
+        };
+    }
+
     private async Task SurvivedAsync()
     {
         var peak = await Runtime.AssertSurvivedAsync();

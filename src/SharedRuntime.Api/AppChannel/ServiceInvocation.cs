@@ -187,7 +187,7 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
     }
 
     /// <summary>
-    /// Why the app could not be sent what the caller asked for, or null: a verb that is not an HTTP token, a header
+    /// Why the app could not be sent what the caller asked for, or null: a verb that is not an HTTP token (or is CONNECT), a header
     /// whose name is not a token or whose value is not visible ASCII (no CR, LF, NUL or non-ASCII byte), a query or
     /// content type with such characters. Refused before the app is called, so it never counts as the app's failure.
     /// </summary>
@@ -196,6 +196,11 @@ public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppCha
         if (!IsToken(request.Verb))
         {
             return "the HTTP verb is not a valid token";
+        }
+        if (string.Equals(request.Verb, "CONNECT", StringComparison.OrdinalIgnoreCase))
+        {
+            // CONNECT asks for a tunnel, not a method of the app.
+            return "the HTTP verb CONNECT cannot invoke a method";
         }
         foreach (var (name, values) in request.Headers)
         {

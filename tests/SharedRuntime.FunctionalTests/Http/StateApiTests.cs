@@ -99,7 +99,7 @@ public abstract class StateApiTests : IAsyncLifetime
         var failing = await Orders.PostAsync("/v1.0/state/store/transaction", Json("""
             {"operations":[{"operation":"upsert","request":{"key":"t3","value":"x"}},{"operation":"upsert","request":{"key":"t2","value":"y","etag":"999999"}}]}
             """));
-        await ErrorAsync(failing, HttpStatusCode.InternalServerError, "ERR_STATE_TRANSACTION");
+        await ErrorAsync(failing, HttpStatusCode.Conflict, "ERR_STATE_TRANSACTION");
         await StatusAsync(await Orders.GetAsync("/v1.0/state/store/t3"), HttpStatusCode.NoContent);
         Assert.Equal("\"new\"", await Orders.GetStringAsync("/v1.0/state/store/t2"));
 
