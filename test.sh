@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need when it is missing (the .NET SDK must be present).
 # Usage: ./test.sh [extra dotnet test arguments]
+# SHAREDRUNTIME_FUZZ_CASES (50000) sets the size of the generated-request fuzz run; SHAREDRUNTIME_PARSER_FUZZ_SECONDS (30,
+# 0 to skip) the time the coverage-guided parser fuzzer spends on each parser.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -29,6 +31,12 @@ status=0
 dotnet test SharedRuntime.sln -c Release --no-build --nologo -m:1 \
   --logger "trx" --results-directory "$results" \
   --blame-hang-timeout 5m "$@" || status=$?
+
+# Coverage-guided fuzzing of the parsers of tenant input (SharpFuzz with afl++), bounded in time per parser.
+parser_fuzz_seconds="${SHAREDRUNTIME_PARSER_FUZZ_SECONDS:-30}"
+if [ "$parser_fuzz_seconds" != "0" ]; then
+  bash scripts/fuzz-parsers.sh "$parser_fuzz_seconds" || { echo "parser fuzzing found a crash or a hang" >&2; status=1; }
+fi
 
 # One closing line for every test project together.
 python3 - "$results" <<'PY' || true
