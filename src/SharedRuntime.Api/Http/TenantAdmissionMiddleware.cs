@@ -18,7 +18,8 @@ namespace SharedRuntime.Http;
 /// The request path of every Dapr API call, HTTP and gRPC alike, in one place and in this order:
 /// keep each listener's endpoints to its port -> resolve the tenant from <c>dapr-api-token</c> -> body limit ->
 /// rate limit -> bulkhead -> (gRPC) the message's size and memory -> the building block. Rejections never reach a
-/// component. What the request held of its tenant's memory budget is given back when it ends.
+/// component. What the request held of its tenant's memory budget is given back when it ends. A Dapr error is logged,
+/// counted and labelled here the same way whichever transport answered it (gRPC leaves it on the request).
 /// </summary>
 public sealed class TenantAdmissionMiddleware(
     RequestDelegate next,

@@ -64,13 +64,20 @@ public sealed class MetricsTests
         var missing = await Assert.ThrowsAsync<RpcException>(async () => await grpc.GetStateAsync(
             new Autogen.GetStateRequest { StoreName = "nowhere", Key = "a" }, token, deadline: DateTime.UtcNow.AddSeconds(30)));
         Assert.Equal(StatusCode.InvalidArgument, missing.StatusCode);
+        // A message that is not protobuf is refused before the service runs; it is still the caller's 400.
+        var garbage = new Method<byte[], byte[]>(MethodType.Unary, "dapr.proto.runtime.v1.Dapr", "GetState",
+            Marshallers.Create(static b => b, static b => b), Marshallers.Create(static b => b, static b => b));
+        var malformed = await Assert.ThrowsAsync<RpcException>(async () => await channel.CreateCallInvoker().AsyncUnaryCall(garbage, null,
+            new CallOptions(token, DateTime.UtcNow.AddSeconds(30)), [0x0a, 0xff]));
+        Assert.Equal(StatusCode.InvalidArgument, malformed.StatusCode);
+        Assert.Equal("ERR_MALFORMED_REQUEST", malformed.Trailers.GetValue("dapr-error-code"));
 
         using var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress };
         string text = "";
         await Eventually.TrueAsync(async () =>
         {
             text = await scraper.GetStringAsync("/metrics");
-            return Value(text, "sharedruntime_requests_total", ("app_id", "refused-over-grpc"), ("code", "400")) is not null;
+            return Value(text, "sharedruntime_requests_total", ("app_id", "refused-over-grpc"), ("api", "state"), ("code", "400")) == 2;
         }, TimeSpan.FromSeconds(10));
 
         foreach (var app in new[] { "refused-over-http", "refused-over-grpc" })
@@ -78,9 +85,9 @@ public sealed class MetricsTests
             Assert.Equal(1, Value(text, "sharedruntime_rejections_total", ("app_id", app), ("reason", "quota_exceeded")));
             Assert.Equal(1, Value(text, "sharedruntime_requests_total", ("app_id", app), ("api", "state"), ("code", "507")));
         }
-        // A gRPC outcome is labelled with the HTTP status it stands for: OK is 200, an unknown store 400.
+        // A gRPC outcome is labelled with the HTTP status it stands for: OK is 200, an unknown store or a bad message 400.
         Assert.Equal(1, Value(text, "sharedruntime_requests_total", ("app_id", "refused-over-grpc"), ("api", "state"), ("code", "200")));
-        Assert.Equal(1, Value(text, "sharedruntime_requests_total", ("app_id", "refused-over-grpc"), ("api", "state"), ("code", "400")));
+        Assert.Equal(2, Value(text, "sharedruntime_requests_total", ("app_id", "refused-over-grpc"), ("api", "state"), ("code", "400")));
         Assert.Equal(1, Value(text, "sharedruntime_requests_total", ("app_id", "refused-over-http"), ("api", "state"), ("code", "204")));
     }
 
