@@ -51,10 +51,10 @@ public sealed class SecretApi(RuntimeConfiguration configuration)
         var snapshot = configuration.Current;
         if (!snapshot.VisibleComponents(tenant, "secretstores").Any())
         {
-            throw new DaprApiException(500, "ERR_SECRET_STORES_NOT_CONFIGURED", "secret store is not configured") { GrpcOverride = 9 };
+            throw new DaprApiException(500, "ERR_SECRET_STORES_NOT_CONFIGURED", "secret store is not configured");
         }
         var entry = snapshot.FindComponent(tenant, "secretstores", storeName)
-            ?? throw new DaprApiException(401, "ERR_SECRET_STORE_NOT_FOUND", $"failed finding secret store with key {storeName}") { GrpcOverride = 3 };
+            ?? throw new DaprApiException(401, "ERR_SECRET_STORE_NOT_FOUND", $"failed finding secret store with key {storeName}");
         return entry.Instance as ISecretStore
             ?? throw new DaprApiException(500, "ERR_SECRET_GET", $"secret store {storeName} is not available: {entry.Error}");
     }

@@ -11,7 +11,7 @@ public sealed class ConfigurationApi(RuntimeConfiguration configuration)
         var snapshot = configuration.Current;
         if (!snapshot.VisibleComponents(tenant, "configuration").Any())
         {
-            throw new DaprApiException(500, "ERR_CONFIGURATION_STORE_NOT_CONFIGURED", "configuration store is not configured") { GrpcOverride = 9 };
+            throw new DaprApiException(500, "ERR_CONFIGURATION_STORE_NOT_CONFIGURED", "configuration store is not configured");
         }
         var entry = snapshot.FindComponent(tenant, "configuration", storeName)
             ?? throw new DaprApiException(400, "ERR_CONFIGURATION_STORE_NOT_FOUND", $"configuration store {storeName} not found");
@@ -51,7 +51,7 @@ public sealed class LockApi(RuntimeConfiguration configuration)
         var snapshot = configuration.Current;
         if (!snapshot.VisibleComponents(tenant, "lock").Any())
         {
-            throw new DaprApiException(500, "ERR_LOCK_STORE_NOT_CONFIGURED", "lock store is not configured") { GrpcOverride = 9 };
+            throw new DaprApiException(500, "ERR_LOCK_STORE_NOT_CONFIGURED", "lock store is not configured");
         }
         var entry = snapshot.FindComponent(tenant, "lock", storeName)
             ?? throw new DaprApiException(400, "ERR_LOCK_STORE_NOT_FOUND", $"lock store {storeName} not found");

@@ -14,16 +14,29 @@ public static class MemoryCharges
     /// <summary>Charges <paramref name="bytes"/> for <paramref name="what"/>; throws the tenant's error when it does not fit.</summary>
     public static void Charge(this RequestMemory? memory, long bytes, string what)
     {
+        if (memory.ChargeOrRefuse(bytes, what) is { } refused)
+        {
+            throw refused;
+        }
+    }
+
+    /// <summary>
+    /// Charges <paramref name="bytes"/> for <paramref name="what"/>; the tenant's error when it does not fit, as a value
+    /// for a caller that answers it itself, null when charged.
+    /// </summary>
+    public static DaprApiException? ChargeOrRefuse(this RequestMemory? memory, long bytes, string what)
+    {
         if (memory is null)
         {
-            return;
+            return null;
         }
         var result = memory.TryCharge(bytes);
-        if (result != MemoryCharge.Charged)
+        if (result == MemoryCharge.Charged)
         {
-            memory.RecordRefusal(result);
-            throw Refused(memory, result, bytes, what);
+            return null;
         }
+        memory.RecordRefusal(result);
+        return Refused(memory, result, bytes, what);
     }
 
     private static DaprApiException Refused(RequestMemory memory, MemoryCharge refusal, long bytes, string what)

@@ -27,14 +27,14 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         var snapshot = configuration.Current;
         if (!snapshot.VisibleComponents(tenant, Category).Any())
         {
-            throw new DaprApiException(400, "ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured") { GrpcOverride = 9 };
+            throw new DaprApiException(400, "ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured");
         }
         if (string.IsNullOrEmpty(pubsubName))
         {
-            throw new DaprApiException(404, "ERR_PUBSUB_EMPTY", "pubsub name is empty") { GrpcOverride = 3 };
+            throw new DaprApiException(404, "ERR_PUBSUB_EMPTY", "pubsub name is empty");
         }
         var entry = snapshot.FindComponent(tenant, Category, pubsubName)
-            ?? throw new DaprApiException(404, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} not found") { GrpcOverride = 3 };
+            ?? throw new DaprApiException(404, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} not found");
         if (entry.Instance is not IPubSubBroker broker)
         {
             throw new DaprApiException(500, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} is not available: {entry.Error}");
@@ -74,7 +74,7 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         broker = found;
         if (string.IsNullOrEmpty(request.Topic))
         {
-            throw new DaprApiException(404, "ERR_TOPIC_NAME_EMPTY", $"topic is empty in pubsub {request.PubSubName}") { GrpcOverride = 3 };
+            throw new DaprApiException(404, "ERR_TOPIC_NAME_EMPTY", $"topic is empty in pubsub {request.PubSubName}");
         }
         if (TopicRules.InvalidName(request.Topic) is { } invalid)
         {

@@ -19,6 +19,9 @@ public static class DaprGrpcEndpoints
 {
     public static IServiceCollection AddDaprGrpc(this IServiceCollection services)
     {
+        // One service and one interceptor serve every call: gRPC takes them from the container instead of making them per call.
+        services.AddSingleton<DaprGrpcService>();
+        services.AddSingleton<DaprErrorInterceptor>();
         services.AddGrpc(options =>
         {
             options.Interceptors.Add<DaprErrorInterceptor>();

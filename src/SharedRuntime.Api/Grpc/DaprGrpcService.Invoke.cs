@@ -1,7 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using SharedRuntime.AppChannel;
 using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
@@ -22,7 +21,6 @@ public partial class DaprGrpcService
     public virtual async Task<Autogen.InvokeResponse> InvokeService(Autogen.InvokeServiceRequest request, ServerCallContext context)
     {
         var httpContext = context.GetHttpContext();
-        var invocation = httpContext.RequestServices.GetRequiredService<ServiceInvocation>();
         var message = request.Message ?? throw Errors.Malformed("InvokeServiceRequest.message is required");
         if (string.IsNullOrEmpty(request.Id))
         {
@@ -52,8 +50,7 @@ public partial class DaprGrpcService
         var status = (int)response.StatusCode;
         if (status is < 200 or > 299)
         {
-            var trailers = new Metadata { { "dapr-http-status", status.ToString(System.Globalization.CultureInfo.InvariantCulture) } };
-            throw new RpcException(new Status(FromHttp(status), $"app {request.Id} answered {status}: {System.Text.Encoding.UTF8.GetString(body.Span[..Math.Min(body.Length, 1024)])}"), trailers);
+            throw DaprErrors.AppAnswered(status, $"app {request.Id} answered {status}: {System.Text.Encoding.UTF8.GetString(body.Span[..Math.Min(body.Length, 1024)])}");
         }
         return new Autogen.InvokeResponse
         {
@@ -109,21 +106,4 @@ public partial class DaprGrpcService
         }
         return buffer.AsMemory(0, length);
     }
-
-    private static StatusCode FromHttp(int status) => status switch
-    {
-        400 => StatusCode.InvalidArgument,
-        401 => StatusCode.Unauthenticated,
-        403 => StatusCode.PermissionDenied,
-        404 => StatusCode.NotFound,
-        409 => StatusCode.Aborted,
-        412 => StatusCode.FailedPrecondition,
-        429 => StatusCode.ResourceExhausted,
-        499 => StatusCode.Cancelled,
-        501 => StatusCode.Unimplemented,
-        503 => StatusCode.Unavailable,
-        504 => StatusCode.DeadlineExceeded,
-        _ when status >= 500 => StatusCode.Internal,
-        _ => StatusCode.Unknown,
-    };
 }

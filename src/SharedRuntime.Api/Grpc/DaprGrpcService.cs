@@ -4,6 +4,7 @@ using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using SharedRuntime.AppChannel;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Diagnostics;
@@ -16,10 +17,11 @@ namespace SharedRuntime.Grpc;
 
 /// <summary>
 /// The Dapr gRPC API for the calling tenant. Tenant resolution and admission happened before (the same middleware as
-/// HTTP); every method calls the same building blocks as the HTTP API.
+/// HTTP); every method calls the same building blocks as the HTTP API. One instance serves every call: it holds only
+/// the building blocks, which are singletons.
 /// </summary>
 [BindServiceMethod(typeof(DaprGrpcService), nameof(BindService))]
-public partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ILogger<DaprGrpcService> logger)
+public partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ServiceInvocation invocation, ILogger<DaprGrpcService> logger)
 {
     private static readonly Empty None = new();
 
@@ -60,7 +62,7 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
 
 
     private static TenantContext Tenant(ServerCallContext context) =>
-        context.GetHttpContext().Features.Get<TenantContext>() ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "no tenant"));
+        context.GetHttpContext().Features.Get<TenantContext>() ?? throw new DaprApiException(401, "ERR_TENANT_UNAUTHENTICATED", "no tenant");
 
     /// <summary>
     /// The call's metadata. Its binary (<c>-bin</c>) values are decoded from base64 on first use, and a value that is
@@ -360,7 +362,10 @@ internal static class ConfigurationSubscriptions
     }
 }
 
-/// <summary>Turns the building blocks' Dapr errors into gRPC statuses, as Dapr answers them.</summary>
+/// <summary>
+/// Turns the building blocks' Dapr errors into gRPC statuses through <see cref="DaprErrors"/>, and leaves the error on
+/// the request for <see cref="TenantAdmissionMiddleware"/>, which logs and counts it as it does an HTTP one.
+/// </summary>
 public sealed class DaprErrorInterceptor : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
@@ -377,8 +382,7 @@ public sealed class DaprErrorInterceptor : Interceptor
         }
         catch (DaprApiException ex)
         {
-            var trailers = new Metadata { { "dapr-error-code", ex.ErrorCode } };
-            throw new RpcException(new Status((StatusCode)ex.GrpcStatus, $"{ex.ErrorCode}: {ex.Message}"), trailers);
+            throw Answered(context, ex);
         }
     }
 
@@ -390,7 +394,13 @@ public sealed class DaprErrorInterceptor : Interceptor
         }
         catch (DaprApiException ex)
         {
-            throw new RpcException(new Status((StatusCode)ex.GrpcStatus, $"{ex.ErrorCode}: {ex.Message}"));
+            throw Answered(context, ex);
         }
+    }
+
+    private static RpcException Answered(ServerCallContext context, DaprApiException error)
+    {
+        context.GetHttpContext().Features.Set(error);
+        return DaprErrors.ToRpcException(error);
     }
 }

@@ -50,7 +50,7 @@ public static class DaprServiceBinder
         }
         catch (InvalidProtocolBufferException ex)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"ERR_MALFORMED_REQUEST: the request is not a valid {typeof(T).Name}: {ex.Message}"));
+            throw SharedRuntime.BuildingBlocks.DaprErrors.ToRpcException(SharedRuntime.BuildingBlocks.Errors.Malformed($"the request is not a valid {typeof(T).Name}: {ex.Message}"));
         }
     }
 

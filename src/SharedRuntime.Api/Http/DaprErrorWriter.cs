@@ -23,10 +23,12 @@ public static class DaprErrorWriter
         if (IsGrpc(context))
         {
             // Trailers-only gRPC answer: the status travels in the response headers.
+            context.Features.Set(error);
             response.StatusCode = 200;
             response.ContentType = "application/grpc";
-            response.Headers["grpc-status"] = error.GrpcStatus.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            response.Headers["grpc-status"] = ((int)DaprErrors.GrpcStatusOf(error)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             response.Headers["grpc-message"] = Uri.EscapeDataString($"{error.ErrorCode}: {error.Message}");
+            response.Headers[DaprErrors.ErrorCodeTrailer] = error.ErrorCode;
             return Task.CompletedTask;
         }
         response.StatusCode = error.HttpStatus;

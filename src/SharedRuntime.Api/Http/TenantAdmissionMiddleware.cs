@@ -18,13 +18,15 @@ namespace SharedRuntime.Http;
 /// The request path of every Dapr API call, HTTP and gRPC alike, in one place and in this order:
 /// keep each listener's endpoints to its port -> resolve the tenant from <c>dapr-api-token</c> -> body limit ->
 /// rate limit -> bulkhead -> (gRPC) the message's size and memory -> the building block. Rejections never reach a
-/// component. What the request held of its tenant's memory budget is given back when it ends.
+/// component. What the request held of its tenant's memory budget is given back when it ends. A Dapr error is logged,
+/// counted and labelled here the same way whichever transport answered it (gRPC leaves it on the request).
 /// </summary>
 public sealed class TenantAdmissionMiddleware(
     RequestDelegate next,
     RuntimeConfiguration configuration,
     ListenerPorts ports,
     RuntimeMetrics metrics,
+    IServiceProvider services,
     ILogger<TenantAdmissionMiddleware> logger)
 {
     public const string TokenHeader = "dapr-api-token";
@@ -96,21 +98,30 @@ public sealed class TenantAdmissionMiddleware(
     {
         metrics.RequestStarted(tenant.AppId);
         context.Features.Set(tenant);
+        var grpc = DaprErrorWriter.IsGrpc(context) && ports.ListenerOf(context.Connection.LocalPort) == Listener.DaprGrpc;
         try
         {
-            if (DaprErrorWriter.IsGrpc(context) && ports.ListenerOf(context.Connection.LocalPort) == Listener.DaprGrpc)
+            if (grpc)
             {
-                await AdmitGrpcMessageAsync(context, tenant).ConfigureAwait(false);
+                // The gRPC service and its interceptor are singletons: taken from the root container, the call makes no
+                // request scope.
+                context.RequestServices = services;
+                if (await AdmitGrpcMessageAsync(context, tenant).ConfigureAwait(false) is { } refused)
+                {
+                    Failed(tenant, apiName, refused);
+                    await DaprErrorWriter.WriteAsync(context, refused).ConfigureAwait(false);
+                    return;
+                }
             }
             await next(context).ConfigureAwait(false);
+            if (grpc)
+            {
+                GrpcAnswered(context, tenant, apiName);
+            }
         }
         catch (DaprApiException ex)
         {
-            ApiLog.ApiError(logger, tenant.AppId, apiName, ex.HttpStatus, ex.ErrorCode, ex.Message);
-            if (ex.HttpStatus == 507)
-            {
-                metrics.Rejected(tenant.AppId, RejectionReason.QuotaExceeded);
-            }
+            Failed(tenant, apiName, ex);
             await DaprErrorWriter.WriteAsync(context, ex).ConfigureAwait(false);
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
@@ -145,27 +156,87 @@ public sealed class TenantAdmissionMiddleware(
                 memory.Dispose();
             }
             tenant.Admission.Exit();
-            metrics.RequestFinished(tenant.AppId, apiName, context.Response.StatusCode, start);
+            metrics.RequestFinished(tenant.AppId, apiName, grpc ? GrpcOutcome(context) : context.Response.StatusCode, start);
         }
+    }
+
+    /// <summary>A Dapr error answered over either transport: logged, and a quota refusal counted as a rejection.</summary>
+    private void Failed(TenantContext tenant, string apiName, DaprApiException error)
+    {
+        ApiLog.ApiError(logger, tenant.AppId, apiName, error.HttpStatus, error.ErrorCode, error.Message);
+        if (error.HttpStatus == 507)
+        {
+            metrics.Rejected(tenant.AppId, RejectionReason.QuotaExceeded);
+        }
+    }
+
+    /// <summary>
+    /// After the gRPC service answered: a Dapr error it answered (left on the request by <c>DaprErrorInterceptor</c>) is
+    /// logged and counted as over HTTP; so is a Dapr error gRPC answered before the service ran (a message that is not
+    /// valid protobuf), known by its error code trailer.
+    /// </summary>
+    private void GrpcAnswered(HttpContext context, TenantContext tenant, string apiName)
+    {
+        if (context.Features.Get<DaprApiException>() is { } error)
+        {
+            Failed(tenant, apiName, error);
+        }
+        else if (GrpcAnswer(context, DaprErrors.ErrorCodeTrailer) is { Length: > 0 } errorCode)
+        {
+            ApiLog.ApiError(logger, tenant.AppId, apiName, GrpcOutcome(context), errorCode, Uri.UnescapeDataString(GrpcAnswer(context, "grpc-message") ?? ""));
+        }
+    }
+
+    /// <summary>
+    /// The HTTP status a gRPC call's outcome stands for, as metrics label it, so one dashboard reads both transports:
+    /// a Dapr error's own status (507, not the RESOURCE_EXHAUSTED it shares with 429), the app's status for an
+    /// InvokeService the app refused, else the gRPC status mapped back by <see cref="DaprErrors"/> (OK is 200).
+    /// </summary>
+    internal static int GrpcOutcome(HttpContext context)
+    {
+        if (context.Features.Get<DaprApiException>() is { } error)
+        {
+            return error.HttpStatus;
+        }
+        if (int.TryParse(GrpcAnswer(context, DaprErrors.AppStatusTrailer), NumberStyles.None, CultureInfo.InvariantCulture, out var appStatus))
+        {
+            return appStatus;
+        }
+        if (int.TryParse(GrpcAnswer(context, "grpc-status"), NumberStyles.None, CultureInfo.InvariantCulture, out var grpcStatus))
+        {
+            return DaprErrors.HttpStatusOf((global::Grpc.Core.StatusCode)grpcStatus);
+        }
+        return context.Response.StatusCode;
+    }
+
+    /// <summary>A value of the gRPC answer's trailers, or of its headers for a trailers-only answer.</summary>
+    private static string? GrpcAnswer(HttpContext context, string name)
+    {
+        var value = context.Response.Headers[name];
+        if (value.Count == 0 && context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers is { } trailers)
+        {
+            value = trailers[name];
+        }
+        return value.Count == 0 ? null : value.ToString();
     }
 
     /// <summary>
     /// A gRPC call carries one request message: its length, read from the message's prefix before the message itself,
     /// is held to the tenant's body limit (RESOURCE_EXHAUSTED beyond) and charged to its memory budget (the message's
-    /// bytes and the parsed message) before gRPC reads it.
+    /// bytes and the parsed message) before gRPC reads it. The refusal, if any, is returned rather than thrown.
     /// </summary>
-    private async ValueTask AdmitGrpcMessageAsync(HttpContext context, TenantContext tenant)
+    private async ValueTask<DaprApiException?> AdmitGrpcMessageAsync(HttpContext context, TenantContext tenant)
     {
         var length = await GrpcMessagePrefix.PeekLengthAsync(context.Request.BodyReader, context.RequestAborted).ConfigureAwait(false);
         var bodyLimit = tenant.Limits.MaxRequestBodyBytes;
         if (length > bodyLimit)
         {
             metrics.Rejected(tenant.AppId, RejectionReason.BodyTooLarge);
-            throw new DaprApiException(413, "ERR_TENANT_BODY_TOO_LARGE",
+            return new DaprApiException(413, "ERR_TENANT_BODY_TOO_LARGE",
                 $"gRPC message of {length} bytes exceeds the limit of {bodyLimit} bytes for app {tenant.AppId}");
         }
         // The message's bytes while they are received, and the parsed message (its bytes fields are copies).
-        context.Memory().Charge(2 * length, "the gRPC request message");
+        return context.Memory().ChargeOrRefuse(2 * length, "the gRPC request message");
     }
 
     private Task Reject(HttpContext context, TenantContext tenant, string apiName, long start, RejectionReason reason, int status, string code, string message, int? retryAfterSeconds)
