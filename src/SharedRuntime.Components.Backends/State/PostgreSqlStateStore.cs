@@ -63,50 +63,140 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             return new StateEntry(key, reader.GetFieldValue<byte[]>(0), reader.GetInt64(1).ToString(CultureInfo.InvariantCulture), expires, reader.IsDBNull(3) ? null : reader.GetString(3));
         }));
 
-    public ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken)
-    {
-        var condition = ETagCondition.For(request);
-        return new(RunAsync("set", connection => ApplySetAsync(connection, null, request, condition, cancellationToken)));
-    }
+    public async ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken) =>
+        (await WriteAsync("set", [new StateOperation(request, null)], null, cancellationToken).ConfigureAwait(false))[0];
 
-    public ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken)
-    {
-        var condition = ETagCondition.For(request);
-        return new(RunAsync("delete", connection => ApplyDeleteAsync(connection, null, request, condition, cancellationToken)));
-    }
+    public async ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken) =>
+        await WriteAsync("delete", [new StateOperation(null, request)], null, cancellationToken).ConfigureAwait(false);
 
-    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken)
+    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
+        await WriteAsync("transaction", operations, null, cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken) =>
+        await WriteAsync("transaction", operations, allowance.IsUnlimited ? null : allowance, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Applies <paramref name="operations"/> in one database transaction together with the usage of the prefixes they
+    /// touch: locks those usage rows (seeding a missing one by one count), reads what the keys store now, writes, checks
+    /// <paramref name="allowance"/> and adds the change. An etag mismatch or a refused allowance rolls everything back.
+    /// </summary>
+    private Task<string[]> WriteAsync(string operation, IReadOnlyList<StateOperation> operations, StateAllowance? allowance, CancellationToken cancellationToken)
     {
         // Invalid etags are refused before anything reaches the database.
         var conditions = operations.Select(o => o.Set is { } set ? ETagCondition.For(set) : ETagCondition.For(o.Delete!)).ToArray();
-        return new(RunAsync("transaction", async connection =>
+        return RunAsync(operation, async connection =>
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
+            foreach (var o in operations)
+            {
+                final[o.Key] = o.Set;
+            }
+            var prefixes = final.Keys.Select(k => StateKeys.PrefixOf(k).ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+            var usage = await LockUsageAsync(connection, transaction, prefixes, cancellationToken).ConfigureAwait(false);
+            if (usage.Count < prefixes.Length)
+            {
+                foreach (var prefix in prefixes.Where(p => !usage.ContainsKey(p)))
+                {
+                    await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection, transaction);
+                    seed.Parameters.AddWithValue("prefix", prefix);
+                    if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
+                    {
+                        BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
+                    }
+                }
+                usage = await LockUsageAsync(connection, transaction, prefixes, cancellationToken).ConfigureAwait(false);
+            }
+            var change = new Dictionary<string, StateUsage>(StringComparer.Ordinal);
+            foreach (var (key, set) in final)
+            {
+                var prefix = StateKeys.PrefixOf(key).ToString();
+                change[prefix] = change.GetValueOrDefault(prefix) + (set is null ? default : StateUsage.Of(set));
+            }
+            await using (var costs = new NpgsqlCommand(_sql.Costs, connection, transaction))
+            {
+                costs.Parameters.AddWithValue("keys", final.Keys.ToArray());
+                await using var reader = await costs.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var prefix = StateKeys.PrefixOf(reader.GetString(0)).ToString();
+                    change[prefix] = change.GetValueOrDefault(prefix) - new StateUsage(1, reader.GetInt32(1));
+                }
+            }
+            if (allowance is { } limit)
+            {
+                limit.Check(usage.GetValueOrDefault(limit.Prefix), change.GetValueOrDefault(limit.Prefix));
+            }
+            var versions = new string[operations.Count];
             for (var i = 0; i < operations.Count; i++)
             {
                 if (operations[i].Set is { } set)
                 {
-                    await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
+                    versions[i] = await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
                     await ApplyDeleteAsync(connection, transaction, operations[i].Delete!, conditions[i], cancellationToken).ConfigureAwait(false);
+                    versions[i] = "";
                 }
+            }
+            foreach (var (prefix, delta) in change)
+            {
+                if (delta == default)
+                {
+                    continue;
+                }
+                await using var add = new NpgsqlCommand(_sql.AddUsage, connection, transaction);
+                add.Parameters.AddWithValue("prefix", prefix);
+                add.Parameters.AddWithValue("keys", delta.Keys);
+                add.Parameters.AddWithValue("bytes", delta.Bytes);
+                await add.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
             // A mismatch above throws; disposing the transaction uncommitted rolls every operation back.
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return 0;
-        }));
+            return versions;
+        });
     }
 
+    private async Task<Dictionary<string, StateUsage>> LockUsageAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string[] prefixes, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(_sql.LockUsage, connection, transaction);
+        command.Parameters.AddWithValue("prefixes", prefixes);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var usage = new Dictionary<string, StateUsage>(prefixes.Length, StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            usage[reader.GetString(0)] = new StateUsage(reader.GetInt64(1), reader.GetInt64(2));
+        }
+        return usage;
+    }
+
+    /// <summary>The usage kept for <paramref name="prefix"/> (O(1)); seeded by one count the first time it is missing.</summary>
     public ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken) =>
         new(RunAsync("usage", async connection =>
         {
-            await using var command = new NpgsqlCommand(_sql.Usage, connection);
-            command.Parameters.AddWithValue("prefix", prefix);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+            for (var attempt = 0; ; attempt++)
+            {
+                await using (var command = new NpgsqlCommand(_sql.Usage, connection))
+                {
+                    command.Parameters.AddWithValue("prefix", prefix);
+                    await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+                    }
+                }
+                if (attempt > 0)
+                {
+                    throw new ComponentException($"postgresql usage of prefix {prefix} is missing after seeding it");
+                }
+                await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection);
+                seed.Parameters.AddWithValue("prefix", prefix);
+                if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
+                {
+                    BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
+                }
+            }
         }));
 
     private async Task<string> ApplySetAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, StateSetRequest request, ETagCondition condition, CancellationToken cancellationToken)
@@ -151,8 +241,17 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         {
             var removed = await RunAsync("cleanup", async connection =>
             {
-                await using var command = new NpgsqlCommand(_sql.DeleteExpired, connection);
-                return await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+                // Expired rows count until deleted: the deletion subtracts them in the same transaction, after locking
+                // the usage rows it changes in the order writers lock them.
+                await using var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
+                await using (var lockUsage = new NpgsqlCommand(_sql.LockExpiredUsage, connection, transaction))
+                {
+                    await lockUsage.ExecuteNonQueryAsync().ConfigureAwait(false);
+                }
+                await using var command = new NpgsqlCommand(_sql.DeleteExpiredCounted, connection, transaction);
+                var count = (int)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
+                await transaction.CommitAsync().ConfigureAwait(false);
+                return count;
             }).ConfigureAwait(false);
             if (removed > 0)
             {
