@@ -25,6 +25,13 @@ if (settings.Scenario == "hung-app")
     await HungAppScenario.RunAsync(settings);
     return;
 }
+if (settings.Scenario == "state-write-cost")
+{
+    var redis = Array.IndexOf(args, "--redis") is var r and >= 0 && r + 1 < args.Length ? args[r + 1] : throw new ArgumentException("--redis HOST:PORT is required for --scenario state-write-cost");
+    var note = Array.IndexOf(args, "--crowded-note") is var c and >= 0 && c + 1 < args.Length ? args[c + 1] : "keys of other apps";
+    await StateWriteCostScenario.RunAsync(settings, redis, note);
+    return;
+}
 if (settings.Scenario == "shared-redis")
 {
     var redis = Array.IndexOf(args, "--redis") is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : throw new ArgumentException("--redis HOST:PORT is required for --scenario shared-redis");
