@@ -27,9 +27,16 @@ if (settings.Scenario == "hung-app")
 }
 if (settings.Scenario == "state-write-cost")
 {
-    var redis = Array.IndexOf(args, "--redis") is var r and >= 0 && r + 1 < args.Length ? args[r + 1] : throw new ArgumentException("--redis HOST:PORT is required for --scenario state-write-cost");
-    var note = Array.IndexOf(args, "--crowded-note") is var c and >= 0 && c + 1 < args.Length ? args[c + 1] : "keys of other apps";
-    await StateWriteCostScenario.RunAsync(settings, redis, note);
+    string? Arg(string name) => Array.IndexOf(args, name) is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+    var note = Arg("--crowded-note") ?? "keys of other apps";
+    if (Arg("--postgresql") is { } connectionString)
+    {
+        await StateWriteCostScenario.RunAsync(settings, "postgresql", connectionString, note);
+    }
+    else
+    {
+        await StateWriteCostScenario.RunAsync(settings, "redis", Arg("--redis") ?? throw new ArgumentException("--redis HOST:PORT or --postgresql CONNECTION-STRING is required for --scenario state-write-cost"), note);
+    }
     return;
 }
 if (settings.Scenario == "shared-redis")

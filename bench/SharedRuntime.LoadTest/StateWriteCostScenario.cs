@@ -6,41 +6,53 @@ namespace SharedRuntime.LoadTest;
 
 /// <summary>
 /// What a state write costs against a read, and whether it grows with other apps' data: one tenant, closed loop on
-/// 16 connections, against two state.redis stores of one Redis server. <c>empty</c> (database 0) holds only the
-/// tenant's keys; <c>crowded</c> (database 1) also holds the keys of other apps that bench/load/state-write-cost.sh put
-/// there. Phases (get empty, save empty, save crowded, get crowded) alternate round by round and are pooled per phase.
+/// 16 connections, against two stores of one Redis or PostgreSQL server. <c>empty</c> holds only the tenant's keys;
+/// <c>crowded</c> also holds the keys of other apps that bench/load/state-write-cost.sh put there. Phases (get empty, save empty, save crowded, get crowded) alternate round by round and are pooled per phase.
 /// </summary>
 internal static class StateWriteCostScenario
 {
     private const int Connections = 16;
     private const int KeysPerWorker = 64;
 
-    public static async Task RunAsync(LoadSettings settings, string redisHost, string crowdedNote)
+    /// <summary>
+    /// <paramref name="backend"/> is <c>redis</c> (<paramref name="target"/> HOST:PORT; <c>crowded</c> is database 1) or
+    /// <c>postgresql</c> (<paramref name="target"/> a connection string; <c>crowded</c> is table <c>state_crowded</c>).
+    /// </summary>
+    public static async Task RunAsync(LoadSettings settings, string backend, string target, string crowdedNote)
     {
-        var yaml = $"""
+        string Component(string name, bool crowded) => backend == "postgresql"
+            ? $"""
             apiVersion: dapr.io/v1alpha1
             kind: Component
             metadata:
-              name: empty
+              name: {name}
+            spec:
+              type: state.postgresql
+              version: v1
+              metadata:
+                - name: connectionString
+                  value: "{target}"
+                - name: tableName
+                  value: "state_{name}"
+            """
+            : $"""
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata:
+              name: {name}
             spec:
               type: state.redis
               version: v1
               metadata:
                 - name: redisHost
-                  value: "{redisHost}"
-            ---
-            apiVersion: dapr.io/v1alpha1
-            kind: Component
-            metadata:
-              name: crowded
-            spec:
-              type: state.redis
-              version: v1
-              metadata:
-                - name: redisHost
-                  value: "{redisHost}"
+                  value: "{target}"
                 - name: redisDB
-                  value: "1"
+                  value: "{(crowded ? 1 : 0)}"
+            """;
+        var yaml = $"""
+            {Component("empty", false)}
+            ---
+            {Component("crowded", true)}
             ---
             apiVersion: sharedruntime.io/v1alpha1
             kind: Tenant
@@ -68,7 +80,7 @@ internal static class StateWriteCostScenario
             seeding[store] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         }
         (string Name, string Store, bool IsSave)[] phases = [("get, empty database", "empty", false), ("save, empty database", "empty", true),
-            ("save, 200k keys of other apps", "crowded", true), ("get, 200k keys of other apps", "crowded", false)];
+            ("save, other apps' data", "crowded", true), ("get, other apps' data", "crowded", false)];
         foreach (var (_, store, isSave) in phases)
         {
             await ClosedLoopAsync(client, port, store, isSave, TimeSpan.FromSeconds(1), null);
@@ -85,7 +97,7 @@ internal static class StateWriteCostScenario
         double Rate(string name) => results[name].Admitted / (double)(settings.Rounds * settings.PhaseSeconds);
         var report = new StringBuilder();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"one tenant, closed loop on {Connections} connections (HTTP/1.1), runtime pinned to core 0, load tool and redis-server on core 1; two state.redis stores on one Redis server: `empty` (database 0) and `crowded` (database 1, {crowdedNote}); phases alternate, {settings.Rounds} rounds of {settings.PhaseSeconds}s each, pooled; save: POST /v1.0/state/{{store}} of one key ({KeysPerWorker} keys per connection, round robin, ~50-byte JSON value); get: GET /v1.0/state/{{store}}/k");
+            $"one tenant, closed loop on {Connections} connections (HTTP/1.1), runtime pinned to core 0, load tool and {backend} server on core 1; two state.{backend} stores on one server: `empty` and `crowded` ({(backend == "postgresql" ? "table state_crowded" : "database 1")}, {crowdedNote}); phases alternate, {settings.Rounds} rounds of {settings.PhaseSeconds}s each, pooled; save: POST /v1.0/state/{{store}} of one key ({KeysPerWorker} keys per connection, round robin, ~50-byte JSON value); get: GET /v1.0/state/{{store}}/k");
         report.AppendLine();
         report.AppendLine("| phase | req/s | p50 ms | p99 ms | requests | errors |");
         report.AppendLine("|---|---|---|---|---|---|");
@@ -96,8 +108,8 @@ internal static class StateWriteCostScenario
         }
         report.AppendLine();
         report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- save / get, empty database: **{Rate(phases[1].Name) / Rate(phases[0].Name):0.00}x** (target >= 0.5x)"));
-        report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- save with 200k keys of other apps / save on the empty database: **{Rate(phases[2].Name) / Rate(phases[1].Name):0.00}x** (target >= 0.8x)"));
-        report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- first save of the tenant in each store (seeds its usage by one scan of the database): empty {seeding["empty"]:0.0} ms, crowded {seeding["crowded"]:0.0} ms"));
+        report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- save with other apps' data / save on the empty database: **{Rate(phases[2].Name) / Rate(phases[1].Name):0.00}x** (target >= 0.8x)"));
+        report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- first save of the tenant in each store (seeds its usage by one count of its keys): empty {seeding["empty"]:0.0} ms, crowded {seeding["crowded"]:0.0} ms"));
         report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- runtime process start to healthz 204 in {runtime.ReadyMs:0} ms"));
         Console.WriteLine(report.ToString());
         if (settings.Output is { } output)

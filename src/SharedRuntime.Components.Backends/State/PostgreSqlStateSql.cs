@@ -57,11 +57,8 @@ internal sealed class PostgreSqlStateSql(string table, string bareTable)
 
     public string DeleteVersion { get; } = $"DELETE FROM {table} WHERE key = @key AND etag = @etag AND {Live}";
 
-    /// <summary>
-    /// Locks the usage rows of the prefixes a write touches (in prefix order, so writers never deadlock) and returns
-    /// them. Every write to a prefix holds its row until it commits, so a prefix's writes are serialised across nodes.
-    /// </summary>
-    public string LockUsage { get; } = $"SELECT prefix, keys, bytes FROM {table}_usage WHERE prefix = ANY(@prefixes) ORDER BY prefix FOR UPDATE";
+    /// <summary>The prefixes among <c>@prefixes</c> that have usage (seeded).</summary>
+    public string SeededPrefixes { get; } = $"SELECT prefix FROM {table}_usage WHERE prefix = ANY(@prefixes)";
 
     /// <summary>
     /// Seeds a prefix's usage once, when it has no row (rows written before usage was kept): one count of its rows,
@@ -73,16 +70,17 @@ internal sealed class PostgreSqlStateSql(string table, string bareTable)
         ON CONFLICT (prefix) DO NOTHING
         """;
 
-    /// <summary>What each of the keys stores now, expired or not.</summary>
-    public string Costs { get; } = $"SELECT key, {Cost} FROM {table} WHERE key = ANY(@keys)";
+    /// <summary>
+    /// What each of the keys stores now, expired or not, locking those rows (in key order, so writers never deadlock on
+    /// them) until the transaction ends: no other writer changes them between this read and the write.
+    /// </summary>
+    public string Costs { get; } = $"SELECT key, {Cost} FROM {table} WHERE key = ANY(@keys) ORDER BY key FOR UPDATE";
 
-    public string AddUsage { get; } = $"UPDATE {table}_usage SET keys = keys + @keys, bytes = bytes + @bytes WHERE prefix = @prefix";
-
-    /// <summary>Locks the usage rows of the prefixes holding expired rows, in prefix order, before the cleanup deletes them.</summary>
-    public string LockExpiredUsage { get; } = $"""
-        SELECT prefix FROM {table}_usage WHERE prefix IN (SELECT DISTINCT prefix FROM {table} WHERE expiresat IS NOT NULL AND expiresat <= now())
-        ORDER BY prefix FOR UPDATE
-        """;
+    /// <summary>
+    /// Adds a write's change to its prefix's usage and returns the new figures. The row lock it takes is held only from
+    /// here to the commit, and serialises the prefix's usage across nodes: each writer adds to what the last committed.
+    /// </summary>
+    public string AddUsage { get; } = $"UPDATE {table}_usage SET keys = keys + @keys, bytes = bytes + @bytes WHERE prefix = @prefix RETURNING keys, bytes";
 
     /// <summary>Deletes expired rows and subtracts what they counted from their prefixes, in one statement.</summary>
     public string DeleteExpiredCounted { get; } = $"""

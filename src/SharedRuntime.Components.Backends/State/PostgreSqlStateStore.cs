@@ -77,98 +77,129 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
 
     /// <summary>
     /// Applies <paramref name="operations"/> in one database transaction together with the usage of the prefixes they
-    /// touch: locks those usage rows (seeding a missing one by one count), reads what the keys store now, writes, checks
-    /// <paramref name="allowance"/> and adds the change. An etag mismatch or a refused allowance rolls everything back.
+    /// touch: seeds a prefix without usage (one count), reads and locks the rows the keys hold now, writes, then adds the
+    /// change to the usage rows and checks <paramref name="allowance"/> against the result. An etag mismatch or a refused
+    /// allowance rolls everything back. A key that another transaction created after it was read as absent makes the
+    /// change unknown: the transaction is rolled back and run again.
     /// </summary>
-    private Task<string[]> WriteAsync(string operation, IReadOnlyList<StateOperation> operations, StateAllowance? allowance, CancellationToken cancellationToken)
+    private async Task<string[]> WriteAsync(string operation, IReadOnlyList<StateOperation> operations, StateAllowance? allowance, CancellationToken cancellationToken)
     {
         // Invalid etags are refused before anything reaches the database.
         var conditions = operations.Select(o => o.Set is { } set ? ETagCondition.For(set) : ETagCondition.For(o.Delete!)).ToArray();
-        return RunAsync(operation, async connection =>
+        var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
+        foreach (var o in operations)
         {
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
-            foreach (var o in operations)
+            final[o.Key] = o.Set;
+        }
+        var prefixes = final.Keys.Select(k => StateKeys.PrefixOf(k).ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        for (var attempt = 1; ; attempt++)
+        {
+            var versions = await RunAsync(operation, connection => TryWriteAsync(connection, operations, conditions, final, prefixes, allowance, cancellationToken)).ConfigureAwait(false);
+            if (versions is not null)
             {
-                final[o.Key] = o.Set;
+                return versions;
             }
-            var prefixes = final.Keys.Select(k => StateKeys.PrefixOf(k).ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-            var usage = await LockUsageAsync(connection, transaction, prefixes, cancellationToken).ConfigureAwait(false);
-            if (usage.Count < prefixes.Length)
+            if (attempt == 3)
             {
-                foreach (var prefix in prefixes.Where(p => !usage.ContainsKey(p)))
-                {
-                    await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection, transaction);
-                    seed.Parameters.AddWithValue("prefix", prefix);
-                    if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
-                    {
-                        BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
-                    }
-                }
-                usage = await LockUsageAsync(connection, transaction, prefixes, cancellationToken).ConfigureAwait(false);
+                throw new ComponentException($"postgresql {operation}: keys kept being created concurrently; try again");
             }
-            var change = new Dictionary<string, StateUsage>(StringComparer.Ordinal);
-            foreach (var (key, set) in final)
-            {
-                var prefix = StateKeys.PrefixOf(key).ToString();
-                change[prefix] = change.GetValueOrDefault(prefix) + (set is null ? default : StateUsage.Of(set));
-            }
-            await using (var costs = new NpgsqlCommand(_sql.Costs, connection, transaction))
-            {
-                costs.Parameters.AddWithValue("keys", final.Keys.ToArray());
-                await using var reader = await costs.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    var prefix = StateKeys.PrefixOf(reader.GetString(0)).ToString();
-                    change[prefix] = change.GetValueOrDefault(prefix) - new StateUsage(1, reader.GetInt32(1));
-                }
-            }
-            if (allowance is { } limit)
-            {
-                limit.Check(usage.GetValueOrDefault(limit.Prefix), change.GetValueOrDefault(limit.Prefix));
-            }
-            var versions = new string[operations.Count];
-            for (var i = 0; i < operations.Count; i++)
-            {
-                if (operations[i].Set is { } set)
-                {
-                    versions[i] = await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    await ApplyDeleteAsync(connection, transaction, operations[i].Delete!, conditions[i], cancellationToken).ConfigureAwait(false);
-                    versions[i] = "";
-                }
-            }
-            foreach (var (prefix, delta) in change)
-            {
-                if (delta == default)
-                {
-                    continue;
-                }
-                await using var add = new NpgsqlCommand(_sql.AddUsage, connection, transaction);
-                add.Parameters.AddWithValue("prefix", prefix);
-                add.Parameters.AddWithValue("keys", delta.Keys);
-                add.Parameters.AddWithValue("bytes", delta.Bytes);
-                await add.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
-            // A mismatch above throws; disposing the transaction uncommitted rolls every operation back.
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return versions;
-        });
+        }
     }
 
-    private async Task<Dictionary<string, StateUsage>> LockUsageAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string[] prefixes, CancellationToken cancellationToken)
+    private async Task<string[]?> TryWriteAsync(NpgsqlConnection connection, IReadOnlyList<StateOperation> operations, ETagCondition[] conditions,
+        Dictionary<string, StateSetRequest?> final, string[] prefixes, StateAllowance? allowance, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(_sql.LockUsage, connection, transaction);
-        command.Parameters.AddWithValue("prefixes", prefixes);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var usage = new Dictionary<string, StateUsage>(prefixes.Length, StringComparer.Ordinal);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await SeedAsync(connection, prefixes, cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var change = new Dictionary<string, StateUsage>(StringComparer.Ordinal);
+        foreach (var (key, set) in final)
         {
-            usage[reader.GetString(0)] = new StateUsage(reader.GetInt64(1), reader.GetInt64(2));
+            var prefix = StateKeys.PrefixOf(key).ToString();
+            change[prefix] = change.GetValueOrDefault(prefix) + (set is null ? default : StateUsage.Of(set));
         }
-        return usage;
+        var existing = new HashSet<string>(StringComparer.Ordinal);
+        await using (var costs = new NpgsqlCommand(_sql.Costs, connection, transaction))
+        {
+            costs.Parameters.AddWithValue("keys", final.Keys.ToArray());
+            await using var reader = await costs.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var key = reader.GetString(0);
+                existing.Add(key);
+                var prefix = StateKeys.PrefixOf(key).ToString();
+                change[prefix] = change.GetValueOrDefault(prefix) - new StateUsage(1, reader.GetInt32(1));
+            }
+        }
+        var versions = new string[operations.Count];
+        for (var i = 0; i < operations.Count; i++)
+        {
+            if (operations[i].Set is { } set)
+            {
+                versions[i] = await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
+                if (versions[i] != "1" && !existing.Contains(set.Key) && !operations.Take(i).Any(o => o.Key == set.Key))
+                {
+                    // Created by another transaction after the read above: what it held is unknown here.
+                    return null;
+                }
+            }
+            else
+            {
+                await ApplyDeleteAsync(connection, transaction, operations[i].Delete!, conditions[i], cancellationToken).ConfigureAwait(false);
+                versions[i] = "";
+            }
+        }
+        foreach (var (prefix, delta) in change)
+        {
+            if (delta == default)
+            {
+                continue;
+            }
+            await using var add = new NpgsqlCommand(_sql.AddUsage, connection, transaction);
+            add.Parameters.AddWithValue("prefix", prefix);
+            add.Parameters.AddWithValue("keys", delta.Keys);
+            add.Parameters.AddWithValue("bytes", delta.Bytes);
+            await using var reader = await add.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+            var after = new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+            if (allowance is { } limit && string.Equals(limit.Prefix, prefix, StringComparison.Ordinal))
+            {
+                limit.Check(after - delta, delta);
+            }
+        }
+        // A mismatch or a refusal above throws; disposing the transaction uncommitted rolls every operation back.
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return versions;
+    }
+
+    /// <summary>
+    /// Seeds the usage of those of <paramref name="prefixes"/> that have none, each by one count of its rows. A writer
+    /// that finds a prefix unseeded waits here for a concurrent seeder to commit before it writes, so a write is either
+    /// in the count or added to it afterwards, never both.
+    /// </summary>
+    private async Task SeedAsync(NpgsqlConnection connection, string[] prefixes, CancellationToken cancellationToken)
+    {
+        var seeded = new HashSet<string>(StringComparer.Ordinal);
+        await using (var command = new NpgsqlCommand(_sql.SeededPrefixes, connection))
+        {
+            command.Parameters.AddWithValue("prefixes", prefixes);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                seeded.Add(reader.GetString(0));
+            }
+        }
+        foreach (var prefix in prefixes.Where(p => !seeded.Contains(p)))
+        {
+            await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection);
+            seed.Parameters.AddWithValue("prefix", prefix);
+            if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
+            {
+                BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
+            }
+        }
     }
 
     /// <summary>The usage kept for <paramref name="prefix"/> (O(1)); seeded by one count the first time it is missing.</summary>
@@ -241,17 +272,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         {
             var removed = await RunAsync("cleanup", async connection =>
             {
-                // Expired rows count until deleted: the deletion subtracts them in the same transaction, after locking
-                // the usage rows it changes in the order writers lock them.
-                await using var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
-                await using (var lockUsage = new NpgsqlCommand(_sql.LockExpiredUsage, connection, transaction))
-                {
-                    await lockUsage.ExecuteNonQueryAsync().ConfigureAwait(false);
-                }
-                await using var command = new NpgsqlCommand(_sql.DeleteExpiredCounted, connection, transaction);
-                var count = (int)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
-                await transaction.CommitAsync().ConfigureAwait(false);
-                return count;
+                // Expired rows count until deleted: one statement deletes them and subtracts them from their prefixes,
+                // locking the rows first and the usage rows last, in the order writers lock them.
+                await using var command = new NpgsqlCommand(_sql.DeleteExpiredCounted, connection);
+                return (int)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
             }).ConfigureAwait(false);
             if (removed > 0)
             {
