@@ -181,6 +181,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
     /// </summary>
     private async Task SeedAsync(NpgsqlConnection connection, string[] prefixes, CancellationToken cancellationToken)
     {
+        if (prefixes.All(_seeded.ContainsKey))
+        {
+            return;
+        }
         var seeded = new HashSet<string>(StringComparer.Ordinal);
         await using (var command = new NpgsqlCommand(_sql.SeededPrefixes, connection))
         {
@@ -200,7 +204,20 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
                 BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
             }
         }
+        foreach (var prefix in prefixes)
+        {
+            if (_seeded.Count < MaxSeededPrefixes)
+            {
+                _seeded.TryAdd(prefix, true);
+            }
+        }
     }
+
+    /// <summary>Most prefixes remembered as seeded; beyond, a write asks the database once more (one more round trip).</summary>
+    private const int MaxSeededPrefixes = 100_000;
+
+    /// <summary>Prefixes known to have usage: a usage row is never deleted, so a write need not ask again.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _seeded = new(StringComparer.Ordinal);
 
     /// <summary>The usage kept for <paramref name="prefix"/> (O(1)); seeded by one count the first time it is missing.</summary>
     public ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken) =>
