@@ -11,7 +11,8 @@ namespace SharedRuntime.Components.State;
 /// by every write; each etag check is part of the statement that writes, so concurrent writers cannot slip between
 /// check and write. TTL uses the server's clock: expired rows are invisible at once, count toward usage until deleted,
 /// and are deleted every <c>cleanupInterval</c>.
-/// Transactions run in one database transaction.
+/// Transactions run in one database transaction. Each prefix's usage is a row of <c>&lt;table&gt;_usage</c> (prefix, keys,
+/// bytes), changed in the same transaction as the data, which a write past its <see cref="StateAllowance"/> rolls back.
 /// </summary>
 internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeProvider time, ILogger<PostgreSqlStateStore> logger) : IStateStore
 {

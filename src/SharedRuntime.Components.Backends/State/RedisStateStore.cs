@@ -10,6 +10,8 @@ namespace SharedRuntime.Components.State;
 /// same data; the etag is the integer version. Writes and transactions run as one Lua script (all or nothing); TTL is
 /// Redis's own expiry. While the server is unreachable every call fails at once with a <see cref="ComponentException"/>
 /// and the connection is retried in the background. Needs a single Redis server (a transaction's keys share one node).
+/// Each prefix's usage lives in the same database (<see cref="RedisScripts.UsageKeys"/> and its siblings), changed by
+/// the write script itself, which also refuses a write past its <see cref="StateAllowance"/>: exact across nodes.
 /// </summary>
 internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider time, ILogger<RedisStateStore> logger) : IStateStore
 {

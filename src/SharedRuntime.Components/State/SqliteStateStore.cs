@@ -8,7 +8,8 @@ namespace SharedRuntime.Components.State;
 /// <c>state.sqlite</c>: a durable store in one SQLite file (WAL mode). Metadata as Dapr's component:
 /// <c>connectionString</c> (a path, relative to the resource file, or a full connection string), <c>tableName</c>,
 /// <c>busyTimeout</c>. Etags are integers; expired keys are invisible, count toward usage until deleted, and are deleted
-/// by a periodic sweep.
+/// by a periodic sweep. Usage per prefix is counted once per process from the table and then kept under the write gate
+/// (one process writes the file), so the allowance of a write is checked inside its transaction.
 /// </summary>
 internal sealed partial class SqliteStateStore : IStateStore
 {
