@@ -25,6 +25,20 @@ if (settings.Scenario == "hung-app")
     await HungAppScenario.RunAsync(settings);
     return;
 }
+if (settings.Scenario == "state-write-cost")
+{
+    string? Arg(string name) => Array.IndexOf(args, name) is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+    var note = Arg("--crowded-note") ?? "keys of other apps";
+    if (Arg("--postgresql") is { } connectionString)
+    {
+        await StateWriteCostScenario.RunAsync(settings, "postgresql", connectionString, note);
+    }
+    else
+    {
+        await StateWriteCostScenario.RunAsync(settings, "redis", Arg("--redis") ?? throw new ArgumentException("--redis HOST:PORT or --postgresql CONNECTION-STRING is required for --scenario state-write-cost"), note);
+    }
+    return;
+}
 if (settings.Scenario == "shared-redis")
 {
     var redis = Array.IndexOf(args, "--redis") is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : throw new ArgumentException("--redis HOST:PORT is required for --scenario shared-redis");

@@ -19,6 +19,9 @@ internal static partial class BackendsLog
     [LoggerMessage(3005, LogLevel.Warning, "PostgreSQL state table {Table}: removing expired keys failed; the next sweep tries again")]
     public static partial void PostgreSqlSweepFailed(ILogger logger, string table, Exception exception);
 
+    [LoggerMessage(3006, LogLevel.Information, "State store ({Kind}): usage of prefix {Prefix} was missing and has been seeded by one scan")]
+    public static partial void StateUsageSeeded(ILogger logger, string kind, string prefix);
+
     [LoggerMessage(3010, LogLevel.Warning, "Redis stream {Topic}, consumer group {Group}: reading failed; trying again shortly")]
     public static partial void RedisStreamReadFailed(ILogger logger, string topic, string group, Exception exception);
 

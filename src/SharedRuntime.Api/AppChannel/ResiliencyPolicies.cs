@@ -62,7 +62,7 @@ public sealed class ResiliencyPolicies
     /// request itself (etag conflicts, Dapr errors answered to the app) and not an open circuit.
     /// </summary>
     internal static bool IsComponentFailure(Exception exception) =>
-        exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or CircuitOpenException or ArgumentException
+        exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or Components.StateQuotaExceededException or CircuitOpenException or ArgumentException
             or Admission.BackendUnavailableException or Admission.FairQueueFullException);
 
     private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<RuntimeSnapshot, string, bool> exists, Func<ResiliencyConfig, string, PolicyRefs?> select)

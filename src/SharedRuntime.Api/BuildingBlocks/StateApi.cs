@@ -166,13 +166,11 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         try
         {
-            await WithQuotaAsync(tenant, store, requests.Select(r => new StateOperation(r, null)).ToArray(), async () =>
+            // Each item is its own write (a bulk save is not a transaction), checked against the allowance by the store.
+            foreach (var request in requests)
             {
-                foreach (var request in requests)
-                {
-                    await store.RunAsync((s, ct) => s.SetAsync(request, ct), cancellationToken).ConfigureAwait(false);
-                }
-            }, cancellationToken).ConfigureAwait(false);
+                await WriteAsync(tenant, store, storeName, [new StateOperation(request, null)], cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (FairQueueFullException ex)
         {
@@ -215,7 +213,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         try
         {
-            await WithQuotaAsync(tenant, store, ops, async () => await store.RunAsync((s, ct) => s.TransactAsync(ops, ct), cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            await WriteAsync(tenant, store, storeName, ops, cancellationToken).ConfigureAwait(false);
         }
         catch (FairQueueFullException ex)
         {
@@ -258,65 +256,34 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
     };
 
     /// <summary>
-    /// Runs <paramref name="write"/> if it keeps the tenant within its key and byte quotas, across every state store
-    /// it may use. When the write clearly fits, no lock is taken; near the limit, the tenant's writes are checked
-    /// exactly, one at a time.
+    /// Writes <paramref name="operations"/> with the tenant's allowance in this store: its key and byte quotas minus what
+    /// it stores in its other state stores. The store checks the allowance atomically with the write, against the usage
+    /// it keeps with its data, so the request path never counts anything and never calls a store it does not write.
     /// </summary>
-    private async ValueTask WithQuotaAsync(TenantContext tenant, GuardedStore store, IReadOnlyList<StateOperation> operations, Func<Task> write, CancellationToken cancellationToken)
+    private async ValueTask WriteAsync(TenantContext tenant, GuardedStore store, string storeName, StateOperation[] operations, CancellationToken cancellationToken)
     {
-        var writes = operations.Where(o => o.Set is not null).Select(o => o.Set!).ToArray();
-        if (writes.Length == 0)
-        {
-            await write().ConfigureAwait(false);
-            return;
-        }
+        var usage = tenant.State.StateUsage;
+        var elsewhere = usage.Elsewhere(configuration.Current, tenant, storeName, time);
         var limits = tenant.Limits;
-        var usage = await UsageAsync(tenant, cancellationToken).ConfigureAwait(false);
-        // Each write counted whole (StateUsage.Of: key, value and content type bytes), as if every key were new.
-        long worstKeys = writes.Length, worstBytes = writes.Sum(w => StateUsage.Of(w).Bytes);
-        if (usage.Keys + worstKeys <= limits.StateMaxKeys && usage.Bytes + worstBytes <= limits.StateMaxBytes)
-        {
-            await write().ConfigureAwait(false);
-            return;
-        }
-        await tenant.State.QuotaGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var allowance = new StateAllowance(tenant.AppId, Remaining(limits.StateMaxKeys, elsewhere.Keys), Remaining(limits.StateMaxBytes, elsewhere.Bytes));
         try
         {
-            usage = await UsageAsync(tenant, cancellationToken).ConfigureAwait(false);
-            // What each key holds once the operations are applied (the last operation on a key wins).
-            var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
-            foreach (var operation in operations)
-            {
-                final[operation.Key] = operation.Set;
-            }
-            long keys = 0, bytes = 0;
-            foreach (var (key, set) in final)
-            {
-                // An expired row that is still stored counts in usage but not here: the write is judged as if it
-                // added a key, which errs on the side of the quota until the store deletes the row.
-                var existing = await store.RunAsync((s, ct) => s.GetAsync(key, ct), cancellationToken).ConfigureAwait(false);
-                var change = (set is null ? default : StateUsage.Of(set)) - (existing is null ? default : StateUsage.Of(key, existing.Value.Length, existing.ContentType));
-                keys += change.Keys;
-                bytes += change.Bytes;
-            }
-            if (keys > 0 && usage.Keys + keys > limits.StateMaxKeys)
-            {
-                throw QuotaExceeded(tenant, $"the write needs {keys} new keys and the tenant has {usage.Keys} of its {limits.StateMaxKeys}");
-            }
-            if (bytes > 0 && usage.Bytes + bytes > limits.StateMaxBytes)
-            {
-                throw QuotaExceeded(tenant, $"the write needs {bytes} more bytes and the tenant stores {usage.Bytes} of its {limits.StateMaxBytes}");
-            }
-            await write().ConfigureAwait(false);
+            await store.RunAsync((s, ct) => s.TransactAsync(operations, allowance, ct), cancellationToken).ConfigureAwait(false);
         }
-        finally
+        catch (StateQuotaExceededException ex)
         {
-            tenant.State.QuotaGate.Release();
+            throw new DaprApiException(507, "ERR_TENANT_QUOTA_EXCEEDED", $"state quota of app {tenant.AppId} exceeded: {ex.Message}", ex);
+        }
+        if (usage.IsTracked(storeName))
+        {
+            // Another store's allowance counts this one's usage: read it again (O(1)), after this request.
+            usage.Refresh(store.Store, storeName, tenant.AppId, time);
         }
     }
 
-    private static DaprApiException QuotaExceeded(TenantContext tenant, string detail) =>
-        new(507, "ERR_TENANT_QUOTA_EXCEEDED", $"state quota of app {tenant.AppId} exceeded: {detail}");
+    /// <summary>A limit minus usage elsewhere; an unlimited (<see cref="long.MaxValue"/>) limit stays unlimited.</summary>
+    private static long Remaining(long limit, long usedElsewhere) =>
+        limit == long.MaxValue ? long.MaxValue : Math.Max(0, limit - usedElsewhere);
 
     /// <summary>Keys and bytes the tenant stores across every state store it may use.</summary>
     public async ValueTask<StateUsage> UsageAsync(TenantContext tenant, CancellationToken cancellationToken)

@@ -11,7 +11,8 @@ namespace SharedRuntime.Components.State;
 /// by every write; each etag check is part of the statement that writes, so concurrent writers cannot slip between
 /// check and write. TTL uses the server's clock: expired rows are invisible at once, count toward usage until deleted,
 /// and are deleted every <c>cleanupInterval</c>.
-/// Transactions run in one database transaction.
+/// Transactions run in one database transaction. Each prefix's usage is a row of <c>&lt;table&gt;_usage</c> (prefix, keys,
+/// bytes), changed in the same transaction as the data, which a write past its <see cref="StateAllowance"/> rolls back.
 /// </summary>
 internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeProvider time, ILogger<PostgreSqlStateStore> logger) : IStateStore
 {
@@ -63,50 +64,188 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             return new StateEntry(key, reader.GetFieldValue<byte[]>(0), reader.GetInt64(1).ToString(CultureInfo.InvariantCulture), expires, reader.IsDBNull(3) ? null : reader.GetString(3));
         }));
 
-    public ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken)
-    {
-        var condition = ETagCondition.For(request);
-        return new(RunAsync("set", connection => ApplySetAsync(connection, null, request, condition, cancellationToken)));
-    }
+    public async ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken) =>
+        (await WriteAsync("set", [new StateOperation(request, null)], null, cancellationToken).ConfigureAwait(false))[0];
 
-    public ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken)
-    {
-        var condition = ETagCondition.For(request);
-        return new(RunAsync("delete", connection => ApplyDeleteAsync(connection, null, request, condition, cancellationToken)));
-    }
+    public async ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken) =>
+        await WriteAsync("delete", [new StateOperation(null, request)], null, cancellationToken).ConfigureAwait(false);
 
-    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken)
+    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
+        await WriteAsync("transaction", operations, null, cancellationToken).ConfigureAwait(false);
+
+    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken) =>
+        await WriteAsync("transaction", operations, allowance.IsUnlimited ? null : allowance, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Applies <paramref name="operations"/> in one database transaction together with the usage of the prefixes they
+    /// touch: seeds a prefix without usage (one count), reads and locks the rows the keys hold now, writes, then adds the
+    /// change to the usage rows and checks <paramref name="allowance"/> against the result. An etag mismatch or a refused
+    /// allowance rolls everything back. A key that another transaction created after it was read as absent makes the
+    /// change unknown: the transaction is rolled back and run again.
+    /// </summary>
+    private async Task<string[]> WriteAsync(string operation, IReadOnlyList<StateOperation> operations, StateAllowance? allowance, CancellationToken cancellationToken)
     {
         // Invalid etags are refused before anything reaches the database.
         var conditions = operations.Select(o => o.Set is { } set ? ETagCondition.For(set) : ETagCondition.For(o.Delete!)).ToArray();
-        return new(RunAsync("transaction", async connection =>
+        var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
+        foreach (var o in operations)
         {
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            for (var i = 0; i < operations.Count; i++)
+            final[o.Key] = o.Set;
+        }
+        var prefixes = final.Keys.Select(k => StateKeys.PrefixOf(k).ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        for (var attempt = 1; ; attempt++)
+        {
+            var versions = await RunAsync(operation, connection => TryWriteAsync(connection, operations, conditions, final, prefixes, allowance, cancellationToken)).ConfigureAwait(false);
+            if (versions is not null)
             {
-                if (operations[i].Set is { } set)
-                {
-                    await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    await ApplyDeleteAsync(connection, transaction, operations[i].Delete!, conditions[i], cancellationToken).ConfigureAwait(false);
-                }
+                return versions;
             }
-            // A mismatch above throws; disposing the transaction uncommitted rolls every operation back.
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return 0;
-        }));
+            if (attempt == 3)
+            {
+                throw new ComponentException($"postgresql {operation}: keys kept being created concurrently; try again");
+            }
+        }
     }
 
+    private async Task<string[]?> TryWriteAsync(NpgsqlConnection connection, IReadOnlyList<StateOperation> operations, ETagCondition[] conditions,
+        Dictionary<string, StateSetRequest?> final, string[] prefixes, StateAllowance? allowance, CancellationToken cancellationToken)
+    {
+        await SeedAsync(connection, prefixes, cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var change = new Dictionary<string, StateUsage>(StringComparer.Ordinal);
+        foreach (var (key, set) in final)
+        {
+            var prefix = StateKeys.PrefixOf(key).ToString();
+            change[prefix] = change.GetValueOrDefault(prefix) + (set is null ? default : StateUsage.Of(set));
+        }
+        var existing = new HashSet<string>(StringComparer.Ordinal);
+        await using (var costs = new NpgsqlCommand(_sql.Costs, connection, transaction))
+        {
+            costs.Parameters.AddWithValue("keys", final.Keys.ToArray());
+            await using var reader = await costs.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var key = reader.GetString(0);
+                existing.Add(key);
+                var prefix = StateKeys.PrefixOf(key).ToString();
+                change[prefix] = change.GetValueOrDefault(prefix) - new StateUsage(1, reader.GetInt32(1));
+            }
+        }
+        var versions = new string[operations.Count];
+        for (var i = 0; i < operations.Count; i++)
+        {
+            if (operations[i].Set is { } set)
+            {
+                versions[i] = await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
+                if (versions[i] != "1" && !existing.Contains(set.Key) && !operations.Take(i).Any(o => o.Key == set.Key))
+                {
+                    // Created by another transaction after the read above: what it held is unknown here.
+                    return null;
+                }
+            }
+            else
+            {
+                await ApplyDeleteAsync(connection, transaction, operations[i].Delete!, conditions[i], cancellationToken).ConfigureAwait(false);
+                versions[i] = "";
+            }
+        }
+        foreach (var (prefix, delta) in change)
+        {
+            if (delta == default)
+            {
+                continue;
+            }
+            await using var add = new NpgsqlCommand(_sql.AddUsage, connection, transaction);
+            add.Parameters.AddWithValue("prefix", prefix);
+            add.Parameters.AddWithValue("keys", delta.Keys);
+            add.Parameters.AddWithValue("bytes", delta.Bytes);
+            await using var reader = await add.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+            var after = new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+            if (allowance is { } limit && string.Equals(limit.Prefix, prefix, StringComparison.Ordinal))
+            {
+                limit.Check(after - delta, delta);
+            }
+        }
+        // A mismatch or a refusal above throws; disposing the transaction uncommitted rolls every operation back.
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return versions;
+    }
+
+    /// <summary>
+    /// Seeds the usage of those of <paramref name="prefixes"/> that have none, each by one count of its rows. A writer
+    /// that finds a prefix unseeded waits here for a concurrent seeder to commit before it writes, so a write is either
+    /// in the count or added to it afterwards, never both.
+    /// </summary>
+    private async Task SeedAsync(NpgsqlConnection connection, string[] prefixes, CancellationToken cancellationToken)
+    {
+        if (prefixes.All(_seeded.ContainsKey))
+        {
+            return;
+        }
+        var seeded = new HashSet<string>(StringComparer.Ordinal);
+        await using (var command = new NpgsqlCommand(_sql.SeededPrefixes, connection))
+        {
+            command.Parameters.AddWithValue("prefixes", prefixes);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                seeded.Add(reader.GetString(0));
+            }
+        }
+        foreach (var prefix in prefixes.Where(p => !seeded.Contains(p)))
+        {
+            await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection);
+            seed.Parameters.AddWithValue("prefix", prefix);
+            if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
+            {
+                BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
+            }
+        }
+        foreach (var prefix in prefixes)
+        {
+            if (_seeded.Count < MaxSeededPrefixes)
+            {
+                _seeded.TryAdd(prefix, true);
+            }
+        }
+    }
+
+    /// <summary>Most prefixes remembered as seeded; beyond, a write asks the database once more (one more round trip).</summary>
+    private const int MaxSeededPrefixes = 100_000;
+
+    /// <summary>Prefixes known to have usage: a usage row is never deleted, so a write need not ask again.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _seeded = new(StringComparer.Ordinal);
+
+    /// <summary>The usage kept for <paramref name="prefix"/> (O(1)); seeded by one count the first time it is missing.</summary>
     public ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken) =>
         new(RunAsync("usage", async connection =>
         {
-            await using var command = new NpgsqlCommand(_sql.Usage, connection);
-            command.Parameters.AddWithValue("prefix", prefix);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+            for (var attempt = 0; ; attempt++)
+            {
+                await using (var command = new NpgsqlCommand(_sql.Usage, connection))
+                {
+                    command.Parameters.AddWithValue("prefix", prefix);
+                    await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+                    }
+                }
+                if (attempt > 0)
+                {
+                    throw new ComponentException($"postgresql usage of prefix {prefix} is missing after seeding it");
+                }
+                await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection);
+                seed.Parameters.AddWithValue("prefix", prefix);
+                if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
+                {
+                    BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
+                }
+            }
         }));
 
     private async Task<string> ApplySetAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, StateSetRequest request, ETagCondition condition, CancellationToken cancellationToken)
@@ -151,8 +290,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         {
             var removed = await RunAsync("cleanup", async connection =>
             {
-                await using var command = new NpgsqlCommand(_sql.DeleteExpired, connection);
-                return await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+                // Expired rows count until deleted: one statement deletes them and subtracts them from their prefixes,
+                // locking the rows first and the usage rows last, in the order writers lock them.
+                await using var command = new NpgsqlCommand(_sql.DeleteExpiredCounted, connection);
+                return (int)(await command.ExecuteScalarAsync().ConfigureAwait(false))!;
             }).ConfigureAwait(false);
             if (removed > 0)
             {

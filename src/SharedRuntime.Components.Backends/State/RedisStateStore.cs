@@ -10,10 +10,11 @@ namespace SharedRuntime.Components.State;
 /// same data; the etag is the integer version. Writes and transactions run as one Lua script (all or nothing); TTL is
 /// Redis's own expiry. While the server is unreachable every call fails at once with a <see cref="ComponentException"/>
 /// and the connection is retried in the background. Needs a single Redis server (a transaction's keys share one node).
+/// Each prefix's usage lives in the same database (<see cref="RedisScripts.UsageKeys"/> and its siblings), changed by
+/// the write script itself, which also refuses a write past its <see cref="StateAllowance"/>: exact across nodes.
 /// </summary>
 internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider time, ILogger<RedisStateStore> logger) : IStateStore
 {
-    private const int UsageBatch = 512;
     private ConnectionMultiplexer? _connection;
 
     public IReadOnlyList<string> Capabilities { get; } = ["ETAG", "TRANSACTIONAL", "TTL"];
@@ -41,30 +42,41 @@ internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider ti
 
     public async ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken)
     {
-        var versions = await WriteAsync([new StateOperation(request, null)], cancellationToken).ConfigureAwait(false);
+        var versions = await WriteAsync([new StateOperation(request, null)], null, cancellationToken).ConfigureAwait(false);
         return versions[0];
     }
 
     public async ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken) =>
-        await WriteAsync([new StateOperation(null, request)], cancellationToken).ConfigureAwait(false);
+        await WriteAsync([new StateOperation(null, request)], null, cancellationToken).ConfigureAwait(false);
 
-    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken)
+    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
+        TransactAsync(operations, StateAllowance.Unlimited(""), cancellationToken);
+
+    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken)
     {
         if (operations.Count > 0)
         {
-            await WriteAsync(operations, cancellationToken).ConfigureAwait(false);
+            await WriteAsync(operations, allowance, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private async Task<string[]> WriteAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <see cref="RedisScripts.Write"/>. When it finds a prefix without usage (data written before usage was kept),
+    /// seeds that prefix once (<see cref="RedisScripts.Seed"/>) and runs the write again.
+    /// </summary>
+    private async Task<string[]> WriteAsync(IReadOnlyList<StateOperation> operations, StateAllowance? allowance, CancellationToken cancellationToken)
     {
         var keys = new RedisKey[operations.Count];
-        var args = new RedisValue[operations.Count * RedisScripts.ArgsPerOperation];
+        var args = new RedisValue[RedisScripts.HeaderArgs + (operations.Count * RedisScripts.ArgsPerOperation)];
+        var limited = allowance is { IsUnlimited: false } a ? a : (StateAllowance?)null;
+        args[0] = limited?.Prefix ?? "";
+        args[1] = limited is { MaxKeys: var maxKeys } && maxKeys != long.MaxValue ? maxKeys : "";
+        args[2] = limited is { MaxBytes: var maxBytes } && maxBytes != long.MaxValue ? maxBytes : "";
         for (var i = 0; i < operations.Count; i++)
         {
             var operation = operations[i];
             keys[i] = operation.Key;
-            var at = i * RedisScripts.ArgsPerOperation;
+            var at = RedisScripts.HeaderArgs + (i * RedisScripts.ArgsPerOperation);
             if (operation.Set is { } set)
             {
                 args[at] = "s";
@@ -81,10 +93,27 @@ internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider ti
                 args[at + 2] = args[at + 3] = args[at + 4] = "";
             }
         }
-        var result = (RedisResult[])(await RunAsync("write", db => db.ScriptEvaluateAsync(RedisScripts.Write, keys, args), cancellationToken).ConfigureAwait(false))!;
-        if ((long)result[0] < 0)
+        RedisResult[] result;
+        var seeded = 0;
+        while (true)
         {
-            throw new StateETagMismatchException(operations[(int)(long)result[1] - 1].Key);
+            result = (RedisResult[])(await RunAsync("write", db => db.ScriptEvaluateAsync(RedisScripts.Write, keys, args), cancellationToken).ConfigureAwait(false))!;
+            if ((long)result[0] != -3 || seeded++ >= operations.Count)
+            {
+                break;
+            }
+            await SeedAsync((string)result[1]!, cancellationToken).ConfigureAwait(false);
+        }
+        switch ((long)result[0])
+        {
+            case -1:
+                throw new StateETagMismatchException(operations[(int)(long)result[1] - 1].Key);
+            case -2:
+                throw (string)result[1]! == "keys"
+                    ? StateQuotaExceededException.Keys((long)result[2], (long)result[3], (long)result[4])
+                    : StateQuotaExceededException.Bytes((long)result[2], (long)result[3], (long)result[4]);
+            case < 0:
+                throw new ComponentException($"redis write found prefix {(string?)result[1]} without usage after seeding it");
         }
         var versions = new string[operations.Count];
         for (var i = 0; i < versions.Length; i++)
@@ -102,51 +131,36 @@ internal sealed class RedisStateStore(RedisStateOptions options, TimeProvider ti
         _ => "",
     };
 
+    /// <summary>The usage kept for <paramref name="prefix"/>: O(1), after seeding it once if it has none yet.</summary>
     public async ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken)
     {
-        var connection = _connection ?? throw new ComponentException("redis state store is not initialised");
-        var pattern = EscapeGlob(prefix) + StateKeys.Separator + "*";
-        var total = default(StateUsage);
-        try
+        for (var attempt = 0; ; attempt++)
         {
-            foreach (var server in connection.GetServers())
+            var result = await RunAsync("usage", db => db.ScriptEvaluateAsync(RedisScripts.Usage, values: [prefix]), cancellationToken).ConfigureAwait(false);
+            if (!result.IsNull)
             {
-                if (server.IsReplica)
-                {
-                    continue;
-                }
-                var seen = new HashSet<string>(StringComparer.Ordinal);
-                var batch = new List<RedisKey>(UsageBatch);
-                await foreach (var key in server.KeysAsync(Database.Database, pattern, UsageBatch).WithCancellation(cancellationToken).ConfigureAwait(false))
-                {
-                    if (seen.Add(key!))
-                    {
-                        batch.Add(key);
-                    }
-                    if (batch.Count == UsageBatch)
-                    {
-                        total += await CountAsync(batch).ConfigureAwait(false);
-                        batch.Clear();
-                    }
-                }
-                total += await CountAsync(batch).ConfigureAwait(false);
+                var figures = (RedisResult[])result!;
+                return new StateUsage((long)figures[0], (long)figures[1]);
             }
+            if (attempt > 0)
+            {
+                throw new ComponentException($"redis usage of prefix {prefix} is missing after seeding it");
+            }
+            await SeedAsync(prefix, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            throw new ComponentException($"redis usage failed: {ex.Message}", ex);
-        }
-        return total;
     }
 
-    private async Task<StateUsage> CountAsync(List<RedisKey> keys)
+    /// <summary>
+    /// Counts <paramref name="prefix"/>'s keys once, in one script (one SCAN of the database, atomic with every write), so
+    /// usage written before this store kept it is known from then on. Only the first touch of such a prefix pays it.
+    /// </summary>
+    private async Task SeedAsync(string prefix, CancellationToken cancellationToken)
     {
-        if (keys.Count == 0)
+        var seeded = await RunAsync("usage seeding", db => db.ScriptEvaluateAsync(RedisScripts.Seed, values: [prefix, EscapeGlob(prefix) + StateKeys.Separator + "*"]), cancellationToken).ConfigureAwait(false);
+        if ((long)seeded == 1)
         {
-            return default;
+            BackendsLog.StateUsageSeeded(logger, "redis", prefix);
         }
-        var result = (RedisResult[])(await Database.ScriptEvaluateAsync(RedisScripts.Usage, [.. keys]).ConfigureAwait(false))!;
-        return new StateUsage((long)result[0], (long)result[1]);
     }
 
     /// <summary>Escapes the characters that SCAN MATCH treats as a pattern, so a prefix only matches itself.</summary>

@@ -53,11 +53,18 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken)
+    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
+        TransactAsync(operations, StateAllowance.Unlimited(""), cancellationToken);
+
+    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken)
     {
         lock (_writeLock)
         {
             Sweep();
+            if (!allowance.IsUnlimited)
+            {
+                allowance.Check(_usage.GetValueOrDefault(allowance.Prefix), ChangeOf(operations, allowance.Prefix));
+            }
             // Check every operation against the state as the earlier operations leave it, before changing anything.
             var shadow = new Dictionary<string, Item?>(StringComparer.Ordinal);
             foreach (var operation in operations)
@@ -100,6 +107,30 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
             Sweep();
             return ValueTask.FromResult(_usage.GetValueOrDefault(prefix));
         }
+    }
+
+    /// <summary>How <paramref name="operations"/> change the usage of <paramref name="prefix"/> (an expired key still stored counts as stored).</summary>
+    private StateUsage ChangeOf(IReadOnlyList<StateOperation> operations, string prefix)
+    {
+        var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
+        foreach (var operation in operations)
+        {
+            final[operation.Key] = operation.Set;
+        }
+        var change = default(StateUsage);
+        foreach (var (key, set) in final)
+        {
+            if (!StateKeys.PrefixOf(key).SequenceEqual(prefix.AsSpan()))
+            {
+                continue;
+            }
+            change += set is null ? default : StateUsage.Of(set);
+            if (_items.TryGetValue(key, out var old))
+            {
+                change -= StateUsage.Of(key, old.Value.Length, old.ContentType);
+            }
+        }
+        return change;
     }
 
     private Item? Live(string key) => _items.TryGetValue(key, out var item) && !IsExpired(item) ? item : null;

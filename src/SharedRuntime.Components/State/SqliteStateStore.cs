@@ -8,7 +8,8 @@ namespace SharedRuntime.Components.State;
 /// <c>state.sqlite</c>: a durable store in one SQLite file (WAL mode). Metadata as Dapr's component:
 /// <c>connectionString</c> (a path, relative to the resource file, or a full connection string), <c>tableName</c>,
 /// <c>busyTimeout</c>. Etags are integers; expired keys are invisible, count toward usage until deleted, and are deleted
-/// by a periodic sweep.
+/// by a periodic sweep. Usage per prefix is counted once per process from the table and then kept under the write gate
+/// (one process writes the file), so the allowance of a write is checked inside its transaction.
 /// </summary>
 internal sealed partial class SqliteStateStore : IStateStore
 {
@@ -145,7 +146,10 @@ internal sealed partial class SqliteStateStore : IStateStore
         new(InTransactionAsync("delete", (connection, transaction) => ApplyDeleteAsync(connection, transaction, request, cancellationToken), cancellationToken));
 
     public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
-        new(InTransactionAsync("transaction", async (connection, transaction) =>
+        TransactAsync(operations, StateAllowance.Unlimited(""), cancellationToken);
+
+    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken) =>
+        new(InTransactionAsync("transaction", allowance, async (connection, transaction) =>
         {
             foreach (var operation in operations)
             {
@@ -202,11 +206,14 @@ internal sealed partial class SqliteStateStore : IStateStore
     private const string StoredBytes = "length(CAST(key AS BLOB)) + length(value) + COALESCE(length(CAST(content_type AS BLOB)), 0)";
 
     /// <summary>Writes go one at a time (SQLite has one writer anyway), each in its own transaction.</summary>
-    private async Task InTransactionAsync(string operation, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
+    private Task InTransactionAsync(string operation, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken) =>
+        InTransactionAsync(operation, StateAllowance.Unlimited(""), work, cancellationToken);
+
+    private async Task InTransactionAsync(string operation, StateAllowance allowance, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
     {
         try
         {
-            await InTransactionAsync(work, cancellationToken).ConfigureAwait(false);
+            await InTransactionAsync(allowance, work, cancellationToken).ConfigureAwait(false);
         }
         catch (SqliteException ex)
         {
@@ -214,15 +221,32 @@ internal sealed partial class SqliteStateStore : IStateStore
         }
     }
 
-    private async Task InTransactionAsync(Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
+    private Task InTransactionAsync(Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken) =>
+        InTransactionAsync(StateAllowance.Unlimited(""), work, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in one transaction under the write gate. With a limited <paramref name="allowance"/>, the
+    /// prefix's usage is seeded first if this process has not counted it yet (one scan, under the gate, so no write is
+    /// counted twice), and the transaction rolls back with <see cref="StateQuotaExceededException"/> when its changes
+    /// would pass the allowance.
+    /// </summary>
+    private async Task InTransactionAsync(StateAllowance allowance, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
     {
         await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             _pendingUsage.Clear();
+            if (!allowance.IsUnlimited && !_usage.ContainsKey(allowance.Prefix))
+            {
+                _usage[allowance.Prefix] = await CountUsageAsync(allowance.Prefix, cancellationToken).ConfigureAwait(false);
+            }
             await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await work(connection, transaction).ConfigureAwait(false);
+            if (!allowance.IsUnlimited)
+            {
+                allowance.Check(_usage.GetValueOrDefault(allowance.Prefix), _pendingUsage.GetValueOrDefault(allowance.Prefix));
+            }
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
             foreach (var (prefix, delta) in _pendingUsage)
             {
@@ -333,12 +357,14 @@ internal sealed partial class SqliteStateStore : IStateStore
             {
                 await using var command = connection.CreateCommand();
                 command.Transaction = transaction;
-                command.CommandText = $"DELETE FROM {_table} WHERE expires_at IS NOT NULL AND expires_at <= $now";
+                // Expired rows were counted until now: what is deleted is subtracted once the deletion commits.
+                command.CommandText = $"DELETE FROM {_table} WHERE expires_at IS NOT NULL AND expires_at <= $now RETURNING prefix, {StoredBytes}";
                 command.Parameters.AddWithValue("$now", Now);
-                if (await command.ExecuteNonQueryAsync().ConfigureAwait(false) > 0)
+                await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+                while (await reader.ReadAsync().ConfigureAwait(false))
                 {
-                    // Expired rows were counted until now; count again on next use.
-                    _usage.Clear();
+                    var prefix = reader.GetString(0);
+                    _pendingUsage[prefix] = _pendingUsage.GetValueOrDefault(prefix) - new StateUsage(1, reader.GetInt64(1));
                 }
             }, CancellationToken.None).ConfigureAwait(false);
         }

@@ -68,8 +68,66 @@ public interface IStateStore : IComponent
     /// <summary>Applies all operations atomically: all or none. Throws the etag exceptions like SetAsync.</summary>
     ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken);
 
-    /// <summary>Keys and bytes currently stored under <paramref name="prefix"/> (the part before <c>||</c>).</summary>
+    /// <summary>
+    /// Keys and bytes currently stored under <paramref name="prefix"/> (the part before <c>||</c>). The shipped stores keep
+    /// this figure with their data and read it in O(1); it is computed by one scan only the first time a prefix written
+    /// before usage was kept is touched (seeding).
+    /// </summary>
     ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// <see cref="TransactAsync(IReadOnlyList{StateOperation}, CancellationToken)"/> within <paramref name="allowance"/>: the
+    /// store refuses the whole write with <see cref="StateQuotaExceededException"/>, changing nothing, when the allowance's
+    /// prefix would hold more keys or bytes than allowed once the operations are applied. A write that does not grow a
+    /// figure is never refused for it. The shipped stores check and write atomically, in the same script or database
+    /// transaction, so writers on several nodes cannot overshoot together. This default (for stores that keep no usage)
+    /// checks first and writes after, which is not atomic.
+    /// </summary>
+    async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken)
+    {
+        if (!allowance.IsUnlimited)
+        {
+            var usage = await GetUsageAsync(allowance.Prefix, cancellationToken).ConfigureAwait(false);
+            var change = default(StateUsage);
+            var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
+            foreach (var operation in operations)
+            {
+                final[operation.Key] = operation.Set;
+            }
+            foreach (var (key, set) in final)
+            {
+                var existing = await GetAsync(key, cancellationToken).ConfigureAwait(false);
+                change += (set is null ? default : StateUsage.Of(set)) - (existing is null ? default : StateUsage.Of(existing));
+            }
+            allowance.Check(usage, change);
+        }
+        await TransactAsync(operations, cancellationToken).ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// What one write may leave stored under <see cref="Prefix"/> in one store: at most <see cref="MaxKeys"/> keys and
+/// <see cref="MaxBytes"/> bytes (counted as <see cref="StateUsage.Of(string, int, string?)"/> counts them).
+/// </summary>
+public readonly record struct StateAllowance(string Prefix, long MaxKeys, long MaxBytes)
+{
+    /// <summary>No limit: the write is never refused for its size.</summary>
+    public static StateAllowance Unlimited(string prefix) => new(prefix, long.MaxValue, long.MaxValue);
+
+    public bool IsUnlimited => MaxKeys == long.MaxValue && MaxBytes == long.MaxValue;
+
+    /// <summary>Throws <see cref="StateQuotaExceededException"/> when <paramref name="change"/> grows <paramref name="usage"/> past the allowance.</summary>
+    public void Check(StateUsage usage, StateUsage change)
+    {
+        if (change.Keys > 0 && usage.Keys + change.Keys > MaxKeys)
+        {
+            throw StateQuotaExceededException.Keys(change.Keys, usage.Keys, MaxKeys);
+        }
+        if (change.Bytes > 0 && usage.Bytes + change.Bytes > MaxBytes)
+        {
+            throw StateQuotaExceededException.Bytes(change.Bytes, usage.Bytes, MaxBytes);
+        }
+    }
 }
 
 public static class StateKeys
@@ -96,3 +154,18 @@ public sealed class StateETagInvalidException(string key) : ComponentException($
 /// health, so no breaker counts it.
 /// </summary>
 public sealed class StateRequestRejectedException(string message, Exception? inner = null) : ComponentRequestRejectedException(message, inner);
+
+/// <summary>
+/// The store refused a write whole because it would leave more keys or bytes than its <see cref="StateAllowance"/>
+/// (Dapr: 507 ERR_TENANT_QUOTA_EXCEEDED / RESOURCE_EXHAUSTED). The caller's doing, so no breaker counts it.
+/// </summary>
+public sealed class StateQuotaExceededException(string detail) : ComponentRequestRejectedException(detail)
+{
+    /// <summary>Too many keys: <paramref name="needed"/> more on top of <paramref name="used"/> of <paramref name="allowed"/>.</summary>
+    public static StateQuotaExceededException Keys(long needed, long used, long allowed) =>
+        new($"the write needs {needed} new keys and the tenant has {used} of its {allowed}");
+
+    /// <summary>Too many bytes: <paramref name="needed"/> more on top of <paramref name="used"/> of <paramref name="allowed"/>.</summary>
+    public static StateQuotaExceededException Bytes(long needed, long used, long allowed) =>
+        new($"the write needs {needed} more bytes and the tenant stores {used} of its {allowed}");
+}

@@ -70,8 +70,8 @@ public sealed class TenantState(string appId)
     /// <summary>Attributes set with PUT /v1.0/metadata/{key}; bounded.</summary>
     public ConcurrentDictionary<string, string> ExtendedMetadata { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Serialises quota checks of this tenant's state writes so that concurrent writes cannot overshoot.</summary>
-    public SemaphoreSlim QuotaGate { get; } = new(1, 1);
+    /// <summary>What the tenant stores in each state store, as last read here: the allowance of a write to one store.</summary>
+    public TenantStateUsage StateUsage { get; } = new();
 
     public const int MaxExtendedMetadataEntries = 64;
     public const int MaxExtendedMetadataValueLength = 4096;

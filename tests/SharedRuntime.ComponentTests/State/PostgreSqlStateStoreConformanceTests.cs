@@ -9,14 +9,37 @@ public sealed class PostgreSqlStateStoreConformanceTests(PostgreSqlServer server
     private static int s_tables;
 
     /// <summary>Each test gets its own table, created by the store on first use.</summary>
+    private string? _table;
+
     protected override Task<IStateStore> CreateStoreAsync()
     {
         TestServers.Require("PostgreSQL", server.Missing);
-        return StateStores.CreateAsync("state.postgresql", new Dictionary<string, string>
+        _table = $"state_{Interlocked.Increment(ref s_tables)}";
+        return CreateOnTableAsync(_table);
+    }
+
+    private Task<IStateStore> CreateOnTableAsync(string table) =>
+        StateStores.CreateAsync("state.postgresql", new Dictionary<string, string>
         {
             ["connectionString"] = server.ConnectionString,
-            ["tableName"] = $"state_{Interlocked.Increment(ref s_tables)}",
+            ["tableName"] = table,
         });
+
+    protected override async Task<IStateStore?> CreateSecondNodeAsync() => await CreateOnTableAsync(_table!);
+
+    protected override async Task<bool> PutWithoutUsageAsync(IReadOnlyList<(string Key, string Value, string? ContentType)> entries)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(server.ConnectionString);
+        await connection.OpenAsync();
+        foreach (var (key, value, contentType) in entries)
+        {
+            await using var command = new Npgsql.NpgsqlCommand($"INSERT INTO {_table} (key, value, etag, contenttype) VALUES (@key, @value, 1, @contenttype)", connection);
+            command.Parameters.AddWithValue("key", key);
+            command.Parameters.AddWithValue("value", Encoding.UTF8.GetBytes(value));
+            command.Parameters.AddWithValue("contenttype", (object?)contentType ?? DBNull.Value);
+            await command.ExecuteNonQueryAsync();
+        }
+        return true;
     }
 
     protected override bool RefusesNul => true;

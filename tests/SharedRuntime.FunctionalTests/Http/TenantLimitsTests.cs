@@ -120,4 +120,33 @@ public sealed class TenantLimitsTests
         await StatusAsync(await capped.PostAsync("/v1.0/state/store/transaction", Json("""{"operations":[{"operation":"delete","request":{"key":"a"}},{"operation":"upsert","request":{"key":"d","value":4}}]}""")), HttpStatusCode.NoContent);
         await StatusAsync(await capped.GetAsync("/v1.0/state/store/a"), HttpStatusCode.NoContent);
     }
+
+    /// <summary>
+    /// A write to one store is allowed the tenant's quota minus what it stores in its other stores. That figure is read
+    /// in the background (never on the request path), so it may lag one write behind; after that the other store's
+    /// keys count.
+    /// </summary>
+    [Fact]
+    public async Task StateQuotaCountsTheTenantsOtherStoresOnceTheirUsageIsRead()
+    {
+        await using var runtime = await TestRuntime.StartAsync(
+            Resources.Tenant("capped", "capped-token", "stateMaxKeys: 3") +
+            Resources.Component("one", "state.in-memory") +
+            Resources.Component("two", "state.in-memory"));
+        var capped = runtime.Client("capped-token");
+
+        await StatusAsync(await capped.PostAsync("/v1.0/state/one", Json("""[{"key":"a","value":1},{"key":"b","value":2}]""")), HttpStatusCode.NoContent);
+        await StatusAsync(await capped.PostAsync("/v1.0/state/two", Json("""[{"key":"c","value":3}]""")), HttpStatusCode.NoContent);
+
+        // Three keys in all: once store one's two keys are read, store two has no room left.
+        var attempt = 0;
+        string key = "";
+        await Eventually.TrueAsync(async () =>
+        {
+            key = $"d{attempt++}";
+            using var refused = await capped.PostAsync("/v1.0/state/two", Json($$"""[{"key":"{{key}}","value":4}]"""));
+            return (int)refused.StatusCode == 507;
+        }, TimeSpan.FromSeconds(10), "store two never counted store one's keys");
+        await StatusAsync(await capped.GetAsync($"/v1.0/state/two/{key}"), HttpStatusCode.NoContent);
+    }
 }
