@@ -160,13 +160,16 @@ public sealed class TenantAdmissionMiddleware(
         }
     }
 
-    /// <summary>A Dapr error answered over either transport: logged, and a quota refusal counted as a rejection.</summary>
+    /// <summary>
+    /// A Dapr error answered over either transport: logged, and a tenant bound a building block refused for (state
+    /// quota, topics, locks, a full queue at an app, a store or a subscription) counted as a rejection with its reason.
+    /// </summary>
     private void Failed(TenantContext tenant, string apiName, DaprApiException error)
     {
         ApiLog.ApiError(logger, tenant.AppId, apiName, error.HttpStatus, error.ErrorCode, error.Message);
-        if (error.HttpStatus == 507)
+        if (RejectionReasons.Of(error.HttpStatus, error.ErrorCode) is var reason and not RejectionReason.None)
         {
-            metrics.Rejected(tenant.AppId, RejectionReason.QuotaExceeded);
+            metrics.Rejected(tenant.AppId, reason);
         }
     }
 

@@ -128,6 +128,44 @@ public sealed class MetricsTests
         }
     }
 
+    [Fact]
+    public async Task ATenantBoundABuildingBlockRefusesForCountsAsARejectionWithItsReason()
+    {
+        await using var runtime = await TestRuntime.StartAsync(
+            Resources.Tenant("bounded", "bounded-token") +
+            Resources.Tenant("unbounded", "unbounded-token") +
+            Resources.Component("locks", "lock.in-memory", new Dictionary<string, string> { ["maxLocksPerApp"] = "1" }) +
+            Resources.Component("events", "pubsub.in-memory", new Dictionary<string, string> { ["maxTopicsPerApp"] = "1" }));
+        var bounded = runtime.Client("bounded-token");
+
+        foreach (var resource in new[] { "first", "second" })
+        {
+            using var locked = await bounded.PostAsync("/v1.0-alpha1/lock/locks", Json($$"""{"resourceId":"{{resource}}","lockOwner":"me","expiryInSeconds":60}"""));
+            Assert.True(resource == "first" ? locked.IsSuccessStatusCode : (int)locked.StatusCode == 429, $"{resource}: {(int)locked.StatusCode}");
+        }
+        foreach (var topic in new[] { "first", "second" })
+        {
+            using var published = await bounded.PostAsync($"/v1.0/publish/events/{topic}", Json("{}"));
+            Assert.True(topic == "first" ? published.IsSuccessStatusCode : (int)published.StatusCode == 429, $"{topic}: {(int)published.StatusCode}");
+        }
+        // The other tenant has bounds of its own: its first lock and topic are not refused.
+        using (var locked = await runtime.Client("unbounded-token").PostAsync("/v1.0-alpha1/lock/locks", Json("""{"resourceId":"first","lockOwner":"me","expiryInSeconds":60}""")))
+        {
+            Assert.True(locked.IsSuccessStatusCode, $"{(int)locked.StatusCode}");
+        }
+
+        using var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress };
+        string text = "";
+        await Eventually.TrueAsync(async () =>
+        {
+            text = await scraper.GetStringAsync("/metrics");
+            return Value(text, "sharedruntime_rejections_total", ("app_id", "bounded"), ("reason", "topics_exceeded")) is not null;
+        }, TimeSpan.FromSeconds(10));
+        Assert.Equal(1, Value(text, "sharedruntime_rejections_total", ("app_id", "bounded"), ("reason", "locks_exceeded")));
+        Assert.Equal(1, Value(text, "sharedruntime_rejections_total", ("app_id", "bounded"), ("reason", "topics_exceeded")));
+        Assert.Null(Value(text, "sharedruntime_rejections_total", ("app_id", "unbounded")));
+    }
+
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private static Autogen.SaveStateRequest Save(string key)
