@@ -143,9 +143,9 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             var components = await BuildComponentsAsync(set, previous, cancellationToken).ConfigureAwait(false);
             var tenants = BuildTenants(set, previous);
             var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set);
+            _metrics.RefusedTenants(set.RejectedTenants.Count);
             _current = next;
             _metrics.Reloaded(true);
-            _metrics.RefusedTenants(set.RejectedTenants.Count);
             foreach (var refused in set.RejectedTenants)
             {
                 CoreLog.TenantRefused(_logger, refused.File, refused.Document, refused.Field, refused.Problem);

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.RegularExpressions;
 using static SharedRuntime.FunctionalTests.Http.HttpAssert;
 
 namespace SharedRuntime.FunctionalTests.Http;
@@ -78,7 +79,9 @@ public sealed class HotReloadTests
         // The tenant that already held the token keeps it.
         await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
         using var metrics = new HttpClient();
-        Assert.Matches(@"sharedruntime_config_refused_tenants(\{[^}]*\})? 2\b", await metrics.GetStringAsync(new Uri(runtime.MetricsAddress, "/metrics")));
+        // A scrape may be answered from the exporter's short response cache, so the gauge is read until it shows the count.
+        await Eventually.TrueAsync(async () => Regex.IsMatch(await metrics.GetStringAsync(new Uri(runtime.MetricsAddress, "/metrics")),
+            @"sharedruntime_config_refused_tenants(\{[^}]*\})? 2\b"), Soon, "the refused_tenants gauge shows 2");
 
         await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token") + Resources.Tenant("broken", "broken-token", "burst: 5"));
         await Eventually.TrueAsync(async () => (await runtime.Client("broken-token").GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.OK, Soon);
