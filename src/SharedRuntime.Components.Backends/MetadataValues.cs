@@ -33,7 +33,7 @@ internal static class MetadataValues
         var text => throw new ComponentException($"metadata '{name}' must be a non-negative integer, not '{text}'"),
     };
 
-    /// <summary>A Go-style duration (<c>500ms</c>, <c>5s</c>, <c>1m</c>, <c>1h</c>) or a plain number of seconds.</summary>
+    /// <summary>A Go-style duration (<c>500ms</c>, <c>5s</c>, <c>1m30s</c>, <c>1h</c>) or a plain number of seconds.</summary>
     public static TimeSpan Duration(ComponentContext context, string name, TimeSpan fallback)
     {
         var text = String(context, name);
@@ -41,23 +41,8 @@ internal static class MetadataValues
         {
             return fallback;
         }
-        return ParseDuration(text) ?? throw new ComponentException($"metadata '{name}' must be a duration such as 5s or 500ms, not '{text}'");
-    }
-
-    internal static TimeSpan? ParseDuration(string text)
-    {
-        (string Suffix, double Scale)[] units = [("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)];
-        foreach (var (suffix, scale) in units)
-        {
-            if (text.EndsWith(suffix, StringComparison.Ordinal)
-                && double.TryParse(text.AsSpan(0, text.Length - suffix.Length), NumberStyles.Float, CultureInfo.InvariantCulture, out var amount)
-                && amount >= 0)
-            {
-                return TimeSpan.FromSeconds(amount * scale);
-            }
-        }
-        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0
-            ? TimeSpan.FromSeconds(seconds)
-            : null;
+        return Configuration.Durations.TryParseOrSeconds(text, out var value)
+            ? value
+            : throw new ComponentException($"metadata '{name}' must be a duration such as 5s or 500ms, not '{text}'");
     }
 }

@@ -50,7 +50,7 @@ internal sealed partial class InMemoryBroker : IPubSubBroker
         _redeliveryDelay = TimeSpan.FromSeconds(1);
         if (context.GetMetadata("redeliveryDelay") is { } delayText)
         {
-            _redeliveryDelay = SharedRuntime.Configuration.Durations.TryParse(delayText, out var delay) ? delay : throw new ComponentException($"redeliveryDelay '{delayText}' is not a duration");
+            _redeliveryDelay = SharedRuntime.Configuration.Durations.TryParseOrSeconds(delayText, out var delay) ? delay : throw new ComponentException($"redeliveryDelay '{delayText}' is not a duration");
         }
         _maxMessages = (int)Bound(context, "maxMessagesPerTopic", DefaultMaxMessagesPerTopic, MaxMessagesCeiling);
         _maxBytesPerTopic = Bound(context, "maxBytesPerTopic", DefaultMaxBytesPerTopic, MaxBytesCeiling);

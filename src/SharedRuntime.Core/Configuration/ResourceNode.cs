@@ -180,9 +180,30 @@ internal readonly struct ResourceNode
     }
 }
 
-/// <summary>Go-style durations as Dapr resources write them: 5s, 100ms, 1m30s, 1h.</summary>
+/// <summary>
+/// Go-style durations as Dapr resources write them: 5s, 100ms, 1m30s, 1h. The one duration reader of the runtime:
+/// resources, Resiliency policies and component metadata all read durations here.
+/// </summary>
 public static class Durations
 {
+    private static readonly double MaxSeconds = TimeSpan.MaxValue.TotalSeconds;
+
+    /// <summary>
+    /// A duration as component metadata writes it: a Go-style duration, or a plain non-negative number of seconds
+    /// (<c>30</c>, <c>0.5</c>). Negative, not a number, or longer than a <see cref="TimeSpan"/> holds is not a duration.
+    /// </summary>
+    public static bool TryParseOrSeconds(string text, out TimeSpan value)
+    {
+        if (double.TryParse(text.AsSpan().Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
+        {
+            // NaN fails both comparisons; infinities and huge numbers fail the second.
+            var fits = seconds >= 0 && seconds < MaxSeconds;
+            value = fits ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
+            return fits;
+        }
+        return TryParse(text, out value);
+    }
+
     public static bool TryParse(string text, out TimeSpan value)
     {
         value = TimeSpan.Zero;
