@@ -72,16 +72,13 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
                 var current = shadow.TryGetValue(operation.Key, out var pending) ? pending : Live(operation.Key);
                 if (operation.Set is { } set)
                 {
-                    CheckETag(set.Key, set.ETag, set.Concurrency, current);
+                    ETagCondition.For(set).Verify(set.Key, current?.Version);
                     shadow[set.Key] = new Item([], 0, null, null);
                 }
                 else
                 {
                     var delete = operation.Delete!;
-                    if (delete.ETag is not null && delete.Concurrency != StateConcurrency.LastWrite)
-                    {
-                        CheckETag(delete.Key, delete.ETag, delete.Concurrency, current);
-                    }
+                    ETagCondition.For(delete).Verify(delete.Key, current?.Version);
                     shadow[delete.Key] = null;
                 }
             }
@@ -137,39 +134,9 @@ internal sealed class InMemoryStateStore(TimeProvider time) : IStateStore
 
     private bool IsExpired(Item item) => item.ExpiresAt is { } at && at <= time.GetUtcNow();
 
-    private void CheckSet(StateSetRequest request) => CheckETag(request.Key, request.ETag, request.Concurrency, Live(request.Key));
+    private void CheckSet(StateSetRequest request) => ETagCondition.For(request).Verify(request.Key, Live(request.Key)?.Version);
 
-    private void CheckDelete(StateDeleteRequest request)
-    {
-        if (request.ETag is not null && request.Concurrency != StateConcurrency.LastWrite)
-        {
-            CheckETag(request.Key, request.ETag, request.Concurrency, Live(request.Key));
-        }
-    }
-
-    private static void CheckETag(string key, string? etag, StateConcurrency concurrency, Item? current)
-    {
-        if (etag is null)
-        {
-            if (concurrency == StateConcurrency.FirstWrite && current is not null)
-            {
-                throw new StateETagMismatchException(key);
-            }
-            return;
-        }
-        if (concurrency == StateConcurrency.LastWrite)
-        {
-            return;
-        }
-        if (!long.TryParse(etag, NumberStyles.Integer, CultureInfo.InvariantCulture, out var version))
-        {
-            throw new StateETagInvalidException(key);
-        }
-        if (current is null || current.Version != version)
-        {
-            throw new StateETagMismatchException(key);
-        }
-    }
+    private void CheckDelete(StateDeleteRequest request) => ETagCondition.For(request).Verify(request.Key, Live(request.Key)?.Version);
 
     private string ApplySet(StateSetRequest request)
     {

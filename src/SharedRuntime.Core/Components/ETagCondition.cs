@@ -2,10 +2,15 @@ using System.Globalization;
 
 namespace SharedRuntime.Components.State;
 
-internal enum ETagConditionKind { None, MustNotExist, MustHaveVersion }
+/// <summary>What a write requires of the stored key: nothing, that it does not exist, or that it holds one version.</summary>
+public enum ETagConditionKind { None, MustNotExist, MustHaveVersion }
 
-/// <summary>What a write requires of the stored key under Dapr's etag rules, for stores whose etags are integer versions.</summary>
-internal readonly record struct ETagCondition(ETagConditionKind Kind, long Version)
+/// <summary>
+/// What a write requires of the stored key under Dapr's etag rules, for stores whose etags are integer versions. The one
+/// place the rule is written: every store (in-memory, SQLite, Redis, PostgreSQL) asks it, checking in its own way
+/// (in memory, in SQL, in a Lua script).
+/// </summary>
+public readonly record struct ETagCondition(ETagConditionKind Kind, long Version)
 {
     /// <summary>
     /// No etag: nothing, except that first-write on a set only creates. An etag with last-write: nothing. Any other etag
@@ -29,4 +34,22 @@ internal readonly record struct ETagCondition(ETagConditionKind Kind, long Versi
     public static ETagCondition For(StateSetRequest set) => For(set.Key, set.ETag, set.Concurrency, isSet: true);
 
     public static ETagCondition For(StateDeleteRequest delete) => For(delete.Key, delete.ETag, delete.Concurrency, isSet: false);
+
+    /// <summary>
+    /// Checks the condition against the stored key's version (null when the key does not exist) and throws
+    /// <see cref="StateETagMismatchException"/> when it is not met.
+    /// </summary>
+    public void Verify(string key, long? storedVersion)
+    {
+        var met = Kind switch
+        {
+            ETagConditionKind.MustNotExist => storedVersion is null,
+            ETagConditionKind.MustHaveVersion => storedVersion == Version,
+            _ => true,
+        };
+        if (!met)
+        {
+            throw new StateETagMismatchException(key);
+        }
+    }
 }
