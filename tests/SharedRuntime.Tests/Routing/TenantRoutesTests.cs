@@ -228,6 +228,39 @@ public sealed class TenantRoutesTests : IAsyncLifetime
         Assert.Same(snapshot, _configuration.Current);
     }
 
+    [Fact]
+    public async Task An_app_pipeline_survives_a_reload_that_leaves_its_policy_and_tenants_unchanged()
+    {
+        var appPolicy = """
+            apiVersion: dapr.io/v1alpha1
+            kind: Resiliency
+            metadata:
+              name: to-billing
+            spec:
+              policies:
+                circuitBreakers:
+                  cb:
+                    trip: consecutiveFailures >= 2
+              targets:
+                apps:
+                  billing:
+                    circuitBreaker: cb
+            ---
+
+            """;
+        await ApplyAsync(Base(resiliency: appPolicy));
+        var policies = new ResiliencyPolicies(_configuration, _time);
+        var pipeline = policies.ForApp("orders", "billing");
+        Assert.NotSame(Polly.ResiliencePipeline<AppCallResult>.Empty, pipeline);
+
+        await ApplyAsync(Base(otherValue: "2", resiliency: appPolicy));
+        Assert.Same(pipeline, policies.ForApp("orders", "billing"));
+
+        await ApplyAsync(Base(otherValue: "2", resiliency: appPolicy.Replace(">= 2", ">= 3", StringComparison.Ordinal)));
+        Assert.NotSame(pipeline, policies.ForApp("orders", "billing"));
+        Assert.Equal(1, policies.CachedPipelines);
+    }
+
     private sealed class FakeFactory : IComponentFactory
     {
         public IReadOnlyCollection<string> Types { get; } = ["state.fake", "pubsub.fake", "bindings.fake"];
