@@ -10,8 +10,9 @@ namespace SharedRuntime.Tenancy;
 
 /// <summary>
 /// The one configuration pipeline: takes a <see cref="ResourceSet"/> from any source, checks it, builds the
-/// components and tenants that changed (reusing the rest, with their data and limiter state), and swaps in a new
-/// <see cref="RuntimeSnapshot"/>. A set that fails its checks changes nothing.
+/// components and tenants that changed (reusing the rest, with their data and limiter state), compiles each tenant's
+/// routes to its components (<see cref="Routing.RouteCompiler"/>, keeping the routes a change leaves valid), and swaps in
+/// a new <see cref="RuntimeSnapshot"/>. A set that fails its checks changes nothing.
 /// </summary>
 public sealed partial class RuntimeConfiguration : IAsyncDisposable
 {
