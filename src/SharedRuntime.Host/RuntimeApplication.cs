@@ -46,6 +46,7 @@ public static class RuntimeApplication
             SharedAdmission = options.SharedAdmission,
             NodeMemory = new Admission.MemoryBudget(options.MaxMemoryBytes),
             LastGood = new LastGoodResourceCache(options.EffectiveStateDir, LastGoodKey(options)),
+            OutboundPipelines = new OutboundPipelines(sp.GetRequiredService<TimeProvider>()),
         });
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton(listenSockets);

@@ -3,15 +3,18 @@ using Polly;
 using Polly.Retry;
 using Polly.Timeout;
 using SharedRuntime.Configuration;
+using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.AppChannel;
 
 /// <summary>
-/// Polly pipelines built from the Dapr <c>Resiliency</c> resources, one per calling tenant and target, made on first
-/// use and rebuilt (breaker state included) whenever the configuration changes. Only a tenant and a target that exist
-/// in the configuration get a pipeline cached, so the cache is bounded by the configuration, never by the names
-/// callers make up.
+/// Polly pipelines built from the Dapr <c>Resiliency</c> resources for calls into apps: one per calling tenant and
+/// target app (<see cref="ForApp"/>) and per subscribed app and pub/sub component (<see cref="ForInbound"/>), made on
+/// first use. A reload keeps a pipeline (and its breaker state) when the tenant, the target and the policies that
+/// govern the pair are unchanged, and drops it otherwise. Only a tenant and a target that exist in the configuration
+/// get a pipeline cached, so the cache is bounded by the configuration, never by the names callers make up. Calls into
+/// components take their tenant's pipeline from its compiled routes (<see cref="OutboundPipelines"/>).
 /// </summary>
 public sealed class ResiliencyPolicies
 {
@@ -27,35 +30,17 @@ public sealed class ResiliencyPolicies
     public ResiliencyPolicies(RuntimeConfiguration configuration, TimeProvider time)
     {
         _time = time;
-        _generation = new Generation(configuration.Current);
-        configuration.Changed += snapshot => _generation = new Generation(snapshot);
+        _generation = new Generation(configuration.Current, null);
+        configuration.Changed += snapshot => _generation = new Generation(snapshot, _generation);
     }
 
     /// <summary>The pipeline for calls by <paramref name="callerAppId"/> to the app <paramref name="targetAppId"/>; none when that app is not served here.</summary>
     public ResiliencePipeline<AppCallResult> ForApp(string callerAppId, string targetAppId) =>
-        Get(callerAppId, "app", targetAppId, static (s, name) => s.Tenants.ContainsKey(name), static (r, name) => r.Apps.GetValueOrDefault(name));
+        Get(new Key(callerAppId, Kind.App, targetAppId));
 
     /// <summary>The pipeline for deliveries from component <paramref name="pubsubName"/> to <paramref name="appId"/> (the component's inbound policy).</summary>
     public ResiliencePipeline<AppCallResult> ForInbound(string appId, string pubsubName) =>
-        Get(appId, "inbound", pubsubName, static (s, name) => s.Components.ContainsKey(name), static (r, name) => r.Components.GetValueOrDefault(name)?.Inbound);
-
-    /// <summary>The pipeline for <paramref name="appId"/>'s calls into component <paramref name="componentName"/> (its outbound policy).</summary>
-    public ResiliencePipeline ForOutbound(string appId, string componentName)
-    {
-        var generation = _generation;
-        if (generation.Snapshot.Resources.Resiliencies.Count == 0)
-        {
-            return ResiliencePipeline.Empty; // the common case: no lookup on the request path
-        }
-        if (!generation.Snapshot.Tenants.ContainsKey(appId) || !generation.Snapshot.Components.ContainsKey(componentName))
-        {
-            return ResiliencePipeline.Empty; // a made-up name: nothing to protect, and nothing cached for it
-        }
-        return generation.Outbound.GetOrAdd((appId, componentName), key =>
-            Find(generation.Snapshot, key.AppId, r => r.Components.GetValueOrDefault(key.Component)?.Outbound) is var (resiliency, refs)
-                ? BuildOutbound(resiliency, refs, $"component {key.Component} for {key.AppId}")
-                : ResiliencePipeline.Empty);
-    }
+        Get(new Key(appId, Kind.Inbound, pubsubName));
 
     /// <summary>
     /// Whether an exception from a component is worth retrying and counts against its breaker: not a refusal of the
@@ -65,34 +50,22 @@ public sealed class ResiliencyPolicies
         exception is not (BuildingBlocks.DaprApiException or Components.StateETagMismatchException or Components.StateETagInvalidException or Components.StateQuotaExceededException or CircuitOpenException or ArgumentException
             or Admission.BackendUnavailableException or Admission.FairQueueFullException);
 
-    private ResiliencePipeline<AppCallResult> Get(string appId, string kind, string target, Func<RuntimeSnapshot, string, bool> exists, Func<ResiliencyConfig, string, PolicyRefs?> select)
+    private ResiliencePipeline<AppCallResult> Get(Key key)
     {
         var generation = _generation;
-        if (generation.Snapshot.Resources.Resiliencies.Count == 0)
+        if (generation.Resiliencies.Count == 0)
         {
             return ResiliencePipeline<AppCallResult>.Empty;
         }
-        if (!generation.Snapshot.Tenants.ContainsKey(appId) || !exists(generation.Snapshot, target))
+        if (!generation.Exists(key))
         {
             return ResiliencePipeline<AppCallResult>.Empty; // a made-up name: nothing to protect, and nothing cached for it
         }
-        return generation.Pipelines.GetOrAdd((appId, kind, target), key =>
-            Find(generation.Snapshot, key.AppId, r => select(r, key.Target)) is var (resiliency, refs)
-                ? Build(resiliency, refs, $"{key.Kind} {key.Target} for {key.AppId}")
-                : ResiliencePipeline<AppCallResult>.Empty);
-    }
-
-    /// <summary>The first Resiliency resource (by name) that governs <paramref name="appId"/> and names policies for the target.</summary>
-    private static (ResiliencyConfig Resiliency, PolicyRefs Refs)? Find(RuntimeSnapshot snapshot, string appId, Func<ResiliencyConfig, PolicyRefs?> select)
-    {
-        foreach (var resiliency in snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal))
-        {
-            if (resiliency.AppliesTo(appId) && select(resiliency) is { } refs)
-            {
-                return (resiliency, refs);
-            }
-        }
-        return null;
+        return generation.Pipelines.GetOrAdd(key, static (key, state) =>
+            state.generation.PolicyFor(key) is { } policy
+                ? new Built(policy, state.policies.Build(policy.Resiliency, policy.Refs, $"{key.Kind.ToString().ToLowerInvariant()} {key.Target} for {key.AppId}"))
+                : new Built(null, ResiliencePipeline<AppCallResult>.Empty),
+            (generation, policies: this)).Pipeline;
     }
 
     private ResiliencePipeline<AppCallResult> Build(ResiliencyConfig resiliency, PolicyRefs refs, string target)
@@ -105,39 +78,21 @@ public sealed class ResiliencyPolicies
                 ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.Context, retry)),
             }, retry));
         }
-        if (BreakerOf(resiliency, refs) is { } breaker)
+        if (BreakerOf(resiliency, refs, _time) is { } breaker)
         {
             builder.AddStrategy(_ => new CircuitBreakerStrategy(breaker, target));
         }
         return AddTimeout(builder, resiliency, refs).Build();
     }
 
-    private ResiliencePipeline BuildOutbound(ResiliencyConfig resiliency, PolicyRefs refs, string target)
-    {
-        var builder = new ResiliencePipelineBuilder { TimeProvider = _time, Name = target };
-        if (RetryOf(resiliency, refs) is { } retry)
-        {
-            builder.AddRetry(WithBackoff<RetryStrategyOptions, object>(new RetryStrategyOptions
-            {
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex &&
-                    !(ex is OperationCanceledException && args.Context.CancellationToken.IsCancellationRequested) && IsComponentFailure(ex)),
-            }, retry));
-        }
-        if (BreakerOf(resiliency, refs) is { } breaker)
-        {
-            builder.AddStrategy(_ => new ComponentCircuitBreakerStrategy(breaker, target));
-        }
-        return AddTimeout(builder, resiliency, refs).Build();
-    }
-
-    private static RetryPolicyConfig? RetryOf(ResiliencyConfig resiliency, PolicyRefs refs) =>
+    internal static RetryPolicyConfig? RetryOf(ResiliencyConfig resiliency, PolicyRefs refs) =>
         refs.Retry is { } name && resiliency.Retries[name] is { MaxRetries: not 0 } retry ? retry : null;
 
     /// <summary>A new breaker per pipeline: its state belongs to one tenant and target.</summary>
-    private CircuitBreaker? BreakerOf(ResiliencyConfig resiliency, PolicyRefs refs) =>
-        refs.CircuitBreaker is { } name ? new CircuitBreaker(resiliency.CircuitBreakers[name], _time) : null;
+    internal static CircuitBreaker? BreakerOf(ResiliencyConfig resiliency, PolicyRefs refs, TimeProvider time) =>
+        refs.CircuitBreaker is { } name ? new CircuitBreaker(resiliency.CircuitBreakers[name], time) : null;
 
-    private static TOptions WithBackoff<TOptions, T>(TOptions options, RetryPolicyConfig retry)
+    internal static TOptions WithBackoff<TOptions, T>(TOptions options, RetryPolicyConfig retry)
         where TOptions : RetryStrategyOptions<T>
     {
         options.BackoffType = retry.Policy == RetryBackoff.Constant ? DelayBackoffType.Constant : DelayBackoffType.Exponential;
@@ -148,7 +103,7 @@ public sealed class ResiliencyPolicies
         return options;
     }
 
-    private static TBuilder AddTimeout<TBuilder>(TBuilder builder, ResiliencyConfig resiliency, PolicyRefs refs)
+    internal static TBuilder AddTimeout<TBuilder>(TBuilder builder, ResiliencyConfig resiliency, PolicyRefs refs)
         where TBuilder : ResiliencePipelineBuilderBase =>
         refs.Timeout is { } name ? builder.AddTimeout(new TimeoutStrategyOptions { Timeout = resiliency.Timeouts[name] }) : builder;
 
@@ -166,15 +121,78 @@ public sealed class ResiliencyPolicies
         };
     }
 
-    private sealed class Generation(RuntimeSnapshot snapshot)
+    private enum Kind { App, Inbound }
+
+    private readonly record struct Key(string AppId, Kind Kind, string Target);
+
+    /// <summary>A pipeline and the policies it was built from (none for <see cref="ResiliencePipeline{T}.Empty"/>).</summary>
+    private sealed record Built(OutboundPolicy? Policy, ResiliencePipeline<AppCallResult> Pipeline);
+
+    /// <summary>The pipelines of one configuration snapshot, seeded with the previous snapshot's that are still valid.</summary>
+    private sealed class Generation
     {
-        public RuntimeSnapshot Snapshot { get; } = snapshot;
+        public Generation(RuntimeSnapshot snapshot, Generation? previous)
+        {
+            Snapshot = snapshot;
+            Resiliencies = [.. snapshot.Resources.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal)];
+            if (previous is null || Resiliencies.Count == 0)
+            {
+                return;
+            }
+            foreach (var (key, built) in previous.Pipelines)
+            {
+                if (Exists(key) && SameTenant(previous.Snapshot, key.AppId) && OutboundPolicy.SameAs(PolicyFor(key), built.Policy))
+                {
+                    Pipelines[key] = built;
+                }
+            }
+        }
 
-        public ConcurrentDictionary<(string AppId, string Kind, string Target), ResiliencePipeline<AppCallResult>> Pipelines { get; } = new();
+        public RuntimeSnapshot Snapshot { get; }
 
-        public ConcurrentDictionary<(string AppId, string Component), ResiliencePipeline> Outbound { get; } = new();
+        public List<ResiliencyConfig> Resiliencies { get; }
+
+        public ConcurrentDictionary<Key, Built> Pipelines { get; } = new();
+
+        public bool Exists(Key key) =>
+            Snapshot.Tenants.ContainsKey(key.AppId) &&
+            (key.Kind == Kind.App ? Snapshot.Tenants.ContainsKey(key.Target) : Snapshot.Components.ContainsKey(key.Target));
+
+        public OutboundPolicy? PolicyFor(Key key) => key.Kind == Kind.App
+            ? OutboundPolicy.Find(Resiliencies, key.AppId, r => r.Apps.GetValueOrDefault(key.Target))
+            : OutboundPolicy.Find(Resiliencies, key.AppId, r => r.Components.GetValueOrDefault(key.Target)?.Inbound);
+
+        /// <summary>The tenant is the one it was (not changed since <paramref name="before"/>): a changed tenant starts afresh.</summary>
+        private bool SameTenant(RuntimeSnapshot before, string appId) =>
+            before.Tenants.TryGetValue(appId, out var then) && Snapshot.Tenants.TryGetValue(appId, out var now) && ReferenceEquals(then.Admission, now.Admission);
     }
 
     /// <summary>How many pipelines the current configuration holds (for tests: it never grows with made-up names).</summary>
-    internal int CachedPipelines => _generation.Pipelines.Count + _generation.Outbound.Count;
+    internal int CachedPipelines => _generation.Pipelines.Count;
+}
+
+/// <summary>
+/// Builds a tenant's pipeline for its calls into a component (<c>targets.components.NAME.outbound</c>) when the
+/// snapshot compiles its routes: retry, then breaker, then timeout, as for apps.
+/// </summary>
+public sealed class OutboundPipelines(TimeProvider time) : IOutboundPipelineFactory
+{
+    public ResiliencePipeline Create(OutboundPolicy policy, string target)
+    {
+        var (resiliency, refs) = (policy.Resiliency, policy.Refs);
+        var builder = new ResiliencePipelineBuilder { TimeProvider = time, Name = target };
+        if (ResiliencyPolicies.RetryOf(resiliency, refs) is { } retry)
+        {
+            builder.AddRetry(ResiliencyPolicies.WithBackoff<RetryStrategyOptions, object>(new RetryStrategyOptions
+            {
+                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is { } ex &&
+                    !(ex is OperationCanceledException && args.Context.CancellationToken.IsCancellationRequested) && ResiliencyPolicies.IsComponentFailure(ex)),
+            }, retry));
+        }
+        if (ResiliencyPolicies.BreakerOf(resiliency, refs, time) is { } breaker)
+        {
+            builder.AddStrategy(_ => new ComponentCircuitBreakerStrategy(breaker, target));
+        }
+        return ResiliencyPolicies.AddTimeout(builder, resiliency, refs).Build();
+    }
 }

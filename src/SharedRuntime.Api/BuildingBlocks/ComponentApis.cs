@@ -1,22 +1,22 @@
 using SharedRuntime.Components;
+using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.BuildingBlocks;
 
-/// <summary>Output bindings for one tenant, shared by HTTP and gRPC.</summary>
-public sealed class BindingApi(RuntimeConfiguration configuration, AppChannel.ResiliencyPolicies? policies = null)
+/// <summary>Output bindings for one tenant, shared by HTTP and gRPC: a call runs through the tenant's route (its Resiliency outbound policy).</summary>
+public sealed class BindingApi
 {
     public async ValueTask<BindingResponse> InvokeAsync(TenantContext tenant, string name, BindingRequest request, CancellationToken cancellationToken)
     {
-        var entry = configuration.Current.FindComponent(tenant, "bindings", name);
-        if (entry is null)
+        if (!tenant.Routes.Bindings.TryFind(name, out var route))
         {
             // A name the tenant cannot see is the caller's mistake, not a failed binding (Dapr answers 500 here).
             throw new DaprApiException(404, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: couldn't find output binding {name}");
         }
-        if (entry.Instance is not IOutputBinding binding)
+        if (route.Instance is not IOutputBinding binding)
         {
-            throw new DaprApiException(500, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: {entry.Error}");
+            throw new DaprApiException(500, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: {route.Component.Error}");
         }
         if (string.IsNullOrEmpty(request.Operation))
         {
@@ -28,8 +28,7 @@ public sealed class BindingApi(RuntimeConfiguration configuration, AppChannel.Re
         }
         try
         {
-            var pipeline = policies?.ForOutbound(tenant.AppId, name) ?? Polly.ResiliencePipeline.Empty;
-            return await pipeline.ExecuteAsync(static (state, token) => state.binding.InvokeAsync(state.request, token), (binding, request), cancellationToken).ConfigureAwait(false);
+            return await route.RunAsync((binding, request), static (state, token) => state.binding.InvokeAsync(state.request, token), cancellationToken).ConfigureAwait(false);
         }
         catch (ArgumentException ex)
         {
@@ -44,19 +43,19 @@ public sealed class BindingApi(RuntimeConfiguration configuration, AppChannel.Re
 }
 
 /// <summary>Secret stores for one tenant, shared by HTTP and gRPC.</summary>
-public sealed class SecretApi(RuntimeConfiguration configuration)
+public sealed class SecretApi
 {
-    private ISecretStore GetStore(TenantContext tenant, string storeName)
+    private static ISecretStore GetStore(TenantContext tenant, string storeName)
     {
-        var snapshot = configuration.Current;
-        if (!snapshot.VisibleComponents(tenant, "secretstores").Any())
+        var stores = tenant.Routes.SecretStores;
+        if (stores.IsEmpty)
         {
             throw new DaprApiException(500, "ERR_SECRET_STORES_NOT_CONFIGURED", "secret store is not configured");
         }
-        var entry = snapshot.FindComponent(tenant, "secretstores", storeName)
+        var route = stores.Find(storeName)
             ?? throw new DaprApiException(401, "ERR_SECRET_STORE_NOT_FOUND", $"failed finding secret store with key {storeName}");
-        return entry.Instance as ISecretStore
-            ?? throw new DaprApiException(500, "ERR_SECRET_GET", $"secret store {storeName} is not available: {entry.Error}");
+        return route.Instance as ISecretStore
+            ?? throw new DaprApiException(500, "ERR_SECRET_GET", $"secret store {storeName} is not available: {route.Component.Error}");
     }
 
     public async ValueTask<IReadOnlyDictionary<string, string>> GetAsync(TenantContext tenant, string storeName, string key, IReadOnlyDictionary<string, string> metadata, CancellationToken cancellationToken)
@@ -94,7 +93,7 @@ public sealed class SecretApi(RuntimeConfiguration configuration)
 }
 
 /// <summary>The metadata API: what one tenant can see of the runtime.</summary>
-public sealed class MetadataApi(RuntimeConfiguration configuration, AppChannel.SubscriptionDelivery? subscriptions = null)
+public sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions = null)
 {
     public const string RuntimeVersion = "1.18.0-sharedruntime";
 
@@ -108,8 +107,8 @@ public sealed class MetadataApi(RuntimeConfiguration configuration, AppChannel.S
 
     public TenantView Describe(TenantContext tenant)
     {
-        var components = configuration.Current.VisibleComponents(tenant)
-            .Select(c => new ComponentView(c.Name, c.Config.Type, c.Config.Version, c.Instance?.Capabilities ?? []))
+        var components = tenant.Routes.All
+            .Select(r => new ComponentView(r.Name, r.Component.Config.Type, r.Component.Config.Version, r.Instance?.Capabilities ?? []))
             .ToArray();
         var extended = new SortedDictionary<string, string>(tenant.State.ExtendedMetadata, StringComparer.Ordinal)
         {

@@ -1,23 +1,24 @@
 using SharedRuntime.Components;
+using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>The configuration building block for one tenant: only the tenant's own items, by its app-id prefix.</summary>
-public sealed class ConfigurationApi(RuntimeConfiguration configuration)
+public sealed class ConfigurationApi
 {
     public async ValueTask<IReadOnlyDictionary<string, ConfigurationItem>> GetAsync(TenantContext tenant, string storeName, IReadOnlyList<string> keys, CancellationToken cancellationToken)
     {
-        var snapshot = configuration.Current;
-        if (!snapshot.VisibleComponents(tenant, "configuration").Any())
+        var stores = tenant.Routes.ConfigurationStores;
+        if (stores.IsEmpty)
         {
             throw new DaprApiException(500, "ERR_CONFIGURATION_STORE_NOT_CONFIGURED", "configuration store is not configured");
         }
-        var entry = snapshot.FindComponent(tenant, "configuration", storeName)
+        var route = stores.Find(storeName)
             ?? throw new DaprApiException(400, "ERR_CONFIGURATION_STORE_NOT_FOUND", $"configuration store {storeName} not found");
-        if (entry.Instance is not IConfigurationStore store)
+        if (route.Instance is not IConfigurationStore store)
         {
-            throw new DaprApiException(500, "ERR_CONFIGURATION_GET", $"configuration store {storeName} is not available: {entry.Error}");
+            throw new DaprApiException(500, "ERR_CONFIGURATION_GET", $"configuration store {storeName} is not available: {route.Component.Error}");
         }
         foreach (var key in keys)
         {
@@ -40,23 +41,23 @@ public sealed class ConfigurationApi(RuntimeConfiguration configuration)
 /// expiry of 1 to <see cref="MaxExpirySeconds"/> seconds (400 ERR_MALFORMED_REQUEST beyond); the store bounds the locks
 /// one tenant holds (429 ERR_TENANT_LOCKS_EXCEEDED beyond).
 /// </summary>
-public sealed class LockApi(RuntimeConfiguration configuration)
+public sealed class LockApi
 {
     public const int MaxResourceIdLength = 256;
     public const int MaxOwnerLength = 256;
     public const int MaxExpirySeconds = 3600;
 
-    private ILockStore GetStore(TenantContext tenant, string storeName)
+    private static ILockStore GetStore(TenantContext tenant, string storeName)
     {
-        var snapshot = configuration.Current;
-        if (!snapshot.VisibleComponents(tenant, "lock").Any())
+        var stores = tenant.Routes.LockStores;
+        if (stores.IsEmpty)
         {
             throw new DaprApiException(500, "ERR_LOCK_STORE_NOT_CONFIGURED", "lock store is not configured");
         }
-        var entry = snapshot.FindComponent(tenant, "lock", storeName)
+        var route = stores.Find(storeName)
             ?? throw new DaprApiException(400, "ERR_LOCK_STORE_NOT_FOUND", $"lock store {storeName} not found");
-        return entry.Instance as ILockStore
-            ?? throw new DaprApiException(500, "ERR_TRY_LOCK", $"lock store {storeName} is not available: {entry.Error}");
+        return route.Instance as ILockStore
+            ?? throw new DaprApiException(500, "ERR_TRY_LOCK", $"lock store {storeName} is not available: {route.Component.Error}");
     }
 
     public async ValueTask<bool> TryLockAsync(TenantContext tenant, string storeName, string resourceId, string owner, int expiryInSeconds, CancellationToken cancellationToken)

@@ -50,6 +50,7 @@ public static class DaprErrors
         (404, "ERR_PUBSUB_EMPTY", StatusCode.InvalidArgument),
         (404, "ERR_PUBSUB_NOT_FOUND", StatusCode.InvalidArgument),
         (404, "ERR_TOPIC_NAME_EMPTY", StatusCode.InvalidArgument),
+        (500, "ERR_STATE_STORE_NOT_CONFIGURED", StatusCode.FailedPrecondition),
         (500, "ERR_SECRET_STORES_NOT_CONFIGURED", StatusCode.FailedPrecondition),
         (401, "ERR_SECRET_STORE_NOT_FOUND", StatusCode.InvalidArgument),
         (500, "ERR_CONFIGURATION_STORE_NOT_CONFIGURED", StatusCode.FailedPrecondition),

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using SharedRuntime.Components;
+using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.BuildingBlocks;
@@ -14,18 +15,18 @@ public sealed record PublishRequest(string PubSubName, string Topic, ReadOnlyMem
 /// Dapr builds it. The message names its real publisher for the broker to carry (<see cref="PubSubMessage.PublisherAppId"/>),
 /// and a CloudEvent always carries it in <see cref="PublisherAttribute"/>, whatever the publisher sent.
 /// </summary>
-public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider time, AppChannel.ResiliencyPolicies? policies = null)
+public sealed class PublishApi(TimeProvider time)
 {
     /// <summary>The CloudEvent extension attribute that names the app that published the event; only the runtime sets it.</summary>
     public const string PublisherAttribute = "publisherappid";
 
-    private const string Category = "pubsub";
     private const int MaxContentTypeLength = 256;
 
-    public (ComponentEntry Entry, IPubSubBroker Broker) GetBroker(TenantContext tenant, string pubsubName)
+    /// <summary>The tenant's route to pub/sub <paramref name="pubsubName"/>, with its broker.</summary>
+    private static (ComponentRoute Route, IPubSubBroker Broker) GetBroker(TenantContext tenant, string pubsubName)
     {
-        var snapshot = configuration.Current;
-        if (!snapshot.VisibleComponents(tenant, Category).Any())
+        var pubsubs = tenant.Routes.PubSub;
+        if (pubsubs.IsEmpty)
         {
             throw new DaprApiException(400, "ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured");
         }
@@ -33,22 +34,25 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         {
             throw new DaprApiException(404, "ERR_PUBSUB_EMPTY", "pubsub name is empty");
         }
-        var entry = snapshot.FindComponent(tenant, Category, pubsubName)
+        var route = pubsubs.Find(pubsubName)
             ?? throw new DaprApiException(404, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} not found");
-        if (entry.Instance is not IPubSubBroker broker)
+        if (route.Instance is not IPubSubBroker broker)
         {
-            throw new DaprApiException(500, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} is not available: {entry.Error}");
+            throw new DaprApiException(500, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} is not available: {route.Component.Error}");
         }
-        return (entry, broker);
+        return (route, broker);
     }
 
     public async ValueTask PublishAsync(TenantContext tenant, PublishRequest request, CancellationToken cancellationToken)
     {
-        var message = Prepare(tenant, request, out var broker);
+        var message = Prepare(tenant, request, out var route, out var broker);
         try
         {
-            var pipeline = policies?.ForOutbound(tenant.AppId, request.PubSubName) ?? Polly.ResiliencePipeline.Empty;
-            await pipeline.ExecuteAsync(static (state, token) => state.broker.PublishAsync(state.message, token), (broker, message), cancellationToken).ConfigureAwait(false);
+            await route.RunAsync((broker, message), static async (state, token) =>
+            {
+                await state.broker.PublishAsync(state.message, token).ConfigureAwait(false);
+                return true;
+            }, cancellationToken).ConfigureAwait(false);
         }
         catch (PubSubMessageRejectedException ex)
         {
@@ -68,10 +72,9 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
     }
 
     /// <summary>Checks the request and builds the message to hand to the broker.</summary>
-    public PubSubMessage Prepare(TenantContext tenant, PublishRequest request, out IPubSubBroker broker)
+    private PubSubMessage Prepare(TenantContext tenant, PublishRequest request, out ComponentRoute route, out IPubSubBroker broker)
     {
-        var (entry, found) = GetBroker(tenant, request.PubSubName);
-        broker = found;
+        (route, broker) = GetBroker(tenant, request.PubSubName);
         if (string.IsNullOrEmpty(request.Topic))
         {
             throw new DaprApiException(404, "ERR_TOPIC_NAME_EMPTY", $"topic is empty in pubsub {request.PubSubName}");
@@ -80,7 +83,7 @@ public sealed class PublishApi(RuntimeConfiguration configuration, TimeProvider 
         {
             throw invalid;
         }
-        var rules = TopicRules.For(entry.Config);
+        var rules = TopicRules.For(route.Component.Config);
         if (!rules.MayPublish(tenant.AppId, request.Topic))
         {
             throw new DaprApiException(403, "ERR_PUBSUB_FORBIDDEN", $"topic {request.Topic} is not allowed for app id {tenant.AppId}");

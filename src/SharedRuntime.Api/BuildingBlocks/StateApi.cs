@@ -1,6 +1,7 @@
 using System.Globalization;
 using SharedRuntime.Admission;
 using SharedRuntime.Components;
+using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.BuildingBlocks;
@@ -15,15 +16,14 @@ public sealed record StateTransactionItem(bool IsDelete, StateSaveItem Item);
 public sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error);
 
 /// <summary>
-/// The state building block for one tenant, shared by the HTTP and gRPC APIs: finds the store the tenant may use,
-/// prefixes keys with the app-id, enforces the tenant's state quota, and maps store failures to Dapr errors. Every
-/// call into a store goes through the store's <see cref="ComponentGuard"/>: fair shares of its concurrent calls per
-/// app (a full line is 429 ERR_TENANT_BACKEND_BUSY) and a breaker that fails calls at once while its backend is down.
+/// The state building block for one tenant, shared by the HTTP and gRPC APIs: finds the store among the tenant's
+/// compiled routes, prefixes keys with the app-id, gives the store the tenant's quota allowance, and maps store
+/// failures to Dapr errors. Every call into a store runs through its route: the tenant's Resiliency outbound policy
+/// for the store, when it has one, then the store's guard: a breaker that fails calls at once while its backend is
+/// down, and fair shares of its concurrent calls per app (a full line is 429 ERR_TENANT_BACKEND_BUSY).
 /// </summary>
-public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider time, AppChannel.ResiliencyPolicies? policies = null)
+public sealed class StateApi(TimeProvider time)
 {
-    private const string Category = "state";
-
     /// <summary>The longest key an app may name, in UTF-8 bytes (without the tenant prefix); longer is 400 ERR_MALFORMED_REQUEST.</summary>
     public const int MaxKeyBytes = 1024;
 
@@ -32,44 +32,45 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
 
     public IStateStore GetStore(TenantContext tenant, string storeName) => Find(tenant, storeName).Store;
 
-    /// <summary>A store the tenant may use, with the guard every call into it passes.</summary>
-    /// <remarks>The tenant's Resiliency outbound policy for the store, when it has one, wraps the guarded call.</remarks>
-    private readonly record struct GuardedStore(IStateStore Store, ComponentGuard Guard, string AppId, Polly.ResiliencePipeline Pipeline)
+    /// <summary>
+    /// The tenant's route to state store <paramref name="storeName"/>. As Dapr: a tenant that sees no state store at all
+    /// gets 500 ERR_STATE_STORE_NOT_CONFIGURED (FAILED_PRECONDITION over gRPC), one naming a store it does not see 400
+    /// ERR_STATE_STORE_NOT_FOUND, whether the store does not exist, is another building block or is scoped to others.
+    /// </summary>
+    private static (ComponentRoute Route, IStateStore Store) Find(TenantContext tenant, string storeName)
     {
-        public ValueTask<T> RunAsync<T>(Func<IStateStore, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken) =>
-            Pipeline == Polly.ResiliencePipeline.Empty
-                ? Guard.RunAsync(AppId, (Store, call), static (s, ct) => s.call(s.Store, ct), cancellationToken)
-                : Pipeline.ExecuteAsync(static (s, ct) => s.Guard.RunAsync(s.AppId, (s.Store, s.call), static (s, ct) => s.call(s.Store, ct), ct), (Guard, AppId, Store, call), cancellationToken);
-
-        public async ValueTask RunAsync(Func<IStateStore, CancellationToken, ValueTask> call, CancellationToken cancellationToken) =>
-            await RunAsync(async (store, ct) => { await call(store, ct).ConfigureAwait(false); return true; }, cancellationToken).ConfigureAwait(false);
+        var stores = tenant.Routes.State;
+        if (!stores.TryFind(storeName, out var route))
+        {
+            throw stores.IsEmpty
+                ? new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", $"state store {storeName} is not configured")
+                : new DaprApiException(400, "ERR_STATE_STORE_NOT_FOUND", $"state store {storeName} is not found");
+        }
+        if (route.Instance is not IStateStore store)
+        {
+            throw new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", $"state store {storeName} is not available: {route.Component.Error}");
+        }
+        return (route, store);
     }
 
-    private Polly.ResiliencePipeline PipelineFor(TenantContext tenant, string storeName) =>
-        policies?.ForOutbound(tenant.AppId, storeName) ?? Polly.ResiliencePipeline.Empty;
-
-    private GuardedStore Find(TenantContext tenant, string storeName)
+    /// <summary>
+    /// The store's guard refused the call without running it: a full line for the tenant is 429, try again in a second;
+    /// an open breaker is the operation's own 500 error (<paramref name="code"/>, after <paramref name="context"/>).
+    /// </summary>
+    private static DaprApiException Refused<T>(ComponentRoute route, GuardOutcome<T> outcome, string storeName, string code, string context)
     {
-        var snapshot = configuration.Current;
-        var entry = snapshot.FindComponent(tenant, Category, storeName);
-        if (entry is null)
-        {
-            if (!snapshot.VisibleComponents(tenant, Category).Any())
-            {
-                throw new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", "state store is not configured") { GrpcOverride = 9 };
-            }
-            throw new DaprApiException(400, "ERR_STATE_STORE_NOT_FOUND", $"state store {storeName} is not found");
-        }
-        if (entry.Instance is not IStateStore store)
-        {
-            throw new DaprApiException(500, "ERR_STATE_STORE_NOT_CONFIGURED", $"state store {storeName} is not available: {entry.Error}");
-        }
-        return new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId, PipelineFor(tenant, storeName));
+        var reason = route.Component.Guard!.Describe(outcome.Refusal, route.AppId, outcome.RetryAfter);
+        return outcome.Refusal == GuardRefusal.LineFull
+            ? new DaprApiException(429, "ERR_TENANT_BACKEND_BUSY", $"state store {storeName} is busy: {reason}") { RetryAfterSeconds = 1 }
+            : new DaprApiException(500, code, $"{context}: {reason}");
     }
 
-    /// <summary>A full line for the tenant at a shared store: 429, try again in a second.</summary>
-    private static DaprApiException Busy(FairQueueFullException ex, string storeName) =>
-        new(429, "ERR_TENANT_BACKEND_BUSY", $"state store {storeName} is busy: {ex.Message}", ex) { RetryAfterSeconds = 1 };
+    /// <summary>A call that answers nothing, as a guarded call's result.</summary>
+    private static async ValueTask<bool> Done(ValueTask call)
+    {
+        await call.ConfigureAwait(false);
+        return true;
+    }
 
     public static string StoredKey(TenantContext tenant, string key)
     {
@@ -90,21 +91,22 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
 
     public async ValueTask<StateEntry?> GetAsync(TenantContext tenant, string storeName, string key, CancellationToken cancellationToken)
     {
-        var store = Find(tenant, storeName);
+        var (route, store) = Find(tenant, storeName);
         var storedKey = StoredKey(tenant, key);
+        GuardOutcome<StateEntry?> outcome;
         try
         {
-            var entry = await store.RunAsync((s, ct) => s.GetAsync(storedKey, ct), cancellationToken).ConfigureAwait(false);
-            return entry is null ? null : entry with { Key = key };
-        }
-        catch (FairQueueFullException ex)
-        {
-            throw Busy(ex, storeName);
+            outcome = await route.RunGuardedAsync((store, storedKey), static (s, ct) => s.store.GetAsync(s.storedKey, ct), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
             throw new DaprApiException(ex is ComponentRequestRejectedException ? 400 : 500, "ERR_STATE_GET", $"fail to get {key} from state store {storeName}: {ex.Message}", ex);
         }
+        if (outcome.IsRefused)
+        {
+            throw Refused(route, outcome, storeName, "ERR_STATE_GET", $"fail to get {key} from state store {storeName}");
+        }
+        return outcome.Value is { } entry ? entry with { Key = key } : null;
     }
 
     /// <summary>Most keys one bulk get may name (duplicates included); beyond is 400 ERR_TENANT_TOO_MANY_KEYS.</summary>
@@ -122,7 +124,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         {
             throw new DaprApiException(400, "ERR_TENANT_TOO_MANY_KEYS", $"a bulk get names at most {MaxBulkKeys} keys, not {keys.Count}");
         }
-        var store = Find(tenant, storeName);
+        var (route, store) = Find(tenant, storeName);
         var seen = new HashSet<string>(keys.Count, StringComparer.Ordinal);
         var distinct = new List<string>(keys.Count);
         foreach (var key in keys)
@@ -137,16 +139,22 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         await Parallel.ForAsync(0, distinct.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(parallelism, 1, 16), CancellationToken = cancellationToken },
             async (i, ct) =>
             {
-                StateEntry? entry;
+                GuardOutcome<StateEntry?> outcome;
                 try
                 {
-                    entry = await store.RunAsync((s, token) => s.GetAsync(storedKeys[i], token), ct).ConfigureAwait(false);
+                    outcome = await route.RunGuardedAsync((store, storedKey: storedKeys[i]), static (s, token) => s.store.GetAsync(s.storedKey, token), ct).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     results[i] = new BulkStateItem(distinct[i], null, ex.Message);
                     return;
                 }
+                if (outcome.IsRefused)
+                {
+                    results[i] = new BulkStateItem(distinct[i], null, route.Component.Guard!.Describe(outcome.Refusal, route.AppId, outcome.RetryAfter));
+                    return;
+                }
+                var entry = outcome.Value;
                 if (entry is not null)
                 {
                     memory.Charge(entry.Value.Length + (2L * distinct[i].Length), "the bulk get's answer");
@@ -158,23 +166,23 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
 
     public async ValueTask SaveAsync(TenantContext tenant, string storeName, IReadOnlyList<StateSaveItem> items, CancellationToken cancellationToken)
     {
-        var store = Find(tenant, storeName);
-        var requests = items.Select(i => ToSetRequest(tenant, i)).ToArray();
-        if (requests.Length == 0)
+        var (route, store) = Find(tenant, storeName);
+        if (items.Count == 0)
         {
             return;
+        }
+        var requests = new StateSetRequest[items.Count];
+        for (var i = 0; i < requests.Length; i++)
+        {
+            requests[i] = ToSetRequest(tenant, items[i]);
         }
         try
         {
             // Each item is its own write (a bulk save is not a transaction), checked against the allowance by the store.
             foreach (var request in requests)
             {
-                await WriteAsync(tenant, store, storeName, [new StateOperation(request, null)], cancellationToken).ConfigureAwait(false);
+                await WriteAsync(tenant, route, store, [new StateOperation(request, null)], "ERR_STATE_SAVE", $"failed saving state in state store {storeName}", cancellationToken).ConfigureAwait(false);
             }
-        }
-        catch (FairQueueFullException ex)
-        {
-            throw Busy(ex, storeName);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
@@ -184,25 +192,26 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
 
     public async ValueTask DeleteAsync(TenantContext tenant, string storeName, string key, string? etag, StateConcurrency concurrency, CancellationToken cancellationToken)
     {
-        var store = Find(tenant, storeName);
+        var (route, store) = Find(tenant, storeName);
         var request = new StateDeleteRequest(StoredKey(tenant, key), string.IsNullOrEmpty(etag) ? null : etag, concurrency);
+        GuardOutcome<bool> outcome;
         try
         {
-            await store.RunAsync((s, ct) => s.DeleteAsync(request, ct), cancellationToken).ConfigureAwait(false);
-        }
-        catch (FairQueueFullException ex)
-        {
-            throw Busy(ex, storeName);
+            outcome = await route.RunGuardedAsync((store, request), static (s, ct) => Done(s.store.DeleteAsync(s.request, ct)), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
             throw MapWriteError(ex, "ERR_STATE_DELETE", $"failed deleting state with key {key}");
         }
+        if (outcome.IsRefused)
+        {
+            throw Refused(route, outcome, storeName, "ERR_STATE_DELETE", $"failed deleting state with key {key}");
+        }
     }
 
     public async ValueTask TransactAsync(TenantContext tenant, string storeName, IReadOnlyList<StateTransactionItem> operations, CancellationToken cancellationToken)
     {
-        var store = Find(tenant, storeName);
+        var (route, store) = Find(tenant, storeName);
         var ops = operations.Select(o => o.IsDelete
                 ? new StateOperation(null, new StateDeleteRequest(StoredKey(tenant, o.Item.Key), string.IsNullOrEmpty(o.Item.ETag) ? null : o.Item.ETag, o.Item.Concurrency))
                 : new StateOperation(ToSetRequest(tenant, o.Item), null))
@@ -213,11 +222,7 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
         }
         try
         {
-            await WriteAsync(tenant, store, storeName, ops, cancellationToken).ConfigureAwait(false);
-        }
-        catch (FairQueueFullException ex)
-        {
-            throw Busy(ex, storeName);
+            await WriteAsync(tenant, route, store, ops, "ERR_STATE_TRANSACTION", "error while executing state transaction", cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not DaprApiException and not OperationCanceledException)
         {
@@ -259,44 +264,37 @@ public sealed class StateApi(RuntimeConfiguration configuration, TimeProvider ti
     /// Writes <paramref name="operations"/> with the tenant's allowance in this store: its key and byte quotas minus what
     /// it stores in its other state stores. The store checks the allowance atomically with the write, against the usage
     /// it keeps with its data, so the request path never counts anything and never calls a store it does not write.
+    /// A refusal by the store's guard is answered as the operation's error (<paramref name="code"/>).
     /// </summary>
-    private async ValueTask WriteAsync(TenantContext tenant, GuardedStore store, string storeName, StateOperation[] operations, CancellationToken cancellationToken)
+    private async ValueTask WriteAsync(TenantContext tenant, ComponentRoute route, IStateStore store, StateOperation[] operations, string code, string context,
+        CancellationToken cancellationToken)
     {
         var usage = tenant.State.StateUsage;
-        var elsewhere = usage.Elsewhere(configuration.Current, tenant, storeName, time);
+        var elsewhere = usage.Elsewhere(tenant, route.Name, time);
         var limits = tenant.Limits;
         var allowance = new StateAllowance(tenant.AppId, Remaining(limits.StateMaxKeys, elsewhere.Keys), Remaining(limits.StateMaxBytes, elsewhere.Bytes));
+        GuardOutcome<bool> outcome;
         try
         {
-            await store.RunAsync((s, ct) => s.TransactAsync(operations, allowance, ct), cancellationToken).ConfigureAwait(false);
+            outcome = await route.RunGuardedAsync((store, operations, allowance),
+                static (s, ct) => Done(s.store.TransactAsync(s.operations, s.allowance, ct)), cancellationToken).ConfigureAwait(false);
         }
         catch (StateQuotaExceededException ex)
         {
             throw new DaprApiException(507, "ERR_TENANT_QUOTA_EXCEEDED", $"state quota of app {tenant.AppId} exceeded: {ex.Message}", ex);
         }
-        if (usage.IsTracked(storeName))
+        if (outcome.IsRefused)
+        {
+            throw Refused(route, outcome, route.Name, code, context);
+        }
+        if (usage.IsTracked(route.Name))
         {
             // Another store's allowance counts this one's usage: read it again (O(1)), after this request.
-            usage.Refresh(store.Store, storeName, tenant.AppId, time);
+            usage.Refresh(store, route.Name, tenant.AppId, time);
         }
     }
 
     /// <summary>A limit minus usage elsewhere; an unlimited (<see cref="long.MaxValue"/>) limit stays unlimited.</summary>
     private static long Remaining(long limit, long usedElsewhere) =>
         limit == long.MaxValue ? long.MaxValue : Math.Max(0, limit - usedElsewhere);
-
-    /// <summary>Keys and bytes the tenant stores across every state store it may use.</summary>
-    public async ValueTask<StateUsage> UsageAsync(TenantContext tenant, CancellationToken cancellationToken)
-    {
-        var total = default(StateUsage);
-        foreach (var entry in configuration.Current.VisibleComponents(tenant, Category))
-        {
-            if (entry.Instance is IStateStore store)
-            {
-                var guarded = new GuardedStore(store, ComponentGuard.For(store, entry.Config, time), tenant.AppId, PipelineFor(tenant, entry.Name));
-                total += await guarded.RunAsync((s, ct) => s.GetUsageAsync(tenant.AppId, ct), cancellationToken).ConfigureAwait(false);
-            }
-        }
-        return total;
-    }
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
 
@@ -8,9 +7,10 @@ namespace SharedRuntime.Admission;
 /// <summary>
 /// What stands between tenants and one shared component instance: a <see cref="BackendBreaker"/> that fails calls at
 /// once while the backend is down, and a <see cref="FairQueue"/> that shares the component's concurrent calls between
-/// tenants. One guard per instance, kept as long as the instance lives (a configuration reload that keeps the instance
-/// keeps its guard). Component metadata: <c>maxConcurrentCalls</c> (default 32), <c>maxQueuedCallsPerApp</c>
-/// (default 256), <c>backendFailureThreshold</c> (default 5), <c>backendOpenDuration</c> (default 2s).
+/// tenants. One guard per instance, made with its component entry and kept as long as the instance lives (a
+/// configuration reload that keeps the instance keeps its guard). Component metadata, read once:
+/// <c>maxConcurrentCalls</c> (default 32), <c>maxQueuedCallsPerApp</c> (default 256), <c>backendFailureThreshold</c>
+/// (default 5), <c>backendOpenDuration</c> (default 2s).
 /// </summary>
 public sealed class ComponentGuard
 {
@@ -19,7 +19,6 @@ public sealed class ComponentGuard
 
     /// <summary>How long an open breaker fails calls before a probe: short enough that a backend back up is used again within seconds.</summary>
     public static readonly TimeSpan DefaultOpenDuration = TimeSpan.FromSeconds(2);
-    private static readonly ConditionalWeakTable<IComponent, ComponentGuard> Guards = [];
 
     public ComponentGuard(string componentName, FairQueue queue, BackendBreaker breaker)
     {
@@ -34,36 +33,70 @@ public sealed class ComponentGuard
 
     public BackendBreaker Breaker { get; }
 
-    /// <summary>The guard of <paramref name="instance"/>, made from <paramref name="config"/> the first time.</summary>
-    public static ComponentGuard For(IComponent instance, ComponentConfig config, TimeProvider time) =>
-        Guards.GetValue(instance, _ => Create(config, time));
-
-    private static ComponentGuard Create(ComponentConfig config, TimeProvider time)
+    /// <summary>A new guard for a component built from <paramref name="config"/>, its settings read from the component's metadata.</summary>
+    public static ComponentGuard Create(ComponentConfig config, TimeProvider time)
     {
-        var queue = new FairQueue(
-            PositiveInt(config, "maxConcurrentCalls", DefaultMaxConcurrentCalls),
-            PositiveInt(config, "maxQueuedCallsPerApp", DefaultMaxQueuedPerApp));
-        var openText = Value(config, "backendOpenDuration");
+        string? concurrentText = null, queuedText = null, thresholdText = null, openText = null;
+        foreach (var item in config.Metadata)
+        {
+            // The first entry of a name counts, as everywhere metadata is read.
+            switch (item.Name.ToLowerInvariant())
+            {
+                case "maxconcurrentcalls":
+                    concurrentText ??= item.Value;
+                    break;
+                case "maxqueuedcallsperapp":
+                    queuedText ??= item.Value;
+                    break;
+                case "backendfailurethreshold":
+                    thresholdText ??= item.Value;
+                    break;
+                case "backendopenduration":
+                    openText ??= item.Value;
+                    break;
+            }
+        }
         var open = openText is not null && Durations.TryParse(openText, out var parsed) && parsed > TimeSpan.Zero ? parsed : DefaultOpenDuration;
-        var breaker = new BackendBreaker(PositiveInt(config, "backendFailureThreshold", 5), open, time);
-        return new ComponentGuard(config.Name, queue, breaker);
+        return new ComponentGuard(config.Name,
+            new FairQueue(PositiveInt(concurrentText, DefaultMaxConcurrentCalls), PositiveInt(queuedText, DefaultMaxQueuedPerApp)),
+            new BackendBreaker(PositiveInt(thresholdText, 5), open, time));
     }
 
     /// <summary>
-    /// Runs one call into the component for <paramref name="appId"/>. Throws <see cref="BackendUnavailableException"/>
-    /// at once while the breaker is open and <see cref="FairQueueFullException"/> when the app's line is full.
+    /// Runs one call into the component for <paramref name="appId"/>: breaker, then the app's place in the fair queue,
+    /// then the call. An open breaker and a full line are refusals answered as values (<see cref="GuardOutcome{T}"/>),
+    /// without reaching the component; a failure of the call itself is thrown, and counted by the breaker when it says
+    /// the backend is unwell (<see cref="IsBackendFailure"/>).
     /// </summary>
-    public async ValueTask<T> RunAsync<T, TState>(string appId, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    public ValueTask<GuardOutcome<T>> TryRunAsync<T, TState>(string appId, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
     {
         if (!Breaker.TryAcquire(out var retryAfter))
         {
-            throw new BackendUnavailableException(ComponentName, retryAfter);
+            return new ValueTask<GuardOutcome<T>>(new GuardOutcome<T>(default!, GuardRefusal.BackendUnavailable, retryAfter));
         }
+        return RunInSlotAsync(appId, state, call, cancellationToken);
+    }
+
+    private async ValueTask<GuardOutcome<T>> RunInSlotAsync<T, TState>(string appId, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    {
         try
         {
-            var result = await Queue.RunAsync(appId, state, call, cancellationToken).ConfigureAwait(false);
+            if (!await Queue.TryEnterAsync(appId, cancellationToken).ConfigureAwait(false))
+            {
+                Breaker.RecordNeutral();
+                return new GuardOutcome<T>(default!, GuardRefusal.LineFull, TimeSpan.FromSeconds(1));
+            }
+            T result;
+            try
+            {
+                result = await call(state, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                Queue.Exit();
+            }
             Breaker.RecordSuccess();
-            return result;
+            return new GuardOutcome<T>(result, GuardRefusal.None, TimeSpan.Zero);
         }
         catch (Exception ex) when (IsBackendFailure(ex))
         {
@@ -78,6 +111,29 @@ public sealed class ComponentGuard
     }
 
     /// <summary>
+    /// Like <see cref="TryRunAsync"/>, with a refusal thrown: <see cref="BackendUnavailableException"/> while the breaker
+    /// is open and <see cref="FairQueueFullException"/> when the app's line is full.
+    /// </summary>
+    public async ValueTask<T> RunAsync<T, TState>(string appId, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    {
+        var outcome = await TryRunAsync(appId, state, call, cancellationToken).ConfigureAwait(false);
+        return outcome.Refusal switch
+        {
+            GuardRefusal.None => outcome.Value,
+            GuardRefusal.BackendUnavailable => throw new BackendUnavailableException(ComponentName, outcome.RetryAfter),
+            _ => throw new FairQueueFullException(appId, Queue.MaxQueuedPerTenant),
+        };
+    }
+
+    /// <summary>Why a call of <paramref name="appId"/> was refused, in the words the thrown refusals use.</summary>
+    public string Describe(GuardRefusal refusal, string appId, TimeSpan retryAfter) => refusal switch
+    {
+        GuardRefusal.BackendUnavailable => BackendUnavailableException.MessageFor(ComponentName, retryAfter),
+        GuardRefusal.LineFull => FairQueueFullException.MessageFor(appId, Queue.MaxQueuedPerTenant),
+        _ => "",
+    };
+
+    /// <summary>
     /// A failure that says the backend is unwell (unreachable, timed out, a server fault): not an answer about the data
     /// (etag), not a refusal of what the request carries (<see cref="ComponentRequestRejectedException"/>), nor a
     /// refusal here. A tenant that sends data the backend rejects therefore cannot open the breaker for the others.
@@ -89,16 +145,34 @@ public sealed class ComponentGuard
         _ => false,
     };
 
-    private static string? Value(ComponentConfig config, string name) =>
-        config.Metadata.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))?.Value;
-
-    private static int PositiveInt(ComponentConfig config, string name, int fallback) =>
-        int.TryParse(Value(config, name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value > 0 ? value : fallback;
+    private static int PositiveInt(string? text, int fallback) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value > 0 ? value : fallback;
 }
 
-/// <summary>The component's backend failed repeatedly; calls fail at once until a probe succeeds.</summary>
-public sealed class BackendUnavailableException(string component, TimeSpan retryAfter)
-    : ComponentException($"the backend of component {component} is unavailable (failing repeatedly); calls fail fast and it is probed again in {Math.Ceiling(retryAfter.TotalSeconds):0}s")
+/// <summary>Why a guard refused a call without running it.</summary>
+public enum GuardRefusal
+{
+    None,
+
+    /// <summary>The backend's breaker is open: calls fail at once until a probe succeeds.</summary>
+    BackendUnavailable,
+
+    /// <summary>The app already has as many calls waiting at this component as it may.</summary>
+    LineFull,
+}
+
+/// <summary>A guarded call's result, or why the guard refused it (then <see cref="Value"/> is default).</summary>
+public readonly record struct GuardOutcome<T>(T Value, GuardRefusal Refusal, TimeSpan RetryAfter)
+{
+    public bool IsRefused => Refusal != GuardRefusal.None;
+}
+
+/// <summary>The component's backend failed repeatedly; calls fail fast until a probe succeeds.</summary>
+public sealed class BackendUnavailableException(string component, TimeSpan retryAfter) : ComponentException(MessageFor(component, retryAfter))
 {
     public TimeSpan RetryAfter { get; } = retryAfter;
+
+    /// <summary>What an open breaker is answered with, thrown or not.</summary>
+    public static string MessageFor(string component, TimeSpan retryAfter) =>
+        $"the backend of component {component} is unavailable (failing repeatedly); calls fail fast and it is probed again in {Math.Ceiling(retryAfter.TotalSeconds):0}s";
 }

@@ -72,17 +72,43 @@ public sealed class FairQueue
     /// are taken; give it back with <see cref="Exit"/>. Throws <see cref="FairQueueFullException"/> when the line is full.
     /// </summary>
     public ValueTask EnterAsync(string tenant, int lineLimit, CancellationToken cancellationToken) =>
-        TryEnterOrQueue(tenant, lineLimit, out var waiter) ? ValueTask.CompletedTask : WaitAsync(waiter!, cancellationToken);
+        TryEnterOrQueue(tenant, lineLimit, out var waiter) switch
+        {
+            Entry.Entered => ValueTask.CompletedTask,
+            Entry.Queued => WaitAsync(waiter!, cancellationToken),
+            _ => throw new FairQueueFullException(tenant, lineLimit),
+        };
 
-    private bool TryEnterOrQueue(string tenant, int lineLimit, out Waiter? waiter)
+    /// <summary>
+    /// Takes a slot for <paramref name="tenant"/> like <see cref="EnterAsync"/> with the queue's own line bound, but a
+    /// full line is the answer false rather than an exception (an expected refusal, not a fault). Give a slot taken
+    /// back with <see cref="Exit"/>.
+    /// </summary>
+    public ValueTask<bool> TryEnterAsync(string tenant, CancellationToken cancellationToken) =>
+        TryEnterOrQueue(tenant, MaxQueuedPerTenant, out var waiter) switch
+        {
+            Entry.Entered => new ValueTask<bool>(true),
+            Entry.Queued => WaitForSlotAsync(waiter!, cancellationToken),
+            _ => new ValueTask<bool>(false),
+        };
+
+    private async ValueTask<bool> WaitForSlotAsync(Waiter waiter, CancellationToken cancellationToken)
+    {
+        await WaitAsync(waiter, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    private enum Entry { Entered, Queued, Full }
+
+    private Entry TryEnterOrQueue(string tenant, int lineLimit, out Waiter? waiter)
     {
         lock (_lock)
         {
+            waiter = null;
             if (_inFlight < MaxConcurrency && _turns.Count == 0)
             {
                 _inFlight++;
-                waiter = null;
-                return true;
+                return Entry.Entered;
             }
             if (!_lines.TryGetValue(tenant, out var line))
             {
@@ -92,7 +118,7 @@ public sealed class FairQueue
             if (line.Waiters.Count >= lineLimit)
             {
                 RetireIfEmpty(line);
-                throw new FairQueueFullException(tenant, lineLimit);
+                return Entry.Full;
             }
             waiter = new Waiter(line);
             waiter.Node = line.Waiters.AddLast(waiter);
@@ -100,7 +126,7 @@ public sealed class FairQueue
             {
                 _turns.AddLast(line.Turn);
             }
-            return false;
+            return Entry.Queued;
         }
     }
 
@@ -210,8 +236,10 @@ public sealed class FairQueue
 }
 
 /// <summary>A tenant already has as many calls waiting for a backend as it may.</summary>
-public sealed class FairQueueFullException(string tenant, int limit)
-    : Exception($"app {tenant} already has {limit} calls waiting for this backend; try again shortly")
+public sealed class FairQueueFullException(string tenant, int limit) : Exception(MessageFor(tenant, limit))
 {
     public string Tenant { get; } = tenant;
+
+    /// <summary>What a full line is answered with, thrown or not.</summary>
+    public static string MessageFor(string tenant, int limit) => $"app {tenant} already has {limit} calls waiting for this backend; try again shortly";
 }

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using SharedRuntime.Admission;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
 
@@ -6,16 +7,18 @@ namespace SharedRuntime.Tenancy;
 
 public enum ComponentStatus { Ready, Failed }
 
-/// <summary>A configured component and, when it initialised, its instance.</summary>
+/// <summary>A configured component and, when it initialised, its instance and the guard every call into it passes.</summary>
 public sealed class ComponentEntry
 {
     private readonly FrozenSet<string> _scopes;
 
-    internal ComponentEntry(ComponentConfig config, IComponent? instance, string? error)
+    internal ComponentEntry(ComponentConfig config, IComponent? instance, string? error, ComponentGuard? guard = null)
     {
         Config = config;
         Instance = instance;
         Error = error;
+        Category = config.Category;
+        Guard = instance is null ? null : guard;
         _scopes = config.Scopes.ToFrozenSet(StringComparer.Ordinal);
     }
 
@@ -23,11 +26,18 @@ public sealed class ComponentEntry
 
     public string Name => Config.Name;
 
-    public string Category => Config.Category;
+    /// <summary>The building block (state, pubsub, ...), read once from the type.</summary>
+    public string Category { get; }
 
     public IComponent? Instance { get; }
 
     public string? Error { get; }
+
+    /// <summary>
+    /// The breaker and fair queue shared by every tenant's calls into <see cref="Instance"/>; null when it failed. It
+    /// lives as long as the instance: an entry made again for the same instance (a reload) carries it over.
+    /// </summary>
+    public ComponentGuard? Guard { get; }
 
     public ComponentStatus Status => Instance is null ? ComponentStatus.Failed : ComponentStatus.Ready;
 

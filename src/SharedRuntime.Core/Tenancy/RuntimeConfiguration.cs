@@ -4,13 +4,15 @@ using SharedRuntime.Components;
 using SharedRuntime.Configuration;
 using SharedRuntime.Diagnostics;
 using SharedRuntime.Metrics;
+using SharedRuntime.Routing;
 
 namespace SharedRuntime.Tenancy;
 
 /// <summary>
 /// The one configuration pipeline: takes a <see cref="ResourceSet"/> from any source, checks it, builds the
-/// components and tenants that changed (reusing the rest, with their data and limiter state), and swaps in a new
-/// <see cref="RuntimeSnapshot"/>. A set that fails its checks changes nothing.
+/// components and tenants that changed (reusing the rest, with their data and limiter state), compiles each tenant's
+/// routes to its components (<see cref="Routing.RouteCompiler"/>, keeping the routes a change leaves valid), and swaps in
+/// a new <see cref="RuntimeSnapshot"/>. A set that fails its checks changes nothing.
 /// </summary>
 public sealed partial class RuntimeConfiguration : IAsyncDisposable
 {
@@ -61,6 +63,12 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
     public bool SharedAdmission { get; init; }
 
     private TenantAdmission? _sharedAdmission;
+
+    /// <summary>
+    /// Builds each tenant's outbound Resiliency pipeline for a component when its routes are compiled; without one,
+    /// routes have no Resiliency pipeline.
+    /// </summary>
+    public IOutboundPipelineFactory? OutboundPipelines { get; init; }
 
     /// <summary>The node-wide memory ceiling every tenant's budget is charged against as well.</summary>
     public MemoryBudget NodeMemory { get; init; } = new(MemoryBudget.DefaultNodeBytes);
@@ -141,7 +149,7 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
         {
             var previous = _current;
             var components = await BuildComponentsAsync(set, previous, cancellationToken).ConfigureAwait(false);
-            var tenants = BuildTenants(set, previous);
+            var tenants = BuildTenants(set, previous, components);
             var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set);
             _metrics.RefusedTenants(set.RejectedTenants.Count);
             _current = next;
@@ -218,7 +226,7 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             if (previous.Components.TryGetValue(config.Name, out var existing) &&
                 existing.Config.Fingerprint == config.Fingerprint && existing.Status == ComponentStatus.Ready)
             {
-                var kept = existing.Config == config ? existing : new ComponentEntry(config, existing.Instance, null);
+                var kept = existing.Config == config ? existing : new ComponentEntry(config, existing.Instance, null, existing.Guard);
                 result.Add(kept);
                 built[config.Name] = kept;
                 continue;
@@ -249,7 +257,7 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
             timeout.CancelAfter(config.InitTimeout);
             await instance.InitAsync(timeout.Token).AsTask().WaitAsync(config.InitTimeout, _time, cancellationToken).ConfigureAwait(false);
             CoreLog.ComponentReady(_logger, config.Name, config.Type);
-            return new ComponentEntry(config, instance, null);
+            return new ComponentEntry(config, instance, null, ComponentGuard.Create(config, _time));
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -299,15 +307,21 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
         return result;
     }
 
-    private List<TenantContext> BuildTenants(ResourceSet set, RuntimeSnapshot previous)
+    /// <summary>
+    /// The tenants of <paramref name="set"/>, each with its routes to <paramref name="components"/>. A tenant whose
+    /// resource and limits are unchanged keeps its admission, memory budget and the routes that are still valid.
+    /// </summary>
+    private List<TenantContext> BuildTenants(ResourceSet set, RuntimeSnapshot previous, List<ComponentEntry> components)
     {
+        var compiler = new RouteCompiler(OutboundPipelines);
+        var resiliencies = set.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
         var result = new List<TenantContext>(set.Tenants.Count);
         foreach (var config in set.Tenants)
         {
             var limits = SharedAdmission ? DefaultLimits : config.Limits.Resolve(DefaultLimits);
             if (previous.Tenants.TryGetValue(config.AppId, out var existing) && existing.Config == config && existing.Limits == limits)
             {
-                result.Add(existing);
+                result.Add(existing.WithRoutes(compiler.Compile(config.AppId, existing.Routes, components, resiliencies)));
                 continue;
             }
             if (!_tenantStates.TryGetValue(config.AppId, out var state))
@@ -315,7 +329,8 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
                 state = new TenantState(config.AppId);
                 _tenantStates[config.AppId] = state;
             }
-            result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(DefaultLimits) : null, NodeMemory));
+            result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(DefaultLimits) : null, NodeMemory,
+                compiler.Compile(config.AppId, null, components, resiliencies)));
             if (existing is null)
             {
                 CoreLog.TenantAdded(_logger, config.AppId);
@@ -334,8 +349,9 @@ public sealed partial class RuntimeConfiguration : IAsyncDisposable
         var retiredComponents = previous.Components.Values
             .Where(c => c.Instance is not null && !liveInstances.Contains(c.Instance))
             .ToList();
+        // A tenant carried into the new snapshot keeps its admission; one changed or removed is retired with it.
         var retiredTenants = previous.Tenants.Values
-            .Where(t => !next.Tenants.TryGetValue(t.AppId, out var now) || !ReferenceEquals(now, t))
+            .Where(t => !next.Tenants.TryGetValue(t.AppId, out var now) || !ReferenceEquals(now.Admission, t.Admission))
             .ToList();
         foreach (var tenant in retiredTenants.Where(t => !next.Tenants.ContainsKey(t.AppId)))
         {

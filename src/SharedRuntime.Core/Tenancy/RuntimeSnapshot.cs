@@ -29,7 +29,7 @@ public sealed class RuntimeSnapshot
     /// <summary>Tenants by app-id.</summary>
     public FrozenDictionary<string, TenantContext> Tenants { get; }
 
-    /// <summary>Components by name (all of them; use <see cref="FindComponent"/> for a tenant's view).</summary>
+    /// <summary>Components by name (all of them; a request finds the ones its tenant may use in <see cref="TenantContext"/>'s routes).</summary>
     public FrozenDictionary<string, ComponentEntry> Components { get; }
 
     public ResourceSet Resources { get; }
@@ -56,7 +56,8 @@ public sealed class RuntimeSnapshot
 
     /// <summary>
     /// The component named <paramref name="name"/> of building block <paramref name="category"/> as the tenant sees it:
-    /// null when it does not exist, is of another kind, or is not scoped to the tenant (all three look the same).
+    /// null when it does not exist, is of another kind, or is not scoped to the tenant (all three look the same). For
+    /// work outside a request (deliveries); a request uses its tenant's compiled routes.
     /// </summary>
     public ComponentEntry? FindComponent(TenantContext tenant, string category, string name)
     {
@@ -68,10 +69,4 @@ public sealed class RuntimeSnapshot
         }
         return null;
     }
-
-    /// <summary>The components of <paramref name="category"/> (or all when null) that the tenant may use.</summary>
-    public IEnumerable<ComponentEntry> VisibleComponents(TenantContext tenant, string? category = null) =>
-        Components.Values
-            .Where(c => (category is null || c.Category == category) && c.IsVisibleTo(tenant.AppId))
-            .OrderBy(c => c.Name, StringComparer.Ordinal);
 }

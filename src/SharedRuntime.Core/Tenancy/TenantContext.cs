@@ -2,17 +2,20 @@ using System.Collections.Concurrent;
 using System.Text;
 using SharedRuntime.Admission;
 using SharedRuntime.Configuration;
+using SharedRuntime.Routing;
 
 namespace SharedRuntime.Tenancy;
 
 /// <summary>
-/// One tenant as the current configuration has it: identity, resolved limits and admission. Immutable apart from
-/// its limiter state; a change to the tenant's resource builds a new context, so a request that read the old one
-/// finishes with it.
+/// One tenant as one snapshot has it: identity, resolved limits, admission and its compiled routes. Immutable apart
+/// from its limiter state. A change to the tenant's resource builds a new context with new admission, so a request that
+/// read the old one finishes with it; a reload that leaves the tenant unchanged carries its admission, memory budget
+/// and state into the new snapshot's context (<see cref="WithRoutes"/>).
 /// </summary>
 public sealed class TenantContext : IDisposable
 {
-    internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state, TenantAdmission? sharedAdmission = null, MemoryBudget? nodeMemory = null)
+    internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state, TenantAdmission? sharedAdmission = null, MemoryBudget? nodeMemory = null,
+        TenantRoutes? routes = null)
     {
         _ownsAdmission = sharedAdmission is null;
         Config = config;
@@ -23,7 +26,26 @@ public sealed class TenantContext : IDisposable
         TokenUtf8 = Encoding.UTF8.GetBytes(config.ApiToken);
         TokenKey = TokenKey.FromUtf8(TokenUtf8);
         StatePrefix = config.AppId + Components.StateKeys.Separator;
+        Routes = routes ?? TenantRoutes.Empty;
     }
+
+    /// <summary>The same tenant (the same admission, memory budget and state) in a new snapshot, with that snapshot's routes.</summary>
+    private TenantContext(TenantContext tenant, TenantRoutes routes)
+    {
+        _ownsAdmission = tenant._ownsAdmission;
+        Config = tenant.Config;
+        Limits = tenant.Limits;
+        State = tenant.State;
+        Admission = tenant.Admission;
+        Memory = tenant.Memory;
+        TokenUtf8 = tenant.TokenUtf8;
+        TokenKey = tenant.TokenKey;
+        StatePrefix = tenant.StatePrefix;
+        Routes = routes;
+    }
+
+    /// <summary>This tenant, unchanged, as a new snapshot has it: <paramref name="routes"/> are that snapshot's.</summary>
+    internal TenantContext WithRoutes(TenantRoutes routes) => ReferenceEquals(routes, Routes) ? this : new TenantContext(this, routes);
 
     public TenantConfig Config { get; }
 
@@ -41,6 +63,12 @@ public sealed class TenantContext : IDisposable
 
     /// <summary>What outlives configuration changes: metadata set by the app, for one.</summary>
     public TenantState State { get; }
+
+    /// <summary>
+    /// The components this tenant may use, per building block, compiled with the snapshot this context belongs to: a
+    /// request reaches them from the context the admission resolved, without reading the configuration again.
+    /// </summary>
+    internal TenantRoutes Routes { get; }
 
     /// <summary>Every state key of this tenant starts with this (<c>appid||</c>).</summary>
     public string StatePrefix { get; }

@@ -28,16 +28,16 @@ public sealed class TenantStateUsage
     private readonly ConcurrentDictionary<string, Slot> _stores = new(StringComparer.Ordinal);
 
     /// <summary>What the tenant stores in its visible state stores other than <paramref name="storeName"/>, as last read.</summary>
-    public StateUsage Elsewhere(RuntimeSnapshot snapshot, TenantContext tenant, string storeName, TimeProvider time)
+    public StateUsage Elsewhere(TenantContext tenant, string storeName, TimeProvider time)
     {
         var total = default(StateUsage);
-        foreach (var entry in snapshot.VisibleComponents(tenant, "state"))
+        foreach (var route in tenant.Routes.State.All)
         {
-            if (entry.Instance is not IStateStore store || string.Equals(entry.Name, storeName, StringComparison.Ordinal))
+            if (route.Instance is not IStateStore store || string.Equals(route.Name, storeName, StringComparison.Ordinal))
             {
                 continue;
             }
-            var slot = _stores.GetOrAdd(entry.Name, static _ => new Slot());
+            var slot = _stores.GetOrAdd(route.Name, static _ => new Slot());
             var last = Volatile.Read(ref slot.Last);
             if (last is not null)
             {

@@ -103,20 +103,11 @@ public class BackendBreakerTests
             Scopes = [],
             Source = "test",
         };
-        var guard = ComponentGuard.For(new NoComponent(), config, TimeProvider.System);
+        var guard = ComponentGuard.Create(config, TimeProvider.System);
 
         Assert.Equal(3, guard.Queue.MaxConcurrency);
         Assert.Equal(7, guard.Queue.MaxQueuedPerTenant);
         Assert.Equal(2, guard.Breaker.FailureThreshold);
         Assert.Equal(TimeSpan.FromSeconds(1), guard.Breaker.OpenDuration);
-    }
-
-    private sealed class NoComponent : IComponent
-    {
-        public IReadOnlyList<string> Capabilities => [];
-
-        public ValueTask InitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

@@ -1,0 +1,44 @@
+using Polly;
+using SharedRuntime.Configuration;
+using SharedRuntime.Tenancy;
+
+namespace SharedRuntime.Routing;
+
+/// <summary>
+/// Compiles each tenant's <see cref="TenantRoutes"/> when a snapshot is built: a route for every component scoped to
+/// the tenant, with the outbound Resiliency pipeline that governs the pair. A route of the previous snapshot is kept
+/// when the tenant is unchanged (<paramref name="pipelines"/> aside, nothing else goes into a route), the component
+/// instance is the same, and the governing policies have the same fingerprint; so is the whole view when every route is.
+/// </summary>
+internal sealed class RouteCompiler(IOutboundPipelineFactory? pipelines)
+{
+    /// <param name="appId">The tenant.</param>
+    /// <param name="previous">The tenant's routes in the previous snapshot when the tenant is unchanged, else null.</param>
+    /// <param name="components">Every component of the new snapshot.</param>
+    /// <param name="resiliencies">The Resiliency resources of the new snapshot, ordered by name.</param>
+    public TenantRoutes Compile(string appId, TenantRoutes? previous, IReadOnlyList<ComponentEntry> components, IReadOnlyList<ResiliencyConfig> resiliencies)
+    {
+        var routes = new List<ComponentRoute>();
+        var allKept = previous is not null;
+        foreach (var entry in components)
+        {
+            if (!entry.IsVisibleTo(appId))
+            {
+                continue;
+            }
+            var policy = OutboundPolicy.ForComponent(resiliencies, appId, entry.Name);
+            var old = previous?.Find(entry.Category, entry.Name);
+            if (old is not null && old.Instance is not null && ReferenceEquals(old.Instance, entry.Instance) && OutboundPolicy.SameAs(old.Policy, policy))
+            {
+                routes.Add(old);
+                continue;
+            }
+            allKept = false;
+            routes.Add(new ComponentRoute(appId, entry, policy, PipelineFor(policy, appId, entry.Name)));
+        }
+        return allKept && routes.Count == previous!.All.Length ? previous : new TenantRoutes(routes);
+    }
+
+    private ResiliencePipeline PipelineFor(OutboundPolicy? policy, string appId, string component) =>
+        policy is null || pipelines is null ? ResiliencePipeline.Empty : pipelines.Create(policy, $"component {component} for {appId}");
+}
