@@ -11,13 +11,23 @@ namespace SharedRuntime.Components.State;
 /// by every write; each etag check is part of the statement that writes, so concurrent writers cannot slip between
 /// check and write. TTL uses the server's clock: expired rows are invisible at once, count toward usage until deleted,
 /// and are deleted every <c>cleanupInterval</c>.
-/// Transactions run in one database transaction. Each prefix's usage is a row of <c>&lt;table&gt;_usage</c> (prefix, keys,
-/// bytes), changed in the same transaction as the data, which a write past its <see cref="StateAllowance"/> rolls back.
+/// Each prefix's usage is a row of <c>&lt;table&gt;_usage</c> (prefix, keys, bytes), changed by the same statement or
+/// transaction as the data; a write past its <see cref="StateAllowance"/> writes nothing. A write of one key is one
+/// round trip; a transaction of several is two.
+/// Connections: the store prepares its statements on each pooled connection the first time it runs them there (one
+/// round trip), so a request sends only the parameters; and a pooled connection is not reset when it returns to the
+/// pool (<c>No Reset On Close</c>: the store sets no session state, so there is nothing to reset, and a reset would ride
+/// on every request). A connection string that sets either keeps its own: <c>Max Auto Prepare=N</c> hands preparation
+/// to Npgsql, and <c>Max Auto Prepare=0</c> prepares nothing, for a pooler that does not keep prepared statements
+/// (PgBouncer in transaction mode before 1.21). Npgsql's own automatic preparation is not the default because a
+/// statement that fails while it is being auto-prepared (a value PostgreSQL refuses) can leave the connection's
+/// bookkeeping wrong (npgsql/npgsql#6391).
 /// </summary>
 internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeProvider time, ILogger<PostgreSqlStateStore> logger) : IStateStore
 {
     private readonly PostgreSqlStateSql _sql = new(options.Table, options.BareTable);
     private NpgsqlDataSource? _source;
+    private bool _prepare;
     private ITimer? _sweeper;
 
     public IReadOnlyList<string> Capabilities { get; } = ["ETAG", "TRANSACTIONAL", "TTL"];
@@ -26,7 +36,7 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
 
     public async ValueTask InitAsync(CancellationToken cancellationToken)
     {
-        _source = NpgsqlDataSource.Create(options.ConnectionString);
+        (_source, _prepare) = CreateSource(options.ConnectionString);
         await RunAsync("create table", async connection =>
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -50,11 +60,28 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         }
     }
 
+    /// <summary>
+    /// The data source with this store's defaults for what <paramref name="connectionString"/> leaves unsaid, and whether
+    /// the store prepares its statements itself: it does unless the connection string sets <c>Max Auto Prepare</c>
+    /// (then Npgsql's automatic preparation does as told, and <c>0</c> prepares nothing).
+    /// </summary>
+    internal static (NpgsqlDataSource Source, bool Prepare) CreateSource(string connectionString)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (!given.ContainsKey("No Reset On Close"))
+        {
+            builder.ConnectionStringBuilder.NoResetOnClose = true;
+        }
+        return (builder.Build(), !given.ContainsKey("Max Auto Prepare"));
+    }
+
     public ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken) =>
         new(RunAsync("get", async connection =>
         {
             await using var command = new NpgsqlCommand(_sql.Get, connection);
-            command.Parameters.AddWithValue("key", key);
+            command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = key });
+            await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -134,6 +161,7 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
     {
         var limit = allowance is { } a && string.Equals(a.Prefix, write.Prefix, StringComparison.Ordinal) ? a : (StateAllowance?)null;
         await using var command = WriteCommand(connection, write, limit);
+        await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var result = WriteResult.Read(reader);
@@ -185,6 +213,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         var versions = new string[writes.Length];
         var change = default(StateUsage);
         var after = default(StateUsage);
+        if (_prepare)
+        {
+            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        }
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             // The locks return rows nobody needs.
@@ -218,6 +250,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return new WriteOutcome(versions, null);
     }
+
+    /// <summary>Prepares <paramref name="command"/> on its connection unless it is already (no round trip then) or preparing is off.</summary>
+    private Task PrepareAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
+        _prepare ? command.PrepareAsync(cancellationToken) : Task.CompletedTask;
 
     private NpgsqlCommand WriteCommand(NpgsqlConnection connection, PlannedWrite write, StateAllowance? limit)
     {
