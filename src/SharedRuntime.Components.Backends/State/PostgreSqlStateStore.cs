@@ -128,7 +128,7 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             {
                 return versions;
             }
-            if (outcome.Unseeded is { } prefix)
+            foreach (var prefix in outcome.Unseeded ?? [])
             {
                 await RunAsync("usage", connection => SeedAsync(connection, prefix, cancellationToken)).ConfigureAwait(false);
             }
@@ -142,10 +142,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
     /// <summary>Runs of a write: seeding a prefix takes one, and a key created concurrently another, rarely more.</summary>
     private const int MaxAttempts = 4;
 
-    /// <summary>What a write did: the new etags (a delete's is empty), or null with the prefix to seed or nothing to run it again.</summary>
-    private readonly record struct WriteOutcome(string[]? Versions, string? Unseeded)
+    /// <summary>What a write did: the new etags (a delete's is empty), or null with the prefixes to seed, if any, to run it again.</summary>
+    private readonly record struct WriteOutcome(string[]? Versions, IReadOnlyCollection<string>? Unseeded)
     {
-        public static WriteOutcome Again(string? unseeded) => new(null, unseeded);
+        public static WriteOutcome Again(IReadOnlyCollection<string>? unseeded) => new(null, unseeded);
     }
 
     /// <summary>One operation as <see cref="PostgreSqlStateSql.Write"/> takes it: its etag condition and what it stores.</summary>
@@ -211,6 +211,7 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         }
 
         var versions = new string[writes.Length];
+        var unseeded = new HashSet<string>(StringComparer.Ordinal);
         var change = default(StateUsage);
         var after = default(StateUsage);
         if (_prepare)
@@ -228,7 +229,12 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             {
                 await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
                 var result = WriteResult.Read(reader);
-                if (result.Again(writes[i]) is { } again)
+                if (result.Unseeded)
+                {
+                    // Every prefix to seed is seeded before the transaction runs again.
+                    unseeded.Add(writes[i].Prefix);
+                }
+                else if (result.Again(writes[i]) is { } again)
                 {
                     // Disposing the transaction uncommitted rolls back what the batch did.
                     return again;
@@ -244,6 +250,10 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             {
                 after = new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
             }
+        }
+        if (unseeded.Count > 0)
+        {
+            return WriteOutcome.Again(unseeded);
         }
         // A refusal throws; disposing the transaction uncommitted rolls every operation back.
         allowance?.Check(after - change, change);
@@ -301,7 +311,7 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             }
             if (Unseeded)
             {
-                return WriteOutcome.Again(write.Prefix);
+                return WriteOutcome.Again([write.Prefix]);
             }
             return !Refused && write.Operation.Set is not null && ETag is null ? WriteOutcome.Again(null) : null;
         }
