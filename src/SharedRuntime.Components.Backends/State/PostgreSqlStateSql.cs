@@ -31,34 +31,77 @@ internal sealed class PostgreSqlStateSql(string table, string bareTable)
 
     public string Get { get; } = $"SELECT value, etag, expiresat, contenttype FROM {table} WHERE key = @key AND {Live}";
 
-    /// <summary>Last-write or no etag: creates or overwrites.</summary>
-    public string Upsert { get; } = $"""
-        INSERT INTO {table} AS t (key, value, etag, expiresat, contenttype) VALUES (@key, @value, 1, {Expires}, @contenttype)
-        ON CONFLICT (key) DO UPDATE SET value = excluded.value, etag = t.etag + 1, expiresat = excluded.expiresat, contenttype = excluded.contenttype
-        RETURNING etag
+    /// <summary>
+    /// One write of one key, its etag check, its quota check and its usage change, in one statement (one round trip,
+    /// atomic on its own or as part of a transaction). In order, each step feeding the next:
+    /// <list type="number">
+    /// <item><c>old</c> reads and locks the key's row, expired or not, so no other writer changes it until the end.</item>
+    /// <item><c>plan</c> checks the etag condition against it (<c>@condition</c>: 0 none, 1 must not exist or be expired,
+    /// 2 must be the live row of version <c>@version</c>) and computes the change of usage: what the write stores
+    /// (<c>@cost</c>, counted by the caller as <c>StateUsage.Of</c> counts) minus what the row counted.</item>
+    /// <item><c>counted</c> locks the prefix's usage row, only when usage changes: writers of one prefix that change its
+    /// usage go one at a time, each adding to what the last committed. Keys are always locked before usage rows.</item>
+    /// <item><c>decided</c>: the write goes ahead when the etag matches, the usage row exists (else <c>unseeded</c>: nothing
+    /// is written and the caller seeds it and runs the statement again) and the change stays within <c>@maxkeys</c> and
+    /// <c>@maxbytes</c>, the rule of <c>StateAllowance.Check</c>: a figure that does not grow is never refused.</item>
+    /// <item>The row is updated (it existed: it is locked), inserted (it did not) or deleted, and the usage row changed
+    /// only when the data changed. An insert that meets a row another writer created after <c>old</c> read none changes
+    /// nothing (no etag returned): the caller runs the statement again, which then finds and locks that row.</item>
+    /// </list>
+    /// Nothing is written unless everything passes, so a refusal needs no rollback.
+    /// </summary>
+    public string Write { get; } = $"""
+        WITH old AS MATERIALIZED (
+          SELECT etag, {Live} AS live, {Cost} AS cost FROM {table} WHERE key = @key FOR UPDATE),
+        plan AS MATERIALIZED (
+          SELECT o.etag IS NOT NULL AS existed,
+            CASE @condition WHEN 1 THEN NOT COALESCE(o.live, false) WHEN 2 THEN COALESCE(o.live AND o.etag = @version, false) ELSE true END AS matches,
+            (CASE WHEN @isset THEN 1 ELSE 0 END - CASE WHEN o.etag IS NULL THEN 0 ELSE 1 END)::bigint AS dkeys,
+            (CASE WHEN @isset THEN @cost ELSE 0 END - COALESCE(o.cost, 0))::bigint AS dbytes
+          FROM (VALUES (1)) AS one (x) LEFT JOIN old o ON true),
+        counted AS MATERIALIZED (
+          SELECT u.keys, u.bytes FROM {table}_usage u, plan p
+          WHERE u.prefix = @prefix AND p.matches AND (p.dkeys <> 0 OR p.dbytes <> 0)
+          FOR UPDATE OF u),
+        checked AS MATERIALIZED (
+          SELECT p.existed, p.matches, p.dkeys, p.dbytes, c.keys, c.bytes,
+            p.matches AND (p.dkeys <> 0 OR p.dbytes <> 0) AND c.keys IS NULL AS unseeded,
+            COALESCE((p.dkeys > 0 AND c.keys + p.dkeys > @maxkeys) OR (p.dbytes > 0 AND c.bytes + p.dbytes > @maxbytes), false) AS refused
+          FROM plan p LEFT JOIN counted c ON true),
+        decided AS MATERIALIZED (
+          SELECT *, matches AND NOT unseeded AND NOT refused AS proceed FROM checked),
+        updated AS (
+          UPDATE {table} t SET value = @value, etag = t.etag + 1, expiresat = {Expires}, contenttype = @contenttype
+          FROM decided d WHERE t.key = @key AND d.proceed AND @isset AND d.existed
+          RETURNING t.etag),
+        inserted AS (
+          INSERT INTO {table} (key, value, etag, expiresat, contenttype)
+          SELECT @key, @value, 1, {Expires}, @contenttype FROM decided d WHERE d.proceed AND @isset AND NOT d.existed
+          ON CONFLICT (key) DO NOTHING
+          RETURNING etag),
+        deleted AS (
+          DELETE FROM {table} t USING decided d WHERE t.key = @key AND d.proceed AND NOT @isset AND d.existed
+          RETURNING t.etag),
+        written AS (
+          SELECT etag FROM updated UNION ALL SELECT etag FROM inserted UNION ALL SELECT etag FROM deleted),
+        added AS (
+          UPDATE {table}_usage u SET keys = u.keys + d.dkeys, bytes = u.bytes + d.dbytes
+          FROM decided d WHERE u.prefix = @prefix AND (d.dkeys <> 0 OR d.dbytes <> 0) AND EXISTS (SELECT FROM written)
+          RETURNING u.keys)
+        SELECT d.matches, d.unseeded, d.refused, d.keys, d.bytes, d.dkeys, d.dbytes,
+          (SELECT etag FROM updated UNION ALL SELECT etag FROM inserted) AS etag,
+          (SELECT count(*) FROM added) AS counted
+        FROM decided d
         """;
 
-    /// <summary>First-write without an etag: creates, or replaces only an expired row.</summary>
-    public string Insert { get; } = $"""
-        INSERT INTO {table} AS t (key, value, etag, expiresat, contenttype) VALUES (@key, @value, 1, {Expires}, @contenttype)
-        ON CONFLICT (key) DO UPDATE SET value = excluded.value, etag = t.etag + 1, expiresat = excluded.expiresat, contenttype = excluded.contenttype
-        WHERE t.expiresat IS NOT NULL AND t.expiresat <= now()
-        RETURNING etag
-        """;
+    /// <summary>
+    /// Locks the rows of a transaction's keys that exist, in key order, before its writes lock anything else: two
+    /// transactions writing the same keys in different orders wait for each other instead of deadlocking.
+    /// </summary>
+    public string LockKeys { get; } = $"SELECT key FROM {table} WHERE key = ANY(@keys) ORDER BY key FOR UPDATE";
 
-    /// <summary>With an etag: overwrites only the live row of that version.</summary>
-    public string Update { get; } = $"""
-        UPDATE {table} SET value = @value, etag = etag + 1, expiresat = {Expires}, contenttype = @contenttype
-        WHERE key = @key AND etag = @etag AND {Live}
-        RETURNING etag
-        """;
-
-    public string Delete { get; } = $"DELETE FROM {table} WHERE key = @key";
-
-    public string DeleteVersion { get; } = $"DELETE FROM {table} WHERE key = @key AND etag = @etag AND {Live}";
-
-    /// <summary>The prefixes among <c>@prefixes</c> that have usage (seeded).</summary>
-    public string SeededPrefixes { get; } = $"SELECT prefix FROM {table}_usage WHERE prefix = ANY(@prefixes)";
+    /// <summary>Locks the usage rows of a transaction's prefixes, in prefix order, after its keys and before its writes.</summary>
+    public string LockUsage { get; } = $"SELECT prefix FROM {table}_usage WHERE prefix = ANY(@prefixes) ORDER BY prefix FOR UPDATE";
 
     /// <summary>
     /// Seeds a prefix's usage once, when it has no row (rows written before usage was kept): one count of its rows,
@@ -69,18 +112,6 @@ internal sealed class PostgreSqlStateSql(string table, string bareTable)
         SELECT @prefix, count(*), COALESCE(sum({Cost}), 0)::bigint FROM {table} WHERE prefix = @prefix
         ON CONFLICT (prefix) DO NOTHING
         """;
-
-    /// <summary>
-    /// What each of the keys stores now, expired or not, locking those rows (in key order, so writers never deadlock on
-    /// them) until the transaction ends: no other writer changes them between this read and the write.
-    /// </summary>
-    public string Costs { get; } = $"SELECT key, {Cost} FROM {table} WHERE key = ANY(@keys) ORDER BY key FOR UPDATE";
-
-    /// <summary>
-    /// Adds a write's change to its prefix's usage and returns the new figures. The row lock it takes is held only from
-    /// here to the commit, and serialises the prefix's usage across nodes: each writer adds to what the last committed.
-    /// </summary>
-    public string AddUsage { get; } = $"UPDATE {table}_usage SET keys = keys + @keys, bytes = bytes + @bytes WHERE prefix = @prefix RETURNING keys, bytes";
 
     /// <summary>Deletes expired rows and subtracts what they counted from their prefixes, in one statement.</summary>
     public string DeleteExpiredCounted { get; } = $"""

@@ -11,13 +11,23 @@ namespace SharedRuntime.Components.State;
 /// by every write; each etag check is part of the statement that writes, so concurrent writers cannot slip between
 /// check and write. TTL uses the server's clock: expired rows are invisible at once, count toward usage until deleted,
 /// and are deleted every <c>cleanupInterval</c>.
-/// Transactions run in one database transaction. Each prefix's usage is a row of <c>&lt;table&gt;_usage</c> (prefix, keys,
-/// bytes), changed in the same transaction as the data, which a write past its <see cref="StateAllowance"/> rolls back.
+/// Each prefix's usage is a row of <c>&lt;table&gt;_usage</c> (prefix, keys, bytes), changed by the same statement or
+/// transaction as the data; a write past its <see cref="StateAllowance"/> writes nothing. A write of one key is one
+/// round trip; a transaction of several is two.
+/// Connections: the store prepares its statements on each pooled connection the first time it runs them there (one
+/// round trip), so a request sends only the parameters; and a pooled connection is not reset when it returns to the
+/// pool (<c>No Reset On Close</c>: the store sets no session state, so there is nothing to reset, and a reset would ride
+/// on every request). A connection string that sets either keeps its own: <c>Max Auto Prepare=N</c> hands preparation
+/// to Npgsql, and <c>Max Auto Prepare=0</c> prepares nothing, for a pooler that does not keep prepared statements
+/// (PgBouncer in transaction mode before 1.21). Npgsql's own automatic preparation is not the default because a
+/// statement that fails while it is being auto-prepared (a value PostgreSQL refuses) can leave the connection's
+/// bookkeeping wrong (npgsql/npgsql#6391).
 /// </summary>
 internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeProvider time, ILogger<PostgreSqlStateStore> logger) : IStateStore
 {
     private readonly PostgreSqlStateSql _sql = new(options.Table, options.BareTable);
     private NpgsqlDataSource? _source;
+    private bool _prepare;
     private ITimer? _sweeper;
 
     public IReadOnlyList<string> Capabilities { get; } = ["ETAG", "TRANSACTIONAL", "TTL"];
@@ -26,7 +36,7 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
 
     public async ValueTask InitAsync(CancellationToken cancellationToken)
     {
-        _source = NpgsqlDataSource.Create(options.ConnectionString);
+        (_source, _prepare) = CreateSource(options.ConnectionString);
         await RunAsync("create table", async connection =>
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -50,11 +60,28 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         }
     }
 
+    /// <summary>
+    /// The data source with this store's defaults for what <paramref name="connectionString"/> leaves unsaid, and whether
+    /// the store prepares its statements itself: it does unless the connection string sets <c>Max Auto Prepare</c>
+    /// (then Npgsql's automatic preparation does as told, and <c>0</c> prepares nothing).
+    /// </summary>
+    internal static (NpgsqlDataSource Source, bool Prepare) CreateSource(string connectionString)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (!given.ContainsKey("No Reset On Close"))
+        {
+            builder.ConnectionStringBuilder.NoResetOnClose = true;
+        }
+        return (builder.Build(), !given.ContainsKey("Max Auto Prepare"));
+    }
+
     public ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken) =>
         new(RunAsync("get", async connection =>
         {
             await using var command = new NpgsqlCommand(_sql.Get, connection);
-            command.Parameters.AddWithValue("key", key);
+            command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = key });
+            await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -77,148 +104,234 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         await WriteAsync("transaction", operations, allowance.IsUnlimited ? null : allowance, cancellationToken).ConfigureAwait(false);
 
     /// <summary>
-    /// Applies <paramref name="operations"/> in one database transaction together with the usage of the prefixes they
-    /// touch: seeds a prefix without usage (one count), reads and locks the rows the keys hold now, writes, then adds the
-    /// change to the usage rows and checks <paramref name="allowance"/> against the result. An etag mismatch or a refused
-    /// allowance rolls everything back. A key that another transaction created after it was read as absent makes the
-    /// change unknown: the transaction is rolled back and run again.
+    /// Applies <paramref name="operations"/> with the usage of the prefixes they touch, all or none. One operation is one
+    /// statement (<see cref="PostgreSqlStateSql.Write"/>, one round trip) that checks the etag and
+    /// <paramref name="allowance"/> and writes only when both pass. Several run as one batch in a transaction (two
+    /// round trips: the batch, then the commit or rollback), whose allowance is checked against the change of all of
+    /// them together. A prefix without usage is seeded (one count) and the write run again; so is a write that met a
+    /// key another writer created meanwhile.
     /// </summary>
     private async Task<string[]> WriteAsync(string operation, IReadOnlyList<StateOperation> operations, StateAllowance? allowance, CancellationToken cancellationToken)
     {
         // Invalid etags are refused before anything reaches the database.
-        var conditions = operations.Select(o => o.Set is { } set ? ETagCondition.For(set) : ETagCondition.For(o.Delete!)).ToArray();
-        var final = new Dictionary<string, StateSetRequest?>(StringComparer.Ordinal);
-        foreach (var o in operations)
+        var writes = new PlannedWrite[operations.Count];
+        for (var i = 0; i < writes.Length; i++)
         {
-            final[o.Key] = o.Set;
+            writes[i] = PlannedWrite.For(operations[i]);
         }
-        var prefixes = final.Keys.Select(k => StateKeys.PrefixOf(k).ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
         for (var attempt = 1; ; attempt++)
         {
-            var versions = await RunAsync(operation, connection => TryWriteAsync(connection, operations, conditions, final, prefixes, allowance, cancellationToken)).ConfigureAwait(false);
-            if (versions is not null)
+            var outcome = await RunAsync(operation, connection => writes.Length == 1
+                ? WriteOneAsync(connection, writes[0], allowance, cancellationToken)
+                : WriteManyAsync(connection, writes, allowance, cancellationToken)).ConfigureAwait(false);
+            if (outcome.Versions is { } versions)
             {
                 return versions;
             }
-            if (attempt == 3)
+            foreach (var prefix in outcome.Unseeded ?? [])
+            {
+                await RunAsync("usage", connection => SeedAsync(connection, prefix, cancellationToken)).ConfigureAwait(false);
+            }
+            if (attempt == MaxAttempts)
             {
                 throw new ComponentException($"postgresql {operation}: keys kept being created concurrently; try again");
             }
         }
     }
 
-    private async Task<string[]?> TryWriteAsync(NpgsqlConnection connection, IReadOnlyList<StateOperation> operations, ETagCondition[] conditions,
-        Dictionary<string, StateSetRequest?> final, string[] prefixes, StateAllowance? allowance, CancellationToken cancellationToken)
+    /// <summary>Runs of a write: seeding a prefix takes one, and a key created concurrently another, rarely more.</summary>
+    private const int MaxAttempts = 4;
+
+    /// <summary>What a write did: the new etags (a delete's is empty), or null with the prefixes to seed, if any, to run it again.</summary>
+    private readonly record struct WriteOutcome(string[]? Versions, IReadOnlyCollection<string>? Unseeded)
     {
-        await SeedAsync(connection, prefixes, cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        var change = new Dictionary<string, StateUsage>(StringComparer.Ordinal);
-        foreach (var (key, set) in final)
+        public static WriteOutcome Again(IReadOnlyCollection<string>? unseeded) => new(null, unseeded);
+    }
+
+    /// <summary>One operation as <see cref="PostgreSqlStateSql.Write"/> takes it: its etag condition and what it stores.</summary>
+    private readonly record struct PlannedWrite(StateOperation Operation, ETagCondition Condition, string Prefix, StateUsage Stored)
+    {
+        public static PlannedWrite For(StateOperation operation) => operation.Set is { } set
+            ? new(operation, ETagCondition.For(set), StateKeys.PrefixOf(set.Key).ToString(), StateUsage.Of(set))
+            : new(operation, ETagCondition.For(operation.Delete!), StateKeys.PrefixOf(operation.Key).ToString(), default);
+    }
+
+    /// <summary>One statement, committed on its own: it writes nothing unless the etag and the allowance pass.</summary>
+    private async Task<WriteOutcome> WriteOneAsync(NpgsqlConnection connection, PlannedWrite write, StateAllowance? allowance, CancellationToken cancellationToken)
+    {
+        var limit = allowance is { } a && string.Equals(a.Prefix, write.Prefix, StringComparison.Ordinal) ? a : (StateAllowance?)null;
+        await using var command = WriteCommand(connection, write, limit);
+        await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var result = WriteResult.Read(reader);
+        if (result.Again(write) is { } again)
         {
-            var prefix = StateKeys.PrefixOf(key).ToString();
-            change[prefix] = change.GetValueOrDefault(prefix) + (set is null ? default : StateUsage.Of(set));
+            return again;
         }
-        var existing = new HashSet<string>(StringComparer.Ordinal);
-        await using (var costs = new NpgsqlCommand(_sql.Costs, connection, transaction))
+        if (result.Refused)
         {
-            costs.Parameters.AddWithValue("keys", final.Keys.ToArray());
-            await using var reader = await costs.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var key = reader.GetString(0);
-                existing.Add(key);
-                var prefix = StateKeys.PrefixOf(key).ToString();
-                change[prefix] = change.GetValueOrDefault(prefix) - new StateUsage(1, reader.GetInt32(1));
-            }
+            limit!.Value.Check(result.Before, result.Change);
+            throw new InvalidOperationException("postgresql refused a write that its allowance admits");
         }
-        var versions = new string[operations.Count];
-        for (var i = 0; i < operations.Count; i++)
-        {
-            if (operations[i].Set is { } set)
-            {
-                versions[i] = await ApplySetAsync(connection, transaction, set, conditions[i], cancellationToken).ConfigureAwait(false);
-                if (versions[i] != "1" && !existing.Contains(set.Key) && !operations.Take(i).Any(o => o.Key == set.Key))
-                {
-                    // Created by another transaction after the read above: what it held is unknown here.
-                    return null;
-                }
-            }
-            else
-            {
-                await ApplyDeleteAsync(connection, transaction, operations[i].Delete!, conditions[i], cancellationToken).ConfigureAwait(false);
-                versions[i] = "";
-            }
-        }
-        foreach (var (prefix, delta) in change)
-        {
-            if (delta == default)
-            {
-                continue;
-            }
-            await using var add = new NpgsqlCommand(_sql.AddUsage, connection, transaction);
-            add.Parameters.AddWithValue("prefix", prefix);
-            add.Parameters.AddWithValue("keys", delta.Keys);
-            add.Parameters.AddWithValue("bytes", delta.Bytes);
-            await using var reader = await add.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return null;
-            }
-            var after = new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
-            if (allowance is { } limit && string.Equals(limit.Prefix, prefix, StringComparison.Ordinal))
-            {
-                limit.Check(after - delta, delta);
-            }
-        }
-        // A mismatch or a refusal above throws; disposing the transaction uncommitted rolls every operation back.
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return versions;
+        return new WriteOutcome([result.Version], null);
     }
 
     /// <summary>
-    /// Seeds the usage of those of <paramref name="prefixes"/> that have none, each by one count of its rows. A writer
-    /// that finds a prefix unseeded waits here for a concurrent seeder to commit before it writes, so a write is either
-    /// in the count or added to it afterwards, never both.
+    /// Several operations as one batch in one transaction: the keys locked in order, the usage rows too when there are
+    /// several prefixes, then each write with no limit of its own and, last, the allowance prefix's usage, against which
+    /// the change of all the writes is checked before the commit. Anything refused rolls the transaction back.
     /// </summary>
-    private async Task SeedAsync(NpgsqlConnection connection, string[] prefixes, CancellationToken cancellationToken)
+    private async Task<WriteOutcome> WriteManyAsync(NpgsqlConnection connection, PlannedWrite[] writes, StateAllowance? allowance, CancellationToken cancellationToken)
     {
-        if (prefixes.All(_seeded.ContainsKey))
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        var keys = writes.Select(w => w.Operation.Key).Distinct(StringComparer.Ordinal).ToArray();
+        var prefixes = writes.Select(w => w.Prefix).Distinct(StringComparer.Ordinal).ToArray();
+        var lockKeys = new NpgsqlBatchCommand(_sql.LockKeys);
+        lockKeys.Parameters.AddWithValue("keys", keys);
+        batch.BatchCommands.Add(lockKeys);
+        if (prefixes.Length > 1)
         {
-            return;
+            var lockUsage = new NpgsqlBatchCommand(_sql.LockUsage);
+            lockUsage.Parameters.AddWithValue("prefixes", prefixes);
+            batch.BatchCommands.Add(lockUsage);
         }
-        var seeded = new HashSet<string>(StringComparer.Ordinal);
-        await using (var command = new NpgsqlCommand(_sql.SeededPrefixes, connection))
+        foreach (var write in writes)
         {
-            command.Parameters.AddWithValue("prefixes", prefixes);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            var command = new NpgsqlBatchCommand(_sql.Write);
+            AddWriteParameters(command.Parameters, write, null);
+            batch.BatchCommands.Add(command);
+        }
+        if (allowance is { } limited)
+        {
+            var usage = new NpgsqlBatchCommand(_sql.Usage);
+            usage.Parameters.AddWithValue("prefix", limited.Prefix);
+            batch.BatchCommands.Add(usage);
+        }
+
+        var versions = new string[writes.Length];
+        var unseeded = new HashSet<string>(StringComparer.Ordinal);
+        var change = default(StateUsage);
+        var after = default(StateUsage);
+        if (_prepare)
+        {
+            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            // The locks return rows nobody needs.
+            for (var skip = prefixes.Length > 1 ? 2 : 1; skip > 0; skip--)
             {
-                seeded.Add(reader.GetString(0));
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            }
+            for (var i = 0; i < writes.Length; i++)
+            {
+                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                var result = WriteResult.Read(reader);
+                if (result.Unseeded)
+                {
+                    // Every prefix to seed is seeded before the transaction runs again.
+                    unseeded.Add(writes[i].Prefix);
+                }
+                else if (result.Again(writes[i]) is { } again)
+                {
+                    // Disposing the transaction uncommitted rolls back what the batch did.
+                    return again;
+                }
+                versions[i] = result.Version;
+                if (allowance is { } a && string.Equals(a.Prefix, writes[i].Prefix, StringComparison.Ordinal))
+                {
+                    change += result.Change;
+                }
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            }
+            if (allowance is not null && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                after = new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
             }
         }
-        foreach (var prefix in prefixes.Where(p => !seeded.Contains(p)))
+        if (unseeded.Count > 0)
         {
-            await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection);
-            seed.Parameters.AddWithValue("prefix", prefix);
-            if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
-            {
-                BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
-            }
+            return WriteOutcome.Again(unseeded);
         }
-        foreach (var prefix in prefixes)
+        // A refusal throws; disposing the transaction uncommitted rolls every operation back.
+        allowance?.Check(after - change, change);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new WriteOutcome(versions, null);
+    }
+
+    /// <summary>Prepares <paramref name="command"/> on its connection unless it is already (no round trip then) or preparing is off.</summary>
+    private Task PrepareAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
+        _prepare ? command.PrepareAsync(cancellationToken) : Task.CompletedTask;
+
+    private NpgsqlCommand WriteCommand(NpgsqlConnection connection, PlannedWrite write, StateAllowance? limit)
+    {
+        var command = new NpgsqlCommand(_sql.Write, connection);
+        AddWriteParameters(command.Parameters, write, limit);
+        return command;
+    }
+
+    /// <summary>The parameters of <see cref="PostgreSqlStateSql.Write"/>, each typed so that the statement's plan can be reused.</summary>
+    private static void AddWriteParameters(NpgsqlParameterCollection parameters, PlannedWrite write, StateAllowance? limit)
+    {
+        var set = write.Operation.Set;
+        parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = write.Operation.Key });
+        parameters.Add(new NpgsqlParameter<string>("prefix", NpgsqlDbType.Text) { TypedValue = write.Prefix });
+        parameters.Add(new NpgsqlParameter<bool>("isset", NpgsqlDbType.Boolean) { TypedValue = set is not null });
+        parameters.Add(new NpgsqlParameter("value", NpgsqlDbType.Bytea) { Value = set is null ? DBNull.Value : set.Value });
+        parameters.Add(new NpgsqlParameter("ttlms", NpgsqlDbType.Bigint) { Value = set?.Ttl is { } ttl ? Math.Max(1, (long)ttl.TotalMilliseconds) : DBNull.Value });
+        parameters.Add(new NpgsqlParameter("contenttype", NpgsqlDbType.Text) { Value = (object?)set?.ContentType ?? DBNull.Value });
+        parameters.Add(new NpgsqlParameter<long>("cost", NpgsqlDbType.Bigint) { TypedValue = write.Stored.Bytes });
+        parameters.Add(new NpgsqlParameter<int>("condition", NpgsqlDbType.Integer) { TypedValue = (int)write.Condition.Kind });
+        parameters.Add(new NpgsqlParameter<long>("version", NpgsqlDbType.Bigint) { TypedValue = write.Condition.Version });
+        parameters.Add(new NpgsqlParameter<long>("maxkeys", NpgsqlDbType.Bigint) { TypedValue = limit?.MaxKeys ?? long.MaxValue });
+        parameters.Add(new NpgsqlParameter<long>("maxbytes", NpgsqlDbType.Bigint) { TypedValue = limit?.MaxBytes ?? long.MaxValue });
+    }
+
+    /// <summary>The row <see cref="PostgreSqlStateSql.Write"/> returns.</summary>
+    private readonly record struct WriteResult(bool Matches, bool Unseeded, bool Refused, StateUsage Before, StateUsage Change, long? ETag)
+    {
+        public static WriteResult Read(NpgsqlDataReader reader) => new(
+            reader.GetBoolean(0),
+            reader.GetBoolean(1),
+            reader.GetBoolean(2),
+            reader.IsDBNull(3) ? default : new StateUsage(reader.GetInt64(3), reader.GetInt64(4)),
+            new StateUsage(reader.GetInt64(5), reader.GetInt64(6)),
+            reader.IsDBNull(7) ? null : reader.GetInt64(7));
+
+        public string Version => ETag is { } etag ? etag.ToString(CultureInfo.InvariantCulture) : "";
+
+        /// <summary>Throws on an etag mismatch; says to run the write again when the prefix needs seeding or the key was created meanwhile.</summary>
+        public WriteOutcome? Again(PlannedWrite write)
         {
-            if (_seeded.Count < MaxSeededPrefixes)
+            if (!Matches)
             {
-                _seeded.TryAdd(prefix, true);
+                throw new StateETagMismatchException(write.Operation.Key);
             }
+            if (Unseeded)
+            {
+                return WriteOutcome.Again([write.Prefix]);
+            }
+            return !Refused && write.Operation.Set is not null && ETag is null ? WriteOutcome.Again(null) : null;
         }
     }
 
-    /// <summary>Most prefixes remembered as seeded; beyond, a write asks the database once more (one more round trip).</summary>
-    private const int MaxSeededPrefixes = 100_000;
-
-    /// <summary>Prefixes known to have usage: a usage row is never deleted, so a write need not ask again.</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _seeded = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Seeds the usage of <paramref name="prefix"/> when it has none, by one count of its rows. A writer that finds it
+    /// unseeded comes here and waits for a concurrent seeder to commit; its write, run again after, is added to the count.
+    /// </summary>
+    private async Task<int> SeedAsync(NpgsqlConnection connection, string prefix, CancellationToken cancellationToken)
+    {
+        await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection);
+        seed.Parameters.AddWithValue("prefix", prefix);
+        var rows = await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        if (rows > 0)
+        {
+            BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
+        }
+        return rows;
+    }
 
     /// <summary>The usage kept for <paramref name="prefix"/> (O(1)); seeded by one count the first time it is missing.</summary>
     public ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken) =>
@@ -239,50 +352,9 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
                 {
                     throw new ComponentException($"postgresql usage of prefix {prefix} is missing after seeding it");
                 }
-                await using var seed = new NpgsqlCommand(_sql.SeedUsage, connection);
-                seed.Parameters.AddWithValue("prefix", prefix);
-                if (await seed.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0)
-                {
-                    BackendsLog.StateUsageSeeded(logger, "postgresql", prefix);
-                }
+                await SeedAsync(connection, prefix, cancellationToken).ConfigureAwait(false);
             }
         }));
-
-    private async Task<string> ApplySetAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, StateSetRequest request, ETagCondition condition, CancellationToken cancellationToken)
-    {
-        var sql = condition.Kind switch
-        {
-            ETagConditionKind.MustNotExist => _sql.Insert,
-            ETagConditionKind.MustHaveVersion => _sql.Update,
-            _ => _sql.Upsert,
-        };
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        command.Parameters.AddWithValue("key", request.Key);
-        command.Parameters.AddWithValue("value", request.Value.ToArray());
-        command.Parameters.Add(new NpgsqlParameter("ttlms", NpgsqlDbType.Bigint) { Value = request.Ttl is { } ttl ? Math.Max(1, (long)ttl.TotalMilliseconds) : DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter("contenttype", NpgsqlDbType.Text) { Value = (object?)request.ContentType ?? DBNull.Value });
-        if (condition.Kind == ETagConditionKind.MustHaveVersion)
-        {
-            command.Parameters.AddWithValue("etag", condition.Version);
-        }
-        var etag = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        return etag is long version
-            ? version.ToString(CultureInfo.InvariantCulture)
-            : throw new StateETagMismatchException(request.Key);
-    }
-
-    private async Task<int> ApplyDeleteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, StateDeleteRequest request, ETagCondition condition, CancellationToken cancellationToken)
-    {
-        var checks = condition.Kind == ETagConditionKind.MustHaveVersion;
-        await using var command = new NpgsqlCommand(checks ? _sql.DeleteVersion : _sql.Delete, connection, transaction);
-        command.Parameters.AddWithValue("key", request.Key);
-        if (checks)
-        {
-            command.Parameters.AddWithValue("etag", condition.Version);
-        }
-        var rows = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        return checks && rows == 0 ? throw new StateETagMismatchException(request.Key) : rows;
-    }
 
     private async Task SweepAsync()
     {

@@ -8,19 +8,18 @@ namespace SharedRuntime.Components.State;
 /// <c>state.sqlite</c>: a durable store in one SQLite file (WAL mode). Metadata as Dapr's component:
 /// <c>connectionString</c> (a path, relative to the resource file, or a full connection string), <c>tableName</c>,
 /// <c>busyTimeout</c>. Etags are integers; expired keys are invisible, count toward usage until deleted, and are deleted
-/// by a periodic sweep. Usage per prefix is counted once per process from the table and then kept under the write gate
-/// (one process writes the file), so the allowance of a write is checked inside its transaction.
+/// by a periodic sweep. Each prefix's usage is a row of <c>&lt;table&gt;_usage</c> (prefix, keys, bytes), changed in the
+/// transaction that changes the data and checked there against the write's allowance; a prefix without a row (a file
+/// written before usage was kept) is seeded by one count the first time it is touched. Writes run one at a time on the
+/// store's own thread (<see cref="SqliteWriter"/>), so no thread-pool thread waits for SQLite or for the file's lock;
+/// reads run on pooled connections beside them (WAL readers do not wait for the writer).
 /// </summary>
 internal sealed partial class SqliteStateStore : IStateStore
 {
     private readonly TimeProvider _time;
     private readonly string _connectionString;
     private readonly string _table;
-    private readonly SemaphoreSlim _writeGate = new(1, 1);
-
-    /// <summary>Usage per key prefix, read once from the table and then kept up to date by every committed write.</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StateUsage> _usage = new(StringComparer.Ordinal);
-    private SqliteConnection? _keepAlive;
+    private readonly SqliteWriter _writer;
     private ITimer? _sweeper;
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
@@ -57,45 +56,60 @@ internal sealed partial class SqliteStateStore : IStateStore
         }
         builder.Pooling = true;
         _connectionString = builder.ToString();
+        _writer = new SqliteWriter(_connectionString, $"sqlite-writer-{_table}");
     }
 
     public IReadOnlyList<string> Capabilities { get; } = ["ETAG", "TRANSACTIONAL", "TTL"];
 
     public async ValueTask InitAsync(CancellationToken cancellationToken)
     {
-        _keepAlive = new SqliteConnection(_connectionString);
-        await _keepAlive.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(_keepAlive, $"""
-            PRAGMA journal_mode=WAL;
-            PRAGMA synchronous=NORMAL;
-            CREATE TABLE IF NOT EXISTS {_table} (
-              key TEXT NOT NULL PRIMARY KEY,
-              value BLOB NOT NULL,
-              etag INTEGER NOT NULL,
-              expires_at INTEGER NULL,
-              content_type TEXT NULL,
-              prefix TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS {_table}_prefix ON {_table} (prefix);
-            CREATE INDEX IF NOT EXISTS {_table}_expires ON {_table} (expires_at) WHERE expires_at IS NOT NULL;
-            """, cancellationToken).ConfigureAwait(false);
+        // The writer's connection stays open for the store's life, which also keeps an in-memory database alive.
+        await _writer.StartAsync().ConfigureAwait(false);
+        await _writer.RunAsync(connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = $"""
+                PRAGMA journal_mode=WAL;
+                PRAGMA synchronous=NORMAL;
+                CREATE TABLE IF NOT EXISTS {_table} (
+                  key TEXT NOT NULL PRIMARY KEY,
+                  value BLOB NOT NULL,
+                  etag INTEGER NOT NULL,
+                  expires_at INTEGER NULL,
+                  content_type TEXT NULL,
+                  prefix TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS {_table}_prefix ON {_table} (prefix);
+                CREATE INDEX IF NOT EXISTS {_table}_expires ON {_table} (expires_at) WHERE expires_at IS NOT NULL;
+                CREATE TABLE IF NOT EXISTS {_table}_usage (
+                  prefix TEXT NOT NULL PRIMARY KEY,
+                  keys INTEGER NOT NULL,
+                  bytes INTEGER NOT NULL) WITHOUT ROWID;
+                """;
+            return command.ExecuteNonQuery();
+        }, cancellationToken).ConfigureAwait(false);
         _sweeper = _time.CreateTimer(static state => _ = ((SqliteStateStore)state!).SweepAsync(), this, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
     }
 
     private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        return connection;
-    }
-
     public async ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken)
     {
         try
         {
-            await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            return await ReadAsync(connection, null, key, cancellationToken).ConfigureAwait(false);
+            await using var connection = new SqliteConnection(_connectionString);
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var command = connection.CreateCommand();
+            command.CommandText = $"SELECT value, etag, expires_at, content_type FROM {_table} WHERE key = $key AND (expires_at IS NULL OR expires_at > $now)";
+            command.Parameters.AddWithValue("$key", key);
+            command.Parameters.AddWithValue("$now", Now);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+            var value = (byte[])reader.GetValue(0);
+            DateTimeOffset? expires = reader.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2));
+            return new StateEntry(key, value, reader.GetInt64(1).ToString(CultureInfo.InvariantCulture), expires, reader.IsDBNull(3) ? null : reader.GetString(3));
         }
         catch (SqliteException ex)
         {
@@ -117,103 +131,50 @@ internal sealed partial class SqliteStateStore : IStateStore
     private const int SqliteConstraint = 19;
     private const int SqliteMismatch = 20;
 
-    private async Task<StateEntry?> ReadAsync(SqliteConnection connection, SqliteTransaction? transaction, string key, CancellationToken cancellationToken)
-    {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = $"SELECT value, etag, expires_at, content_type FROM {_table} WHERE key = $key AND (expires_at IS NULL OR expires_at > $now)";
-        command.Parameters.AddWithValue("$key", key);
-        command.Parameters.AddWithValue("$now", Now);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            return null;
-        }
-        var value = (byte[])reader.GetValue(0);
-        DateTimeOffset? expires = reader.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2));
-        return new StateEntry(key, value, reader.GetInt64(1).ToString(CultureInfo.InvariantCulture), expires, reader.IsDBNull(3) ? null : reader.GetString(3));
-    }
+    public async ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken) =>
+        (await WriteAsync("set", [new StateOperation(request, null)], StateAllowance.Unlimited(""), cancellationToken).ConfigureAwait(false))[0];
 
-    public async ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken)
-    {
-        string etag = "";
-        await InTransactionAsync("set", async (connection, transaction) =>
-            etag = await ApplySetAsync(connection, transaction, request, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-        return etag;
-    }
+    public async ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken) =>
+        await WriteAsync("delete", [new StateOperation(null, request)], StateAllowance.Unlimited(""), cancellationToken).ConfigureAwait(false);
 
-    public ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken) =>
-        new(InTransactionAsync("delete", (connection, transaction) => ApplyDeleteAsync(connection, transaction, request, cancellationToken), cancellationToken));
+    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
+        await WriteAsync("transaction", operations, StateAllowance.Unlimited(""), cancellationToken).ConfigureAwait(false);
 
-    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) =>
-        TransactAsync(operations, StateAllowance.Unlimited(""), cancellationToken);
+    public async ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken) =>
+        await WriteAsync("transaction", operations, allowance, cancellationToken).ConfigureAwait(false);
 
-    public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken) =>
-        new(InTransactionAsync("transaction", allowance, async (connection, transaction) =>
-        {
-            foreach (var operation in operations)
-            {
-                if (operation.Set is { } set)
-                {
-                    await ApplySetAsync(connection, transaction, set, cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    await ApplyDeleteAsync(connection, transaction, operation.Delete!, cancellationToken).ConfigureAwait(false);
-                }
-            }
-        }, cancellationToken));
-
+    /// <summary>The usage kept for <paramref name="prefix"/> (O(1)); seeded by one count, on the writer, the first time it is missing.</summary>
     public async ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken)
     {
-        if (_usage.TryGetValue(prefix, out var cached))
-        {
-            return cached;
-        }
-        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!_usage.TryGetValue(prefix, out cached))
+            await using (var connection = new SqliteConnection(_connectionString))
             {
-                cached = await CountUsageAsync(prefix, cancellationToken).ConfigureAwait(false);
-                _usage[prefix] = cached;
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                if (ReadUsage(connection, null, prefix) is { } kept)
+                {
+                    return kept;
+                }
             }
-            return cached;
+            return await _writer.RunAsync(connection =>
+            {
+                using var transaction = connection.BeginTransaction();
+                var usage = UsageOrSeed(connection, transaction, prefix);
+                transaction.Commit();
+                return usage;
+            }, cancellationToken).ConfigureAwait(false);
         }
         catch (SqliteException ex)
         {
             throw Failure("usage", ex);
         }
-        finally
-        {
-            _writeGate.Release();
-        }
     }
 
-    /// <summary>Every row of the prefix, expired or not (an expired row takes room until the sweep deletes it), by <see cref="StateUsage.Of(string, int, string?)"/>.</summary>
-    private async Task<StateUsage> CountUsageAsync(string prefix, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT COUNT(*), COALESCE(SUM({StoredBytes}), 0) FROM {_table} WHERE prefix = $prefix";
-        command.Parameters.AddWithValue("$prefix", prefix);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
-    }
-
-    /// <summary>The bytes one row counts (<see cref="StateUsage.Of(string, int, string?)"/>): UTF-8 bytes of key and content type, and the value's.</summary>
-    private const string StoredBytes = "length(CAST(key AS BLOB)) + length(value) + COALESCE(length(CAST(content_type AS BLOB)), 0)";
-
-    /// <summary>Writes go one at a time (SQLite has one writer anyway), each in its own transaction.</summary>
-    private Task InTransactionAsync(string operation, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken) =>
-        InTransactionAsync(operation, StateAllowance.Unlimited(""), work, cancellationToken);
-
-    private async Task InTransactionAsync(string operation, StateAllowance allowance, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
+    private async Task<string[]> WriteAsync(string operation, IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken)
     {
         try
         {
-            await InTransactionAsync(allowance, work, cancellationToken).ConfigureAwait(false);
+            return await _writer.RunAsync(connection => Write(connection, operations, allowance), cancellationToken).ConfigureAwait(false);
         }
         catch (SqliteException ex)
         {
@@ -221,151 +182,217 @@ internal sealed partial class SqliteStateStore : IStateStore
         }
     }
 
-    private Task InTransactionAsync(Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken) =>
-        InTransactionAsync(StateAllowance.Unlimited(""), work, cancellationToken);
+    /// <summary>
+    /// Applies <paramref name="operations"/> in one transaction, on the writer: each key's row is read, its etag checked
+    /// and the row written; the usage rows of the prefixes touched (seeded first when missing, so the count never holds
+    /// these writes) change by what the rows changed, after <paramref name="allowance"/> is checked against the change
+    /// of all the operations together. An etag mismatch or a refusal throws, and the transaction rolls back whole.
+    /// <c>BEGIN IMMEDIATE</c> takes the file's write lock first, so another process writing the file waits for this one.
+    /// </summary>
+    private string[] Write(SqliteConnection connection, IReadOnlyList<StateOperation> operations, StateAllowance allowance)
+    {
+        using var transaction = connection.BeginTransaction(deferred: false);
+        var usage = new Dictionary<string, (StateUsage Before, StateUsage Change)>(StringComparer.Ordinal);
+        foreach (var operation in operations)
+        {
+            var prefix = StateKeys.PrefixOf(operation.Key).ToString();
+            if (!usage.ContainsKey(prefix))
+            {
+                usage[prefix] = (UsageOrSeed(connection, transaction, prefix), default);
+            }
+        }
+        var now = Now;
+        var versions = new string[operations.Count];
+        for (var i = 0; i < operations.Count; i++)
+        {
+            var key = operations[i].Key;
+            var row = ReadRow(connection, transaction, key);
+            var live = row is { } r && (r.ExpiresAt is null || r.ExpiresAt > now) ? row : null;
+            StateUsage stored = default;
+            if (operations[i].Set is { } set)
+            {
+                CheckETag(key, set.ETag, set.Concurrency, isSet: true, live?.ETag);
+                versions[i] = Upsert(connection, transaction, set, (row?.ETag ?? 0) + 1, now);
+                stored = StateUsage.Of(set);
+            }
+            else
+            {
+                var delete = operations[i].Delete!;
+                CheckETag(key, delete.ETag, delete.Concurrency, isSet: false, live?.ETag);
+                if (row is not null)
+                {
+                    Delete(connection, transaction, key);
+                }
+                versions[i] = "";
+            }
+            var prefix = StateKeys.PrefixOf(key).ToString();
+            var (before, change) = usage[prefix];
+            usage[prefix] = (before, change + stored - (row?.Usage ?? default));
+        }
+        if (!allowance.IsUnlimited && usage.TryGetValue(allowance.Prefix, out var limited))
+        {
+            allowance.Check(limited.Before, limited.Change);
+        }
+        foreach (var (prefix, (_, change)) in usage)
+        {
+            if (change != default)
+            {
+                AddUsage(connection, transaction, prefix, change);
+            }
+        }
+        transaction.Commit();
+        return versions;
+    }
 
     /// <summary>
-    /// Runs <paramref name="work"/> in one transaction under the write gate. With a limited <paramref name="allowance"/>, the
-    /// prefix's usage is seeded first if this process has not counted it yet (one scan, under the gate, so no write is
-    /// counted twice), and the transaction rolls back with <see cref="StateQuotaExceededException"/> when its changes
-    /// would pass the allowance.
+    /// Dapr's etag rule against <paramref name="liveETag"/>, the version of the key's live row (null: none, or expired).
+    /// No etag: nothing, except that first-write on a set only creates. An etag with last-write: nothing. Any other etag
+    /// must be the live row's version; one that is not an integer is invalid.
     /// </summary>
-    private async Task InTransactionAsync(StateAllowance allowance, Func<SqliteConnection, SqliteTransaction, Task> work, CancellationToken cancellationToken)
+    private static void CheckETag(string key, string? etag, StateConcurrency concurrency, bool isSet, long? liveETag)
     {
-        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            _pendingUsage.Clear();
-            if (!allowance.IsUnlimited && !_usage.ContainsKey(allowance.Prefix))
-            {
-                _usage[allowance.Prefix] = await CountUsageAsync(allowance.Prefix, cancellationToken).ConfigureAwait(false);
-            }
-            await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            await work(connection, transaction).ConfigureAwait(false);
-            if (!allowance.IsUnlimited)
-            {
-                allowance.Check(_usage.GetValueOrDefault(allowance.Prefix), _pendingUsage.GetValueOrDefault(allowance.Prefix));
-            }
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            foreach (var (prefix, delta) in _pendingUsage)
-            {
-                if (_usage.TryGetValue(prefix, out var usage))
-                {
-                    _usage[prefix] = usage + delta;
-                }
-            }
-        }
-        finally
-        {
-            _pendingUsage.Clear();
-            _writeGate.Release();
-        }
-    }
-
-    /// <summary>Usage changes of the transaction in progress (under the write gate), applied only once it commits.</summary>
-    private readonly Dictionary<string, StateUsage> _pendingUsage = new(StringComparer.Ordinal);
-
-    /// <summary>Notes how <paramref name="key"/>'s row changes usage: it becomes <paramref name="stored"/> (null: deleted).</summary>
-    private async Task NoteChangeAsync(SqliteConnection connection, SqliteTransaction transaction, string key, StateUsage? stored, CancellationToken cancellationToken)
-    {
-        var existing = await StoredUsageAsync(connection, transaction, key, cancellationToken).ConfigureAwait(false);
-        var delta = (stored ?? default) - existing;
-        var prefix = StateKeys.PrefixOf(key).ToString();
-        _pendingUsage[prefix] = _pendingUsage.GetValueOrDefault(prefix) + delta;
-    }
-
-    /// <summary>What <paramref name="key"/>'s row counts, expired or not; nothing when there is no row.</summary>
-    private async Task<StateUsage> StoredUsageAsync(SqliteConnection connection, SqliteTransaction transaction, string key, CancellationToken cancellationToken)
-    {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = $"SELECT {StoredBytes} FROM {_table} WHERE key = $key";
-        command.Parameters.AddWithValue("$key", key);
-        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long bytes ? new StateUsage(1, bytes) : default;
-    }
-
-    private async Task CheckETagAsync(SqliteConnection connection, SqliteTransaction transaction, string key, string? etag, StateConcurrency concurrency, CancellationToken cancellationToken)
-    {
-        if (etag is null && concurrency != StateConcurrency.FirstWrite)
-        {
-            return;
-        }
-        if (etag is not null && concurrency == StateConcurrency.LastWrite)
-        {
-            return;
-        }
-        var current = await ReadAsync(connection, transaction, key, cancellationToken).ConfigureAwait(false);
         if (etag is null)
         {
-            if (current is not null)
+            if (isSet && concurrency == StateConcurrency.FirstWrite && liveETag is not null)
             {
                 throw new StateETagMismatchException(key);
             }
             return;
         }
-        if (!long.TryParse(etag, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
+        if (concurrency == StateConcurrency.LastWrite)
+        {
+            return;
+        }
+        if (!long.TryParse(etag, NumberStyles.Integer, CultureInfo.InvariantCulture, out var version))
         {
             throw new StateETagInvalidException(key);
         }
-        if (current is null || current.ETag != etag)
+        if (liveETag != version)
         {
             throw new StateETagMismatchException(key);
         }
     }
 
-    private async Task<string> ApplySetAsync(SqliteConnection connection, SqliteTransaction transaction, StateSetRequest request, CancellationToken cancellationToken)
+    /// <summary>A key's row, expired or not: its version, expiry and what it counts.</summary>
+    private readonly record struct StoredRow(long ETag, long? ExpiresAt, StateUsage Usage);
+
+    private StoredRow? ReadRow(SqliteConnection connection, SqliteTransaction transaction, string key)
     {
-        await CheckETagAsync(connection, transaction, request.Key, request.ETag, request.Concurrency, cancellationToken).ConfigureAwait(false);
-        await NoteChangeAsync(connection, transaction, request.Key, StateUsage.Of(request), cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"SELECT etag, expires_at, {StoredBytes} FROM {_table} WHERE key = $key";
+        command.Parameters.AddWithValue("$key", key);
+        using var reader = command.ExecuteReader();
+        return reader.Read()
+            ? new StoredRow(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), new StateUsage(1, reader.GetInt64(2)))
+            : null;
+    }
+
+    private string Upsert(SqliteConnection connection, SqliteTransaction transaction, StateSetRequest request, long etag, long now)
+    {
+        using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"""
-            INSERT INTO {_table} (key, value, etag, expires_at, content_type, prefix)
-            VALUES ($key, $value, (SELECT COALESCE(MAX(etag), 0) + 1 FROM {_table} WHERE key = $key), $expires, $contentType, $prefix)
-            ON CONFLICT(key) DO UPDATE SET value = excluded.value, etag = {_table}.etag + 1, expires_at = excluded.expires_at, content_type = excluded.content_type
-            RETURNING etag
+            INSERT INTO {_table} (key, value, etag, expires_at, content_type, prefix) VALUES ($key, $value, $etag, $expires, $contentType, $prefix)
+            ON CONFLICT(key) DO UPDATE SET value = excluded.value, etag = excluded.etag, expires_at = excluded.expires_at, content_type = excluded.content_type
             """;
         command.Parameters.AddWithValue("$key", request.Key);
         command.Parameters.AddWithValue("$value", request.Value.ToArray());
-        command.Parameters.AddWithValue("$expires", request.Ttl is { } ttl ? Now + (long)ttl.TotalMilliseconds : DBNull.Value);
+        command.Parameters.AddWithValue("$etag", etag);
+        command.Parameters.AddWithValue("$expires", request.Ttl is { } ttl ? now + (long)ttl.TotalMilliseconds : DBNull.Value);
         command.Parameters.AddWithValue("$contentType", (object?)request.ContentType ?? DBNull.Value);
         command.Parameters.AddWithValue("$prefix", StateKeys.PrefixOf(request.Key).ToString());
-        var etag = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        return Convert.ToInt64(etag, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture);
+        command.ExecuteNonQuery();
+        return etag.ToString(CultureInfo.InvariantCulture);
     }
 
-    private async Task ApplyDeleteAsync(SqliteConnection connection, SqliteTransaction transaction, StateDeleteRequest request, CancellationToken cancellationToken)
+    private void Delete(SqliteConnection connection, SqliteTransaction transaction, string key)
     {
-        if (request.ETag is not null)
-        {
-            await CheckETagAsync(connection, transaction, request.Key, request.ETag, request.Concurrency, cancellationToken).ConfigureAwait(false);
-        }
-        await NoteChangeAsync(connection, transaction, request.Key, null, cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
+        using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"DELETE FROM {_table} WHERE key = $key";
-        command.Parameters.AddWithValue("$key", request.Key);
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        command.Parameters.AddWithValue("$key", key);
+        command.ExecuteNonQuery();
     }
 
+    /// <summary>The bytes one row counts (<see cref="StateUsage.Of(string, int, string?)"/>): UTF-8 bytes of key and content type, and the value's.</summary>
+    private const string StoredBytes = "length(CAST(key AS BLOB)) + length(value) + COALESCE(length(CAST(content_type AS BLOB)), 0)";
+
+    /// <summary>The usage kept for <paramref name="prefix"/>, or null when it has no row yet.</summary>
+    private StateUsage? ReadUsage(SqliteConnection connection, SqliteTransaction? transaction, string prefix)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"SELECT keys, bytes FROM {_table}_usage WHERE prefix = $prefix";
+        command.Parameters.AddWithValue("$prefix", prefix);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? new StateUsage(reader.GetInt64(0), reader.GetInt64(1)) : null;
+    }
+
+    /// <summary>
+    /// The usage kept for <paramref name="prefix"/>; when it has no row (rows written before usage was kept), seeds it by
+    /// one count of the prefix's rows, expired or not, inside <paramref name="transaction"/>. Once only: the row stays.
+    /// </summary>
+    private StateUsage UsageOrSeed(SqliteConnection connection, SqliteTransaction transaction, string prefix)
+    {
+        if (ReadUsage(connection, transaction, prefix) is { } kept)
+        {
+            return kept;
+        }
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"""
+            INSERT INTO {_table}_usage (prefix, keys, bytes)
+            SELECT $prefix, COUNT(*), COALESCE(SUM({StoredBytes}), 0) FROM {_table} WHERE prefix = $prefix
+            RETURNING keys, bytes
+            """;
+        command.Parameters.AddWithValue("$prefix", prefix);
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return new StateUsage(reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    private void AddUsage(SqliteConnection connection, SqliteTransaction transaction, string prefix, StateUsage change)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"UPDATE {_table}_usage SET keys = keys + $keys, bytes = bytes + $bytes WHERE prefix = $prefix";
+        command.Parameters.AddWithValue("$prefix", prefix);
+        command.Parameters.AddWithValue("$keys", change.Keys);
+        command.Parameters.AddWithValue("$bytes", change.Bytes);
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// Deletes expired rows and subtracts what they counted from their prefixes' usage, in one transaction on the writer.
+    /// A prefix without usage is left alone: its seeding counts what is left.
+    /// </summary>
     private async Task SweepAsync()
     {
         try
         {
-            await InTransactionAsync(async (connection, transaction) =>
+            await _writer.RunAsync(connection =>
             {
-                await using var command = connection.CreateCommand();
-                command.Transaction = transaction;
-                // Expired rows were counted until now: what is deleted is subtracted once the deletion commits.
-                command.CommandText = $"DELETE FROM {_table} WHERE expires_at IS NOT NULL AND expires_at <= $now RETURNING prefix, {StoredBytes}";
-                command.Parameters.AddWithValue("$now", Now);
-                await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
-                while (await reader.ReadAsync().ConfigureAwait(false))
+                using var transaction = connection.BeginTransaction(deferred: false);
+                var removed = new Dictionary<string, StateUsage>(StringComparer.Ordinal);
+                using (var command = connection.CreateCommand())
                 {
-                    var prefix = reader.GetString(0);
-                    _pendingUsage[prefix] = _pendingUsage.GetValueOrDefault(prefix) - new StateUsage(1, reader.GetInt64(1));
+                    command.Transaction = transaction;
+                    command.CommandText = $"DELETE FROM {_table} WHERE expires_at IS NOT NULL AND expires_at <= $now RETURNING prefix, {StoredBytes}";
+                    command.Parameters.AddWithValue("$now", Now);
+                    using var reader = command.ExecuteReader();
+                    while (reader.Read())
+                    {
+                        var prefix = reader.GetString(0);
+                        removed[prefix] = removed.GetValueOrDefault(prefix) + new StateUsage(1, reader.GetInt64(1));
+                    }
                 }
+                foreach (var (prefix, gone) in removed)
+                {
+                    AddUsage(connection, transaction, prefix, default(StateUsage) - gone);
+                }
+                transaction.Commit();
+                return removed.Count;
             }, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is SqliteException or ObjectDisposedException)
@@ -374,22 +401,12 @@ internal sealed partial class SqliteStateStore : IStateStore
         }
     }
 
-    private static async Task ExecuteAsync(SqliteConnection connection, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
     public async ValueTask DisposeAsync()
     {
         if (_sweeper is not null)
         {
             await _sweeper.DisposeAsync().ConfigureAwait(false);
         }
-        if (_keepAlive is not null)
-        {
-            await _keepAlive.DisposeAsync().ConfigureAwait(false);
-        }
+        await _writer.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -54,6 +54,25 @@ public sealed class BackendOptionsTests
         Assert.Equal(("app.orders", "orders"), (options.Table, options.BareTable));
     }
 
+    [Fact]
+    public async Task PostgreSqlPreparesItsStatementsAndSkipsThePoolResetUnlessTheConnectionStringSaysOtherwise()
+    {
+        static async Task<(bool Prepare, int MaxAutoPrepare, bool NoResetOnClose)> Settings(string raw)
+        {
+            var options = PostgreSqlStateOptions.From(Context("state.postgresql", new() { ["connectionString"] = raw }));
+            var (source, prepare) = PostgreSqlStateStore.CreateSource(options.ConnectionString);
+            await using (source)
+            {
+                var builder = new NpgsqlConnectionStringBuilder(source.ConnectionString);
+                return (prepare, builder.MaxAutoPrepare, builder.NoResetOnClose);
+            }
+        }
+
+        Assert.Equal((true, 0, true), await Settings("host=db user=dapr"));
+        Assert.Equal((false, 0, false), await Settings("Host=db;Username=dapr;Max Auto Prepare=0;No Reset On Close=false"));
+        Assert.Equal((false, 10, true), await Settings("Host=db;Username=dapr;Max Auto Prepare=10"));
+    }
+
     [Theory]
     [InlineData("state; DROP TABLE x")]
     [InlineData("1state")]
