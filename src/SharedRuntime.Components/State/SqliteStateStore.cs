@@ -211,14 +211,14 @@ internal sealed partial class SqliteStateStore : IStateStore
             StateUsage stored = default;
             if (operations[i].Set is { } set)
             {
-                CheckETag(key, set.ETag, set.Concurrency, isSet: true, live?.ETag);
+                ETagCondition.For(set).Verify(key, live?.ETag);
                 versions[i] = Upsert(connection, transaction, set, (row?.ETag ?? 0) + 1, now);
                 stored = StateUsage.Of(set);
             }
             else
             {
                 var delete = operations[i].Delete!;
-                CheckETag(key, delete.ETag, delete.Concurrency, isSet: false, live?.ETag);
+                ETagCondition.For(delete).Verify(key, live?.ETag);
                 if (row is not null)
                 {
                     Delete(connection, transaction, key);
@@ -244,36 +244,6 @@ internal sealed partial class SqliteStateStore : IStateStore
         return versions;
     }
 
-    /// <summary>
-    /// Dapr's etag rule against <paramref name="liveETag"/>, the version of the key's live row (null: none, or expired).
-    /// No etag: nothing, except that first-write on a set only creates. An etag with last-write: nothing. Any other etag
-    /// must be the live row's version; one that is not an integer is invalid.
-    /// </summary>
-    private static void CheckETag(string key, string? etag, StateConcurrency concurrency, bool isSet, long? liveETag)
-    {
-        if (etag is null)
-        {
-            if (isSet && concurrency == StateConcurrency.FirstWrite && liveETag is not null)
-            {
-                throw new StateETagMismatchException(key);
-            }
-            return;
-        }
-        if (concurrency == StateConcurrency.LastWrite)
-        {
-            return;
-        }
-        if (!long.TryParse(etag, NumberStyles.Integer, CultureInfo.InvariantCulture, out var version))
-        {
-            throw new StateETagInvalidException(key);
-        }
-        if (liveETag != version)
-        {
-            throw new StateETagMismatchException(key);
-        }
-    }
-
-    /// <summary>A key's row, expired or not: its version, expiry and what it counts.</summary>
     private readonly record struct StoredRow(long ETag, long? ExpiresAt, StateUsage Usage);
 
     private StoredRow? ReadRow(SqliteConnection connection, SqliteTransaction transaction, string key)
