@@ -70,6 +70,7 @@ public static class RuntimeApplication
 
         var app = builder.Build();
         app.UseMiddleware<DrainMiddleware>();
+        app.UseDaprStateGetRoute();
         app.UseRouting();
         app.UseMiddleware<TenantAdmissionMiddleware>();
         app.MapDaprHttpApi();
