@@ -11,7 +11,9 @@ seconds=${2:-4}
 out=""
 [ "${3:-}" = "--out" ] && out=${4:?--out FILE}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-dotnet build src/SharedRuntime.Host -c Release -nologo -v quiet >/dev/null
+# RUNTIME_DLL=path/to/shared-runtime.dll measures another build (say, of an earlier commit) against the same bare app.
+runtime_dll=${RUNTIME_DLL:-src/SharedRuntime.Host/bin/Release/net10.0/shared-runtime.dll}
+[ -n "${RUNTIME_DLL:-}" ] || dotnet build src/SharedRuntime.Host -c Release -nologo -v quiet >/dev/null
 dotnet build bench/SharedRuntime.LoadTest -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d)
 runtime=""; bare=""
@@ -33,7 +35,7 @@ spec:
   limits: {requestsPerSecond: 10000000, burst: 10000000, maxConcurrency: 256, maxQueue: 256}
 YAML
 export DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_TieredPGO=1
-taskset -c 0 dotnet src/SharedRuntime.Host/bin/Release/net10.0/shared-runtime.dll --resources-path "$work" \
+taskset -c 0 dotnet "$runtime_dll" --resources-path "$work" \
   --dapr-http-port 3701 --dapr-grpc-port 3702 --metrics-port 3703 --log-level error & runtime=$!
 taskset -c 0 dotnet bench/SharedRuntime.LoadTest/bin/Release/net10.0/SharedRuntime.LoadTest.dll --serve-bare 3704 & bare=$!
 until curl -sf -o /dev/null localhost:3701/v1.0/healthz && curl -sf -o /dev/null localhost:3704/v1.0/healthz; do sleep 0.1; done
