@@ -1,3 +1,17 @@
+using System.Globalization;
 using BenchmarkDotNet.Running;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+namespace SharedRuntime.Benchmarks;
+
+internal static class BenchmarkProgram
+{
+    private static async Task Main(string[] args)
+    {
+        if (args is ["--allocations", var count])
+        {
+            await AllocationProfile.RunAsync(int.Parse(count, CultureInfo.InvariantCulture));
+            return;
+        }
+        BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
+    }
+}

@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
 namespace SharedRuntime.LoadTest;
@@ -17,7 +18,11 @@ internal static class BareKestrel
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            ConfigureLikeRuntime(k);
+            k.Listen(IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http1);
+        });
         var app = builder.Build();
         app.MapGet("/v1.0/state/store/k", static context =>
         {
@@ -33,5 +38,19 @@ internal static class BareKestrel
             return Task.CompletedTask;
         });
         await app.RunAsync();
+    }
+
+    /// <summary>
+    /// The server settings the runtime's listeners have (RuntimeApplication.ConfigureServerLimits), so that the
+    /// comparison measures the runtime's own work: no Server header, the same request limits.
+    /// </summary>
+    public static void ConfigureLikeRuntime(KestrelServerOptions kestrel)
+    {
+        kestrel.AddServerHeader = false;
+        kestrel.Limits.MaxRequestBodySize = 4 * 1024 * 1024;   // TenantLimits.Defaults.MaxRequestBodyBytes
+        kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+        kestrel.Limits.MaxRequestHeaderCount = 100;
+        kestrel.Limits.MaxRequestLineSize = 8 * 1024;
+        kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
     }
 }

@@ -13,6 +13,17 @@ if (args.Length == 2 && args[0] == "--serve-bare")
     await BareKestrel.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
     return;
 }
+if (args.Length == 2 && args[0] == "--serve-bare-grpc")
+{
+    await BareGrpc.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
+    return;
+}
+if (args.Length >= 4 && args[0] == "--grpc-get")
+{
+    ThreadPool.SetMinThreads(64, 64);
+    Environment.ExitCode = await GrpcGetScenario.RunAsync(args);
+    return;
+}
 var settings = LoadSettings.Parse(args);
 ThreadPool.SetMinThreads(64, 64);
 if (settings.Scenario == "startup")

@@ -91,10 +91,16 @@ internal sealed class DaprHttpHandlers(
 
     // ---- state
 
-    private async Task GetState(HttpContext context)
+    /// <summary>Reached through <see cref="StateGetRoute"/> (values from the path) or through the router (route values).</summary>
+    public async Task GetState(HttpContext context)
     {
         var tenant = context.Tenant();
-        var entry = await stateApi.GetAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), context.RequestAborted);
+        if (!StateGetRoute.TryMatch(context.Request.Path.Value, out var storeName, out var key))
+        {
+            storeName = context.RouteValue("storeName");
+            key = context.RouteValue("key");
+        }
+        var entry = await stateApi.GetAsync(tenant, storeName, key, context.RequestAborted);
         if (entry is null)
         {
             context.Response.StatusCode = 204;

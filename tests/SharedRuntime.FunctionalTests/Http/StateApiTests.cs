@@ -38,6 +38,24 @@ public abstract class StateApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStateGetIsAnsweredAlikeUnderEveryPathTheRouterAccepts()
+    {
+        await StatusAsync(await Save(Orders, """[{"key":"order-1","value":{"total":42}}]"""), HttpStatusCode.NoContent);
+        foreach (var path in new[] { "/v1.0/state/store/order-1", "/v1.0-alpha1/state/store/order-1", "/V1.0/STATE/store/order-1", "/v1.0/state/store/order-1/" })
+        {
+            var response = await Orders.GetAsync(path);
+            await StatusAsync(response, HttpStatusCode.OK);
+            Assert.Equal("""{"total":42}""", await response.Content.ReadAsStringAsync());
+        }
+        // Another tenant's GET of the same key finds nothing; an unknown store is the caller's 400; no token is 401.
+        await StatusAsync(await Billing.GetAsync("/v1.0/state/store/order-1"), HttpStatusCode.NoContent);
+        await ErrorAsync(await Orders.GetAsync("/v1.0/state/nowhere/order-1"), HttpStatusCode.BadRequest, "ERR_STATE_STORE_NOT_FOUND");
+        await ErrorAsync(await Runtime.Client(null).GetAsync("/v1.0/state/store/order-1"), HttpStatusCode.Unauthorized, "ERR_TENANT_UNAUTHENTICATED");
+        Assert.Equal(HttpStatusCode.NotFound, (await Orders.GetAsync("/v1.0/state/store/order-1/more")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Orders.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v1.0/state/store/order-1"))).StatusCode);
+    }
+
+    [Fact]
     public async Task MissingKeyIs204()
     {
         await StatusAsync(await Orders.GetAsync("/v1.0/state/store/nothing"), HttpStatusCode.NoContent);

@@ -1,0 +1,89 @@
+using System.Diagnostics.Tracing;
+using System.Globalization;
+
+namespace SharedRuntime.Benchmarks;
+
+/// <summary>
+/// Where a state GET's bytes go, by allocated type: runs <c>count</c> GETs through the in-process runtime with the
+/// runtime's GC allocation-tick events on (one event per ~100 KB allocated, naming the type that crossed the mark), and
+/// prints each type's share of the sampled bytes scaled to bytes per request. A profiler's view without a profiler:
+/// <c>dotnet SharedRuntime.Benchmarks.dll --allocations 200000</c>.
+/// </summary>
+internal static class AllocationProfile
+{
+    public static async Task RunAsync(int count)
+    {
+        var benchmark = new StateGetBenchmarks();
+        await benchmark.SetupAsync();
+        for (var i = 0; i < 20_000; i++)
+        {
+            benchmark.Runtime();
+        }
+        using var listener = new AllocationTickListener();
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        for (var i = 0; i < count; i++)
+        {
+            benchmark.Runtime();
+        }
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        listener.Dispose();
+        await benchmark.CleanupAsync();
+
+        var sampled = listener.BytesByType.Values.Sum();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} GETs, {allocated / (double)count:F0} B allocated per GET (exact); by type, from {listener.Samples} allocation ticks:"));
+        Console.WriteLine("| type | B per GET (estimated) | share |");
+        Console.WriteLine("|---|---|---|");
+        foreach (var (type, bytes) in listener.BytesByType.OrderByDescending(p => p.Value))
+        {
+            var share = bytes / (double)sampled;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| `{type}` | {share * allocated / count:F0} | {share:P1} |"));
+        }
+    }
+
+    private sealed class AllocationTickListener : EventListener
+    {
+        private const int AllocationTickEventId = 10;
+        private const EventKeywords GcKeyword = (EventKeywords)0x1;
+        private readonly Lock _gate = new();
+        private bool _enabled = true;
+
+        public Dictionary<string, long> BytesByType { get; } = new(StringComparer.Ordinal);
+        public int Samples { get; private set; }
+
+        protected override void OnEventSourceCreated(EventSource eventSource)
+        {
+            if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
+            {
+                EnableEvents(eventSource, EventLevel.Verbose, GcKeyword);
+            }
+        }
+
+        protected override void OnEventWritten(EventWrittenEventArgs eventData)
+        {
+            if (eventData.EventId != AllocationTickEventId || eventData.Payload is null)
+            {
+                return;
+            }
+            var type = eventData.PayloadNames!.IndexOf("TypeName") is var t and >= 0 ? eventData.Payload[t] as string ?? "?" : "?";
+            var amount = eventData.PayloadNames.IndexOf("AllocationAmount64") is var a and >= 0 ? Convert.ToInt64(eventData.Payload[a], CultureInfo.InvariantCulture) : 100_000;
+            lock (_gate)
+            {
+                if (!_enabled)
+                {
+                    return;
+                }
+                Samples++;
+                BytesByType[type] = BytesByType.GetValueOrDefault(type) + amount;
+            }
+        }
+
+        public override void Dispose()
+        {
+            lock (_gate)
+            {
+                _enabled = false;
+            }
+            base.Dispose();
+        }
+    }
+}
