@@ -11,40 +11,6 @@ using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.AppChannel;
 
-/// <summary>One invocation as the runtime forwards it, whichever API it came in on.</summary>
-public sealed class InvocationRequest
-{
-    public required string TargetAppId { get; init; }
-
-    /// <summary>The method path below the app's endpoint, as the caller gave it (see <see cref="MethodPath"/>).</summary>
-    public required string Method { get; init; }
-
-    /// <summary>Whether <see cref="Method"/> is still percent-encoded (gRPC) or was decoded by the HTTP server.</summary>
-    public MethodPathForm MethodForm { get; init; } = MethodPathForm.Encoded;
-
-    public required string Verb { get; init; }
-
-    /// <summary>Query string with its leading '?', or empty.</summary>
-    public string Query { get; init; } = "";
-
-    /// <summary>Headers to pass on; the runtime drops hop-by-hop and dapr-* headers itself.</summary>
-    public IEnumerable<KeyValuePair<string, StringValues>> Headers { get; init; } = [];
-
-    /// <summary>A body held in memory (may be sent again on retry).</summary>
-    public ReadOnlyMemory<byte>? Body { get; init; }
-
-    /// <summary>A body read while it is sent: never buffered, so such a call is not retried.</summary>
-    public Stream? BodyStream { get; init; }
-
-    public string? ContentType { get; init; }
-
-    public string? ClientAddress { get; init; }
-
-    public string? Host { get; init; }
-
-    public string Scheme { get; init; } = "http";
-}
-
 /// <summary>
 /// Service invocation: normalises the method path, checks the target's access control against exactly the path the
 /// app will receive, refuses what the caller sent that cannot be forwarded (its 400, before the app is called), takes

@@ -154,6 +154,3 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
         }
     }
 }
-
-[System.Text.Json.Serialization.JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
-internal sealed partial class RedisPubSubJson : System.Text.Json.Serialization.JsonSerializerContext;

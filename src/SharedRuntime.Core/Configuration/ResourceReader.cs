@@ -4,23 +4,6 @@ using YamlDotNet.Serialization;
 
 namespace SharedRuntime.Configuration;
 
-/// <summary>One YAML document from a resource file, before it is typed.</summary>
-internal sealed class RawResource
-{
-    public required string File { get; init; }
-    public required int Index { get; init; }
-    public required string ApiVersion { get; init; }
-    public required string Kind { get; init; }
-    public required string Name { get; init; }
-    public required object? Root { get; init; }
-
-    public string Document => Name.Length > 0 ? $"{Kind}/{Name}" : $"document {Index + 1}";
-
-    public ResourceNode Node => new(this, "", Root);
-
-    public ResourceException Error(string? field, string problem) => new(File, Document, string.IsNullOrEmpty(field) ? null : field, problem);
-}
-
 /// <summary>Reads every <c>*.yaml</c>/<c>*.yml</c> file of the resource folders (not recursive), several documents per file.</summary>
 internal static class ResourceReader
 {
@@ -110,36 +93,5 @@ internal static class ResourceReader
             throw new ResourceException(file, $"document {index + 1}", null, $"invalid YAML: {ex.Message}");
         }
         return result;
-    }
-}
-
-/// <summary>
-/// Refuses what would let a resource file cost more than its size: nesting deeper than
-/// <see cref="ResourceReader.MaxDepth"/> (the deserializer recurses once per level) and aliases (<c>*name</c>), which
-/// share one node among many places so that a small file expands to an exponential tree when it is walked.
-/// </summary>
-internal sealed class BoundedParser(IParser inner) : IParser
-{
-    private int _depth;
-
-    public ParsingEvent? Current => inner.Current;
-
-    public bool MoveNext()
-    {
-        if (!inner.MoveNext())
-        {
-            return false;
-        }
-        switch (inner.Current)
-        {
-            case MappingStart or SequenceStart when ++_depth > ResourceReader.MaxDepth:
-                throw new YamlException(inner.Current.Start, inner.Current.End, $"mappings and lists nested more than {ResourceReader.MaxDepth} deep");
-            case MappingEnd or SequenceEnd:
-                _depth--;
-                break;
-            case AnchorAlias alias:
-                throw new YamlException(alias.Start, alias.End, $"aliases (*{alias.Value}) are not supported in resource files");
-        }
-        return true;
     }
 }

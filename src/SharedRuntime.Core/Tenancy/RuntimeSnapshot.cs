@@ -41,8 +41,8 @@ public sealed class RuntimeSnapshot
         {
             return null;
         }
-        Span<byte> utf8 = stackalloc byte[ResourceParser.MaxTokenBytes];
-        if (!TokenKey.TryFromString(token, ResourceParser.MaxTokenBytes, utf8, out var key, out var length))
+        Span<byte> utf8 = stackalloc byte[TenantParser.MaxTokenBytes];
+        if (!TokenKey.TryFromString(token, TenantParser.MaxTokenBytes, utf8, out var key, out var length))
         {
             return null;
         }

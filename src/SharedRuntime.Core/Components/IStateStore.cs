@@ -49,6 +49,31 @@ public readonly record struct StateUsage(long Keys, long Bytes)
 }
 
 /// <summary>
+/// What one write may leave stored under <see cref="Prefix"/> in one store: at most <see cref="MaxKeys"/> keys and
+/// <see cref="MaxBytes"/> bytes (counted as <see cref="StateUsage.Of(string, int, string?)"/> counts them).
+/// </summary>
+public readonly record struct StateAllowance(string Prefix, long MaxKeys, long MaxBytes)
+{
+    /// <summary>No limit: the write is never refused for its size.</summary>
+    public static StateAllowance Unlimited(string prefix) => new(prefix, long.MaxValue, long.MaxValue);
+
+    public bool IsUnlimited => MaxKeys == long.MaxValue && MaxBytes == long.MaxValue;
+
+    /// <summary>Throws <see cref="StateQuotaExceededException"/> when <paramref name="change"/> grows <paramref name="usage"/> past the allowance.</summary>
+    public void Check(StateUsage usage, StateUsage change)
+    {
+        if (change.Keys > 0 && usage.Keys + change.Keys > MaxKeys)
+        {
+            throw StateQuotaExceededException.Keys(change.Keys, usage.Keys, MaxKeys);
+        }
+        if (change.Bytes > 0 && usage.Bytes + change.Bytes > MaxBytes)
+        {
+            throw StateQuotaExceededException.Bytes(change.Bytes, usage.Bytes, MaxBytes);
+        }
+    }
+}
+
+/// <summary>
 /// A key/value state store. Keys arrive already prefixed (<c>appid||key</c>); a store never interprets them
 /// beyond <see cref="StateKeys.PrefixOf"/> for usage accounting.
 /// Etag rules (Dapr): when an etag is given it must match the stored one, unless concurrency is last-write;
@@ -103,69 +128,4 @@ public interface IStateStore : IComponent
         }
         await TransactAsync(operations, cancellationToken).ConfigureAwait(false);
     }
-}
-
-/// <summary>
-/// What one write may leave stored under <see cref="Prefix"/> in one store: at most <see cref="MaxKeys"/> keys and
-/// <see cref="MaxBytes"/> bytes (counted as <see cref="StateUsage.Of(string, int, string?)"/> counts them).
-/// </summary>
-public readonly record struct StateAllowance(string Prefix, long MaxKeys, long MaxBytes)
-{
-    /// <summary>No limit: the write is never refused for its size.</summary>
-    public static StateAllowance Unlimited(string prefix) => new(prefix, long.MaxValue, long.MaxValue);
-
-    public bool IsUnlimited => MaxKeys == long.MaxValue && MaxBytes == long.MaxValue;
-
-    /// <summary>Throws <see cref="StateQuotaExceededException"/> when <paramref name="change"/> grows <paramref name="usage"/> past the allowance.</summary>
-    public void Check(StateUsage usage, StateUsage change)
-    {
-        if (change.Keys > 0 && usage.Keys + change.Keys > MaxKeys)
-        {
-            throw StateQuotaExceededException.Keys(change.Keys, usage.Keys, MaxKeys);
-        }
-        if (change.Bytes > 0 && usage.Bytes + change.Bytes > MaxBytes)
-        {
-            throw StateQuotaExceededException.Bytes(change.Bytes, usage.Bytes, MaxBytes);
-        }
-    }
-}
-
-public static class StateKeys
-{
-    public const string Separator = "||";
-
-    /// <summary>The tenant prefix of a stored key: the part before the first <c>||</c>, or empty.</summary>
-    public static ReadOnlySpan<char> PrefixOf(string storedKey)
-    {
-        var index = storedKey.IndexOf(Separator, StringComparison.Ordinal);
-        return index < 0 ? ReadOnlySpan<char>.Empty : storedKey.AsSpan(0, index);
-    }
-}
-
-/// <summary>The etag given does not match the stored one (Dapr: 409 / ABORTED).</summary>
-public sealed class StateETagMismatchException(string key) : ComponentException($"possible etag mismatch for key {key}");
-
-/// <summary>The etag given cannot be an etag of this store (Dapr: 400 / INVALID_ARGUMENT).</summary>
-public sealed class StateETagInvalidException(string key) : ComponentException($"invalid etag value for key {key}");
-
-/// <summary>
-/// The store's backend refused the request because of what it carries (a key or value it cannot store, a key holding
-/// another kind of data): the caller's error (Dapr: 400 / INVALID_ARGUMENT), which says nothing about the backend's
-/// health, so no breaker counts it.
-/// </summary>
-public sealed class StateRequestRejectedException(string message, Exception? inner = null) : ComponentRequestRejectedException(message, inner);
-
-/// <summary>
-/// The store refused a write whole because it would leave more keys or bytes than its <see cref="StateAllowance"/>
-/// (Dapr: 507 ERR_TENANT_QUOTA_EXCEEDED / RESOURCE_EXHAUSTED). The caller's doing, so no breaker counts it.
-/// </summary>
-public sealed class StateQuotaExceededException(string detail) : ComponentRequestRejectedException(detail)
-{
-    /// <summary>Too many keys: <paramref name="needed"/> more on top of <paramref name="used"/> of <paramref name="allowed"/>.</summary>
-    public static StateQuotaExceededException Keys(long needed, long used, long allowed) =>
-        new($"the write needs {needed} new keys and the tenant has {used} of its {allowed}");
-
-    /// <summary>Too many bytes: <paramref name="needed"/> more on top of <paramref name="used"/> of <paramref name="allowed"/>.</summary>
-    public static StateQuotaExceededException Bytes(long needed, long used, long allowed) =>
-        new($"the write needs {needed} more bytes and the tenant stores {used} of its {allowed}");
 }

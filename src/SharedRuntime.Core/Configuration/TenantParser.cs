@@ -1,0 +1,128 @@
+namespace SharedRuntime.Configuration;
+
+/// <summary>Parses a Tenant resource: its app-id, endpoint, API token and limits.</summary>
+internal static class TenantParser
+{
+    public static TenantConfig Parse(RawResource raw, Func<string, string?> environment, SecretResolver? secrets)
+    {
+        var root = raw.Node;
+        var spec = root["spec"];
+        if (spec.IsMissing)
+        {
+            throw spec.Error("is required (a Tenant needs at least spec.apiToken)");
+        }
+        var appId = spec["appId"].AsString() ?? raw.Name;
+        if (!ResourceRules.NamePattern().IsMatch(appId) || appId.Contains(StateKeysSeparator, StringComparison.Ordinal))
+        {
+            throw spec["appId"].Error($"'{appId}' is not a valid app-id (letters, digits, '-', '.', '_'; at most 64)");
+        }
+
+        var endpoint = spec["appEndpoint"].AsString();
+        if (endpoint is not null &&
+            (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)))
+        {
+            throw spec["appEndpoint"].Error($"'{endpoint}' is not an absolute http or https URL");
+        }
+
+        var token = ParseToken(spec["apiToken"], environment, secrets);
+        var limits = spec["limits"];
+        var limitsConfig = new TenantLimitsConfig
+        {
+            RequestsPerSecond = limits["requestsPerSecond"].AsDouble(0.001, 10_000_000),
+            Burst = (int?)limits["burst"].AsInt64(1, int.MaxValue),
+            MaxConcurrency = (int?)limits["maxConcurrency"].AsInt64(1, 1_000_000),
+            MaxQueue = (int?)limits["maxQueue"].AsInt64(0, 1_000_000),
+            MaxRequestBodyBytes = limits["maxRequestBodyBytes"].AsInt64(0, 1L << 40),
+            StateMaxKeys = limits["stateMaxKeys"].AsInt64(0, long.MaxValue),
+            StateMaxBytes = limits["stateMaxBytes"].AsInt64(0, long.MaxValue),
+            MaxMemoryBytes = limits["maxMemoryBytes"].AsInt64(0, 1L << 40),
+        };
+        foreach (var (key, node) in limits.Entries())
+        {
+            if (!KnownLimits.Contains(key))
+            {
+                throw node.Error($"unknown limit; known limits are {string.Join(", ", KnownLimits)}");
+            }
+        }
+
+        return new TenantConfig
+        {
+            Name = raw.Name,
+            AppId = appId,
+            AppEndpoint = endpoint?.TrimEnd('/'),
+            ApiToken = token,
+            Limits = limitsConfig,
+            AppChannel = AppChannelParser.Parse(spec["appChannel"], environment, secrets),
+            ConfigName = spec["config"].AsString(),
+            Source = ResourceRules.SourceOf(raw),
+        };
+    }
+
+    private const string StateKeysSeparator = "||";
+
+    private static readonly string[] KnownLimits =
+        ["requestsPerSecond", "burst", "maxConcurrency", "maxQueue", "maxRequestBodyBytes", "stateMaxKeys", "stateMaxBytes", "maxMemoryBytes"];
+
+    /// <summary>Longest API token accepted, in UTF-8 bytes.</summary>
+    public const int MaxTokenBytes = 512;
+
+    /// <summary>An API token given as value, env or secretKeyRef, checked: not empty, not too long, no control characters.</summary>
+    public static string ParseToken(ResourceNode node, Func<string, string?> environment, SecretResolver? secrets)
+    {
+        if (node.IsMissing)
+        {
+            throw node.Error("is required: value, env or secretKeyRef");
+        }
+        string? token;
+        if (node.Value is string direct)
+        {
+            token = direct;
+        }
+        else if (!node["value"].IsMissing)
+        {
+            token = node["value"].AsString();
+        }
+        else if (!node["env"].IsMissing)
+        {
+            var name = node["env"].RequiredString();
+            token = environment(name);
+            if (string.IsNullOrEmpty(token))
+            {
+                throw node["env"].Error($"environment variable '{name}' is not set");
+            }
+        }
+        else if (!node["secretKeyRef"].IsMissing)
+        {
+            var reference = node["secretKeyRef"];
+            var name = reference["name"].RequiredString();
+            var key = reference["key"].RequiredString();
+            if (secrets is null)
+            {
+                throw reference.Error("secretKeyRef is resolved only in kubernetes mode; use value or env in standalone mode");
+            }
+            token = secrets(name, key);
+            if (string.IsNullOrEmpty(token))
+            {
+                throw reference.Error($"secret '{name}' has no key '{key}'");
+            }
+        }
+        else
+        {
+            throw node.Error("needs one of value, env or secretKeyRef");
+        }
+
+        if (string.IsNullOrEmpty(token))
+        {
+            throw node.Error("the token is empty");
+        }
+        if (System.Text.Encoding.UTF8.GetByteCount(token) > MaxTokenBytes)
+        {
+            throw node.Error($"the token is longer than {MaxTokenBytes} bytes");
+        }
+        if (token.Any(char.IsControl))
+        {
+            throw node.Error("the token contains control characters");
+        }
+        return token;
+    }
+}

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Logging;
+using SharedRuntime.Admission;
+using SharedRuntime.Configuration;
+using SharedRuntime.Diagnostics;
+using SharedRuntime.Routing;
+
+namespace SharedRuntime.Tenancy;
+
+/// <summary>
+/// Builds a set's tenants, each with its routes to the set's components. A tenant whose resource and limits are
+/// unchanged keeps its admission, memory budget and the routes that are still valid; every tenant keeps its
+/// <see cref="TenantState"/> (its usage) for as long as it is configured. Used only under the apply gate.
+/// </summary>
+internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
+{
+    private readonly Dictionary<string, TenantState> _states = new(StringComparer.Ordinal);
+    private TenantAdmission? _sharedAdmission;
+
+    /// <summary>All tenants share one admission sized by the default limits (no isolation; for benchmark baselines).</summary>
+    public bool SharedAdmission { get; set; }
+
+    /// <summary>The node-wide memory ceiling every tenant's budget is charged against as well.</summary>
+    public MemoryBudget NodeMemory { get; set; } = new(MemoryBudget.DefaultNodeBytes);
+
+    /// <summary>Builds each tenant's outbound Resiliency pipelines when its routes are compiled; null builds none.</summary>
+    public IOutboundPipelineFactory? OutboundPipelines { get; set; }
+
+    public List<TenantContext> Build(ResourceSet set, RuntimeSnapshot previous, List<ComponentEntry> components)
+    {
+        var compiler = new RouteCompiler(OutboundPipelines);
+        var resiliencies = set.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
+        var result = new List<TenantContext>(set.Tenants.Count);
+        foreach (var config in set.Tenants)
+        {
+            var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits);
+            if (previous.Tenants.TryGetValue(config.AppId, out var existing) && existing.Config == config && existing.Limits == limits)
+            {
+                result.Add(existing.WithRoutes(compiler.Compile(config.AppId, existing.Routes, components, resiliencies)));
+                continue;
+            }
+            if (!_states.TryGetValue(config.AppId, out var state))
+            {
+                state = new TenantState(config.AppId);
+                _states[config.AppId] = state;
+            }
+            result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(defaultLimits) : null, NodeMemory,
+                compiler.Compile(config.AppId, null, components, resiliencies)));
+            if (existing is null)
+            {
+                CoreLog.TenantAdded(logger, config.AppId);
+            }
+            else
+            {
+                CoreLog.TenantChanged(logger, config.AppId);
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Forgets the state of each tenant of <paramref name="previous"/> that <paramref name="next"/> no longer has.</summary>
+    public void ForgetRemoved(RuntimeSnapshot previous, RuntimeSnapshot next)
+    {
+        foreach (var tenant in previous.Tenants.Values.Where(t => !next.Tenants.ContainsKey(t.AppId)))
+        {
+            _states.Remove(tenant.AppId);
+            CoreLog.TenantRemoved(logger, tenant.AppId);
+        }
+    }
+}
