@@ -12,7 +12,10 @@ public sealed record StateSaveItem(string Key, ReadOnlyMemory<byte> Value, strin
 /// <summary>One transaction operation, as the app wrote it.</summary>
 public sealed record StateTransactionItem(bool IsDelete, StateSaveItem Item);
 
-/// <summary>A bulk get result for one key.</summary>
+/// <summary>
+/// A bulk get result for one key: <paramref name="Key"/> as the app named it; <paramref name="Entry"/> as the store
+/// holds it (its own key carries the tenant prefix and is never answered).
+/// </summary>
 public sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error);
 
 /// <summary>
@@ -89,6 +92,23 @@ public sealed class StateApi(TimeProvider time)
         return string.Concat(tenant.StatePrefix, key);
     }
 
+    /// <summary>
+    /// Dapr's concurrency option as HTTP writes it (a save item's <c>options.concurrency</c>, a delete's
+    /// <c>?concurrency=</c>): none, <c>first-write</c> or <c>last-write</c>; anything else is 400 ERR_MALFORMED_REQUEST,
+    /// on a save and on a delete alike.
+    /// </summary>
+    public static StateConcurrency ParseConcurrency(string? text) => text switch
+    {
+        null or "" => StateConcurrency.Unspecified,
+        "first-write" => StateConcurrency.FirstWrite,
+        "last-write" => StateConcurrency.LastWrite,
+        _ => throw Errors.Malformed($"unknown concurrency '{text}' (first-write or last-write)"),
+    };
+
+    /// <summary>
+    /// The entry as the store holds it, or null. Its key is the stored one, with the tenant prefix: callers answer with
+    /// its value, etag, content type and expiry, never its key (no copy is made to rename it).
+    /// </summary>
     public async ValueTask<StateEntry?> GetAsync(TenantContext tenant, string storeName, string key, CancellationToken cancellationToken)
     {
         var (route, store) = Find(tenant, storeName);
@@ -106,7 +126,7 @@ public sealed class StateApi(TimeProvider time)
         {
             throw Refused(route, outcome, storeName, "ERR_STATE_GET", $"fail to get {key} from state store {storeName}");
         }
-        return outcome.Value is { } entry ? entry with { Key = key } : null;
+        return outcome.Value;
     }
 
     /// <summary>Most keys one bulk get may name (duplicates included); beyond is 400 ERR_TENANT_TOO_MANY_KEYS.</summary>
@@ -159,7 +179,7 @@ public sealed class StateApi(TimeProvider time)
                 {
                     memory.Charge(entry.Value.Length + (2L * distinct[i].Length), "the bulk get's answer");
                 }
-                results[i] = new BulkStateItem(distinct[i], entry is null ? null : entry with { Key = distinct[i] }, null);
+                results[i] = new BulkStateItem(distinct[i], entry, null);
             }).ConfigureAwait(false);
         return results;
     }

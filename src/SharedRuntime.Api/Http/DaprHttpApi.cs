@@ -152,13 +152,7 @@ internal sealed class DaprHttpHandlers(
         var value = element.Get("value");
         var bytes = value.ValueKind == JsonValueKind.Undefined ? [] : JsonMarshal.GetRawUtf8Value(value).ToArray();
         var options = element.Get("options");
-        var concurrency = options.GetString("concurrency") switch
-        {
-            null or "" => StateConcurrency.Unspecified,
-            "first-write" => StateConcurrency.FirstWrite,
-            "last-write" => StateConcurrency.LastWrite,
-            var other => throw Errors.Malformed($"unknown concurrency '{other}' (first-write or last-write)"),
-        };
+        var concurrency = StateApi.ParseConcurrency(options.GetString("concurrency"));
         var etag = element.Get("etag");
         var etagText = etag.ValueKind switch
         {
@@ -174,12 +168,7 @@ internal sealed class DaprHttpHandlers(
     {
         var tenant = context.Tenant();
         var etag = context.Request.Headers.IfMatch.ToString();
-        var concurrency = context.Request.Query["concurrency"].ToString() switch
-        {
-            "first-write" => StateConcurrency.FirstWrite,
-            "last-write" => StateConcurrency.LastWrite,
-            _ => StateConcurrency.Unspecified,
-        };
+        var concurrency = StateApi.ParseConcurrency(context.Request.Query["concurrency"].ToString());
         await stateApi.DeleteAsync(tenant, context.RouteValue("storeName"), context.RouteValue("key"), etag, concurrency, context.RequestAborted);
         context.Response.StatusCode = 204;
     }

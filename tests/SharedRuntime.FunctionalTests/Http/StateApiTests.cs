@@ -91,6 +91,18 @@ public abstract class StateApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnUnknownConcurrencyIsRefusedOnASaveAndOnADeleteAlike()
+    {
+        await StatusAsync(await Save(Orders, """[{"key":"cc","value":1}]"""), HttpStatusCode.NoContent);
+        await ErrorAsync(await Save(Orders, """[{"key":"cc","value":2,"options":{"concurrency":"sometimes"}}]"""), HttpStatusCode.BadRequest, "ERR_MALFORMED_REQUEST");
+        await ErrorAsync(await Orders.DeleteAsync("/v1.0/state/store/cc?concurrency=sometimes"), HttpStatusCode.BadRequest, "ERR_MALFORMED_REQUEST");
+        // Neither refused request touched the key.
+        var kept = await Orders.GetAsync("/v1.0/state/store/cc");
+        Assert.Equal("1", await kept.Content.ReadAsStringAsync());
+        await StatusAsync(await Orders.DeleteAsync("/v1.0/state/store/cc?concurrency=last-write"), HttpStatusCode.NoContent);
+    }
+
+    [Fact]
     public async Task BulkGetReturnsEveryKeyWithDataAndETags()
     {
         await Save(Orders, """[{"key":"a","value":{"n":1}},{"key":"b","value":"text"}]""");
