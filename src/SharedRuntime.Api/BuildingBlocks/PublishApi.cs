@@ -1,3 +1,4 @@
+using System.Collections.ObjectModel;
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
@@ -9,6 +10,9 @@ namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>A message an app publishes: payload, its content type, metadata, and the caller's trace context.</summary>
 public sealed record PublishRequest(string PubSubName, string Topic, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string> Metadata, string? TraceParent = null, string? TraceState = null);
+
+/// <summary>One entry of a bulk publish, as the app sent it over either transport.</summary>
+public sealed record BulkPublishEntry(string EntryId, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string>? Metadata);
 
 /// <summary>
 /// The publish building block shared by HTTP and gRPC: scopes, topic rules and bounds, and the CloudEvent envelope as
@@ -41,6 +45,43 @@ public sealed class PublishApi(TimeProvider time)
             throw new DaprApiException(500, "ERR_PUBSUB_NOT_FOUND", $"pubsub {pubsubName} is not available: {route.Component.Error}");
         }
         return (route, broker);
+    }
+
+    /// <summary>
+    /// Publishes each entry of a bulk publish in order, with the request's metadata under each entry's own, and returns
+    /// the entries the broker refused (entry id and error); a refusal of the request itself (an unknown pubsub, a topic
+    /// the tenant may not publish to, a tenant limit) fails the whole call. Every entry needs an id unique in the
+    /// request, checked before anything is published.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<(string EntryId, string Error)>> BulkPublishAsync(TenantContext tenant, string pubsubName, string topic,
+        IReadOnlyList<BulkPublishEntry> entries, IReadOnlyDictionary<string, string> metadata, CancellationToken cancellationToken)
+    {
+        var seen = new HashSet<string>(entries.Count, StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            if (string.IsNullOrEmpty(entry.EntryId) || !seen.Add(entry.EntryId))
+            {
+                throw Errors.Malformed("every entry needs a unique entryId");
+            }
+        }
+        var failed = new List<(string EntryId, string Error)>();
+        foreach (var entry in entries)
+        {
+            var entryMetadata = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
+            foreach (var (key, value) in entry.Metadata ?? ReadOnlyDictionary<string, string>.Empty)
+            {
+                entryMetadata[key] = value;
+            }
+            try
+            {
+                await PublishAsync(tenant, new PublishRequest(pubsubName, topic, entry.Data, entry.ContentType, entryMetadata), cancellationToken).ConfigureAwait(false);
+            }
+            catch (DaprApiException ex) when (ex.ErrorCode == "ERR_PUBSUB_PUBLISH_MESSAGE")
+            {
+                failed.Add((entry.EntryId, ex.Message));
+            }
+        }
+        return failed;
     }
 
     public async ValueTask PublishAsync(TenantContext tenant, PublishRequest request, CancellationToken cancellationToken)

@@ -173,32 +173,14 @@ public partial class DaprGrpcService(StateApi state, PublishApi publish, Binding
 
     public virtual async Task<Autogen.BulkPublishResponse> BulkPublishEvent(Autogen.BulkPublishRequest request, ServerCallContext context)
     {
-        var tenant = Tenant(context);
+        var entries = request.Entries
+            .Select(e => new BulkPublishEntry(e.EntryId, e.Event.Memory, string.IsNullOrEmpty(e.ContentType) ? null : e.ContentType, e.Metadata))
+            .ToList();
+        var failed = await publish.BulkPublishAsync(Tenant(context), request.PubsubName, request.Topic, entries, Map(request.Metadata), context.CancellationToken);
         var response = new Autogen.BulkPublishResponse();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var entry in request.Entries)
+        foreach (var (entryId, error) in failed)
         {
-            if (string.IsNullOrEmpty(entry.EntryId) || !seen.Add(entry.EntryId))
-            {
-                throw Errors.Malformed("every entry needs a unique entryId");
-            }
-        }
-        foreach (var entry in request.Entries)
-        {
-            var entryMetadata = Map(request.Metadata);
-            foreach (var (key, value) in entry.Metadata)
-            {
-                entryMetadata[key] = value;
-            }
-            try
-            {
-                await publish.PublishAsync(tenant, new PublishRequest(request.PubsubName, request.Topic, entry.Event.Memory,
-                    string.IsNullOrEmpty(entry.ContentType) ? null : entry.ContentType, entryMetadata), context.CancellationToken);
-            }
-            catch (DaprApiException ex) when (ex.ErrorCode == "ERR_PUBSUB_PUBLISH_MESSAGE")
-            {
-                response.FailedEntries.Add(new Autogen.BulkPublishResponseFailedEntry { EntryId = entry.EntryId, Error = ex.Message });
-            }
+            response.FailedEntries.Add(new Autogen.BulkPublishResponseFailedEntry { EntryId = entryId, Error = error });
         }
         return response;
     }

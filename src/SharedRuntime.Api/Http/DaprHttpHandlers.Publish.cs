@@ -37,7 +37,6 @@ internal sealed partial class DaprHttpHandlers
     private async Task BulkPublish(HttpContext context)
     {
         var tenant = context.Tenant();
-        var api = publishApi;
         var pubsub = context.RouteValue("pubsubName");
         var topic = context.RouteValue("topic");
         var metadata = context.QueryMetadata();
@@ -46,16 +45,9 @@ internal sealed partial class DaprHttpHandlers
         {
             throw Errors.Malformed("the body must be a JSON array of entries");
         }
-        var failed = new List<(string EntryId, string Error)>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var entries = new List<(string EntryId, PublishRequest Request)>();
+        var entries = new List<BulkPublishEntry>(json.RootElement.GetArrayLength());
         foreach (var element in json.RootElement.EnumerateArray())
         {
-            var entryId = element.GetString("entryId");
-            if (string.IsNullOrEmpty(entryId) || !seen.Add(entryId))
-            {
-                throw Errors.Malformed("every entry needs a unique entryId");
-            }
             var contentType = element.GetString("contentType");
             var eventElement = element.Get("event");
             byte[] data = eventElement.ValueKind switch
@@ -64,24 +56,11 @@ internal sealed partial class DaprHttpHandlers
                 JsonValueKind.Undefined => [],
                 _ => JsonMarshal.GetRawUtf8Value(eventElement).ToArray(),
             };
-            var entryMetadata = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
-            foreach (var (k, v) in HttpRequestReader.StringMap(element.Get("metadata"), "metadata") ?? [])
-            {
-                entryMetadata[k] = v;
-            }
-            entries.Add((entryId, new PublishRequest(pubsub, topic, data, contentType ?? (eventElement.ValueKind == JsonValueKind.String ? "text/plain" : "application/json"), entryMetadata)));
+            entries.Add(new BulkPublishEntry(element.GetString("entryId") ?? "", data,
+                contentType ?? (eventElement.ValueKind == JsonValueKind.String ? "text/plain" : "application/json"),
+                HttpRequestReader.StringMap(element.Get("metadata"), "metadata")));
         }
-        foreach (var (entryId, request) in entries)
-        {
-            try
-            {
-                await api.PublishAsync(tenant, request, context.RequestAborted);
-            }
-            catch (DaprApiException ex) when (ex.ErrorCode == "ERR_PUBSUB_PUBLISH_MESSAGE")
-            {
-                failed.Add((entryId, ex.Message));
-            }
-        }
+        var failed = await publishApi.BulkPublishAsync(tenant, pubsub, topic, entries, metadata, context.RequestAborted);
         if (failed.Count == 0)
         {
             context.Response.StatusCode = 204;
