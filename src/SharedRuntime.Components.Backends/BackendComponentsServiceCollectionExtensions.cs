@@ -7,7 +7,7 @@ using SharedRuntime.Components.State;
 
 namespace SharedRuntime.Components;
 
-public static class BackendComponentsServiceCollectionExtensions
+internal static class BackendComponentsServiceCollectionExtensions
 {
     /// <summary>Registers the components that talk to an external server: <c>state.redis</c>, <c>state.postgresql</c>,
     /// <c>pubsub.redis</c> and <c>pubsub.jetstream</c>.</summary>

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using SharedRuntime.Components.Bindings;
 using SharedRuntime.Components.PubSub;
 using SharedRuntime.Components.Secrets;

@@ -7,7 +7,7 @@ using SharedRuntime.Components.State;
 
 namespace SharedRuntime.Components;
 
-public static class EmbeddedComponentsServiceCollectionExtensions
+internal static class EmbeddedComponentsServiceCollectionExtensions
 {
     /// <summary>Registers the components that need nothing installed: in-memory and SQLite state, in-memory pub/sub, env and file secrets, HTTP output binding.</summary>
     public static IServiceCollection AddEmbeddedComponents(this IServiceCollection services)

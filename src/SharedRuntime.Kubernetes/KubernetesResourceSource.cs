@@ -12,7 +12,7 @@ namespace SharedRuntime.Kubernetes;
 /// from the copies. The first load waits until every kind has been listed once, so the runtime reports ready only
 /// with the cluster's full configuration.
 /// </summary>
-public sealed class KubernetesResourceSource : IResourceSource
+internal sealed class KubernetesResourceSource : IResourceSource
 {
     private readonly KubernetesSourceOptions _options;
     private readonly TimeProvider _time;

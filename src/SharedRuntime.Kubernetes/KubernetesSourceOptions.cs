@@ -1,7 +1,7 @@
 namespace SharedRuntime.Kubernetes;
 
 /// <summary>How <see cref="KubernetesResourceSource"/> reaches the API server and how patient it is.</summary>
-public sealed record KubernetesSourceOptions
+internal sealed record KubernetesSourceOptions
 {
     /// <summary>The namespace to read resources from; null reads every namespace.</summary>
     public string? Namespace { get; init; }

@@ -1,10 +1,5 @@
 using System.Text.Json;
-using System.Threading.Channels;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using SharedRuntime.Components;
 using SharedRuntime.Configuration;
-using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.AppChannel;
 

@@ -1,13 +1,4 @@
-using System.Diagnostics;
-using System.Text;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
-using Polly;
-using Polly.Timeout;
-using SharedRuntime.Admission;
-using SharedRuntime.BuildingBlocks;
-using SharedRuntime.Diagnostics;
-using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.AppChannel;
 

@@ -1,10 +1,8 @@
-using System.Collections.Concurrent;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;
 using SharedRuntime.Configuration;
 using SharedRuntime.Routing;
-using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.AppChannel;
 

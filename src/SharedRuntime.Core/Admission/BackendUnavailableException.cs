@@ -3,7 +3,7 @@ using SharedRuntime.Components;
 namespace SharedRuntime.Admission;
 
 /// <summary>The component's backend failed repeatedly; calls fail fast until a probe succeeds.</summary>
-public sealed class BackendUnavailableException(string component, TimeSpan retryAfter) : ComponentException(MessageFor(component, retryAfter))
+internal sealed class BackendUnavailableException(string component, TimeSpan retryAfter) : ComponentException(MessageFor(component, retryAfter))
 {
     public TimeSpan RetryAfter { get; } = retryAfter;
 

@@ -236,7 +236,7 @@ public sealed class FairQueue
 }
 
 /// <summary>A tenant already has as many calls waiting for a backend as it may.</summary>
-public sealed class FairQueueFullException(string tenant, int limit) : Exception(MessageFor(tenant, limit))
+internal sealed class FairQueueFullException(string tenant, int limit) : Exception(MessageFor(tenant, limit))
 {
     public string Tenant { get; } = tenant;
 

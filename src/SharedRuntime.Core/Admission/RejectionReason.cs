@@ -17,7 +17,7 @@ public enum RejectionReason
     BackendBusy,
 }
 
-public static class RejectionReasons
+internal static class RejectionReasons
 {
     public static string Label(this RejectionReason reason) => reason switch
     {

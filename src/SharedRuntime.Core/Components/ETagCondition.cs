@@ -3,14 +3,14 @@ using System.Globalization;
 namespace SharedRuntime.Components.State;
 
 /// <summary>What a write requires of the stored key: nothing, that it does not exist, or that it holds one version.</summary>
-public enum ETagConditionKind { None, MustNotExist, MustHaveVersion }
+internal enum ETagConditionKind { None, MustNotExist, MustHaveVersion }
 
 /// <summary>
 /// What a write requires of the stored key under Dapr's etag rules, for stores whose etags are integer versions. The one
 /// place the rule is written: every store (in-memory, SQLite, Redis, PostgreSQL) asks it, checking in its own way
 /// (in memory, in SQL, in a Lua script).
 /// </summary>
-public readonly record struct ETagCondition(ETagConditionKind Kind, long Version)
+internal readonly record struct ETagCondition(ETagConditionKind Kind, long Version)
 {
     /// <summary>
     /// No etag: nothing, except that first-write on a set only creates. An etag with last-write: nothing. Any other etag

@@ -6,7 +6,7 @@ public sealed record ConfigurationItem(string Value, string Version, IReadOnlyDi
 /// <summary>
 /// A configuration store. Keys arrive already prefixed with the tenant (<c>appid||key</c>), like state keys.
 /// </summary>
-public interface IConfigurationStore : IComponent
+internal interface IConfigurationStore : IComponent
 {
     /// <summary>The items for <paramref name="keys"/> that exist; all of <paramref name="prefix"/>'s items when keys is empty.</summary>
     ValueTask<IReadOnlyDictionary<string, ConfigurationItem>> GetAsync(string prefix, IReadOnlyList<string> keys, CancellationToken cancellationToken);

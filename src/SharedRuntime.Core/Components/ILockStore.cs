@@ -3,7 +3,7 @@ namespace SharedRuntime.Components;
 public enum UnlockStatus { Success = 0, LockDoesNotExist = 1, LockBelongsToOthers = 2, InternalError = 3 }
 
 /// <summary>A distributed lock store. Resource ids arrive already prefixed with the tenant.</summary>
-public interface ILockStore : IComponent
+internal interface ILockStore : IComponent
 {
     ValueTask<bool> TryLockAsync(string resourceId, string owner, TimeSpan expiry, CancellationToken cancellationToken);
 
@@ -14,7 +14,7 @@ public interface ILockStore : IComponent
 /// The tenant (the key prefix) already holds as many locks as the store allows it; none of them has expired.
 /// <see cref="RetryAfter"/> is the time until the first of them expires.
 /// </summary>
-public sealed class LockLimitExceededException(string prefix, int limit, TimeSpan retryAfter)
+internal sealed class LockLimitExceededException(string prefix, int limit, TimeSpan retryAfter)
     : ComponentException($"app {prefix} already holds {limit} locks, the most a lock store keeps for one app")
 {
     public int Limit { get; } = limit;

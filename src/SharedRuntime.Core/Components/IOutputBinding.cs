@@ -5,7 +5,7 @@ public sealed record BindingRequest(string Operation, ReadOnlyMemory<byte> Data,
 
 public sealed record BindingResponse(ReadOnlyMemory<byte> Data, IReadOnlyDictionary<string, string> Metadata, string? ContentType = null);
 
-public interface IOutputBinding : IComponent
+internal interface IOutputBinding : IComponent
 {
     IReadOnlyList<string> Operations { get; }
 

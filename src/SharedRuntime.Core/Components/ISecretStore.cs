@@ -1,6 +1,6 @@
 namespace SharedRuntime.Components;
 
-public interface ISecretStore : IComponent
+internal interface ISecretStore : IComponent
 {
     /// <summary>The secret's values (one or several keys), or null when it does not exist.</summary>
     ValueTask<IReadOnlyDictionary<string, string>?> GetSecretAsync(string name, IReadOnlyDictionary<string, string> metadata, CancellationToken cancellationToken);

@@ -2,7 +2,7 @@ namespace SharedRuntime.Components;
 
 public enum StateConcurrency { Unspecified, FirstWrite, LastWrite }
 
-public enum StateConsistency { Unspecified, Eventual, Strong }
+internal enum StateConsistency { Unspecified, Eventual, Strong }
 
 /// <summary>One stored value. <see cref="ETag"/> changes on every write.</summary>
 public sealed record StateEntry(string Key, ReadOnlyMemory<byte> Value, string ETag, DateTimeOffset? ExpiresAt = null, string? ContentType = null);

@@ -1,7 +1,7 @@
 namespace SharedRuntime.Components;
 
 /// <summary>Bounds every broker applies, whatever its backend.</summary>
-public static class PubSubLimits
+internal static class PubSubLimits
 {
     /// <summary>How often a message is delivered before it ends (dead-letter topic, or dropped): component metadata <c>maxDeliveryAttempts</c>.</summary>
     public const int DefaultMaxDeliveryAttempts = 10;
@@ -27,7 +27,7 @@ public static class PubSubLimits
 }
 
 /// <summary>What a broker's bound refused.</summary>
-public enum PubSubLimit
+internal enum PubSubLimit
 {
     /// <summary>A subscription of the topic holds as many undelivered events as it may.</summary>
     QueueFull,
@@ -39,7 +39,7 @@ public enum PubSubLimit
 /// A broker's bound refused the message: the publisher is asked to try again later (a queue full), or to use a topic
 /// that exists. Not a backend failure.
 /// </summary>
-public sealed class PubSubLimitException(PubSubLimit limit, string message) : InvalidOperationException(message)
+internal sealed class PubSubLimitException(PubSubLimit limit, string message) : InvalidOperationException(message)
 {
     public PubSubLimit Limit { get; } = limit;
 }
@@ -48,4 +48,4 @@ public sealed class PubSubLimitException(PubSubLimit limit, string message) : In
 /// The broker refused a message because of the message itself (its topic names a key of another type, or it is
 /// larger than the server takes): the publisher's error, not a backend failure, so it never counts against a breaker.
 /// </summary>
-public sealed class PubSubMessageRejectedException(string message, Exception? inner = null) : ArgumentException(message, inner);
+internal sealed class PubSubMessageRejectedException(string message, Exception? inner = null) : ArgumentException(message, inner);

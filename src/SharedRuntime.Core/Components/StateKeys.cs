@@ -1,6 +1,6 @@
 namespace SharedRuntime.Components;
 
-public static class StateKeys
+internal static class StateKeys
 {
     public const string Separator = "||";
 

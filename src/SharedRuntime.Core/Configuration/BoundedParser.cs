@@ -1,6 +1,5 @@
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
-using YamlDotNet.Serialization;
 
 namespace SharedRuntime.Configuration;
 

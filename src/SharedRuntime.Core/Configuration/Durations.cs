@@ -6,7 +6,7 @@ namespace SharedRuntime.Configuration;
 /// Go-style durations as Dapr resources write them: 5s, 100ms, 1m30s, 1h. The one duration reader of the runtime:
 /// resources, Resiliency policies and component metadata all read durations here.
 /// </summary>
-public static class Durations
+internal static class Durations
 {
     private static readonly double MaxSeconds = TimeSpan.MaxValue.TotalSeconds;
 

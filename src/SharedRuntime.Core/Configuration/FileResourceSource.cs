@@ -5,7 +5,7 @@ namespace SharedRuntime.Configuration;
 /// after a short quiet time. A periodic scan backs the watcher up where file events are lost (network volumes,
 /// ConfigMap symlink swaps).
 /// </summary>
-public sealed class FileResourceSource : IResourceSource
+internal sealed class FileResourceSource : IResourceSource
 {
     private readonly IReadOnlyList<string> _folders;
     private readonly Func<string, string?> _environment;

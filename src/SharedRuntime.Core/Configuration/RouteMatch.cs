@@ -14,7 +14,7 @@ namespace SharedRuntime.Configuration;
 /// <c>&amp;&amp;</c> and <c>||</c> are kept flat and evaluated in a loop, so evaluation never recurses deeper than the
 /// nesting either. Anything else is a <see cref="FormatException"/> saying what is wrong.
 /// </remarks>
-public sealed class RouteMatch
+internal sealed class RouteMatch
 {
     /// <summary>Longest expression accepted, in characters.</summary>
     public const int MaxLength = 4096;

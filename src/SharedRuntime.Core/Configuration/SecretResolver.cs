@@ -1,4 +1,4 @@
 namespace SharedRuntime.Configuration;
 
 /// <summary>Where secrets referenced by a resource come from while it is parsed (Kubernetes Secrets, say).</summary>
-public delegate string? SecretResolver(string secretName, string key);
+internal delegate string? SecretResolver(string secretName, string key);

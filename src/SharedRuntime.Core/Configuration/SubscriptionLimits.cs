@@ -4,7 +4,7 @@ namespace SharedRuntime.Configuration;
 /// Bounds on subscriptions, the same for those read from resources and those an app answers through
 /// <c>GET /dapr/subscribe</c>: both come from sources the runtime does not trust with its memory.
 /// </summary>
-public static class SubscriptionLimits
+internal static class SubscriptionLimits
 {
     /// <summary>Most subscriptions one app has from resources, and again most it may answer through <c>/dapr/subscribe</c>.</summary>
     public const int MaxPerApp = 100;

@@ -8,7 +8,7 @@ namespace SharedRuntime.Tenancy;
 /// The SHA-256 of an API token, used as the lookup key. Looking up by hash reveals nothing about the token through
 /// timing; the token itself is then compared in constant time.
 /// </summary>
-public readonly struct TokenKey : IEquatable<TokenKey>
+internal readonly struct TokenKey : IEquatable<TokenKey>
 {
     private readonly ulong _a, _b, _c, _d;
 
