@@ -6,7 +6,7 @@ namespace SharedRuntime.AppChannel;
 /// What one call into an app produced. <see cref="Failed"/> calls count against retries and circuit breakers; the
 /// response of a call that is retried is disposed by the pipeline.
 /// </summary>
-public sealed class AppCallResult : IDisposable
+internal sealed class AppCallResult : IDisposable
 {
     public HttpResponseMessage? Response { get; init; }
 

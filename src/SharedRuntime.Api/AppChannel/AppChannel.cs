@@ -8,7 +8,7 @@ namespace SharedRuntime.AppChannel;
 /// together, shared fairly between callers), a timeout per call and a circuit breaker that opens after consecutive transport failures or timeouts.
 /// An app that hangs fills only these slots; nobody else's.
 /// </summary>
-public sealed class AppChannel
+internal sealed class AppChannel
 {
     private readonly HttpMessageInvoker _invoker;
     private readonly CircuitBreaker? _breaker;
@@ -135,11 +135,11 @@ public sealed class AppChannel
 /// A call into an app failed because of the request it was given: the caller's 4xx (408 when its body did not arrive
 /// in time, else 400), never a failure of the app.
 /// </summary>
-public sealed class CallerFaultException(string problem, bool timedOut, Exception? inner = null) : Exception(problem, inner)
+internal sealed class CallerFaultException(string problem, bool timedOut, Exception? inner = null) : Exception(problem, inner)
 {
     public bool TimedOut { get; } = timedOut;
 }
 
 /// <summary>The app has all its call slots taken and the caller's line of waiting calls is full.</summary>
-public sealed class AppBusyException(string appId, string callerAppId, int maxConcurrency, int maxQueue)
+internal sealed class AppBusyException(string appId, string callerAppId, int maxConcurrency, int maxQueue)
     : Exception($"app {appId} has {maxConcurrency} calls in flight and {maxQueue} calls of {callerAppId} waiting, its app channel limit");

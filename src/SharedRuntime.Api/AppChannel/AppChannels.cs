@@ -8,7 +8,7 @@ namespace SharedRuntime.AppChannel;
 /// The app channel of every tenant that has an appEndpoint, kept in step with the configuration: a tenant whose
 /// endpoint and channel settings did not change keeps its channel (slots and breaker state) across reloads.
 /// </summary>
-public sealed class AppChannels : IDisposable
+internal sealed class AppChannels : IDisposable
 {
     private readonly TimeProvider _time;
     private volatile FrozenDictionary<string, AppChannel> _channels = FrozenDictionary<string, AppChannel>.Empty;

@@ -2,14 +2,14 @@ using SharedRuntime.Configuration;
 
 namespace SharedRuntime.AppChannel;
 
-public enum CircuitState { Closed, Open, HalfOpen }
+internal enum CircuitState { Closed, Open, HalfOpen }
 
 /// <summary>
 /// A circuit breaker with Dapr's semantics: closed until the trip expression holds over the counts (cleared every
 /// <c>interval</c> when one is set), then open for <c>timeout</c>, then half-open letting <c>maxRequests</c> probes
 /// through: that many successes close it, any failure opens it again.
 /// </summary>
-public sealed class CircuitBreaker(CircuitBreakerPolicyConfig policy, TimeProvider time)
+internal sealed class CircuitBreaker(CircuitBreakerPolicyConfig policy, TimeProvider time)
 {
     private readonly Lock _lock = new();
     private CircuitState _state = CircuitState.Closed;
@@ -114,4 +114,4 @@ public sealed class CircuitBreaker(CircuitBreakerPolicyConfig policy, TimeProvid
 }
 
 /// <summary>The call was not made because the target's circuit is open.</summary>
-public sealed class CircuitOpenException(string target) : Exception($"circuit breaker for {target} is open: calls fail fast until it lets a probe through");
+internal sealed class CircuitOpenException(string target) : Exception($"circuit breaker for {target} is open: calls fail fast until it lets a probe through");

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Primitives;
 namespace SharedRuntime.AppChannel;
 
 /// <summary>One invocation as the runtime forwards it, whichever API it came in on.</summary>
-public sealed class InvocationRequest
+internal sealed class InvocationRequest
 {
     public required string TargetAppId { get; init; }
 

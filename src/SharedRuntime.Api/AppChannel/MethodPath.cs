@@ -3,7 +3,7 @@ using System.Text;
 namespace SharedRuntime.AppChannel;
 
 /// <summary>How a caller's method path reached the runtime.</summary>
-public enum MethodPathForm
+internal enum MethodPathForm
 {
     /// <summary>Percent-encoded, as in a URL (gRPC <c>InvokeService</c>'s <c>method</c>): decoded once here.</summary>
     Encoded,
@@ -22,7 +22,7 @@ public enum MethodPathForm
 /// <c>\</c> inside a segment, a backslash, an encoded dot segment, double encoding, invalid UTF-8, a control
 /// character, <c>?</c> or <c>#</c> (Dapr refuses those last three too).
 /// </summary>
-public readonly record struct MethodPath
+internal readonly record struct MethodPath
 {
     private MethodPath(string plain, string escaped)
     {

@@ -10,7 +10,7 @@ namespace SharedRuntime.AppChannel;
 /// Builds a tenant's pipeline for its calls into a component (<c>targets.components.NAME.outbound</c>) when the
 /// snapshot compiles its routes: retry, then breaker, then timeout, as for apps.
 /// </summary>
-public sealed class OutboundPipelines(TimeProvider time) : IOutboundPipelineFactory
+internal sealed class OutboundPipelines(TimeProvider time) : IOutboundPipelineFactory
 {
     public ResiliencePipeline Create(OutboundPolicy policy, string target)
     {

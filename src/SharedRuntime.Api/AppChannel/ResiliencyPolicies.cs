@@ -16,7 +16,7 @@ namespace SharedRuntime.AppChannel;
 /// get a pipeline cached, so the cache is bounded by the configuration, never by the names callers make up. Calls into
 /// components take their tenant's pipeline from its compiled routes (<see cref="OutboundPipelines"/>).
 /// </summary>
-public sealed class ResiliencyPolicies
+internal sealed class ResiliencyPolicies
 {
     /// <summary>Set on a call whose request body was streamed: it cannot be sent twice, so it is not retried.</summary>
     public static readonly ResiliencePropertyKey<bool> Streamed = new("sharedruntime.streamed");

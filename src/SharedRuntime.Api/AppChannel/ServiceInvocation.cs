@@ -18,7 +18,7 @@ namespace SharedRuntime.AppChannel;
 /// Only the app's own failures move its breakers. The caller's token never reaches the target;
 /// <c>dapr-caller-app-id</c> is always the runtime's own knowledge of the caller.
 /// </summary>
-public sealed class ServiceInvocation(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger)
+internal sealed class ServiceInvocation(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger)
 {
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
     public const long MaxBufferedBody = 1024 * 1024;

@@ -14,7 +14,7 @@ namespace SharedRuntime.AppChannel;
 /// its events to the app. Follows every configuration change; a subscription whose settings changed keeps its
 /// broker subscription and takes the new routes at once.
 /// </summary>
-public sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposable
+internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDisposable
 {
     private readonly RuntimeConfiguration _configuration;
     private readonly EventDelivery _delivery;

@@ -5,7 +5,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>Output bindings for one tenant, shared by HTTP and gRPC: a call runs through the tenant's route (its Resiliency outbound policy).</summary>
-public sealed class BindingApi
+internal sealed class BindingApi
 {
     public async ValueTask<BindingResponse> InvokeAsync(TenantContext tenant, string name, BindingRequest request, CancellationToken cancellationToken)
     {

@@ -5,7 +5,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>The configuration building block for one tenant: only the tenant's own items, by its app-id prefix.</summary>
-public sealed class ConfigurationApi
+internal sealed class ConfigurationApi
 {
     public async ValueTask<IReadOnlyDictionary<string, ConfigurationItem>> GetAsync(TenantContext tenant, string storeName, IReadOnlyList<string> keys, CancellationToken cancellationToken)
     {

@@ -4,7 +4,7 @@ namespace SharedRuntime.BuildingBlocks;
 /// An error answered to the app, in Dapr's terms: an HTTP status with a <c>{"errorCode","message"}</c> body, or the
 /// gRPC status <see cref="DaprErrors"/> maps it to.
 /// </summary>
-public sealed class DaprApiException(int httpStatus, string errorCode, string message, Exception? inner = null) : Exception(message, inner)
+internal sealed class DaprApiException(int httpStatus, string errorCode, string message, Exception? inner = null) : Exception(message, inner)
 {
     public int HttpStatus { get; } = httpStatus;
 

@@ -10,7 +10,7 @@ namespace SharedRuntime.BuildingBlocks;
 /// another status than its HTTP status implies, otherwise by HTTP status. Metrics label a gRPC outcome with the HTTP
 /// status, so the table also maps a gRPC status back.
 /// </summary>
-public static class DaprErrors
+internal static class DaprErrors
 {
     /// <summary>The trailer naming the Dapr error code of a gRPC error.</summary>
     public const string ErrorCodeTrailer = "dapr-error-code";

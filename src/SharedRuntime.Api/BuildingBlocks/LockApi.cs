@@ -10,7 +10,7 @@ namespace SharedRuntime.BuildingBlocks;
 /// expiry of 1 to <see cref="MaxExpirySeconds"/> seconds (400 ERR_MALFORMED_REQUEST beyond); the store bounds the locks
 /// one tenant holds (429 ERR_TENANT_LOCKS_EXCEEDED beyond).
 /// </summary>
-public sealed class LockApi
+internal sealed class LockApi
 {
     public const int MaxResourceIdLength = 256;
     public const int MaxOwnerLength = 256;

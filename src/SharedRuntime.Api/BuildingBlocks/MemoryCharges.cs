@@ -7,7 +7,7 @@ namespace SharedRuntime.BuildingBlocks;
 /// (<c>ERR_TENANT_MEMORY_BUDGET</c>): 413 when the request alone can never fit, 429 while other requests hold the
 /// budget or the node's ceiling.
 /// </summary>
-public static class MemoryCharges
+internal static class MemoryCharges
 {
     public const string ErrorCode = "ERR_TENANT_MEMORY_BUDGET";
 

@@ -5,7 +5,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>The metadata API: what one tenant can see of the runtime.</summary>
-public sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions = null)
+internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions = null)
 {
     public const string RuntimeVersion = "1.18.0-sharedruntime";
 

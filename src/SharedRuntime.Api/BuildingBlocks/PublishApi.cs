@@ -9,17 +9,17 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>A message an app publishes: payload, its content type, metadata, and the caller's trace context.</summary>
-public sealed record PublishRequest(string PubSubName, string Topic, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string> Metadata, string? TraceParent = null, string? TraceState = null);
+internal sealed record PublishRequest(string PubSubName, string Topic, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string> Metadata, string? TraceParent = null, string? TraceState = null);
 
 /// <summary>One entry of a bulk publish, as the app sent it over either transport.</summary>
-public sealed record BulkPublishEntry(string EntryId, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string>? Metadata);
+internal sealed record BulkPublishEntry(string EntryId, ReadOnlyMemory<byte> Data, string? ContentType, IReadOnlyDictionary<string, string>? Metadata);
 
 /// <summary>
 /// The publish building block shared by HTTP and gRPC: scopes, topic rules and bounds, and the CloudEvent envelope as
 /// Dapr builds it. The message names its real publisher for the broker to carry (<see cref="PubSubMessage.PublisherAppId"/>),
 /// and a CloudEvent always carries it in <see cref="PublisherAttribute"/>, whatever the publisher sent.
 /// </summary>
-public sealed class PublishApi(TimeProvider time)
+internal sealed class PublishApi(TimeProvider time)
 {
     /// <summary>The CloudEvent extension attribute that names the app that published the event; only the runtime sets it.</summary>
     public const string PublisherAttribute = "publisherappid";

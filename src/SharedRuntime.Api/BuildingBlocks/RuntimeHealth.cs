@@ -3,7 +3,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>Whether the runtime answers healthz with 204: configuration loaded and not draining.</summary>
-public sealed class RuntimeHealth(RuntimeConfiguration configuration)
+internal sealed class RuntimeHealth(RuntimeConfiguration configuration)
 {
     private volatile string? _draining;
 

@@ -5,7 +5,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>Secret stores for one tenant, shared by HTTP and gRPC.</summary>
-public sealed class SecretApi
+internal sealed class SecretApi
 {
     private static ISecretStore GetStore(TenantContext tenant, string storeName)
     {

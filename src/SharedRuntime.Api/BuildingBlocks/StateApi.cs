@@ -7,16 +7,16 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>One item to save, as the app wrote it (key without the tenant prefix).</summary>
-public sealed record StateSaveItem(string Key, ReadOnlyMemory<byte> Value, string? ETag, StateConcurrency Concurrency, IReadOnlyDictionary<string, string>? Metadata, string? ContentType = null);
+internal sealed record StateSaveItem(string Key, ReadOnlyMemory<byte> Value, string? ETag, StateConcurrency Concurrency, IReadOnlyDictionary<string, string>? Metadata, string? ContentType = null);
 
 /// <summary>One transaction operation, as the app wrote it.</summary>
-public sealed record StateTransactionItem(bool IsDelete, StateSaveItem Item);
+internal sealed record StateTransactionItem(bool IsDelete, StateSaveItem Item);
 
 /// <summary>
 /// A bulk get result for one key: <paramref name="Key"/> as the app named it; <paramref name="Entry"/> as the store
 /// holds it (its own key carries the tenant prefix and is never answered).
 /// </summary>
-public sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error);
+internal sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error);
 
 /// <summary>
 /// The state building block for one tenant, shared by the HTTP and gRPC APIs: finds the store among the tenant's
@@ -25,7 +25,7 @@ public sealed record BulkStateItem(string Key, StateEntry? Entry, string? Error)
 /// for the store, when it has one, then the store's guard: a breaker that fails calls at once while its backend is
 /// down, and fair shares of its concurrent calls per app (a full line is 429 ERR_TENANT_BACKEND_BUSY).
 /// </summary>
-public sealed class StateApi(TimeProvider time)
+internal sealed class StateApi(TimeProvider time)
 {
     /// <summary>The longest key an app may name, in UTF-8 bytes (without the tenant prefix); longer is 400 ERR_MALFORMED_REQUEST.</summary>
     public const int MaxKeyBytes = 1024;

@@ -1,7 +1,7 @@
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>W3C trace context <c>traceparent</c> values: <c>version-traceid-parentid-flags</c> in lowercase hex.</summary>
-public static class TraceParent
+internal static class TraceParent
 {
     /// <summary>True for a syntactically valid version-00 style value: 2-32-16-2 lowercase hex digits, version not ff, ids not all zero.</summary>
     public static bool IsValid(string value)

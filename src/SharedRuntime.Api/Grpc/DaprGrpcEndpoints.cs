@@ -15,7 +15,7 @@ internal sealed class RuntimeReadinessCheck(SharedRuntime.BuildingBlocks.Runtime
             : Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Unhealthy(health.NotReadyReason));
 }
 
-public static class DaprGrpcEndpoints
+internal static class DaprGrpcEndpoints
 {
     public static IServiceCollection AddDaprGrpc(this IServiceCollection services)
     {

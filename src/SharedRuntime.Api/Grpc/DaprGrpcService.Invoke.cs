@@ -9,7 +9,7 @@ using Autogen = Dapr.Client.Autogen.Grpc.v1;
 
 namespace SharedRuntime.Grpc;
 
-public partial class DaprGrpcService
+internal partial class DaprGrpcService
 {
     /// <summary>Largest app answer passed back over gRPC (the whole message is held in memory).</summary>
     public const int MaxInvokeResponseBytes = 16 * 1024 * 1024;

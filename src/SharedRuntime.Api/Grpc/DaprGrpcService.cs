@@ -21,7 +21,7 @@ namespace SharedRuntime.Grpc;
 /// the building blocks, which are singletons.
 /// </summary>
 [BindServiceMethod(typeof(DaprGrpcService), nameof(BindService))]
-public partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ServiceInvocation invocation, ILogger<DaprGrpcService> logger)
+internal partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ServiceInvocation invocation, ILogger<DaprGrpcService> logger)
 {
     private static readonly Empty None = new();
 
@@ -348,7 +348,7 @@ internal static class ConfigurationSubscriptions
 /// Turns the building blocks' Dapr errors into gRPC statuses through <see cref="DaprErrors"/>, and leaves the error on
 /// the request for <see cref="TenantAdmissionMiddleware"/>, which logs and counts it as it does an HTTP one.
 /// </summary>
-public sealed class DaprErrorInterceptor : Interceptor
+internal sealed class DaprErrorInterceptor : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {

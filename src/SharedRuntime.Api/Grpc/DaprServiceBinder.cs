@@ -9,7 +9,7 @@ namespace SharedRuntime.Grpc;
 /// Method definitions of the service <c>dapr.proto.runtime.v1.Dapr</c> over the message types of the Dapr.Protos
 /// package, which has no server base class.
 /// </summary>
-public static class DaprServiceBinder
+internal static class DaprServiceBinder
 {
     public const string ServiceName = "dapr.proto.runtime.v1.Dapr";
 

@@ -1,13 +1,13 @@
 namespace SharedRuntime.Http;
 
 /// <summary>Which listener an endpoint belongs to; a request on another port does not reach it.</summary>
-public enum Listener { DaprHttp, DaprGrpc, Metrics }
+internal enum Listener { DaprHttp, DaprGrpc, Metrics }
 
 /// <summary>Endpoint metadata: the listener, the API name used in metrics, and whether a tenant token is needed.</summary>
-public sealed record ApiEndpointMetadata(Listener Listener, string Api, bool Anonymous = false);
+internal sealed record ApiEndpointMetadata(Listener Listener, string Api, bool Anonymous = false);
 
 /// <summary>The ports each listener is bound to, known at start-up.</summary>
-public sealed class ListenerPorts
+internal sealed class ListenerPorts
 {
     public required int DaprHttp { get; init; }
     public required int DaprGrpc { get; init; }

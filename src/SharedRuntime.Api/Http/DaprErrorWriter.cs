@@ -5,7 +5,7 @@ using SharedRuntime.BuildingBlocks;
 namespace SharedRuntime.Http;
 
 /// <summary>Writes Dapr-style errors: <c>{"errorCode","message"}</c> over HTTP, a status with message over gRPC.</summary>
-public static class DaprErrorWriter
+internal static class DaprErrorWriter
 {
     public static Task WriteAsync(HttpContext context, DaprApiException error)
     {

@@ -16,7 +16,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.Http;
 
 /// <summary>The Dapr HTTP API v1.0 (and the v1.0-alpha1 routes SDKs use), answered for the calling tenant.</summary>
-public static class DaprHttpApi
+internal static class DaprHttpApi
 {
     public static IEndpointRouteBuilder MapDaprHttpApi(this IEndpointRouteBuilder endpoints)
     {

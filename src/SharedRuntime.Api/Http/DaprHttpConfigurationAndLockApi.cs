@@ -9,7 +9,7 @@ using SharedRuntime.BuildingBlocks;
 namespace SharedRuntime.Http;
 
 /// <summary>The configuration and lock routes of the Dapr HTTP API.</summary>
-public static class DaprHttpConfigurationAndLockApi
+internal static class DaprHttpConfigurationAndLockApi
 {
     public static IEndpointRouteBuilder MapDaprHttpConfigurationAndLock(this IEndpointRouteBuilder endpoints)
     {

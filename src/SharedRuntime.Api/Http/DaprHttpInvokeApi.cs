@@ -15,7 +15,7 @@ namespace SharedRuntime.Http;
 /// carries a <c>dapr-app-id</c> header. Bodies stream through unless a retry policy could need them twice. Both forms
 /// hand the invocation the path as Kestrel decoded it, which it refuses when still ambiguous (an encoded slash).
 /// </summary>
-public static class DaprHttpInvokeApi
+internal static class DaprHttpInvokeApi
 {
     public const string AppIdHeader = "dapr-app-id";
 

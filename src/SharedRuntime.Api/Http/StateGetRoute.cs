@@ -11,7 +11,7 @@ namespace SharedRuntime.Http;
 /// the routed one, so the tenant middleware treats it alike (listener check, admission, metrics). A path this does not
 /// recognise exactly (another method, an empty segment, a trailing slash) goes to the router as before.
 /// </summary>
-public static class StateGetRoute
+internal static class StateGetRoute
 {
     private static readonly string[] Versions = ["/v1.0/state/", "/v1.0-alpha1/state/"];
 

@@ -21,7 +21,7 @@ namespace SharedRuntime.Http;
 /// component. What the request held of its tenant's memory budget is given back when it ends. A Dapr error is logged,
 /// counted and labelled here the same way whichever transport answered it (gRPC leaves it on the request).
 /// </summary>
-public sealed class TenantAdmissionMiddleware(
+internal sealed class TenantAdmissionMiddleware(
     RequestDelegate next,
     RuntimeConfiguration configuration,
     ListenerPorts ports,
