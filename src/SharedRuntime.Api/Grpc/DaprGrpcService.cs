@@ -59,8 +59,6 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         binder.AddMethod(DaprServiceBinder.Unary("Shutdown", Autogen.ShutdownRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.Shutdown);
     }
 
-
-
     private static TenantContext Tenant(ServerCallContext context) =>
         context.GetHttpContext().Features.Get<TenantContext>() ?? throw new DaprApiException(401, "ERR_TENANT_UNAUTHENTICATED", "no tenant");
 
@@ -317,72 +315,5 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
     {
         ApiLog.ShutdownIgnored(logger, Tenant(context).AppId);
         return Task.FromResult(None);
-    }
-}
-
-/// <summary>Open configuration subscriptions, by app-id and id, so that only their own app can end them.</summary>
-internal static class ConfigurationSubscriptions
-{
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string AppId, string Id), CancellationTokenSource> Open = new();
-
-    public static CancellationTokenSource Register(string appId, string id, CancellationToken callEnded)
-    {
-        var source = CancellationTokenSource.CreateLinkedTokenSource(callEnded);
-        Open[(appId, id)] = source;
-        source.Token.Register(() => Open.TryRemove((appId, id), out _));
-        return source;
-    }
-
-    public static bool Cancel(string appId, string id)
-    {
-        if (Open.TryRemove((appId, id), out var source))
-        {
-            source.Cancel();
-            return true;
-        }
-        return false;
-    }
-}
-
-/// <summary>
-/// Turns the building blocks' Dapr errors into gRPC statuses through <see cref="DaprErrors"/>, and leaves the error on
-/// the request for <see cref="TenantAdmissionMiddleware"/>, which logs and counts it as it does an HTTP one.
-/// </summary>
-internal sealed class DaprErrorInterceptor : Interceptor
-{
-    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
-    {
-        try
-        {
-            var response = await continuation(request, context);
-            if (response is IMessage message)
-            {
-                // The answer is serialized whole into the connection's buffers before it is sent.
-                context.GetHttpContext().Memory().Charge(message.CalculateSize(), "the gRPC answer");
-            }
-            return response;
-        }
-        catch (DaprApiException ex)
-        {
-            throw Answered(context, ex);
-        }
-    }
-
-    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        try
-        {
-            await continuation(request, responseStream, context);
-        }
-        catch (DaprApiException ex)
-        {
-            throw Answered(context, ex);
-        }
-    }
-
-    private static RpcException Answered(ServerCallContext context, DaprApiException error)
-    {
-        context.GetHttpContext().Features.Set(error);
-        return DaprErrors.ToRpcException(error);
     }
 }

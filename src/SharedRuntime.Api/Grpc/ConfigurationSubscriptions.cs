@@ -1,0 +1,40 @@
+using Google.Protobuf;
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using SharedRuntime.AppChannel;
+using SharedRuntime.BuildingBlocks;
+using SharedRuntime.Components;
+using SharedRuntime.Diagnostics;
+using SharedRuntime.Http;
+using SharedRuntime.Tenancy;
+using Autogen = Dapr.Client.Autogen.Grpc.v1;
+using Empty = Google.Protobuf.WellKnownTypes.Empty;
+
+namespace SharedRuntime.Grpc;
+
+/// <summary>Open configuration subscriptions, by app-id and id, so that only their own app can end them.</summary>
+internal static class ConfigurationSubscriptions
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string AppId, string Id), CancellationTokenSource> Open = new();
+
+    public static CancellationTokenSource Register(string appId, string id, CancellationToken callEnded)
+    {
+        var source = CancellationTokenSource.CreateLinkedTokenSource(callEnded);
+        Open[(appId, id)] = source;
+        source.Token.Register(() => Open.TryRemove((appId, id), out _));
+        return source;
+    }
+
+    public static bool Cancel(string appId, string id)
+    {
+        if (Open.TryRemove((appId, id), out var source))
+        {
+            source.Cancel();
+            return true;
+        }
+        return false;
+    }
+}
