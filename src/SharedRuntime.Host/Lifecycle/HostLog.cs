@@ -37,4 +37,7 @@ internal static partial class HostLog
 
     [LoggerMessage(3012, LogLevel.Warning, "{Count} listeners handed over matched no endpoint of this process and were closed")]
     public static partial void HandoffUnclaimed(ILogger logger, int count);
+
+    [LoggerMessage(3013, LogLevel.Warning, "Could not confirm the listener hand-off to the predecessor ({Reason}): it keeps accepting on the same queues until it stops")]
+    public static partial void HandoffNotConfirmed(ILogger logger, string reason);
 }

@@ -83,10 +83,14 @@ internal sealed class ListenSockets(bool reusePort)
 
     /// <summary>
     /// Hands every listener to another process: <paramref name="exchange"/> sends them and says whether the other side
-    /// confirmed it holds them. Then this process stops accepting without closing them (<see cref="Detach"/>), and
-    /// <see cref="Closed"/> turns true. Returns false, and changes nothing, when already closed or the exchange failed.
+    /// confirmed it has started on them. Then this process stops accepting without closing them (<see cref="Detach"/>),
+    /// and <see cref="Closed"/> turns true. Returns false, and changes nothing, when already closed or the exchange failed.
     /// </summary>
-    /// <remarks>Runs under the lock <see cref="CloseAll"/> takes, so a SIGTERM cannot close a listener being handed over.</remarks>
+    /// <remarks>
+    /// Runs under the lock <see cref="CloseAll"/> takes, so a SIGTERM cannot close a listener being handed over: a SIGTERM
+    /// arriving meanwhile waits for the exchange (at most <see cref="ListenerHandoff.StartTimeout"/>). Kestrel keeps
+    /// accepting all along.
+    /// </remarks>
     public bool HandOver(Func<IReadOnlyList<Socket>, bool> exchange)
     {
         lock (_sockets)

@@ -12,7 +12,8 @@ namespace SharedRuntime.Host.Lifecycle;
 /// <remarks>
 /// <para>Before Kestrel binds, a starting process connects to the socket file and names the endpoints it will listen on.
 /// The running process, if it listens on exactly those, sends its listening sockets (<c>SCM_RIGHTS</c>) and keeps
-/// accepting until the new process confirms it holds them; then it stops accepting without closing them
+/// accepting until the new process confirms that Kestrel has started on them (a new process that fails to start never
+/// confirms, and the running one keeps its listeners); then it stops accepting without closing them
 /// (<see cref="ListenSockets.HandOver"/>) and begins its drain: readiness false, <c>Connection: close</c> on HTTP/1.1;
 /// the orchestrator's SIGTERM later ends it as usual (HTTP/2 GOAWAY, exit). Both processes accept from the same queues
 /// for that moment, and each serves what it accepted. Once Kestrel has started, the new process answers on the
@@ -32,8 +33,14 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
     /// <summary>How long either side waits for the other's next message.</summary>
     internal static readonly TimeSpan ExchangeTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long the running process waits for the new one to start on the listeners it sent.</summary>
+    internal static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+
     private readonly CancellationTokenSource _stop = new();
     private Socket? _server;
+
+    /// <summary>The connection to the predecessor while Kestrel starts on its listeners; confirmed once it has.</summary>
+    private Socket? _predecessor;
 
     /// <summary>The socket file, or null when hand-off is off or not possible on this platform.</summary>
     public string? SocketPath { get; } = DescriptorPassing.Supported ? options.EffectiveHandoffSocket : null;
@@ -54,6 +61,22 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
     /// <summary>Once Kestrel listens: offers this process's listeners to the next one.</summary>
     public Task StartedAsync(CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref _predecessor, null) is { } predecessor)
+        {
+            using (predecessor)
+            {
+                try
+                {
+                    // From now on the predecessor stops accepting; until now both processes took connections from the queues.
+                    Send(predecessor, "ok\n\n", []);
+                }
+                catch (SocketException ex)
+                {
+                    // It has gone (or gave up waiting and kept its listeners): the queues are shared, nothing is lost.
+                    HostLog.HandoffNotConfirmed(logger, ex.Message);
+                }
+            }
+        }
         if (listeners.CloseUnclaimed() is > 0 and var unclaimed)
         {
             HostLog.HandoffUnclaimed(logger, unclaimed);
@@ -77,6 +100,8 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
 
     public void Dispose()
     {
+        // Never confirmed (the start failed): the predecessor keeps its listeners when this connection closes.
+        Interlocked.Exchange(ref _predecessor, null)?.Dispose();
         StopOffering();
         _stop.Dispose();
     }
@@ -109,7 +134,7 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
         {
             return;
         }
-        using var connection = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        Socket? connection = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
             // A predecessor too busy to accept (its backlog full) must not hold up the start.
@@ -118,6 +143,7 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
         }
         catch (SocketException ex)
         {
+            connection.Dispose();
             HostLog.HandoffNoPredecessor(logger, path, ex.SocketErrorCode.ToString(), listeners.ReusePort ? "on" : "off");
             return;
         }
@@ -133,7 +159,7 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
                 return;
             }
             Send(connection, $"{Magic}\nlisten {string.Join(' ', wanted)}\n\n", []);
-            var reply = ReadMessage(connection, received);
+            var reply = ReadMessage(connection, received, ExchangeTimeout);
             if (reply.Length < 2 || reply[0] != Magic || !reply[1].StartsWith("listeners ", StringComparison.Ordinal))
             {
                 HostLog.HandoffNotTaken(logger, peer, reply.Length >= 2 && reply[1].StartsWith("decline ", StringComparison.Ordinal)
@@ -164,9 +190,10 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
                 HostLog.HandoffNotTaken(logger, peer, problem);
                 return;
             }
-            Send(connection, "ok\n\n", []);
             listeners.Adopt(sockets);
             sockets.Clear();
+            _predecessor = connection;
+            connection = null;
             HostLog.HandoffTaken(logger, wanted.Count, string.Join(' ', wanted), peer, path);
         }
         catch (Exception ex) when (ex is SocketException or IOException or TimeoutException)
@@ -178,6 +205,7 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
             // Only what was not adopted: closing these descriptors leaves the predecessor's own open.
             sockets.ForEach(s => s.Dispose());
             received.ForEach(h => h.Dispose());
+            connection?.Dispose();
         }
     }
 
@@ -261,7 +289,7 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
                 HostLog.HandoffRefused(logger, peer, "it runs as another user");
                 return false;
             }
-            var request = ReadMessage(connection, received);
+            var request = ReadMessage(connection, received, ExchangeTimeout);
             if (request.Length < 2 || request[0] != Magic || !request[1].StartsWith("listen ", StringComparison.Ordinal))
             {
                 HostLog.HandoffRefused(logger, peer, "not a hand-off request");
@@ -279,7 +307,7 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
                 }
                 declined = null;
                 Send(connection, $"{Magic}\nlisteners {NetworkNamespace()}\n\n", sockets);
-                var ack = ReadMessage(connection, received);
+                var ack = ReadMessage(connection, received, StartTimeout);
                 if (ack.Length >= 1 && ack[0] == "ok")
                 {
                     return true;
@@ -324,14 +352,14 @@ internal sealed class ListenerHandoff(ListenSockets listeners, ShutdownDrain dra
         DescriptorPassing.Send(connection, Encoding.UTF8.GetBytes(message), sockets);
 
     /// <summary>Reads one message (lines ending with an empty line), collecting descriptors sent with it.</summary>
-    private string[] ReadMessage(Socket connection, List<SafeSocketHandle> received)
+    private string[] ReadMessage(Socket connection, List<SafeSocketHandle> received, TimeSpan timeout)
     {
         var buffer = new byte[MaxMessageBytes];
         var length = 0;
         var started = time.GetTimestamp();
         while (true)
         {
-            var left = ExchangeTimeout - time.GetElapsedTime(started);
+            var left = timeout - time.GetElapsedTime(started);
             var read = DescriptorPassing.Receive(connection, buffer.AsSpan(length), received, left > TimeSpan.Zero ? left : TimeSpan.Zero);
             if (read == 0)
             {
