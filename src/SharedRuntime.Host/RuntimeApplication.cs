@@ -52,6 +52,8 @@ public static class RuntimeApplication
         services.AddSingleton(listenSockets);
         services.AddSingleton<ShutdownDrain>();
         services.AddHostedService<DrainDelay>();
+        services.AddSingleton<ListenerHandoff>();
+        services.AddHostedService(sp => sp.GetRequiredService<ListenerHandoff>());
         services.AddSingleton<StateApi>();
         services.AddSingleton<PublishApi>();
         services.AddSingleton<BindingApi>();
@@ -94,14 +96,16 @@ public static class RuntimeApplication
         var drain = app.Services.GetRequiredService<ShutdownDrain>();
         app.Lifetime.ApplicationStopping.Register(drain.Begin);
         app.Lifetime.ApplicationStopped.Register(drain.End);
-        if (options.Mode == RuntimeMode.Kubernetes)
+        // A predecessor that can hand its listeners over answers the probes meanwhile: load first, as standalone does.
+        if (options.Mode == RuntimeMode.Kubernetes && !app.Services.GetRequiredService<ListenerHandoff>().PredecessorMayAnswer)
         {
             await app.StartAsync(cancellationToken);
             await configuration.StartAsync(CreateKubernetesSource(app.Services, options, configuration), cancellationToken);
         }
         else
         {
-            var source = new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
+            IResourceSource source = options.Mode == RuntimeMode.Kubernetes ? CreateKubernetesSource(app.Services, options, configuration)
+                : new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
             await configuration.StartAsync(source, cancellationToken);
             await app.StartAsync(cancellationToken);
         }

@@ -44,6 +44,20 @@ public sealed record RuntimeOptions
     /// </summary>
     public bool ReusePort { get; init; } = OperatingSystem.IsLinux();
 
+    /// <summary>
+    /// The Unix domain socket through which a new runtime process takes the listening sockets over from the running one
+    /// (Linux): null for <c>handoff.sock</c> in the state folder, empty to neither ask nor answer.
+    /// </summary>
+    public string? HandoffSocket { get; init; }
+
+    /// <summary>The hand-off socket's path, or null when hand-off is off.</summary>
+    public string? EffectiveHandoffSocket => HandoffSocket switch
+    {
+        null => Path.Combine(EffectiveStateDir, "handoff.sock"),
+        "" => null,
+        var path => path,
+    };
+
     /// <summary>Where the last good configuration is cached (fail-static); null for the default.</summary>
     public string? StateDir { get; init; }
 
@@ -113,6 +127,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { DrainDelayMilliseconds = (int)Number(v, 0, 60_000) }),
         new("--reuse-port", "[true|false]", "let a new runtime process bind the same ports while this one still serves, for handover on upgrade (default true on Linux; Linux only)",
             (o, v) => o with { ReusePort = Bool(v) }),
+        new("--handoff-socket", "PATH|none", "Unix socket through which a new runtime process on the node asks this one for its listening sockets, so no queued connection is lost on upgrade; created mode 0600, answers the same user only; none turns hand-off off (default handoff.sock in the state folder; Linux only)",
+            (o, v) => o with { HandoffSocket = v is "none" or "" ? "" : v }),
         new("--state-dir", "DIR", "where the last good configuration is cached, to start from it when the resources cannot be read (default $XDG_STATE_HOME/shared-runtime, else a per-user folder in the temp dir)",
             (o, v) => o with { StateDir = v }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",

@@ -8,13 +8,21 @@ namespace SharedRuntime.Host.Lifecycle;
 /// </summary>
 /// <remarks>
 /// The host runs every <see cref="IHostedLifecycleService.StoppingAsync"/> before any StopAsync, so Kestrel stops after
-/// this. A stop that did not start with a drain (the host stopped in-process) is not delayed.
+/// this. A stop that did not start with a drain (the host stopped in-process: StoppingAsync then runs before
+/// ApplicationStopping) is not delayed. On SIGTERM the host signals ApplicationStopping first and runs StoppingAsync on
+/// another thread at the same time as the ApplicationStopping callbacks: the drain is begun here too (it runs once), so
+/// the listeners are closed before the delay starts instead of the delay being skipped because they were not yet.
 /// </remarks>
-internal sealed class DrainDelay(ShutdownDrain drain, RuntimeOptions options, TimeProvider time) : IHostedLifecycleService
+internal sealed class DrainDelay(ShutdownDrain drain, IHostApplicationLifetime lifetime, RuntimeOptions options, TimeProvider time) : IHostedLifecycleService
 {
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
-        if (!drain.ClosingConnections || options.DrainDelayMilliseconds <= 0)
+        if (!lifetime.ApplicationStopping.IsCancellationRequested && !drain.Begun)
+        {
+            return;
+        }
+        drain.Begin();
+        if (options.DrainDelayMilliseconds <= 0)
         {
             return;
         }

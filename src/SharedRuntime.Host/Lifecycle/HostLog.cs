@@ -16,4 +16,28 @@ internal static partial class HostLog
 
     [LoggerMessage(3005, LogLevel.Warning, "net.ipv4.tcp_migrate_req is 0: connections the kernel queued on this process's listeners but not yet accepted are reset when they close; set it to 1 (Linux 5.14+) so they move to the process that took over")]
     public static partial void AcceptQueueNotMigrated(ILogger logger);
+
+    [LoggerMessage(3006, LogLevel.Information, "Took over {Count} listeners ({Endpoints}) from process {Pid} through {Path}: connections waiting in their queues are served here, none is reset")]
+    public static partial void HandoffTaken(ILogger logger, int count, string endpoints, int pid, string path);
+
+    [LoggerMessage(3007, LogLevel.Information, "No runtime answered on {Path} ({Reason}): binding the ports (reuse-port {ReusePort})")]
+    public static partial void HandoffNoPredecessor(ILogger logger, string path, string reason, string reusePort);
+
+    [LoggerMessage(3008, LogLevel.Warning, "Listeners of process {Pid} not taken over: {Reason}; binding the ports instead")]
+    public static partial void HandoffNotTaken(ILogger logger, int pid, string reason);
+
+    [LoggerMessage(3009, LogLevel.Information, "Handed the listeners ({Endpoints}) over to process {Pid}: this process accepts no more connections and drains the ones it has")]
+    public static partial void HandedOver(ILogger logger, string endpoints, int pid);
+
+    [LoggerMessage(3010, LogLevel.Warning, "Listener hand-off to process {Pid} refused or failed, this process keeps its listeners: {Reason}")]
+    public static partial void HandoffRefused(ILogger logger, int pid, string reason);
+
+    [LoggerMessage(3011, LogLevel.Warning, "Listener hand-off not offered on {Path}: {Reason}; the next runtime process will bind the ports with reuse-port instead")]
+    public static partial void HandoffNotOffered(ILogger logger, string path, string reason);
+
+    [LoggerMessage(3012, LogLevel.Warning, "{Count} listeners handed over matched no endpoint of this process and were closed")]
+    public static partial void HandoffUnclaimed(ILogger logger, int count);
+
+    [LoggerMessage(3013, LogLevel.Warning, "Could not confirm the listener hand-off to the predecessor ({Reason}): it keeps accepting on the same queues until it stops")]
+    public static partial void HandoffNotConfirmed(ILogger logger, string reason);
 }

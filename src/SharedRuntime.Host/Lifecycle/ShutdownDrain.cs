@@ -10,12 +10,17 @@ namespace SharedRuntime.Host.Lifecycle;
 /// </summary>
 /// <remarks>
 /// The listeners close before any connection is asked to close: a client reconnecting after <c>Connection: close</c>
-/// would otherwise land on this process's listener again and lose its request when Kestrel stops.
+/// would otherwise land on this process's listener again and lose its request when Kestrel stops. When a new process
+/// took the listeners over (<see cref="ListenerHandoff"/>) the drain begins then, and the SIGTERM that follows finishes it.
+/// <see cref="Begin"/> runs once, whoever calls it first: the host's ApplicationStopping callback, <see cref="DrainDelay"/>
+/// (the host may stop services while the callback still runs) or the hand-off.
 /// </remarks>
 internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listeners, RuntimeOptions options, TimeProvider time, ILogger<ShutdownDrain> logger)
 {
+    private readonly Lock _gate = new();
     private int _inFlight;
     private long _startedAt;
+    private bool _begun;
 
     /// <summary>Requests being answered now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
@@ -27,17 +32,37 @@ internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listener
 
     public void RequestFinished() => Interlocked.Decrement(ref _inFlight);
 
-    /// <summary>Called when the host starts stopping, before Kestrel stops.</summary>
+    /// <summary>True once <see cref="Begin"/> ran.</summary>
+    public bool Begun
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _begun;
+            }
+        }
+    }
+
+    /// <summary>Called when the host starts stopping, before Kestrel stops, or when the listeners were handed over.</summary>
     public void Begin()
     {
-        _startedAt = time.GetTimestamp();
-        health.BeginDrain("shutting down");
-        if (listeners.ReusePort && !ListenSockets.KernelMigratesAcceptQueue())
+        lock (_gate)
         {
-            HostLog.AcceptQueueNotMigrated(logger);
+            if (_begun)
+            {
+                return;
+            }
+            _begun = true;
+            _startedAt = time.GetTimestamp();
+            health.BeginDrain(listeners.HandedOver ? "handed over to a new process" : "shutting down");
+            if (listeners.ReusePort && !listeners.HandedOver && !ListenSockets.KernelMigratesAcceptQueue())
+            {
+                HostLog.AcceptQueueNotMigrated(logger);
+            }
+            listeners.CloseAll();
+            HostLog.DrainStarted(logger, InFlight, options.GracefulShutdownSeconds);
         }
-        listeners.CloseAll();
-        HostLog.DrainStarted(logger, InFlight, options.GracefulShutdownSeconds);
     }
 
     /// <summary>Called when the host has stopped: Kestrel has closed every connection.</summary>

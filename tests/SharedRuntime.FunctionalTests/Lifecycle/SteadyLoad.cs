@@ -67,12 +67,12 @@ internal sealed class SteadyLoad : IAsyncDisposable
                 }
                 else
                 {
-                    Failures.Enqueue($"HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+                    Failures.Enqueue($"{Now} HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
                 }
             }
             catch (Exception ex)
             {
-                Failures.Enqueue($"HTTP {ex.GetType().Name}: {ex.Message} {ex.InnerException?.Message}");
+                Failures.Enqueue($"{Now} HTTP {ex.GetType().Name}: {ex.Message} {ex.InnerException?.Message}");
             }
         }
     }
@@ -90,10 +90,13 @@ internal sealed class SteadyLoad : IAsyncDisposable
             }
             catch (RpcException ex)
             {
-                Failures.Enqueue($"gRPC {ex.StatusCode}: {ex.Status.Detail}");
+                // The time lines the failure up with the processes' logs; the client's exception says where it came from.
+                Failures.Enqueue($"{Now} gRPC {ex.StatusCode}: {ex.Status.Detail} [{ex.Status.DebugException}]");
             }
         }
     }
+
+    private static string Now => TimeProvider.System.GetUtcNow().ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Waits until <paramref name="more"/> further requests have succeeded over each protocol.</summary>
     public Task WaitForSuccessesAsync(int more, TimeSpan timeout)
