@@ -1,5 +1,5 @@
 using System.Net;
-using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
 using static SharedRuntime.FunctionalTests.Http.HttpAssert;
 
 namespace SharedRuntime.FunctionalTests.Http;
@@ -78,10 +78,9 @@ public sealed class HotReloadTests
         await ErrorAsync(await runtime.Client("broken-token").GetAsync("/v1.0/metadata"), HttpStatusCode.Unauthorized, "ERR_TENANT_UNAUTHENTICATED");
         // The tenant that already held the token keeps it.
         await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
-        using var metrics = new HttpClient();
-        // A scrape may be answered from the exporter's short response cache, so the gauge is read until it shows the count.
-        await Eventually.TrueAsync(async () => Regex.IsMatch(await metrics.GetStringAsync(new Uri(runtime.MetricsAddress, "/metrics")),
-            @"sharedruntime_config_refused_tenants(\{[^}]*\})? 2\b"), Soon, "the refused_tenants gauge shows 2");
+        // The gauge of this runtime's own meter (other runtimes of this test process publish a meter of the same name,
+        // so the shared Prometheus exporter of an in-process test cannot tell them apart).
+        Assert.Equal(2, ReadGauge(runtime, "sharedruntime.config.refused_tenants"));
 
         await runtime.WriteResourceAsync("other.yaml", Resources.Tenant("other", "other-token") + Resources.Tenant("broken", "broken-token", "burst: 5"));
         await Eventually.TrueAsync(async () => (await runtime.Client("broken-token").GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.OK, Soon);
@@ -157,5 +156,24 @@ public sealed class HotReloadTests
         await load;
         Assert.True(sent > 10, $"only {sent} requests were sent");
         Assert.Empty(failures);
+    }
+
+    private static long ReadGauge(TestRuntime runtime, string name)
+    {
+        var factory = runtime.App.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        long? value = null;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == name && ReferenceEquals(instrument.Meter.Scope, factory))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<int>((_, measurement, _, _) => value = measurement);
+        listener.SetMeasurementEventCallback<long>((_, measurement, _, _) => value = measurement);
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return value ?? throw new InvalidOperationException($"the runtime publishes no {name}");
     }
 }

@@ -150,7 +150,47 @@ public sealed class DeployManifestTests
         Assert.False(found is null && Environment.GetEnvironmentVariable("CI") is { Length: > 0 }, "kubectl is required in CI");
         Skip.If(found is null, "kubectl is not installed");
 
-        var start = new ProcessStartInfo(found!, ["kustomize", DeployFiles.Folder])
+        var objects = await KustomizeAsync(found!, DeployFiles.Folder);
+        Assert.Equal(7, objects.Count);
+        Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
+            o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
+        var image = objects.OfType<V1DaemonSet>().Single().Spec.Template.Spec.Containers.Single().Image;
+        Assert.StartsWith("ghcr.io/", image, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task TheHostNetworkPatchSharesTheHandoffSocketBetweenOldAndNewPod()
+    {
+        var found = File.Exists("/usr/bin/kubectl") ? "/usr/bin/kubectl" : FindOnPath("kubectl");
+        Assert.False(found is null && Environment.GetEnvironmentVariable("CI") is { Length: > 0 }, "kubectl is required in CI");
+        Skip.If(found is null, "kubectl is not installed");
+        var copy = Directory.CreateTempSubdirectory("sharedruntime-deploy-").FullName;
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(DeployFiles.Folder, "*", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(copy, Path.GetRelativePath(DeployFiles.Folder, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(file, target);
+            }
+            await File.AppendAllTextAsync(Path.Combine(copy, "kustomization.yaml"), "\npatches:\n  - path: patches/daemonset-hostnetwork.yaml\n");
+
+            var pod = (await KustomizeAsync(found!, copy)).OfType<V1DaemonSet>().Single().Spec.Template.Spec;
+            Assert.True(pod.HostNetwork);
+            var container = pod.Containers.Single();
+            var socket = container.Env.Single(e => e.Name == "SHAREDRUNTIME_HANDOFF_SOCKET").Value;
+            var mount = container.VolumeMounts.Single(m => socket.StartsWith(m.MountPath + "/", StringComparison.Ordinal));
+            Assert.NotNull(pod.Volumes.Single(v => v.Name == mount.Name).HostPath);
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    private static async Task<List<object>> KustomizeAsync(string kubectl, string folder)
+    {
+        var start = new ProcessStartInfo(kubectl, ["kustomize", folder])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -160,13 +200,7 @@ public sealed class DeployManifestTests
         var error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.True(process.ExitCode == 0, $"kubectl kustomize failed: {await error}");
-
-        var objects = DeployFiles.Load(await output);
-        Assert.Equal(7, objects.Count);
-        Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
-            o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
-        var image = objects.OfType<V1DaemonSet>().Single().Spec.Template.Spec.Containers.Single().Image;
-        Assert.StartsWith("ghcr.io/", image, StringComparison.Ordinal);
+        return DeployFiles.Load(await output);
     }
 
     private static string? FindOnPath(string name) =>
