@@ -1,18 +1,3 @@
-using Google.Protobuf;
-using Grpc.AspNetCore.Server;
-using Grpc.Core;
-using Grpc.Core.Interceptors;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
-using SharedRuntime.AppChannel;
-using SharedRuntime.BuildingBlocks;
-using SharedRuntime.Components;
-using SharedRuntime.Diagnostics;
-using SharedRuntime.Http;
-using SharedRuntime.Tenancy;
-using Autogen = Dapr.Client.Autogen.Grpc.v1;
-using Empty = Google.Protobuf.WellKnownTypes.Empty;
-
 namespace SharedRuntime.Grpc;
 
 /// <summary>Open configuration subscriptions, by app-id and id, so that only their own app can end them.</summary>

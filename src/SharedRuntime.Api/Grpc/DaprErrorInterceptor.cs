@@ -3,15 +3,8 @@ using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
-using SharedRuntime.AppChannel;
 using SharedRuntime.BuildingBlocks;
-using SharedRuntime.Components;
-using SharedRuntime.Diagnostics;
 using SharedRuntime.Http;
-using SharedRuntime.Tenancy;
-using Autogen = Dapr.Client.Autogen.Grpc.v1;
-using Empty = Google.Protobuf.WellKnownTypes.Empty;
 
 namespace SharedRuntime.Grpc;
 

@@ -1,17 +1,6 @@
-using System.Buffers;
-using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using SharedRuntime.Admission;
-using SharedRuntime.BuildingBlocks;
-using SharedRuntime.Components;
-using SharedRuntime.Diagnostics;
-using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.Http;
 

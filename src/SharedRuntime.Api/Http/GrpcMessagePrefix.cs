@@ -1,16 +1,6 @@
-using System.Diagnostics;
-using System.Globalization;
-using Microsoft.AspNetCore.Http;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Logging;
-using SharedRuntime.Admission;
-using SharedRuntime.BuildingBlocks;
-using SharedRuntime.Diagnostics;
-using SharedRuntime.Metrics;
-using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.Http;
 
