@@ -54,25 +54,5 @@ rate() {
 }
 runtime_get() { rate "$runtime" http://127.0.0.1:3722 "$seconds" 32 quiet-token; }
 bare_get() { rate "$bare" http://127.0.0.1:3724 "$seconds" 32; }
-for _ in 1 2 3; do runtime_get >/dev/null; bare_get >/dev/null; done   # warm-up of both: JIT and tiered compilation
-{
-  echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); Dapr.Client GetByteStateAsync, 32 calls in flight on one client, ${seconds}s per round"
-  echo
-  echo "| round | runtime calls/s | bare gRPC calls/s | ratio | runtime CPU µs/call | bare CPU µs/call | CPU ratio (bare/runtime) |"
-  echo "|---|---|---|---|---|---|---|"
-  for r in $(seq "$rounds"); do
-    read -r a ac < <(runtime_get)
-    read -r b bc < <(bare_get)
-    python3 -c "print(f'| $r | {$a:,.0f} | {$b:,.0f} | {$a/$b:.2f}x | {$ac:.1f} | {$bc:.1f} | {$bc/$ac:.2f}x |')"
-    echo "$a $b $ac $bc" >> "$work/rounds.txt"
-  done
-  echo
-  python3 - "$work/rounds.txt" <<'PY'
-import statistics, sys
-rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
-rate = statistics.median(a / b for a, b, _, _ in rows)
-cpu = statistics.median(bc / ac for _, _, ac, bc in rows)
-print(f"median throughput ratio: {rate:.2f}x; median CPU-per-call ratio (bare/runtime): {cpu:.2f}x")
-PY
-  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee ${out:+"$out"}
+source "$(dirname "$0")/side-by-side.sh"
+side_by_side "Dapr.Client GetByteStateAsync, 32 calls in flight on one client" calls/s call "bare gRPC"

@@ -62,25 +62,5 @@ rate() {
 }
 runtime_get() { rate "$runtime" -H 'dapr-api-token: quiet-token' http://127.0.0.1:3701/v1.0/state/store/k; }
 bare_get() { rate "$bare" http://127.0.0.1:3704/v1.0/state/store/k; }
-for _ in 1 2 3; do runtime_get >/dev/null; bare_get >/dev/null; done   # warm-up of both: JIT and tiered compilation
-{
-  echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c32, ${seconds}s per round"
-  echo
-  echo "| round | runtime req/s | bare Kestrel req/s | ratio | runtime CPU µs/req | bare CPU µs/req | CPU ratio (bare/runtime) |"
-  echo "|---|---|---|---|---|---|---|"
-  for r in $(seq "$rounds"); do
-    read -r a ac < <(runtime_get)
-    read -r b bc < <(bare_get)
-    python3 -c "print(f'| $r | {$a:,.0f} | {$b:,.0f} | {$a/$b:.2f}x | {$ac:.1f} | {$bc:.1f} | {$bc/$ac:.2f}x |')"
-    echo "$a $b $ac $bc" >> "$work/rounds.txt"
-  done
-  echo
-  python3 - "$work/rounds.txt" <<'PY'
-import statistics, sys
-rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
-rate = statistics.median(a / b for a, b, _, _ in rows)
-cpu = statistics.median(bc / ac for _, _, ac, bc in rows)
-print(f"median throughput ratio: {rate:.2f}x; median CPU-per-request ratio (bare/runtime): {cpu:.2f}x")
-PY
-  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee ${out:+"$out"}
+source "$(dirname "$0")/side-by-side.sh"
+side_by_side "wrk -t1 -c32" req/s req "bare Kestrel"
