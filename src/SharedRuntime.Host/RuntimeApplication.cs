@@ -73,7 +73,7 @@ public static class RuntimeApplication
 
         var app = builder.Build();
         app.UseMiddleware<DrainMiddleware>();
-        app.UseDaprStateGetRoute();
+        DaprHttpHandlers.UseStateGetRoute(app);
         app.UseRouting();
         app.UseMiddleware<TenantAdmissionMiddleware>();
         app.MapDaprHttpApi();

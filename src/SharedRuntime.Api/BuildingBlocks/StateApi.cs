@@ -10,7 +10,20 @@ namespace SharedRuntime.BuildingBlocks;
 internal sealed record StateSaveItem(string Key, ReadOnlyMemory<byte> Value, string? ETag, StateConcurrency Concurrency, IReadOnlyDictionary<string, string>? Metadata, string? ContentType = null);
 
 /// <summary>One transaction operation, as the app wrote it.</summary>
-internal sealed record StateTransactionItem(bool IsDelete, StateSaveItem Item);
+internal sealed record StateTransactionItem(bool IsDelete, StateSaveItem Item)
+{
+    /// <summary>
+    /// The operation Dapr names <paramref name="operation"/> (<c>upsert</c> or <c>delete</c>) on <paramref name="item"/>,
+    /// for both transports: an operation without its request is malformed, and another operation is not supported.
+    /// </summary>
+    public static StateTransactionItem Of(string? operation, StateSaveItem? item) => operation switch
+    {
+        "upsert" or "delete" when item is null => throw Errors.Malformed($"transaction operation {operation} has no request"),
+        "upsert" => new StateTransactionItem(false, item),
+        "delete" => new StateTransactionItem(true, item),
+        _ => throw new DaprApiException(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", $"operation type {operation} not supported"),
+    };
+}
 
 /// <summary>
 /// A bulk get result for one key: <paramref name="Key"/> as the app named it; <paramref name="Entry"/> as the store
@@ -62,7 +75,7 @@ internal sealed class StateApi(TimeProvider time)
     /// </summary>
     private static DaprApiException Refused<T>(ComponentRoute route, GuardOutcome<T> outcome, string storeName, string code, string context)
     {
-        var reason = route.Component.Guard!.Describe(outcome.Refusal, route.AppId, outcome.RetryAfter);
+        var reason = route.Describe(outcome.Refusal, outcome.RetryAfter);
         return outcome.Refusal == GuardRefusal.LineFull
             ? new DaprApiException(429, "ERR_TENANT_BACKEND_BUSY", $"state store {storeName} is busy: {reason}") { RetryAfterSeconds = 1 }
             : new DaprApiException(500, code, $"{context}: {reason}");
@@ -171,7 +184,7 @@ internal sealed class StateApi(TimeProvider time)
                 }
                 if (outcome.IsRefused)
                 {
-                    results[i] = new BulkStateItem(distinct[i], null, route.Component.Guard!.Describe(outcome.Refusal, route.AppId, outcome.RetryAfter));
+                    results[i] = new BulkStateItem(distinct[i], null, route.Describe(outcome.Refusal, outcome.RetryAfter));
                     return;
                 }
                 var entry = outcome.Value;

@@ -147,13 +147,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
 
     public virtual async Task<Empty> ExecuteStateTransaction(Autogen.ExecuteStateTransactionRequest request, ServerCallContext context)
     {
-        var operations = request.Operations.Select(o => o.OperationType switch
-        {
-            "upsert" or "delete" when o.Request is null => throw Errors.Malformed($"transaction operation {o.OperationType} has no request"),
-            "upsert" => new StateTransactionItem(false, ToItem(o.Request)),
-            "delete" => new StateTransactionItem(true, ToItem(o.Request)),
-            _ => throw new DaprApiException(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", $"operation type {o.OperationType} not supported"),
-        }).ToList();
+        var operations = request.Operations.Select(o => StateTransactionItem.Of(o.OperationType, o.Request is null ? null : ToItem(o.Request))).ToList();
         await state.TransactAsync(Tenant(context), request.StoreName, operations, context.CancellationToken);
         return None;
     }

@@ -1,8 +1,10 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
@@ -14,11 +16,11 @@ namespace SharedRuntime.Http;
 /// <summary>HTTP handlers of the Dapr API. State: get, save, delete, bulk get, transactions, query (refused).</summary>
 internal sealed partial class DaprHttpHandlers
 {
-    /// <summary>Reached through <see cref="StateGetRoute"/> (values from the path) or through the router (route values).</summary>
+    /// <summary>Reached through <see cref="UseStateGetRoute"/> (values from the path) or through the router (route values).</summary>
     public async Task GetState(HttpContext context)
     {
         var tenant = context.Tenant();
-        if (!StateGetRoute.TryMatch(context.Request.Path.Value, out var storeName, out var key))
+        if (!TryMatchStateGet(context.Request.Path.Value, out var storeName, out var key))
         {
             storeName = context.RouteValue("storeName");
             key = context.RouteValue("key");
@@ -176,14 +178,8 @@ internal sealed partial class DaprHttpHandlers
         var list = new List<StateTransactionItem>();
         foreach (var operation in operations.EnumerateArray())
         {
-            var kind = operation.GetString("operation");
-            var request = ParseSaveItem(operation.Get("request"));
-            list.Add(kind switch
-            {
-                "upsert" => new StateTransactionItem(false, request),
-                "delete" => new StateTransactionItem(true, request),
-                _ => throw new DaprApiException(400, "ERR_NOT_SUPPORTED_STATE_OPERATION", $"operation type {kind} not supported"),
-            });
+            var request = operation.Get("request");
+            list.Add(StateTransactionItem.Of(operation.GetString("operation"), request.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null ? null : ParseSaveItem(request)));
         }
         await stateApi.TransactAsync(tenant, context.RouteValue("storeName"), list, context.RequestAborted);
         context.Response.StatusCode = 204;
@@ -195,5 +191,79 @@ internal sealed partial class DaprHttpHandlers
         _ = store;
         // No embedded or backend store supports queries: asking one is the caller's error (Dapr answers 500 here).
         throw new DaprApiException(400, "ERR_STATE_QUERY", $"state store {context.RouteValue("storeName")} does not support querying");
+    }
+
+    // ---- the state GET's own route
+
+    private static readonly string[] StateGetVersions = ["/v1.0/state/", "/v1.0-alpha1/state/"];
+
+    /// <summary>
+    /// The state GET, <c>GET /v1.0/state/{storeName}/{key}</c> (and <c>v1.0-alpha1</c>), recognised from the path before
+    /// the router runs: its endpoint is set directly, so the router neither matches it nor builds a route-value dictionary
+    /// for it (about 250 bytes a request). The endpoint carries the same handler and <see cref="ApiEndpointMetadata"/> as
+    /// the routed one, so the tenant middleware treats it alike (listener check, admission, metrics). A path this does not
+    /// recognise exactly (another method, an empty segment, a trailing slash) goes to the router as before. Call before
+    /// <c>UseRouting</c>.
+    /// </summary>
+    public static IApplicationBuilder UseStateGetRoute(IApplicationBuilder app)
+    {
+        var handlers = ActivatorUtilities.CreateInstance<DaprHttpHandlers>(app.ApplicationServices);
+        var endpoint = new Endpoint(handlers.GetState,
+            new EndpointMetadataCollection(new ApiEndpointMetadata(Listener.DaprHttp, "state"), new HttpMethodMetadata(["GET"])),
+            "HTTP: GET /v1.0/state/{storeName}/{key}");
+        return app.Use(next => context =>
+        {
+            if (HttpMethods.IsGet(context.Request.Method) && IsStateGet(context.Request.Path.Value) && context.GetEndpoint() is null)
+            {
+                context.SetEndpoint(endpoint);
+            }
+            return next(context);
+        });
+    }
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is <c>/v1.0/state/{storeName}/{key}</c> (the version and <c>state</c> in any case,
+    /// as the router compares literals), both values non-empty and without a slash; the values are the path's own
+    /// characters, as the router's are.
+    /// </summary>
+    internal static bool TryMatchStateGet(string? path, out string storeName, out string key)
+    {
+        if (!TryFindStateGet(path, out var store, out var keyStart))
+        {
+            storeName = key = "";
+            return false;
+        }
+        storeName = path![store];
+        key = path[keyStart..];
+        return true;
+    }
+
+    private static bool IsStateGet(string? path) => TryFindStateGet(path, out _, out _);
+
+    private static bool TryFindStateGet(string? path, out Range storeName, out int keyStart)
+    {
+        storeName = default;
+        keyStart = 0;
+        if (path is null)
+        {
+            return false;
+        }
+        foreach (var prefix in StateGetVersions)
+        {
+            if (!path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            var rest = path.AsSpan(prefix.Length);
+            var slash = rest.IndexOf('/');
+            if (slash <= 0 || slash == rest.Length - 1 || rest[(slash + 1)..].Contains('/'))
+            {
+                return false;
+            }
+            storeName = new Range(prefix.Length, prefix.Length + slash);
+            keyStart = prefix.Length + slash + 1;
+            return true;
+        }
+        return false;
     }
 }

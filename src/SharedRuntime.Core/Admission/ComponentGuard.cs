@@ -7,7 +7,7 @@ namespace SharedRuntime.Admission;
 /// <summary>
 /// What stands between tenants and one shared component instance: a <see cref="BackendBreaker"/> that fails calls at
 /// once while the backend is down, and a <see cref="FairQueue"/> that shares the component's concurrent calls between
-/// tenants. One guard per instance, made with its component entry and kept as long as the instance lives (a
+/// tenants. Every tenant's <see cref="Routing.ComponentRoute"/> to the instance runs its calls through them. One guard per instance, made with its component entry and kept as long as the instance lives (a
 /// configuration reload that keeps the instance keeps its guard). Component metadata, read once:
 /// <c>maxConcurrentCalls</c> (default 32), <c>maxQueuedCallsPerApp</c> (default 256), <c>backendFailureThreshold</c>
 /// (default 5), <c>backendOpenDuration</c> (default 2s).
@@ -61,77 +61,6 @@ public sealed class ComponentGuard
             new FairQueue(PositiveInt(concurrentText, DefaultMaxConcurrentCalls), PositiveInt(queuedText, DefaultMaxQueuedPerApp)),
             new BackendBreaker(PositiveInt(thresholdText, 5), open, time));
     }
-
-    /// <summary>
-    /// Runs one call into the component for <paramref name="appId"/>: breaker, then the app's place in the fair queue,
-    /// then the call. An open breaker and a full line are refusals answered as values (<see cref="GuardOutcome{T}"/>),
-    /// without reaching the component; a failure of the call itself is thrown, and counted by the breaker when it says
-    /// the backend is unwell (<see cref="IsBackendFailure"/>).
-    /// </summary>
-    public ValueTask<GuardOutcome<T>> TryRunAsync<T, TState>(string appId, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
-    {
-        if (!Breaker.TryAcquire(out var retryAfter))
-        {
-            return new ValueTask<GuardOutcome<T>>(new GuardOutcome<T>(default!, GuardRefusal.BackendUnavailable, retryAfter));
-        }
-        return RunInSlotAsync(appId, state, call, cancellationToken);
-    }
-
-    private async ValueTask<GuardOutcome<T>> RunInSlotAsync<T, TState>(string appId, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
-    {
-        try
-        {
-            if (!await Queue.TryEnterAsync(appId, cancellationToken).ConfigureAwait(false))
-            {
-                Breaker.RecordNeutral();
-                return new GuardOutcome<T>(default!, GuardRefusal.LineFull, TimeSpan.FromSeconds(1));
-            }
-            T result;
-            try
-            {
-                result = await call(state, cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                Queue.Exit();
-            }
-            Breaker.RecordSuccess();
-            return new GuardOutcome<T>(result, GuardRefusal.None, TimeSpan.Zero);
-        }
-        catch (Exception ex) when (IsBackendFailure(ex))
-        {
-            Breaker.RecordFailure();
-            throw;
-        }
-        catch
-        {
-            Breaker.RecordNeutral();
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// Like <see cref="TryRunAsync"/>, with a refusal thrown: <see cref="BackendUnavailableException"/> while the breaker
-    /// is open and <see cref="FairQueueFullException"/> when the app's line is full.
-    /// </summary>
-    public async ValueTask<T> RunAsync<T, TState>(string appId, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
-    {
-        var outcome = await TryRunAsync(appId, state, call, cancellationToken).ConfigureAwait(false);
-        return outcome.Refusal switch
-        {
-            GuardRefusal.None => outcome.Value,
-            GuardRefusal.BackendUnavailable => throw new BackendUnavailableException(ComponentName, outcome.RetryAfter),
-            _ => throw new FairQueueFullException(appId, Queue.MaxQueuedPerTenant),
-        };
-    }
-
-    /// <summary>Why a call of <paramref name="appId"/> was refused, in the words the thrown refusals use.</summary>
-    public string Describe(GuardRefusal refusal, string appId, TimeSpan retryAfter) => refusal switch
-    {
-        GuardRefusal.BackendUnavailable => BackendUnavailableException.MessageFor(ComponentName, retryAfter),
-        GuardRefusal.LineFull => FairQueueFullException.MessageFor(appId, Queue.MaxQueuedPerTenant),
-        _ => "",
-    };
 
     /// <summary>
     /// A failure that says the backend is unwell (unreachable, timed out, a server fault): not an answer about the data

@@ -47,21 +47,72 @@ internal sealed class ComponentRoute
 
     /// <summary>
     /// Runs <paramref name="call"/> through the tenant's Resiliency pipeline, the backend breaker and the fair queue. A
-    /// refusal by the breaker or the queue is a value, not an exception (and is not retried). Only for a ready
-    /// component (<see cref="Instance"/> not null).
+    /// refusal by the breaker or the queue is a value, not an exception (and is not retried); a failure of the call
+    /// itself is thrown, and counted by the breaker when it says the backend is unwell
+    /// (<see cref="ComponentGuard.IsBackendFailure"/>). Only for a ready component (<see cref="Instance"/> not null).
     /// </summary>
     public ValueTask<GuardOutcome<T>> RunGuardedAsync<T, TState>(TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
     {
-        var guard = Component.Guard!;
         if (ReferenceEquals(Pipeline, ResiliencePipeline.Empty))
         {
-            return guard.TryRunAsync(AppId, state, call, cancellationToken);
+            return TryRunAsync(state, call, cancellationToken);
         }
         return Pipeline.ExecuteAsync(
-            static (s, token) => s.guard.TryRunAsync(s.AppId, s.state, s.call, token),
-            (guard, AppId, state, call),
+            static (s, token) => s.route.TryRunAsync(s.state, s.call, token),
+            (route: this, state, call),
             cancellationToken);
     }
+
+    /// <summary>Breaker, then the tenant's place in the fair queue, then the call.</summary>
+    private ValueTask<GuardOutcome<T>> TryRunAsync<T, TState>(TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    {
+        if (!Component.Guard!.Breaker.TryAcquire(out var retryAfter))
+        {
+            return new ValueTask<GuardOutcome<T>>(new GuardOutcome<T>(default!, GuardRefusal.BackendUnavailable, retryAfter));
+        }
+        return RunInSlotAsync(Component.Guard, state, call, cancellationToken);
+    }
+
+    private async ValueTask<GuardOutcome<T>> RunInSlotAsync<T, TState>(ComponentGuard guard, TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!await guard.Queue.TryEnterAsync(AppId, cancellationToken).ConfigureAwait(false))
+            {
+                guard.Breaker.RecordNeutral();
+                return new GuardOutcome<T>(default!, GuardRefusal.LineFull, TimeSpan.FromSeconds(1));
+            }
+            T result;
+            try
+            {
+                result = await call(state, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                guard.Queue.Exit();
+            }
+            guard.Breaker.RecordSuccess();
+            return new GuardOutcome<T>(result, GuardRefusal.None, TimeSpan.Zero);
+        }
+        catch (Exception ex) when (ComponentGuard.IsBackendFailure(ex))
+        {
+            guard.Breaker.RecordFailure();
+            throw;
+        }
+        catch
+        {
+            guard.Breaker.RecordNeutral();
+            throw;
+        }
+    }
+
+    /// <summary>Why the guard refused a call of this tenant, in the words the thrown refusals use.</summary>
+    public string Describe(GuardRefusal refusal, TimeSpan retryAfter) => refusal switch
+    {
+        GuardRefusal.BackendUnavailable => BackendUnavailableException.MessageFor(Name, retryAfter),
+        GuardRefusal.LineFull => FairQueueFullException.MessageFor(AppId, Component.Guard!.Queue.MaxQueuedPerTenant),
+        _ => "",
+    };
 
     /// <summary>Runs <paramref name="call"/> through the tenant's Resiliency pipeline only (building blocks whose calls the guard does not share out).</summary>
     public ValueTask<T> RunAsync<T, TState>(TState state, Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken) =>

@@ -2,6 +2,8 @@ using Microsoft.Extensions.Time.Testing;
 using SharedRuntime.Admission;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
+using SharedRuntime.Routing;
+using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.Tests.Admission;
 
@@ -53,6 +55,7 @@ public class BackendBreakerTests
     {
         var time = new FakeTimeProvider();
         var guard = new ComponentGuard("store", new FairQueue(4, 4), new BackendBreaker(2, TimeSpan.FromSeconds(5), time));
+        var a = RouteOf("a", guard);
         var calls = 0;
         ValueTask<int> Fail(Exception ex, CancellationToken _)
         {
@@ -62,18 +65,20 @@ public class BackendBreakerTests
 
         for (var i = 0; i < 3; i++)
         {
-            await Assert.ThrowsAsync<StateETagMismatchException>(() => guard.RunAsync("a", (Exception)new StateETagMismatchException("k"), Fail, default).AsTask());
+            await Assert.ThrowsAsync<StateETagMismatchException>(() => RunAsync(a, (Exception)new StateETagMismatchException("k"), Fail));
         }
         Assert.False(guard.Breaker.IsOpen);
         for (var i = 0; i < 2; i++)
         {
-            await Assert.ThrowsAsync<ComponentException>(() => guard.RunAsync("a", (Exception)new ComponentException("down"), Fail, default).AsTask());
+            await Assert.ThrowsAsync<ComponentException>(() => RunAsync(a, (Exception)new ComponentException("down"), Fail));
         }
         var before = calls;
 
-        var error = await Assert.ThrowsAsync<BackendUnavailableException>(() => guard.RunAsync("b", (Exception)new ComponentException("down"), Fail, default).AsTask());
+        var b = RouteOf("b", guard);
+        var outcome = await b.RunGuardedAsync((Exception)new ComponentException("down"), Fail, default);
+        Assert.Equal(GuardRefusal.BackendUnavailable, outcome.Refusal);
         Assert.Equal(before, calls);
-        Assert.Contains("unavailable", error.Message, StringComparison.Ordinal);
+        Assert.Contains("unavailable", b.Describe(outcome.Refusal, outcome.RetryAfter), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -84,11 +89,13 @@ public class BackendBreakerTests
 
         for (var i = 0; i < 10; i++)
         {
-            await Assert.ThrowsAsync<StateRequestRejectedException>(() => guard.RunAsync("attacker", (Exception)new StateRequestRejectedException("U+0000 in text"), Fail, default).AsTask());
+            await Assert.ThrowsAsync<StateRequestRejectedException>(() => RunAsync(RouteOf("attacker", guard), (Exception)new StateRequestRejectedException("U+0000 in text"), Fail));
         }
 
         Assert.False(guard.Breaker.IsOpen);
-        Assert.Equal(1, await guard.RunAsync("bystander", 1, static (v, _) => ValueTask.FromResult(v), default));
+        var bystander = await RouteOf("bystander", guard).RunGuardedAsync(1, static (v, _) => ValueTask.FromResult(v), default);
+        Assert.Equal(GuardRefusal.None, bystander.Refusal);
+        Assert.Equal(1, bystander.Value);
     }
 
     [Fact]
@@ -109,5 +116,35 @@ public class BackendBreakerTests
         Assert.Equal(7, guard.Queue.MaxQueuedPerTenant);
         Assert.Equal(2, guard.Breaker.FailureThreshold);
         Assert.Equal(TimeSpan.FromSeconds(1), guard.Breaker.OpenDuration);
+    }
+
+    private static ComponentConfig Config(string name) => new()
+    {
+        Name = name,
+        Type = "state.in-memory",
+        Version = "v1",
+        Metadata = [],
+        Scopes = [],
+        Source = "test",
+    };
+
+    /// <summary>Tenant <paramref name="appId"/>'s route to a component whose calls share <paramref name="guard"/>.</summary>
+    private static ComponentRoute RouteOf(string appId, ComponentGuard guard) =>
+        new(appId, new ComponentEntry(Config(guard.ComponentName), new NoComponent(), null, guard), null, Polly.ResiliencePipeline.Empty);
+
+    /// <summary>A guarded call whose answer is thrown when it is a refusal, as a test can assert on.</summary>
+    private static async Task<T> RunAsync<T>(ComponentRoute route, Exception state, Func<Exception, CancellationToken, ValueTask<T>> call)
+    {
+        var outcome = await route.RunGuardedAsync(state, call, default);
+        return outcome.IsRefused ? throw new InvalidOperationException(route.Describe(outcome.Refusal, outcome.RetryAfter)) : outcome.Value;
+    }
+
+    private sealed class NoComponent : IComponent
+    {
+        public IReadOnlyList<string> Capabilities => [];
+
+        public ValueTask InitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
