@@ -170,10 +170,10 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     /// </summary>
     private bool MaySubscribe(ComponentEntry entry, IPubSubBroker broker, string appId, SubscriptionConfig subscription)
     {
-        var rules = BuildingBlocks.TopicRules.For(entry.Config);
+        var rules = entry.Topics!;
         var deadLetter = subscription.DeadLetterTopic is { Length: > 0 } topic ? topic : null;
         string? reason = null;
-        if (BuildingBlocks.TopicRules.InvalidName(subscription.Topic) is { } invalid)
+        if (BuildingBlocks.TopicNames.Invalid(subscription.Topic) is { } invalid)
         {
             reason = invalid.Message;
         }
@@ -182,7 +182,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             DeliveryLog.TopicNotAllowed(_logger, appId, subscription.Topic, subscription.PubsubName);
             return false;
         }
-        else if (deadLetter is not null && BuildingBlocks.TopicRules.InvalidName(deadLetter) is { } invalidDeadLetter)
+        else if (deadLetter is not null && BuildingBlocks.TopicNames.Invalid(deadLetter) is { } invalidDeadLetter)
         {
             reason = $"dead-letter topic: {invalidDeadLetter.Message}";
         }

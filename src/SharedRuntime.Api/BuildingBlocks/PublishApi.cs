@@ -120,11 +120,11 @@ internal sealed class PublishApi(TimeProvider time)
         {
             throw new DaprApiException(404, "ERR_TOPIC_NAME_EMPTY", $"topic is empty in pubsub {request.PubSubName}");
         }
-        if (TopicRules.InvalidName(request.Topic) is { } invalid)
+        if (TopicNames.Invalid(request.Topic) is { } invalid)
         {
             throw invalid;
         }
-        var rules = TopicRules.For(route.Component.Config);
+        var rules = route.Topics!;
         if (!rules.MayPublish(tenant.AppId, request.Topic))
         {
             throw new DaprApiException(403, "ERR_PUBSUB_FORBIDDEN", $"topic {request.Topic} is not allowed for app id {tenant.AppId}");

@@ -40,6 +40,9 @@ internal sealed class ComponentRoute
 
     public IComponent? Instance => Component.Instance;
 
+    /// <summary>What the tenant may do with topics here (a pub/sub component); null for other building blocks.</summary>
+    public TopicRules? Topics => Component.Topics;
+
     /// <summary>The Resiliency policies the pipeline was built from; null when none governs the tenant's calls here.</summary>
     public OutboundPolicy? Policy { get; }
 

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using SharedRuntime.Admission;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
+using SharedRuntime.Routing;
 
 namespace SharedRuntime.Tenancy;
 
@@ -20,6 +21,7 @@ public sealed class ComponentEntry
         Category = config.Category;
         Guard = instance is null ? null : guard;
         _scopes = config.Scopes.ToFrozenSet(StringComparer.Ordinal);
+        Topics = Category == BuildingBlock.PubSub ? new TopicRules(config) : null;
     }
 
     public ComponentConfig Config { get; }
@@ -38,6 +40,9 @@ public sealed class ComponentEntry
     /// lives as long as the instance: an entry made again for the same instance (a reload) carries it over.
     /// </summary>
     public ComponentGuard? Guard { get; }
+
+    /// <summary>A pub/sub component's topic rules, compiled from its metadata; null for other building blocks.</summary>
+    internal TopicRules? Topics { get; }
 
     public ComponentStatus Status => Instance is null ? ComponentStatus.Failed : ComponentStatus.Ready;
 

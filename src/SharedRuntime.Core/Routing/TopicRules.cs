@@ -4,22 +4,21 @@ using System.Runtime.CompilerServices;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
 
-namespace SharedRuntime.BuildingBlocks;
+namespace SharedRuntime.Routing;
 
 /// <summary>
 /// What a pub/sub component lets each app do with a topic, compiled once per component configuration: Dapr's
 /// <c>allowedTopics</c>, <c>protectedTopics</c>, <c>publishingScopes</c> and <c>subscriptionScopes</c> (the same rule
-/// for publishing and for every kind of subscription), SharedRuntime's bound on topic names, and
+/// for publishing and for every kind of subscription), and
 /// <c>maxTopicsPerApp</c> (default 100, at most 10,000): how many distinct topics one app may publish to or subscribe
-/// to on one broker, since every topic can cost the broker a stream or a subject of its own.
+/// to on one broker, since every topic can cost the broker a stream or a subject of its own. Compiled with the
+/// component's entry, and reached by each tenant through its <see cref="ComponentRoute"/>.
 /// </summary>
 internal sealed class TopicRules
 {
-    public const int MaxTopicLength = 256;
     public const int DefaultMaxTopicsPerApp = 100;
     public const int MaxTopicsPerAppCeiling = 10_000;
 
-    private static readonly ConditionalWeakTable<ComponentConfig, TopicRules> Compiled = [];
     private static readonly ConditionalWeakTable<IPubSubBroker, TopicLedger> Ledgers = [];
 
     private readonly FrozenSet<string> _allowed;
@@ -27,7 +26,7 @@ internal sealed class TopicRules
     private readonly FrozenDictionary<string, FrozenSet<string>> _publishing;
     private readonly FrozenDictionary<string, FrozenSet<string>> _subscribing;
 
-    private TopicRules(ComponentConfig config)
+    public TopicRules(ComponentConfig config)
     {
         string? Get(string name) => config.Metadata.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))?.Value;
         _allowed = List(Get("allowedTopics")).ToFrozenSet(StringComparer.Ordinal);
@@ -40,8 +39,6 @@ internal sealed class TopicRules
     }
 
     public int MaxTopicsPerApp { get; }
-
-    public static TopicRules For(ComponentConfig config) => Compiled.GetValue(config, static c => new TopicRules(c));
 
     public bool MayPublish(string appId, string topic) => Allowed(topic, _publishing.GetValueOrDefault(appId));
 
@@ -58,25 +55,6 @@ internal sealed class TopicRules
             return scoped.Contains(topic);
         }
         return (_allowed.Count == 0 || _allowed.Contains(topic)) && !_protected.Contains(topic);
-    }
-
-    /// <summary>Why <paramref name="topic"/> cannot be a topic name, as the error to answer; null when it can.</summary>
-    public static DaprApiException? InvalidName(string topic)
-    {
-        if (topic.Length > MaxTopicLength)
-        {
-            return new DaprApiException(400, "ERR_TENANT_TOPIC_NAME_TOO_LONG", $"topic names are at most {MaxTopicLength} characters; this one has {topic.Length}");
-        }
-        if (topic.Contains("||", StringComparison.Ordinal))
-        {
-            // State keys are stored as prefix||key: a topic that is a stream key could otherwise take a state entry's key.
-            return new DaprApiException(400, "ERR_MALFORMED_REQUEST", "topic names may not contain '||'");
-        }
-        if (topic.Any(char.IsControl))
-        {
-            return new DaprApiException(400, "ERR_MALFORMED_REQUEST", "topic names may not contain control characters");
-        }
-        return null;
     }
 
     /// <summary>
