@@ -182,11 +182,7 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await StopAsync(CancellationToken.None).ConfigureAwait(false);
-        _stopping.Dispose();
-    }
+    public ValueTask DisposeAsync() => new(StopAsync(CancellationToken.None));
 
     /// <summary>The loop reading one binding instance, stopped when the instance leaves the configuration.</summary>
     private sealed class Reader

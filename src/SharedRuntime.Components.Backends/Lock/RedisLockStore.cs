@@ -73,8 +73,10 @@ internal sealed class RedisLockStore(RedisStateOptions options, int maxLocksPerA
 
     public async ValueTask InitAsync(CancellationToken cancellationToken)
     {
-        _connection = await RedisConnection.OpenAsync(options.Configuration, options.Endpoint, logger, cancellationToken).ConfigureAwait(false);
-        var replication = (string?)await Database.ExecuteAsync("INFO", "replication").WaitAsync(cancellationToken).ConfigureAwait(false) ?? "";
+        var configuration = options.Configuration.Clone();
+        configuration.AllowAdmin = true; // INFO replication, checked once here
+        _connection = await RedisConnection.OpenAsync(configuration, options.Endpoint, logger, cancellationToken).ConfigureAwait(false);
+        var replication = await _connection.GetServers()[0].InfoRawAsync("replication").WaitAsync(cancellationToken).ConfigureAwait(false) ?? "";
         foreach (var line in replication.Split('\n', StringSplitOptions.TrimEntries))
         {
             if (line.StartsWith("connected_slaves:", StringComparison.Ordinal) && line != "connected_slaves:0")
