@@ -141,13 +141,17 @@ internal sealed partial class ConfigurationApi
 
     /// <summary>
     /// Opens a subscription whose changes the runtime posts to the app, as Dapr's HTTP API does: each changed key as
-    /// <c>POST /configuration/&lt;store&gt;/&lt;key&gt;</c> with <c>{"id", "items"}</c>. Lives until unsubscribed.
+    /// <c>POST /configuration/&lt;store&gt;/&lt;key&gt;</c> with <c>{"id", "items"}</c>. Lives until unsubscribed. A tenant
+    /// without an appEndpoint gets 400 ERR_APP_CHANNEL_NIL.
     /// </summary>
     public async ValueTask<string> SubscribeForAppAsync(TenantContext tenant, string storeName, IReadOnlyList<string> keys, CancellationToken cancellationToken)
     {
+        var (_, store) = GetStore(tenant, storeName, "ERR_CONFIGURATION_SUBSCRIBE");
+        CheckKeys(tenant, store, keys);
         if (_channels?.Find(tenant.AppId) is null || _policies is null)
         {
-            throw new DaprApiException(500, "ERR_APP_CHANNEL_NIL", "app channel is not initialized. cannot subscribe to configuration updates");
+            // Dapr answers 500; the app asked to be called without an appEndpoint to call, which is its own mistake.
+            throw new DaprApiException(400, "ERR_APP_CHANNEL_NIL", "app channel is not initialized (the tenant has no appEndpoint). cannot subscribe to configuration updates");
         }
         var subscription = await SubscribeAsync(tenant, storeName, keys, cancellationToken).ConfigureAwait(false);
         _ = Task.Run(() => PostChangesAsync(subscription), CancellationToken.None);
