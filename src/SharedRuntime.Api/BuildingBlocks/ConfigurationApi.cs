@@ -229,6 +229,7 @@ internal sealed partial class ConfigurationApi
             {
                 return false;
             }
+            Forget(subscription); // at once: the id is gone and the app's slot free, while its reader winds down
         }
         subscription.End();
         return true;
@@ -238,20 +239,26 @@ internal sealed partial class ConfigurationApi
     {
         lock (_open)
         {
-            if (_open.Remove((subscription.AppId, subscription.Id)))
-            {
-                var key = (subscription.AppId, subscription.Store);
-                if (_perStore.TryGetValue(key, out var count) && count > 1)
-                {
-                    _perStore[key] = count - 1;
-                }
-                else
-                {
-                    _perStore.Remove(key);
-                }
-            }
+            Forget(subscription);
         }
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Removes the subscription from the open ones (once); under the lock.</summary>
+    private void Forget(ConfigurationSubscription subscription)
+    {
+        if (_open.Remove((subscription.AppId, subscription.Id)))
+        {
+            var key = (subscription.AppId, subscription.Store);
+            if (_perStore.TryGetValue(key, out var count) && count > 1)
+            {
+                _perStore[key] = count - 1;
+            }
+            else
+            {
+                _perStore.Remove(key);
+            }
+        }
     }
 
     /// <summary>Ends the subscriptions whose tenant no longer sees the store instance they watch.</summary>

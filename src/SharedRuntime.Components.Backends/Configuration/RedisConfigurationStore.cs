@@ -172,9 +172,9 @@ internal sealed partial class RedisConfigurationStore(RedisStateOptions options,
             {
                 return; // not a configuration item (a hash or stream under the same prefix)
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or ComponentException)
             {
-                ChangeNotRead(logger, watch.Prefix, key, ex.Message);
+                ChangeNotRead(logger, watch.Prefix, key, ex.Message); // also a store being disposed meanwhile
                 return;
             }
         }
