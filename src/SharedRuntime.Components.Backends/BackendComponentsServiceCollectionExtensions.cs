@@ -10,7 +10,7 @@ namespace SharedRuntime.Components;
 internal static class BackendComponentsServiceCollectionExtensions
 {
     /// <summary>Registers the components that talk to an external server: <c>state.redis</c>, <c>state.postgresql</c>,
-    /// <c>pubsub.redis</c> and <c>pubsub.jetstream</c>.</summary>
+    /// <c>pubsub.redis</c>, <c>pubsub.jetstream</c>, <c>lock.redis</c> and <c>configuration.redis</c>.</summary>
     public static IServiceCollection AddBackendComponents(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);

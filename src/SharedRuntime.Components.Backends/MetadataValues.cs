@@ -41,7 +41,7 @@ internal static class MetadataValues
         {
             return fallback;
         }
-        return Configuration.Durations.TryParseOrSeconds(text, out var value)
+        return global::SharedRuntime.Configuration.Durations.TryParseOrSeconds(text, out var value)
             ? value
             : throw new ComponentException($"metadata '{name}' must be a duration such as 5s or 500ms, not '{text}'");
     }

@@ -1,4 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using SharedRuntime.Components.Bindings;
 using SharedRuntime.Components.PubSub;
 using SharedRuntime.Components.Secrets;
@@ -9,7 +11,7 @@ namespace SharedRuntime.Components;
 internal sealed class EmbeddedComponentFactory(TimeProvider time, IServiceProvider services) : IComponentFactory
 {
     public IReadOnlyCollection<string> Types { get; } =
-        ["state.in-memory", "state.sqlite", "pubsub.in-memory", "secretstores.local.env", "secretstores.local.file", "bindings.http", "configuration.in-memory", "lock.in-memory"];
+        ["state.in-memory", "state.sqlite", "pubsub.in-memory", "secretstores.local.env", "secretstores.local.file", "bindings.http", "configuration.in-memory", "lock.in-memory", "bindings.cron"];
 
     public IComponent Create(ComponentContext context) => context.Type switch
     {
@@ -21,6 +23,8 @@ internal sealed class EmbeddedComponentFactory(TimeProvider time, IServiceProvid
         "bindings.http" => new HttpOutputBinding(context, services.GetService<IHttpClientFactory>()),
         "configuration.in-memory" => new Configuration.InMemoryConfigurationStore(context),
         "lock.in-memory" => Lock.InMemoryLockStore.Create(context, time),
+        "bindings.cron" => new CronInputBinding(context, time,
+            (services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<CronInputBinding>()),
         _ => throw new ComponentException($"unknown component type {context.Type}"),
     };
 }

@@ -9,7 +9,7 @@ namespace SharedRuntime.Components;
 
 internal static class EmbeddedComponentsServiceCollectionExtensions
 {
-    /// <summary>Registers the components that need nothing installed: in-memory and SQLite state, in-memory pub/sub, env and file secrets, HTTP output binding.</summary>
+    /// <summary>Registers the components that need nothing installed: in-memory and SQLite state, in-memory pub/sub, env and file secrets, HTTP output binding, cron input binding, in-memory configuration and locks.</summary>
     public static IServiceCollection AddEmbeddedComponents(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);

@@ -66,6 +66,8 @@ public static class RuntimeApplication
         services.AddSingleton<ServiceInvocation>();
         services.AddSingleton<SubscriptionDelivery>();
         services.AddHostedService(sp => sp.GetRequiredService<SubscriptionDelivery>());
+        services.AddSingleton<InputBindingDelivery>();
+        services.AddHostedService(sp => sp.GetRequiredService<InputBindingDelivery>());
         services.AddRouting();
         services.AddDaprGrpc();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(RuntimeMetrics.MeterName).AddPrometheusExporter());

@@ -9,8 +9,9 @@ internal sealed class BindingApi
 {
     public async ValueTask<BindingResponse> InvokeAsync(TenantContext tenant, string name, BindingRequest request, CancellationToken cancellationToken)
     {
-        if (!tenant.Routes.Bindings.TryFind(name, out var route))
+        if (!tenant.Routes.Bindings.TryFind(name, out var route) || route.Instance is IInputBinding and not IOutputBinding)
         {
+            // An input-only binding (bindings.cron) is no output binding, as in Dapr.
             // A name the tenant cannot see is the caller's mistake, not a failed binding (Dapr answers 500 here).
             throw new DaprApiException(404, "ERR_INVOKE_OUTPUT_BINDING", $"error invoking output binding {name}: couldn't find output binding {name}");
         }

@@ -1,3 +1,4 @@
+using SharedRuntime.Admission;
 using SharedRuntime.Components;
 using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
@@ -8,7 +9,8 @@ namespace SharedRuntime.BuildingBlocks;
 /// The lock building block for one tenant: resource ids are the tenant's own, by its app-id prefix. Bounds: a resource
 /// id of at most <see cref="MaxResourceIdLength"/> characters, an owner of at most <see cref="MaxOwnerLength"/>, an
 /// expiry of 1 to <see cref="MaxExpirySeconds"/> seconds (400 ERR_MALFORMED_REQUEST beyond); the store bounds the locks
-/// one tenant holds (429 ERR_TENANT_LOCKS_EXCEEDED beyond).
+/// one tenant holds (429 ERR_TENANT_LOCKS_EXCEEDED beyond). Calls pass the store's guard (fair queue and backend
+/// breaker, shared by every tenant of the store); a failing store answers 500 ERR_TRY_LOCK or ERR_UNLOCK.
 /// </summary>
 internal sealed class LockApi
 {
@@ -16,7 +18,7 @@ internal sealed class LockApi
     public const int MaxOwnerLength = 256;
     public const int MaxExpirySeconds = 3600;
 
-    private static ILockStore GetStore(TenantContext tenant, string storeName)
+    private static (ComponentRoute Route, ILockStore Store) GetStore(TenantContext tenant, string storeName, string code)
     {
         var stores = tenant.Routes.LockStores;
         if (stores.IsEmpty)
@@ -25,13 +27,14 @@ internal sealed class LockApi
         }
         var route = stores.Find(storeName)
             ?? throw new DaprApiException(400, "ERR_LOCK_STORE_NOT_FOUND", $"lock store {storeName} not found");
-        return route.Instance as ILockStore
-            ?? throw new DaprApiException(500, "ERR_TRY_LOCK", $"lock store {storeName} is not available: {route.Component.Error}");
+        return route.Instance is ILockStore store
+            ? (route, store)
+            : throw new DaprApiException(500, code, $"lock store {storeName} is not available: {route.Component.Error}");
     }
 
     public async ValueTask<bool> TryLockAsync(TenantContext tenant, string storeName, string resourceId, string owner, int expiryInSeconds, CancellationToken cancellationToken)
     {
-        var store = GetStore(tenant, storeName);
+        var (route, store) = GetStore(tenant, storeName, "ERR_TRY_LOCK");
         var storedId = StoredId(tenant, resourceId, owner);
         if (expiryInSeconds is <= 0 or > MaxExpirySeconds)
         {
@@ -39,7 +42,8 @@ internal sealed class LockApi
         }
         try
         {
-            return await store.TryLockAsync(storedId, owner, TimeSpan.FromSeconds(expiryInSeconds), cancellationToken).ConfigureAwait(false);
+            return await GuardedAsync(route, storeName, "ERR_TRY_LOCK", (store, storedId, owner, expiry: TimeSpan.FromSeconds(expiryInSeconds)),
+                static (s, token) => s.store.TryLockAsync(s.storedId, s.owner, s.expiry, token), cancellationToken).ConfigureAwait(false);
         }
         catch (LockLimitExceededException ex)
         {
@@ -52,8 +56,36 @@ internal sealed class LockApi
 
     public ValueTask<UnlockStatus> UnlockAsync(TenantContext tenant, string storeName, string resourceId, string owner, CancellationToken cancellationToken)
     {
-        var store = GetStore(tenant, storeName);
-        return store.UnlockAsync(StoredId(tenant, resourceId, owner), owner, cancellationToken);
+        var (route, store) = GetStore(tenant, storeName, "ERR_UNLOCK");
+        var storedId = StoredId(tenant, resourceId, owner);
+        return GuardedAsync(route, storeName, "ERR_UNLOCK", (store, storedId, owner),
+            static (s, token) => s.store.UnlockAsync(s.storedId, s.owner, token), cancellationToken);
+    }
+
+    private static async ValueTask<T> GuardedAsync<T, TState>(ComponentRoute route, string storeName, string code, TState state,
+        Func<TState, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    {
+        GuardOutcome<T> outcome;
+        try
+        {
+            outcome = await route.RunGuardedAsync(state, call, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ComponentException ex) when (ex is not LockLimitExceededException)
+        {
+            throw new DaprApiException(ex is ComponentRequestRejectedException ? 400 : 500, code, $"lock store {storeName}: {ex.Message}", ex);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new DaprApiException(500, code, $"lock store {storeName}: {ex.Message}", ex);
+        }
+        if (outcome.IsRefused)
+        {
+            var reason = route.Component.Guard!.Describe(outcome.Refusal, route.AppId, outcome.RetryAfter);
+            throw outcome.Refusal == GuardRefusal.LineFull
+                ? new DaprApiException(429, "ERR_TENANT_BACKEND_BUSY", $"lock store {storeName} is busy: {reason}") { RetryAfterSeconds = 1 }
+                : new DaprApiException(500, code, $"lock store {storeName}: {reason}");
+        }
+        return outcome.Value;
     }
 
     /// <summary>The tenant's stored resource id, once resource id and owner are within their bounds.</summary>

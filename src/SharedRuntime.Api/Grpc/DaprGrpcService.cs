@@ -264,26 +264,36 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
     }
 
     /// <summary>
-    /// The first message carries the subscription id and the current items; the embedded store's items change only
-    /// with its resource, so the stream then stays open until the app unsubscribes or goes away.
+    /// The first message carries the subscription id and the current items (Dapr sends the id alone; SDKs read both);
+    /// every later message carries the items that changed since the one before. The stream ends when the app
+    /// unsubscribes, goes away, or no longer sees the store.
     /// </summary>
     public virtual async Task SubscribeConfiguration(Autogen.SubscribeConfigurationRequest request, IServerStreamWriter<Autogen.SubscribeConfigurationResponse> stream, ServerCallContext context)
     {
-        var items = await configurationApi.GetAsync(Tenant(context), request.StoreName, request.Keys, context.CancellationToken);
-        var id = Guid.NewGuid().ToString();
-        var first = new Autogen.SubscribeConfigurationResponse { Id = id };
+        var tenant = Tenant(context);
+        await using var subscription = await configurationApi.SubscribeAsync(tenant, request.StoreName, request.Keys, context.CancellationToken);
+        var items = await configurationApi.GetAsync(tenant, request.StoreName, request.Keys, context.CancellationToken);
+        var first = new Autogen.SubscribeConfigurationResponse { Id = subscription.Id };
         foreach (var (key, item) in items)
         {
             first.Items.Add(key, ToItem(item));
         }
         await stream.WriteAsync(first, context.CancellationToken);
-        using var subscription = ConfigurationSubscriptions.Register(Tenant(context).AppId, id, context.CancellationToken);
         try
         {
-            await Task.Delay(Timeout.Infinite, subscription.Token);
+            while (await subscription.NextAsync(context.CancellationToken) is { } changed)
+            {
+                var update = new Autogen.SubscribeConfigurationResponse { Id = subscription.Id };
+                foreach (var (key, item) in changed)
+                {
+                    update.Items.Add(key, ToItem(item));
+                }
+                await stream.WriteAsync(update, context.CancellationToken);
+            }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
+            // The app went away.
         }
     }
 
@@ -292,7 +302,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
 
     public virtual Task<Autogen.UnsubscribeConfigurationResponse> UnsubscribeConfiguration(Autogen.UnsubscribeConfigurationRequest request, ServerCallContext context)
     {
-        var ok = ConfigurationSubscriptions.Cancel(Tenant(context).AppId, request.Id);
+        var ok = configurationApi.Unsubscribe(Tenant(context).AppId, string.IsNullOrEmpty(request.StoreName) ? null : request.StoreName, request.Id);
         return Task.FromResult(new Autogen.UnsubscribeConfigurationResponse { Ok = ok, Message = ok ? "" : $"subscription {request.Id} not found" });
     }
 

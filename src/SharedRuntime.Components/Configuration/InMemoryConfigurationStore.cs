@@ -2,7 +2,8 @@ namespace SharedRuntime.Components.Configuration;
 
 /// <summary>
 /// <c>configuration.in-memory</c>: items from the component's own metadata. An entry named <c>appid||key</c> is
-/// item <c>key</c> of app <c>appid</c>; apps never see each other's items.
+/// item <c>key</c> of app <c>appid</c>; apps never see each other's items. Its items change only with its resource,
+/// which makes a new store: subscriptions receive nothing and end when this store is disposed.
 /// </summary>
 internal sealed class InMemoryConfigurationStore(ComponentContext context) : IConfigurationStore
 {
@@ -12,7 +13,11 @@ internal sealed class InMemoryConfigurationStore(ComponentContext context) : ICo
         .Where(m => m.Key.Contains(StateKeys.Separator, StringComparison.Ordinal))
         .ToDictionary(m => m.Key, m => new ConfigurationItem(m.Value, "1", NoMetadata), StringComparer.Ordinal);
 
+    private readonly HashSet<IConfigurationWatcher> _watchers = [];
+
     public IReadOnlyList<string> Capabilities { get; } = [];
+
+    public ConfigurationStoreLimits Limits { get; } = ConfigurationStoreLimits.From(context);
 
     public ValueTask InitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
@@ -24,6 +29,10 @@ internal sealed class InMemoryConfigurationStore(ComponentContext context) : ICo
         {
             foreach (var (key, item) in _items.Where(i => i.Key.StartsWith(start, StringComparison.Ordinal)))
             {
+                if (result.Count >= Limits.MaxKeysPerRequest)
+                {
+                    throw new ConfigurationTooManyItemsException(prefix, Limits.MaxKeysPerRequest);
+                }
                 result[key[start.Length..]] = item;
             }
         }
@@ -37,5 +46,39 @@ internal sealed class InMemoryConfigurationStore(ComponentContext context) : ICo
         return ValueTask.FromResult<IReadOnlyDictionary<string, ConfigurationItem>>(result);
     }
 
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    public ValueTask<IAsyncDisposable> SubscribeAsync(string prefix, IReadOnlyList<string> keys, IConfigurationWatcher watcher, CancellationToken cancellationToken)
+    {
+        lock (_watchers)
+        {
+            _watchers.Add(watcher);
+        }
+        return ValueTask.FromResult<IAsyncDisposable>(new Watch(this, watcher));
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        IConfigurationWatcher[] watchers;
+        lock (_watchers)
+        {
+            watchers = [.. _watchers];
+            _watchers.Clear();
+        }
+        foreach (var watcher in watchers)
+        {
+            watcher.Closed();
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private sealed class Watch(InMemoryConfigurationStore store, IConfigurationWatcher watcher) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            lock (store._watchers)
+            {
+                store._watchers.Remove(watcher);
+            }
+            return ValueTask.CompletedTask;
+        }
+    }
 }

@@ -12,10 +12,11 @@ internal interface ILockStore : IComponent
 
 /// <summary>
 /// The tenant (the key prefix) already holds as many locks as the store allows it; none of them has expired.
-/// <see cref="RetryAfter"/> is the time until the first of them expires.
+/// <see cref="RetryAfter"/> is the time until the first of them expires. A refusal of this request, not a failure of the
+/// store: breakers never count it.
 /// </summary>
 internal sealed class LockLimitExceededException(string prefix, int limit, TimeSpan retryAfter)
-    : ComponentException($"app {prefix} already holds {limit} locks, the most a lock store keeps for one app")
+    : ComponentRequestRejectedException($"app {prefix} already holds {limit} locks, the most a lock store keeps for one app")
 {
     public int Limit { get; } = limit;
 

@@ -30,6 +30,30 @@ public sealed class ConfigurationAndLockApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task HttpSubscriptionsAreAnsweredAndOnlyTheirOwnerEndsThem()
+    {
+        await using var app = await TestApp.StartAsync(context => { context.Response.StatusCode = 200; return Task.CompletedTask; });
+        await using var runtime = await TestRuntime.StartAsync(
+            Resources.Tenant("orders", "orders-token", appEndpoint: app.Address.ToString().TrimEnd('/')) +
+            Resources.Tenant("billing", "billing-token") +
+            Resources.Component("config", "configuration.in-memory", new Dictionary<string, string> { ["orders||color"] = "blue" }));
+        var orders = runtime.Client("orders-token");
+        var billing = runtime.Client("billing-token");
+
+        var subscribed = await orders.GetAsync("/v1.0-alpha1/configuration/config/subscribe?key=color");
+        await StatusAsync(subscribed, HttpStatusCode.OK);
+        using var json = JsonDocument.Parse(await subscribed.Content.ReadAsStringAsync());
+        var id = json.RootElement.GetProperty("id").GetString();
+        Assert.False(string.IsNullOrEmpty(id));
+
+        await ErrorAsync(await billing.GetAsync("/v1.0/configuration/config/subscribe"), HttpStatusCode.BadRequest, "ERR_APP_CHANNEL_NIL");
+        await ErrorAsync(await orders.GetAsync("/v1.0/configuration/nope/subscribe"), HttpStatusCode.BadRequest, "ERR_CONFIGURATION_STORE_NOT_FOUND");
+        await ErrorAsync(await billing.GetAsync($"/v1.0/configuration/config/{id}/unsubscribe"), HttpStatusCode.BadRequest, "ERR_CONFIGURATION_UNSUBSCRIBE");
+        await StatusAsync(await orders.GetAsync($"/v1.0-alpha1/configuration/config/{id}/unsubscribe"), HttpStatusCode.OK);
+        await ErrorAsync(await orders.GetAsync($"/v1.0-alpha1/configuration/{id}/unsubscribe"), HttpStatusCode.BadRequest, "ERR_CONFIGURATION_UNSUBSCRIBE");
+    }
+
+    [Fact]
     public async Task LocksOverHttpArePerTenant()
     {
         var orders = _runtime.Client("orders-token");
