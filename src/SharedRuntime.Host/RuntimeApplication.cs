@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using OpenTelemetry.Metrics;
 using SharedRuntime.AppChannel;
@@ -114,6 +115,14 @@ public static class RuntimeApplication
         HostLog.Ready(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host"),
             configuration.Current.Tenants.Count, options.DaprHttpPort, options.DaprGrpcPort, options.MetricsPort,
             app.Services.GetRequiredService<ListenSockets>().ReusePort ? "on" : "off");
+        // What start-up left behind (every resource document parsed, the fail-static cache written) is garbage from
+        // here on, much of it in the large object heap, which only a full collection frees: collect it once, now, and
+        // give the memory back, rather than keep it resident until the heap grows enough for the GC to get to it.
+        _ = Task.Run(static () =>
+        {
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }, CancellationToken.None);
     }
 
     private static KubernetesResourceSource CreateKubernetesSource(IServiceProvider services, RuntimeOptions options, RuntimeConfiguration configuration) =>

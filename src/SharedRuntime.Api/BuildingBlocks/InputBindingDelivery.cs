@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SharedRuntime.AppChannel;
+using Polly;
 using SharedRuntime.Components;
+using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.BuildingBlocks;
@@ -154,9 +156,15 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
         var resource = string.Join(StateKeys.Separator, appId, "bindings", name, occurrence);
         try
         {
-            return entry.Guard is { } guard
-                ? await guard.RunAsync(appId, (store, resource, owner: _owner, duration), static (s, token) => s.store.TryLockAsync(s.resource, s.owner, s.duration, token), cancellationToken).ConfigureAwait(false)
-                : await store.TryLockAsync(resource, _owner, duration, cancellationToken).ConfigureAwait(false);
+            // The claim waits in the app's line at the lock store, as the app's own lock calls do.
+            var route = new ComponentRoute(appId, entry, null, ResiliencePipeline.Empty);
+            var outcome = await route.RunGuardedAsync((store, resource, owner: _owner, duration), static (s, token) => s.store.TryLockAsync(s.resource, s.owner, s.duration, token), cancellationToken).ConfigureAwait(false);
+            if (outcome.IsRefused)
+            {
+                NotClaimed(_logger, appId, name, lockStoreName, route.Describe(outcome.Refusal, outcome.RetryAfter));
+                return false;
+            }
+            return outcome.Value;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

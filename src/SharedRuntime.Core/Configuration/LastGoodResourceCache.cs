@@ -61,7 +61,8 @@ public sealed class LastGoodResourceCache : IResourceSource
                     {
                         json.WriteStartObject();
                         json.WriteString("path", document.Path);
-                        json.WriteString("text", document.Text);
+                        json.WritePropertyName("text");
+                        WriteInSegments(json, document.Text);
                         json.WriteEndObject();
                     }
                     json.WriteEndArray();
@@ -108,4 +109,25 @@ public sealed class LastGoodResourceCache : IResourceSource
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Writes <paramref name="text"/> as one JSON string in segments: written whole, escaping would take a buffer of six
+    /// times the text's length (a 16 MB array for a 1 MB resource file), kept by the process until a full collection.
+    /// </summary>
+    private static void WriteInSegments(Utf8JsonWriter json, string text)
+    {
+        const int Segment = 8192;
+        var rest = text.AsSpan();
+        do
+        {
+            var length = Math.Min(Segment, rest.Length);
+            if (length < rest.Length && char.IsHighSurrogate(rest[length - 1]))
+            {
+                length--;
+            }
+            json.WriteStringValueSegment(rest[..length], isFinalSegment: length == rest.Length);
+            rest = rest[length..];
+        }
+        while (!rest.IsEmpty);
+    }
 }

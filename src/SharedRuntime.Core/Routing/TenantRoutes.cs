@@ -9,15 +9,19 @@ namespace SharedRuntime.Routing;
 /// once. Only components scoped to the tenant have a route, under their own building block, so neither another
 /// tenant's component nor one of another building block can be named; a made-up name finds nothing and caches nothing.
 /// </summary>
+/// <remarks>
+/// Every tenant keeps one, so it is kept small: a handful of building blocks and, in each, usually a few components,
+/// found by comparing names in an array (faster than hashing at these sizes, and no table per tenant); a building block
+/// with many components gets a frozen table.
+/// </remarks>
 internal sealed class TenantRoutes
 {
-    private readonly FrozenDictionary<string, BuildingBlockRoutes> _byBlock;
+    private readonly BuildingBlockRoutes[] _blocks;
 
     public TenantRoutes(IEnumerable<ComponentRoute> routes)
     {
         All = [.. routes.OrderBy(r => r.Name, StringComparer.Ordinal)];
-        _byBlock = All.GroupBy(r => r.Component.Category, StringComparer.Ordinal)
-            .ToFrozenDictionary(g => g.Key, g => new BuildingBlockRoutes(g), StringComparer.Ordinal);
+        _blocks = [.. All.GroupBy(r => r.Component.Category, StringComparer.Ordinal).Select(g => new BuildingBlockRoutes(g.Key, g))];
         State = Block(BuildingBlock.State);
         PubSub = Block(BuildingBlock.PubSub);
         Bindings = Block(BuildingBlock.Bindings);
@@ -44,7 +48,17 @@ internal sealed class TenantRoutes
     public BuildingBlockRoutes LockStores { get; }
 
     /// <summary>The routes of building block <paramref name="block"/> (none for one the tenant has no component of).</summary>
-    public BuildingBlockRoutes Block(string block) => _byBlock.GetValueOrDefault(block) ?? BuildingBlockRoutes.None;
+    public BuildingBlockRoutes Block(string block)
+    {
+        foreach (var routes in _blocks)
+        {
+            if (string.Equals(routes.Block, block, StringComparison.Ordinal))
+            {
+                return routes;
+            }
+        }
+        return BuildingBlockRoutes.None;
+    }
 
     /// <summary>The route to <paramref name="name"/> of <paramref name="block"/>, for a reload to reuse.</summary>
     internal ComponentRoute? Find(string block, string name) => Block(block).Find(name);
@@ -53,15 +67,22 @@ internal sealed class TenantRoutes
 /// <summary>A tenant's routes to the components of one building block, by name.</summary>
 internal sealed class BuildingBlockRoutes
 {
-    private readonly FrozenDictionary<string, ComponentRoute> _byName;
+    /// <summary>Up to this many routes are found by comparing names; more get a frozen table.</summary>
+    private const int MaxScanned = 8;
 
-    public BuildingBlockRoutes(IEnumerable<ComponentRoute> routes)
+    private readonly FrozenDictionary<string, ComponentRoute>? _byName;
+
+    public BuildingBlockRoutes(string block, IEnumerable<ComponentRoute> routes)
     {
+        Block = block;
         All = [.. routes];
-        _byName = All.ToFrozenDictionary(r => r.Name, StringComparer.Ordinal);
+        _byName = All.Length > MaxScanned ? All.ToFrozenDictionary(r => r.Name, StringComparer.Ordinal) : null;
     }
 
-    public static BuildingBlockRoutes None { get; } = new([]);
+    public static BuildingBlockRoutes None { get; } = new("", []);
+
+    /// <summary>The building block, as component types name it.</summary>
+    public string Block { get; }
 
     /// <summary>The routes, by component name.</summary>
     public ComponentRoute[] All { get; }
@@ -72,9 +93,27 @@ internal sealed class BuildingBlockRoutes
     /// </summary>
     public bool IsEmpty => All.Length == 0;
 
-    public ComponentRoute? Find(string name) => _byName.GetValueOrDefault(name);
+    public ComponentRoute? Find(string name)
+    {
+        if (_byName is not null)
+        {
+            return _byName.GetValueOrDefault(name);
+        }
+        foreach (var route in All)
+        {
+            if (string.Equals(route.Name, name, StringComparison.Ordinal))
+            {
+                return route;
+            }
+        }
+        return null;
+    }
 
-    public bool TryFind(string name, [NotNullWhen(true)] out ComponentRoute? route) => _byName.TryGetValue(name, out route);
+    public bool TryFind(string name, [NotNullWhen(true)] out ComponentRoute? route)
+    {
+        route = Find(name);
+        return route is not null;
+    }
 }
 
 /// <summary>The building blocks, as a component type names them (the part before the first dot).</summary>

@@ -158,7 +158,8 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
             var previous = _current;
             var components = await _components.BuildAsync(set, previous, cancellationToken).ConfigureAwait(false);
             var tenants = _tenants.Build(set, previous, components);
-            var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set);
+            // The files' texts go to the last-good cache below and are not kept with the snapshot.
+            var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set with { Documents = [] });
             _metrics.RefusedTenants(set.RejectedTenants.Count);
             _current = next;
             _metrics.Reloaded(true);

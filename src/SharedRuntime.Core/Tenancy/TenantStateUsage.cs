@@ -25,7 +25,8 @@ public sealed class TenantStateUsage
 
     private sealed record Reading(StateUsage Usage, DateTimeOffset At);
 
-    private readonly ConcurrentDictionary<string, Slot> _stores = new(StringComparer.Ordinal);
+    /// <summary>Made as small as it can be, as every tenant keeps one: a slot per state store the tenant has besides the written one.</summary>
+    private readonly ConcurrentDictionary<string, Slot> _stores = new(concurrencyLevel: 1, capacity: 1, StringComparer.Ordinal);
 
     /// <summary>What the tenant stores in its visible state stores other than <paramref name="storeName"/>, as last read.</summary>
     public StateUsage Elsewhere(TenantContext tenant, string storeName, TimeProvider time)
