@@ -33,7 +33,7 @@ if (settings.Scenario == "startup")
 }
 if (settings.Scenario == "hung-app")
 {
-    await HungAppScenario.RunAsync(settings);
+    await HungAppScenario.RunAsync(settings, args);
     return;
 }
 if (settings.Scenario == "state-write-cost")
@@ -142,6 +142,16 @@ namespace SharedRuntime.LoadTest
 
         public int HttpPort { get; }
         public double ReadyMs { get; }
+
+        /// <summary>The runtime process's CPU time so far (user + system, from /proc), in ms.</summary>
+        public double CpuMs
+        {
+            get
+            {
+                var fields = File.ReadAllText($"/proc/{_process.Id}/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10.0;
+            }
+        }
 
         /// <summary>The watched resource folder.</summary>
         public string Folder => _folder;
@@ -321,16 +331,19 @@ namespace SharedRuntime.LoadTest
             }
         }
 
+        /// <summary>Adds another set's samples and counts to this one.</summary>
         public void AddFrom(Samples other)
         {
-            double[] latencies;
             lock (other._latencies)
             {
-                latencies = [.. other._latencies];
-            }
-            foreach (var latency in latencies)
-            {
-                Add(latency, 200);
+                lock (_latencies)
+                {
+                    _latencies.AddRange(other._latencies);
+                    Requests += other.Requests;
+                    Errors += other.Errors;
+                    Refused += other.Refused;
+                    Admitted += other.Admitted;
+                }
             }
         }
 
