@@ -23,6 +23,7 @@ internal static class HungAppScenario
         var hungCount = int.Parse(Arg("--hung", "64"), CultureInfo.InvariantCulture);
         var protocol = Arg("--app-protocol", "http");
         var onePort = Arg("--apps", "one-port") == "one-port";
+        var giveUp = TimeSpan.FromMilliseconds(int.Parse(Arg("--give-up-ms", "1000"), CultureInfo.InvariantCulture));
 
         await using var apps = await AppServer.StartAsync(onePort ? 1 : 2, protocol == "h2c" ? HttpProtocols.Http2 : HttpProtocols.Http1);
         var yaml = $"""
@@ -52,14 +53,17 @@ internal static class HungAppScenario
             await OpenLoop.RunAsync(quiet, _ => Invoke("quiet"), settings.QuietRps, TimeSpan.FromSeconds(settings.PhaseSeconds), 4096, aloneRound);
             var aloneCpu = runtime.CpuMs - cpu;
 
-            // The stuck tenant's calls go out and stay in its app until the phase ends.
+            // The stuck tenant keeps hungCount calls in its app until the phase ends: each caller gives up after
+            // --give-up-ms (0: never) and calls again at once, as a caller with a timeout does.
             apps.Hang();
-            var held = Enumerable.Range(0, hungCount).Select(_ => HoldAsync(stuck, Invoke("stuck"), stuckOutcomes)).ToArray();
+            using var phaseEnd = new CancellationTokenSource();
+            var held = Enumerable.Range(0, hungCount).Select(_ => HoldAsync(stuck, () => Invoke("stuck"), giveUp, stuckOutcomes, phaseEnd.Token)).ToArray();
             await apps.WaitForHungAsync(hungCount, TimeSpan.FromSeconds(10));
             var hungRound = new Samples();
             cpu = runtime.CpuMs;
             await OpenLoop.RunAsync(quiet, _ => Invoke("quiet"), settings.QuietRps, TimeSpan.FromSeconds(settings.PhaseSeconds), 4096, hungRound);
             var hungCpu = runtime.CpuMs - cpu;
+            phaseEnd.Cancel();
             apps.Release();
             await Task.WhenAll(held);
             await Task.Delay(300);
@@ -73,7 +77,7 @@ internal static class HungAppScenario
 
         var report = new StringBuilder();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"quiet invokes its own app at {settings.QuietRps} req/s, open loop, latency from the scheduled send time; stuck holds {hungCount} requests hung in its app (appChannel maxConcurrency {hungCount}) in every second phase. Both apps in one process ({(onePort ? "one port: both appEndpoints the same address" : "two ports")}), app protocol {protocol}. Runtime pinned to core {settings.RuntimeCpu ?? "(none)"}, load tool and apps on the other. {settings.Rounds} rounds of {settings.PhaseSeconds}s alone, then {settings.PhaseSeconds}s with the hung requests; samples pooled per phase.");
+            $"quiet invokes its own app at {settings.QuietRps} req/s, open loop, latency from the scheduled send time; stuck holds {hungCount} requests hung in its app (appChannel maxConcurrency {hungCount}) in every second phase{(giveUp > TimeSpan.Zero ? $", each of its callers giving up after {giveUp.TotalMilliseconds:0} ms and calling again" : ", held for the whole phase")}. Both apps in one process ({(onePort ? "one port: both appEndpoints the same address" : "two ports")}), app protocol {protocol}. Runtime pinned to core {settings.RuntimeCpu ?? "(none)"}, load tool and apps on the other. {settings.Rounds} rounds of {settings.PhaseSeconds}s alone, then {settings.PhaseSeconds}s with the hung requests; samples pooled per phase.");
         report.AppendLine();
         report.AppendLine("| phase | quiet p50 ms | quiet p90 ms | quiet p99 ms | quiet requests | quiet errors |");
         report.AppendLine("|---|---|---|---|---|---|");
@@ -81,7 +85,7 @@ internal static class HungAppScenario
         report.AppendLine(Row($"{hungCount} hung in the other app", hung));
         report.AppendLine();
         report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"p99 with the hung requests / alone: **{hung.Percentile(0.99) / alone.Percentile(0.99):0.00}x** pooled; per round: {string.Join(", ", rounds.Select(r => (r.Hung / r.Alone).ToString("0.00x", CultureInfo.InvariantCulture)))}. Stuck tenant's held calls: {stuckOutcomes.Admitted} answered when released, {stuckOutcomes.Errors} failed."));
+            $"p99 with the hung requests / alone: **{hung.Percentile(0.99) / alone.Percentile(0.99):0.00}x** pooled; per round: {string.Join(", ", rounds.Select(r => (r.Hung / r.Alone).ToString("0.00x", CultureInfo.InvariantCulture)))}. Stuck tenant's calls: {stuckOutcomes.Requests} made, {stuckOutcomes.Admitted} answered when released, {stuckOutcomes.Errors} given up or failed."));
         Console.WriteLine(report.ToString());
         if (settings.Output is { } output)
         {
@@ -92,21 +96,33 @@ internal static class HungAppScenario
     private static string Row(string name, Samples samples) => string.Create(CultureInfo.InvariantCulture,
         $"| {name} | {samples.Percentile(0.5):0.00} | {samples.Percentile(0.9):0.00} | {samples.Percentile(0.99):0.00} | {samples.Requests} | {samples.Errors} |");
 
-    private static async Task HoldAsync(HttpClient client, HttpRequestMessage request, Samples outcomes)
+    /// <summary>One caller of the stuck app: calls, gives up after <paramref name="giveUp"/> (never when zero), calls again, until the phase ends.</summary>
+    private static async Task HoldAsync(HttpClient client, Func<HttpRequestMessage> request, TimeSpan giveUp, Samples outcomes, CancellationToken phaseEnd)
     {
-        var status = 0;
-        try
+        while (true)
         {
-            using (request)
-            using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead))
+            var status = 0;
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(phaseEnd);
+            if (giveUp > TimeSpan.Zero)
             {
+                attempt.CancelAfter(giveUp);
+            }
+            try
+            {
+                using var message = request();
+                // The phase's end releases the app; only a caller's own timeout cancels the call.
+                using var response = await client.SendAsync(message, HttpCompletionOption.ResponseContentRead, giveUp > TimeSpan.Zero ? attempt.Token : CancellationToken.None);
                 status = (int)response.StatusCode;
             }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+            }
+            outcomes.Add(0, status);
+            if (phaseEnd.IsCancellationRequested || status != 0)
+            {
+                return;
+            }
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-        {
-        }
-        outcomes.Add(0, status);
     }
 
     private static string Tenant(string name, Uri endpoint, string protocol, int maxConcurrency) => $"""

@@ -8,9 +8,11 @@ using SharedRuntime.LoadTest;
 // A noisy neighbour floods the runtime while a quiet tenant sends a steady rate; the quiet tenant's latency is
 // measured alone and under the flood, with per-tenant isolation and with one shared limit for all tenants.
 // Run it through bench/load/run.sh, which pins the runtime and this tool to different cores.
-if (args.Length == 2 && args[0] == "--serve-bare")
+if (args.Length is 2 or 4 && args[0] == "--serve-bare")
 {
-    await BareKestrel.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
+    // --serve-bare PORT [--h2c-port PORT]: HTTP/1.1 on the first, HTTP/2 without TLS on the second.
+    await BareKestrel.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture),
+        args.Length == 4 && args[2] == "--h2c-port" ? int.Parse(args[3], CultureInfo.InvariantCulture) : null);
     return;
 }
 if (args.Length == 2 && args[0] == "--serve-bare-grpc")

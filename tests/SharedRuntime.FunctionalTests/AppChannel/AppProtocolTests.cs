@@ -18,7 +18,7 @@ public sealed class AppProtocolTests : IAsyncLifetime
     private TestApp _h2cApp = null!;
     private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _hung;
-    private readonly List<(string Callee, string Caller, string Protocol)> _seen = [];
+    private readonly List<(string Callee, string Caller, string Protocol, string Connection)> _seen = [];
 
     public async Task InitializeAsync()
     {
@@ -38,7 +38,7 @@ public sealed class AppProtocolTests : IAsyncLifetime
         var callee = context.Request.Headers["dapr-callee-app-id"].ToString();
         lock (_seen)
         {
-            _seen.Add((callee, context.Request.Headers["dapr-caller-app-id"].ToString(), context.Request.Protocol));
+            _seen.Add((callee, context.Request.Headers["dapr-caller-app-id"].ToString(), context.Request.Protocol, context.Connection.Id));
         }
         if (callee == "stuck")
         {
@@ -89,7 +89,7 @@ public sealed class AppProtocolTests : IAsyncLifetime
         Assert.Equal(body, await response.Content.ReadAsByteArrayAsync());
         lock (_seen)
         {
-            Assert.Contains(("billing", "orders", "HTTP/2"), _seen);
+            Assert.Contains(_seen, s => s is ("billing", "orders", "HTTP/2", _));
         }
         Assert.Equal(AppProtocol.H2c, runtime.App.Services.GetRequiredService<AppChannels>().Find("billing")!.Protocol);
     }
@@ -136,7 +136,7 @@ public sealed class AppProtocolTests : IAsyncLifetime
     [Theory]
     [InlineData("h2c")]
     [InlineData("http")]
-    public async Task An_app_holding_calls_hung_fails_no_call_of_another_tenant_into_the_same_app_server(string protocol)
+    public async Task An_app_holding_calls_hung_takes_no_connection_of_another_tenant_of_the_same_app_server_and_fails_none_of_its_calls(string protocol)
     {
         await using var app = protocol == "h2c" ? null : await TestApp.StartAsync(HandleAsync, HttpProtocols.Http1);
         var address = app?.Address ?? _h2cApp.Address;
@@ -151,10 +151,20 @@ public sealed class AppProtocolTests : IAsyncLifetime
                 """));
         var noisy = runtime.Client("noisy-token");
         var quiet = runtime.Client("quiet-token");
+        using (var first = await quiet.GetAsync("/v1.0/invoke/quiet/method/warm"))
+        {
+            await StatusAsync(first, HttpStatusCode.OK);
+        }
 
-        // The stuck app takes all of its four slots and holds them.
+        // The stuck app takes all of its four slots and holds them, on connections of its own: none of them is the
+        // connection the other tenant's call left open to the same server.
         var held = Enumerable.Range(0, 4).Select(_ => noisy.GetAsync("/v1.0/invoke/stuck/method/work")).ToArray();
         await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref _hung) == 4), TimeSpan.FromSeconds(10), "the stuck app holds four calls");
+        lock (_seen)
+        {
+            var quietConnections = _seen.Where(s => s.Callee == "quiet").Select(s => s.Connection).ToHashSet();
+            Assert.DoesNotContain(_seen, s => s.Callee == "stuck" && quietConnections.Contains(s.Connection));
+        }
 
         // A fifth call into it is refused at once; every call of the other tenant into its own app, on the same
         // server, is answered, also many at once.
