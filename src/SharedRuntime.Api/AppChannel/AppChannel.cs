@@ -21,6 +21,12 @@ internal sealed class AppChannel : IDisposable
     private int _disposed;
 
     internal AppChannel(string appId, AppChannelConfig config, Uri endpoint, AppProtocol protocol, TimeProvider time)
+        : this(appId, config, endpoint, protocol, CreateInvoker(config), time)
+    {
+    }
+
+    /// <summary>A channel that sends through <paramref name="invoker"/>, which it disposes when it is retired.</summary>
+    internal AppChannel(string appId, AppChannelConfig config, Uri endpoint, AppProtocol protocol, HttpMessageInvoker invoker, TimeProvider time)
     {
         AppId = appId;
         Endpoint = endpoint;
@@ -29,20 +35,7 @@ internal sealed class AppChannel : IDisposable
         (_version, _versionPolicy) = protocol == AppProtocol.H2c
             ? (HttpVersion.Version20, HttpVersionPolicy.RequestVersionExact) // h2c: HTTP/2 by prior knowledge, no upgrade
             : (HttpVersion.Version11, HttpVersionPolicy.RequestVersionOrLower);
-        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            ActivityHeadersPropagator = null,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
-            // Never more connections than calls the channel lets in at once; HTTP/2 opens another only when the
-            // app's stream limit is reached.
-            MaxConnectionsPerServer = config.MaxConcurrency,
-            EnableMultipleHttp2Connections = true,
-        }, disposeHandler: true);
+        _invoker = invoker;
         Calls = new FairQueue(Config.MaxConcurrency, Config.MaxQueue);
         if (Config.BreakAfterFailures > 0)
         {
@@ -51,6 +44,24 @@ internal sealed class AppChannel : IDisposable
                 time);
         }
     }
+
+    /// <summary>
+    /// The channel's own pool of connections to its app: never more connections than calls the channel lets in at
+    /// once, so one tenant's calls never wait for, or take, another tenant's connections to the same address.
+    /// </summary>
+    private static HttpMessageInvoker CreateInvoker(AppChannelConfig config) =>
+        new(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            ActivityHeadersPropagator = null,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+            MaxConnectionsPerServer = config.MaxConcurrency,
+            EnableMultipleHttp2Connections = true, // another HTTP/2 connection only once the app's stream limit is reached
+        }, disposeHandler: true);
 
     public string AppId { get; }
 
