@@ -57,8 +57,9 @@ internal static class HungAppScenario
             // --give-up-ms (0: never) and calls again at once, as a caller with a timeout does.
             apps.Hang();
             using var phaseEnd = new CancellationTokenSource();
-            var held = Enumerable.Range(0, hungCount).Select(_ => HoldAsync(stuck, () => Invoke("stuck"), giveUp, stuckOutcomes, phaseEnd.Token)).ToArray();
-            await apps.WaitForHungAsync(hungCount, TimeSpan.FromSeconds(10));
+            // Callers start spread over one give-up time, so their calls arrive evenly rather than in bursts.
+            var held = Enumerable.Range(0, hungCount).Select(i => HoldAsync(stuck, () => Invoke("stuck"), giveUp * i / hungCount, giveUp, stuckOutcomes, phaseEnd.Token)).ToArray();
+            await apps.WaitForHungAsync(hungCount - (giveUp > TimeSpan.Zero ? 2 : 0), TimeSpan.FromSeconds(10));
             var hungRound = new Samples();
             cpu = runtime.CpuMs;
             await OpenLoop.RunAsync(quiet, _ => Invoke("quiet"), settings.QuietRps, TimeSpan.FromSeconds(settings.PhaseSeconds), 4096, hungRound);
@@ -97,8 +98,9 @@ internal static class HungAppScenario
         $"| {name} | {samples.Percentile(0.5):0.00} | {samples.Percentile(0.9):0.00} | {samples.Percentile(0.99):0.00} | {samples.Requests} | {samples.Errors} |");
 
     /// <summary>One caller of the stuck app: calls, gives up after <paramref name="giveUp"/> (never when zero), calls again, until the phase ends.</summary>
-    private static async Task HoldAsync(HttpClient client, Func<HttpRequestMessage> request, TimeSpan giveUp, Samples outcomes, CancellationToken phaseEnd)
+    private static async Task HoldAsync(HttpClient client, Func<HttpRequestMessage> request, TimeSpan startAfter, TimeSpan giveUp, Samples outcomes, CancellationToken phaseEnd)
     {
+        await Task.Delay(startAfter, CancellationToken.None);
         while (true)
         {
             var status = 0;
