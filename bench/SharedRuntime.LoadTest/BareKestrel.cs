@@ -9,12 +9,15 @@ using Microsoft.Extensions.Logging;
 
 namespace SharedRuntime.LoadTest;
 
-/// <summary>A Kestrel endpoint that answers the same bytes as the runtime's state GET, with nothing in between.</summary>
+/// <summary>
+/// A Kestrel endpoint that answers the same bytes as the runtime's state GET, with nothing in between: over HTTP/1.1,
+/// and also over HTTP/2 without TLS on a second port when asked.
+/// </summary>
 internal static class BareKestrel
 {
     public static readonly byte[] Body = Encoding.UTF8.GetBytes("""{"order":42,"items":["a","b","c"]}""");
 
-    public static async Task ServeAsync(int port)
+    public static async Task ServeAsync(int port, int? h2cPort = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -22,6 +25,10 @@ internal static class BareKestrel
         {
             ConfigureLikeRuntime(k);
             k.Listen(IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http1);
+            if (h2cPort is { } h2c)
+            {
+                k.Listen(IPAddress.Loopback, h2c, l => l.Protocols = HttpProtocols.Http2);
+            }
         });
         var app = builder.Build();
         app.MapGet("/v1.0/state/store/k", static context =>

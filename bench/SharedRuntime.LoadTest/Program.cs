@@ -8,9 +8,11 @@ using SharedRuntime.LoadTest;
 // A noisy neighbour floods the runtime while a quiet tenant sends a steady rate; the quiet tenant's latency is
 // measured alone and under the flood, with per-tenant isolation and with one shared limit for all tenants.
 // Run it through bench/load/run.sh, which pins the runtime and this tool to different cores.
-if (args.Length == 2 && args[0] == "--serve-bare")
+if (args.Length is 2 or 4 && args[0] == "--serve-bare")
 {
-    await BareKestrel.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
+    // --serve-bare PORT [--h2c-port PORT]: HTTP/1.1 on the first, HTTP/2 without TLS on the second.
+    await BareKestrel.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture),
+        args.Length == 4 && args[2] == "--h2c-port" ? int.Parse(args[3], CultureInfo.InvariantCulture) : null);
     return;
 }
 if (args.Length == 2 && args[0] == "--serve-bare-grpc")
@@ -33,7 +35,7 @@ if (settings.Scenario == "startup")
 }
 if (settings.Scenario == "hung-app")
 {
-    await HungAppScenario.RunAsync(settings);
+    await HungAppScenario.RunAsync(settings, args);
     return;
 }
 if (settings.Scenario == "state-write-cost")
@@ -142,6 +144,16 @@ namespace SharedRuntime.LoadTest
 
         public int HttpPort { get; }
         public double ReadyMs { get; }
+
+        /// <summary>The runtime process's CPU time so far (user + system, from /proc), in ms.</summary>
+        public double CpuMs
+        {
+            get
+            {
+                var fields = File.ReadAllText($"/proc/{_process.Id}/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 10.0;
+            }
+        }
 
         /// <summary>The watched resource folder.</summary>
         public string Folder => _folder;
@@ -321,16 +333,19 @@ namespace SharedRuntime.LoadTest
             }
         }
 
+        /// <summary>Adds another set's samples and counts to this one.</summary>
         public void AddFrom(Samples other)
         {
-            double[] latencies;
             lock (other._latencies)
             {
-                latencies = [.. other._latencies];
-            }
-            foreach (var latency in latencies)
-            {
-                Add(latency, 200);
+                lock (_latencies)
+                {
+                    _latencies.AddRange(other._latencies);
+                    Requests += other.Requests;
+                    Errors += other.Errors;
+                    Refused += other.Refused;
+                    Admitted += other.Admitted;
+                }
             }
         }
 

@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
 # Service invocation through the runtime against nginx proxying to the same app.
 # The runtime and nginx (one worker, keep-alive to the app) are pinned to core 0; the app and wrk to core 1.
-# Rounds alternate between the two proxies. Needs wrk and nginx (Debian's packages).
-# Usage: bench/load/invoke-nginx.sh [rounds] [seconds per round]
+# Rounds alternate between the two proxies. Each round gives the rate, wrk's p99 and the proxy process's own CPU time
+# per request (user + system from /proc), which other work on a shared machine disturbs much less than a rate.
+# With --app-protocol h2c the runtime reaches the app over HTTP/2 without TLS (the tenant's appProtocol: h2c); nginx
+# cannot speak HTTP/2 to an upstream (proxy_http_version stops at 1.1), so it reaches the same app process over HTTP/1.1.
+# Needs wrk and nginx (Debian's packages). RUNTIME_DLL=... measures another build.
+# Usage: bench/load/invoke-nginx.sh [rounds] [seconds per round] [--app-protocol http|h2c] [--out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-4}
+shift $(( $# < 2 ? $# : 2 ))
+protocol=http; out=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --app-protocol) protocol=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$nginx_bin" ] || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
-dotnet build src/SharedRuntime.Host -c Release -nologo -v quiet >/dev/null
+[ -x "$nginx_bin" ] || { echo "nginx is needed: apt-get install nginx-light" >&2; exit 1; }
+if [ -z "${RUNTIME_DLL:-}" ]; then
+  dotnet build src/SharedRuntime.Host -c Release -nologo -v quiet >/dev/null
+fi
+runtime_dll=${RUNTIME_DLL:-$(pwd)/src/SharedRuntime.Host/bin/Release/net10.0/shared-runtime.dll}
 dotnet build bench/SharedRuntime.LoadTest -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d)
-runtime=""; app=""; proxy=""
-trap 'kill $runtime $app 2>/dev/null || true; [ -n "$proxy" ] && kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/resources.yaml" <<'YAML'
+runtime=""; app=""
+trap 'kill $runtime $app 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill $(cat "$work/nginx.pid") 2>/dev/null || true; rm -rf "$work"' EXIT
+app_port=3714
+[ "$protocol" = h2c ] && app_port=3716
+cat > "$work/resources.yaml" <<YAML
 apiVersion: sharedruntime.io/v1alpha1
 kind: Tenant
 metadata:
@@ -30,7 +48,8 @@ metadata:
   name: target
 spec:
   apiToken: {value: target-token}
-  appEndpoint: http://127.0.0.1:3714
+  appEndpoint: http://127.0.0.1:$app_port
+  appProtocol: $protocol
   appChannel: {maxConcurrency: 256, maxQueue: 256}
 YAML
 cat > "$work/nginx.conf" <<NGINX
@@ -47,22 +66,54 @@ http {
   }
 }
 NGINX
-taskset -c 1 dotnet bench/SharedRuntime.LoadTest/bin/Release/net10.0/SharedRuntime.LoadTest.dll --serve-bare 3714 & app=$!
-taskset -c 0 dotnet src/SharedRuntime.Host/bin/Release/net10.0/shared-runtime.dll --resources-path "$work" \
+export DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_TieredPGO=1
+taskset -c 1 dotnet bench/SharedRuntime.LoadTest/bin/Release/net10.0/SharedRuntime.LoadTest.dll --serve-bare 3714 --h2c-port 3716 & app=$!
+taskset -c 0 dotnet "$runtime_dll" --resources-path "$work" \
   --dapr-http-port 3711 --dapr-grpc-port 3712 --metrics-port 3713 --log-level error --state-dir "$work/state" & runtime=$!
-taskset -c 0 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -g 'daemon on;'; proxy=1
-until curl -sf -o /dev/null localhost:3711/v1.0/healthz && curl -sf -o /dev/null localhost:3714/v1.0/healthz; do sleep 0.1; done
+taskset -c 0 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
+until curl -sf -o /dev/null localhost:3711/v1.0/healthz && curl -sf -o /dev/null localhost:3714/v1.0/healthz && [ -s "$work/nginx.pid" ]; do sleep 0.1; done
+nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
 via_runtime="http://127.0.0.1:3711/v1.0/invoke/target/method/v1.0/state/store/k"
 via_nginx="http://127.0.0.1:3715/v1.0/state/store/k"
-[ "$(curl -s "$via_runtime" -H 'dapr-api-token: caller-token')" = "$(curl -s "$via_nginx")" ]
+[ "$(curl -sf "$via_runtime" -H 'dapr-api-token: caller-token')" = "$(curl -sf "$via_nginx")" ] || { echo "the two answers differ" >&2; exit 1; }
 
-rate() { taskset -c 1 wrk -t1 -c32 -d"${seconds}s" "$@" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "ERRORS: " $0 > "/dev/stderr"}'; }
-for _ in 1 2 3; do rate -H "dapr-api-token: caller-token" "$via_runtime" >/dev/null; done   # warm-up: JIT and tiered compilation
-rate "$via_nginx" >/dev/null
-echo "| round | runtime req/s | nginx req/s | ratio |"
-echo "|---|---|---|---|"
-for r in $(seq "$rounds"); do
-  a=$(rate -H 'dapr-api-token: caller-token' "$via_runtime")
-  b=$(rate "$via_nginx")
-  echo "| $r | $a | $b | $(python3 -c "print(f'{$a/$b:.2f}x')") |"
-done
+ticks=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# One wrk round against PID's proxy: prints "req/s p99-ms cpu-us-per-request".
+rate() {
+  local pid=$1; shift
+  local before after
+  before=$(cpu "$pid")
+  taskset -c 1 wrk -t1 -c32 -d"${seconds}s" --latency "$@" > "$work/wrk.txt"
+  after=$(cpu "$pid")
+  grep -q 'Non-2xx\|Socket errors' "$work/wrk.txt" && { echo "ERRORS: $(grep 'Non-2xx\|Socket errors' "$work/wrk.txt")" >&2; }
+  awk -v b="$before" -v a="$after" -v t="$ticks" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /requests in/ {n=$1} /Requests\/sec/ {r=$2} $1 == "99%" {p=ms($2)}
+    END {printf "%s %.2f %.2f\n", r, p, (a-b)/t*1e6/n}' "$work/wrk.txt"
+}
+runtime_get() { rate "$runtime" -H 'dapr-api-token: caller-token' "$via_runtime"; }
+nginx_get() { rate "$nginx_worker" "$via_nginx"; }
+for _ in 1 2 3; do runtime_get >/dev/null; done   # warm-up: JIT and tiered compilation
+nginx_get >/dev/null
+{
+  echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); app protocol $protocol; wrk -t1 -c32, ${seconds}s per round"
+  echo
+  echo "| round | runtime req/s | nginx req/s | ratio | runtime p99 ms | nginx p99 ms | runtime CPU µs/req | nginx CPU µs/req | CPU ratio (nginx/runtime) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for r in $(seq "$rounds"); do
+    read -r a ap ac < <(runtime_get)
+    read -r b bp bc < <(nginx_get)
+    python3 -c "print(f'| $r | {$a:,.0f} | {$b:,.0f} | {$a/$b:.2f}x | {$ap:.2f} | {$bp:.2f} | {$ac:.1f} | {$bc:.1f} | {$bc/$ac:.2f}x |')"
+    echo "$a $b $ap $bp $ac $bc" >> "$work/rounds.txt"
+  done
+  echo
+  python3 - "$work/rounds.txt" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+print(f"median throughput ratio: {statistics.median(a / b for a, b, *_ in rows):.2f}x; "
+      f"median p99 runtime / nginx: {statistics.median(ap / bp for _, _, ap, bp, _, _ in rows):.2f}x; "
+      f"median CPU-per-request ratio (nginx/runtime): {statistics.median(bc / ac for *_, ac, bc in rows):.2f}x")
+PY
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee ${out:+"$out"}

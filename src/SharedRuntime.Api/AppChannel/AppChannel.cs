@@ -1,23 +1,40 @@
+using System.Net;
 using SharedRuntime.Admission;
 using SharedRuntime.Configuration;
 
 namespace SharedRuntime.AppChannel;
 
 /// <summary>
-/// The way into one tenant's app: its endpoint, a bound on calls in flight into it (invocations and deliveries
-/// together, shared fairly between callers), a timeout per call and a circuit breaker that opens after consecutive transport failures or timeouts.
-/// An app that hangs fills only these slots; nobody else's.
+/// The way into one tenant's app: its endpoint and protocol, its own pool of connections (at most one per call slot,
+/// so no other tenant's calls share or exhaust them), a bound on calls in flight into it (invocations and deliveries
+/// together, shared fairly between callers), a timeout per call and a circuit breaker that opens after consecutive
+/// transport failures or timeouts. An app that hangs fills only these slots and connections; nobody else's.
 /// </summary>
-internal sealed class AppChannel
+internal sealed class AppChannel : IDisposable
 {
     private readonly HttpMessageInvoker _invoker;
     private readonly CircuitBreaker? _breaker;
+    private readonly Version _version;
+    private readonly HttpVersionPolicy _versionPolicy;
+    private int _inFlight;
+    private volatile bool _retired;
+    private int _disposed;
 
-    internal AppChannel(string appId, AppChannelConfig config, Uri endpoint, HttpMessageInvoker invoker, TimeProvider time)
+    internal AppChannel(string appId, AppChannelConfig config, Uri endpoint, AppProtocol protocol, TimeProvider time)
+        : this(appId, config, endpoint, protocol, CreateInvoker(config), time)
+    {
+    }
+
+    /// <summary>A channel that sends through <paramref name="invoker"/>, which it disposes when it is retired.</summary>
+    internal AppChannel(string appId, AppChannelConfig config, Uri endpoint, AppProtocol protocol, HttpMessageInvoker invoker, TimeProvider time)
     {
         AppId = appId;
         Endpoint = endpoint;
         Config = config;
+        Protocol = protocol;
+        (_version, _versionPolicy) = protocol == AppProtocol.H2c
+            ? (HttpVersion.Version20, HttpVersionPolicy.RequestVersionExact) // h2c: HTTP/2 by prior knowledge, no upgrade
+            : (HttpVersion.Version11, HttpVersionPolicy.RequestVersionOrLower);
         _invoker = invoker;
         Calls = new FairQueue(Config.MaxConcurrency, Config.MaxQueue);
         if (Config.BreakAfterFailures > 0)
@@ -28,12 +45,32 @@ internal sealed class AppChannel
         }
     }
 
+    /// <summary>
+    /// The channel's own pool of connections to its app: never more connections than calls the channel lets in at
+    /// once, so one tenant's calls never wait for, or take, another tenant's connections to the same address.
+    /// </summary>
+    private static HttpMessageInvoker CreateInvoker(AppChannelConfig config) =>
+        new(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            ActivityHeadersPropagator = null,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+            MaxConnectionsPerServer = config.MaxConcurrency,
+            EnableMultipleHttp2Connections = true, // another HTTP/2 connection only once the app's stream limit is reached
+        }, disposeHandler: true);
+
     public string AppId { get; }
 
     /// <summary>The app's base URL, without a trailing slash.</summary>
     public Uri Endpoint { get; }
 
     public AppChannelConfig Config { get; }
+
+    public AppProtocol Protocol { get; }
 
     /// <summary>
     /// Calls in flight into the app. Waiting calls stand in lines served in turn: one per calling app (its
@@ -62,8 +99,11 @@ internal sealed class AppChannel
             request.Dispose();
             throw new CircuitOpenException($"app {AppId}");
         }
+        request.Version = _version;
+        request.VersionPolicy = _versionPolicy;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(Config.Timeout);
+        Interlocked.Increment(ref _inFlight);
         try
         {
             var response = await _invoker.SendAsync(request, timeout.Token).ConfigureAwait(false);
@@ -95,6 +135,40 @@ internal sealed class AppChannel
         {
             _breaker?.Abandon(generation);
             throw;
+        }
+        catch (ObjectDisposedException ex) when (_retired)
+        {
+            // Replaced by a reload while this call was on its way: the call was never made.
+            _breaker?.Abandon(generation);
+            throw new HttpRequestException(HttpRequestError.ConnectionError, $"app {AppId}: its channel was reconfigured while the call was made", ex);
+        }
+        finally
+        {
+            if (Interlocked.Decrement(ref _inFlight) == 0 && _retired)
+            {
+                Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Called once a reload has replaced this channel: its connections are closed once the calls being sent through
+    /// it have their answers (a response body still being read finishes on its connection).
+    /// </summary>
+    public void Retire()
+    {
+        _retired = true;
+        if (Volatile.Read(ref _inFlight) == 0)
+        {
+            Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _invoker.Dispose();
         }
     }
 

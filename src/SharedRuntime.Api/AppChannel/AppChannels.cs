@@ -1,62 +1,72 @@
 using System.Collections.Frozen;
-using System.Net;
+using SharedRuntime.Configuration;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.AppChannel;
 
 /// <summary>
-/// The app channel of every tenant that has an appEndpoint, kept in step with the configuration: a tenant whose
-/// endpoint and channel settings did not change keeps its channel (slots and breaker state) across reloads.
+/// The app channel of every tenant that has an appEndpoint, and what a call into each tenant needs, compiled from one
+/// snapshot when it applies, so that a call reads no configuration. A tenant whose endpoint, protocol and channel
+/// settings did not change keeps its channel (slots, connections and breaker state) across reloads; a replaced channel
+/// closes its connections once the calls on their way through it have their answers.
 /// </summary>
 internal sealed class AppChannels : IDisposable
 {
     private readonly TimeProvider _time;
-    private volatile FrozenDictionary<string, AppChannel> _channels = FrozenDictionary<string, AppChannel>.Empty;
+    private readonly Lock _updating = new();
+    private volatile FrozenDictionary<string, AppTarget> _targets = FrozenDictionary<string, AppTarget>.Empty;
 
     public AppChannels(RuntimeConfiguration configuration, TimeProvider time)
     {
         _time = time;
-        Invoker = new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            ActivityHeadersPropagator = null,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
-            EnableMultipleHttp2Connections = true,
-        }, disposeHandler: true);
         Update(configuration.Current);
         configuration.Changed += Update;
     }
 
-    /// <summary>One connection pool for every app, like a proxy's.</summary>
-    public HttpMessageInvoker Invoker { get; }
-
     /// <summary>The channel into <paramref name="appId"/>'s app, or null when the tenant does not exist or has no appEndpoint.</summary>
-    public AppChannel? Find(string appId) => _channels.GetValueOrDefault(appId);
+    public AppChannel? Find(string appId) => _targets.GetValueOrDefault(appId)?.Channel;
+
+    /// <summary>Tenant <paramref name="appId"/> as a call into it sees it, or null when no such tenant is served.</summary>
+    public AppTarget? FindTarget(string appId) => _targets.GetValueOrDefault(appId);
 
     private void Update(RuntimeSnapshot snapshot)
     {
-        var previous = _channels;
-        var next = new Dictionary<string, AppChannel>(StringComparer.Ordinal);
-        foreach (var tenant in snapshot.Tenants.Values)
+        lock (_updating)
         {
-            if (tenant.Config.AppEndpoint is not { } endpoint)
+            var previous = _targets;
+            var next = new Dictionary<string, AppTarget>(StringComparer.Ordinal);
+            foreach (var tenant in snapshot.Tenants.Values)
             {
-                continue;
+                var config = tenant.Config;
+                var acl = config.ConfigName is { } configName
+                    ? snapshot.Resources.Configurations.FirstOrDefault(c => c.Name == configName)?.AccessControl
+                    : null;
+                AppChannel? channel = null;
+                if (config.AppEndpoint is { } endpoint)
+                {
+                    channel = previous.GetValueOrDefault(tenant.AppId)?.Channel is { } existing &&
+                        existing.Endpoint.OriginalString == endpoint && existing.Protocol == config.AppProtocol && existing.Config == config.AppChannel
+                        ? existing
+                        : new AppChannel(tenant.AppId, config.AppChannel, new Uri(endpoint, UriKind.Absolute), config.AppProtocol, _time);
+                }
+                next[tenant.AppId] = new AppTarget(tenant.AppId, channel, acl);
             }
-            if (previous.TryGetValue(tenant.AppId, out var existing) &&
-                existing.Endpoint.OriginalString == endpoint && existing.Config == tenant.Config.AppChannel)
+            _targets = next.ToFrozenDictionary(StringComparer.Ordinal);
+            foreach (var (appId, old) in previous)
             {
-                next[tenant.AppId] = existing;
-                continue;
+                if (old.Channel is { } oldChannel && !ReferenceEquals(next.GetValueOrDefault(appId)?.Channel, oldChannel))
+                {
+                    oldChannel.Retire();
+                }
             }
-            next[tenant.AppId] = new AppChannel(tenant.AppId, tenant.Config.AppChannel, new Uri(endpoint, UriKind.Absolute), Invoker, _time);
         }
-        _channels = next.ToFrozenDictionary(StringComparer.Ordinal);
     }
 
-    public void Dispose() => Invoker.Dispose();
+    public void Dispose()
+    {
+        foreach (var target in _targets.Values)
+        {
+            target.Channel?.Dispose();
+        }
+    }
 }

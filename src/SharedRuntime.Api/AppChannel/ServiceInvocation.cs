@@ -18,7 +18,7 @@ namespace SharedRuntime.AppChannel;
 /// Only the app's own failures move its breakers. The caller's token never reaches the target;
 /// <c>dapr-caller-app-id</c> is always the runtime's own knowledge of the caller.
 /// </summary>
-internal sealed class ServiceInvocation(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger)
+internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger)
 {
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
     public const long MaxBufferedBody = 1024 * 1024;
@@ -51,12 +51,10 @@ internal sealed class ServiceInvocation(RuntimeConfiguration configuration, AppC
     /// </summary>
     public async Task<HttpResponseMessage> InvokeAsync(TenantContext caller, InvocationRequest request, CancellationToken cancellationToken)
     {
-        var snapshot = configuration.Current;
-        if (!snapshot.Tenants.TryGetValue(request.TargetAppId, out var target))
-        {
-            throw new DaprApiException(404, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {request.TargetAppId}: no app with this id is served here");
-        }
-        var channel = channels.Find(target.AppId)
+        // The target, its channel and its access control, as the last applied snapshot compiled them.
+        var target = channels.FindTarget(request.TargetAppId)
+            ?? throw new DaprApiException(404, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {request.TargetAppId}: no app with this id is served here");
+        var channel = target.Channel
             ?? throw new DaprApiException(404, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}: the app has no appEndpoint");
         if (!MethodPath.TryParse(request.Method, request.MethodForm, out var path, out var problem))
         {
@@ -66,9 +64,7 @@ internal sealed class ServiceInvocation(RuntimeConfiguration configuration, AppC
         {
             throw Refused(caller, target.AppId, $"the method path and query are longer than {MaxTargetLength} characters once encoded");
         }
-        if (target.Config.ConfigName is { } configName &&
-            snapshot.Resources.Configurations.FirstOrDefault(c => c.Name == configName)?.AccessControl is { } acl &&
-            !acl.IsAllowed(caller.AppId, path.Plain, request.Verb))
+        if (target.AccessControl is { } acl && !acl.IsAllowed(caller.AppId, path.Plain, request.Verb))
         {
             InvocationLog.Denied(logger, caller.AppId, target.AppId, request.Verb, path.Escaped);
             throw new DaprApiException(403, "ERR_DIRECT_INVOKE",
@@ -228,7 +224,7 @@ internal sealed class ServiceInvocation(RuntimeConfiguration configuration, AppC
 
     private static HttpRequestMessage Build(AppChannel channel, InvocationRequest request, CallerBodyStream? callerBody, string method, string callerAppId, string traceparent)
     {
-        var message = new HttpRequestMessage(new HttpMethod(request.Verb), new Uri($"{channel.Endpoint.OriginalString}/{method}{request.Query}", UriKind.Absolute));
+        var message = new HttpRequestMessage(MethodOf(request.Verb), new Uri($"{channel.Endpoint.OriginalString}/{method}{request.Query}", UriKind.Absolute));
         if (request.Body is { } body)
         {
             message.Content = new ReadOnlyMemoryContent(body);
@@ -279,6 +275,19 @@ internal sealed class ServiceInvocation(RuntimeConfiguration configuration, AppC
         }
         return message;
     }
+
+    /// <summary>The shared instance of a common verb spelt exactly as HTTP does (methods are case-sensitive), else a new one.</summary>
+    private static HttpMethod MethodOf(string verb) => verb switch
+    {
+        "GET" => HttpMethod.Get,
+        "POST" => HttpMethod.Post,
+        "PUT" => HttpMethod.Put,
+        "DELETE" => HttpMethod.Delete,
+        "PATCH" => HttpMethod.Patch,
+        "HEAD" => HttpMethod.Head,
+        "OPTIONS" => HttpMethod.Options,
+        _ => new HttpMethod(verb),
+    };
 
     /// <summary>The caller's W3C traceparent, or a new trace when it sent none (or a malformed one).</summary>
     private static string TraceParent(IEnumerable<KeyValuePair<string, StringValues>> headers)

@@ -10,6 +10,9 @@ public sealed record TenantConfig
     public required string AppId { get; init; }
     public string? AppEndpoint { get; init; }
 
+    /// <summary>How the app is spoken to (<c>spec.appProtocol</c>): HTTP/1.1 unless it asks for h2c.</summary>
+    public AppProtocol AppProtocol { get; init; } = AppProtocol.Http;
+
     /// <summary>The resolved API token. Never logged.</summary>
     public required string ApiToken { get; init; }
 

@@ -24,6 +24,8 @@ internal static class TenantParser
             throw spec["appEndpoint"].Error($"'{endpoint}' is not an absolute http or https URL");
         }
 
+        var protocol = ParseAppProtocol(spec["appProtocol"], endpoint);
+
         var token = ParseToken(spec["apiToken"], environment, secrets);
         var limits = spec["limits"];
         var limitsConfig = new TenantLimitsConfig
@@ -50,6 +52,7 @@ internal static class TenantParser
             Name = raw.Name,
             AppId = appId,
             AppEndpoint = endpoint?.TrimEnd('/'),
+            AppProtocol = protocol,
             ApiToken = token,
             Limits = limitsConfig,
             AppChannel = AppChannelParser.Parse(spec["appChannel"], environment, secrets),
@@ -59,6 +62,25 @@ internal static class TenantParser
     }
 
     private const string StateKeysSeparator = "||";
+
+    /// <summary>The app protocols a Tenant may ask for, as <c>spec.appProtocol</c> spells them.</summary>
+    private static readonly string[] KnownAppProtocols = ["http", "h2c"];
+
+    private static AppProtocol ParseAppProtocol(ResourceNode node, string? endpoint)
+    {
+        var value = node.AsString();
+        var protocol = value switch
+        {
+            null or "http" => AppProtocol.Http,
+            "h2c" => AppProtocol.H2c,
+            _ => throw node.Error($"'{value}' is not a known app protocol; known protocols are {string.Join(", ", KnownAppProtocols)}"),
+        };
+        if (protocol == AppProtocol.H2c && endpoint is not null && endpoint.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
+        {
+            throw node.Error("h2c is HTTP/2 without TLS: the appEndpoint must be an http URL");
+        }
+        return protocol;
+    }
 
     private static readonly string[] KnownLimits =
         ["requestsPerSecond", "burst", "maxConcurrency", "maxQueue", "maxRequestBodyBytes", "stateMaxKeys", "stateMaxBytes", "maxMemoryBytes"];

@@ -55,7 +55,7 @@ public class AppCallVerdictTests
 
     private static SharedRuntime.AppChannel.AppChannel Channel(HttpMessageHandler handler, TimeSpan? timeout = null) =>
         new("billing", new AppChannelConfig { BreakAfterFailures = 2, BreakDuration = TimeSpan.FromMinutes(1), Timeout = timeout ?? TimeSpan.FromSeconds(30) },
-            new Uri("http://127.0.0.1:1"), new HttpMessageInvoker(handler), new FakeTimeProvider());
+            new Uri("http://127.0.0.1:1"), AppProtocol.Http, new HttpMessageInvoker(handler), new FakeTimeProvider());
 
     private static ValueTask<AppCallResult> Ok(HttpResponseMessage response, CancellationToken _) =>
         ValueTask.FromResult(new AppCallResult { Response = response, StatusCode = (int)response.StatusCode });

@@ -274,6 +274,45 @@ public class AppChannelResourceTests
     }
 
     [Theory]
+    [InlineData("", AppProtocol.Http)]
+    [InlineData("appProtocol: http", AppProtocol.Http)]
+    [InlineData("appProtocol: h2c", AppProtocol.H2c)]
+    public void ATenantAsksForHttpOrH2cAndGetsHttpWhenItSaysNothing(string line, AppProtocol expected)
+    {
+        var tenant = Assert.Single(Parse($"""
+            apiVersion: sharedruntime.io/v1alpha1
+            kind: Tenant
+            metadata:
+              name: billing
+            spec:
+              apiToken: t
+              appEndpoint: http://127.0.0.1:8081
+              {line}
+            """).Tenants);
+        Assert.Equal(expected, tenant.AppProtocol);
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:8081", "appProtocol: grpc", "'grpc' is not a known app protocol; known protocols are http, h2c")]
+    [InlineData("http://127.0.0.1:8081", "appProtocol: HTTP2", "'HTTP2' is not a known app protocol; known protocols are http, h2c")]
+    [InlineData("https://billing.example", "appProtocol: h2c", "h2c is HTTP/2 without TLS: the appEndpoint must be an http URL")]
+    public void AnUnknownAppProtocolOrH2cOverTlsRefusesTheTenantNamingTheField(string endpoint, string line, string problem)
+    {
+        var refused = TenantRefused($"""
+            apiVersion: sharedruntime.io/v1alpha1
+            kind: Tenant
+            metadata:
+              name: billing
+            spec:
+              apiToken: t
+              appEndpoint: {endpoint}
+              {line}
+            """);
+        Assert.Equal("spec.appProtocol", refused.Field);
+        Assert.Contains(problem, refused.Message);
+    }
+
+    [Theory]
     [InlineData("/orders", "/orders", true)]
     [InlineData("/orders", "/orders/1", false)]
     [InlineData("/orders/*", "/orders/1", true)]
