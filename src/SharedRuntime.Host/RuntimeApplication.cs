@@ -119,6 +119,7 @@ public static class RuntimeApplication
             {
                 Namespace = options.Namespace,
                 KubeconfigPath = options.Kubeconfig,
+                ClusterService = options.ClusterService is { } service ? ServiceReference.Parse(service) : null,
                 RejectComponent = configuration.ComponentProblem,
             },
             services.GetRequiredService<TimeProvider>(),

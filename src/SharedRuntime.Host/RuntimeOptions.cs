@@ -23,6 +23,12 @@ public sealed record RuntimeOptions
     /// <summary>Kubernetes mode: the namespace resources are read from; null reads every namespace.</summary>
     public string? Namespace { get; init; }
 
+    /// <summary>
+    /// Kubernetes mode: the runtime's own Service (<c>NAMESPACE/NAME</c>), whose ready endpoints are the replicas that
+    /// Tenants with cluster-wide limits share them between; null counts this runtime as the only one.
+    /// </summary>
+    public string? ClusterService { get; init; }
+
     /// <summary>Kubernetes mode: a kubeconfig file; null uses the pod's service account (or the default kubeconfig outside a cluster).</summary>
     public string? Kubeconfig { get; init; }
 
@@ -114,6 +120,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { Namespace = v }),
         new("--kubeconfig", "FILE", "kubernetes mode: reach the API server with this kubeconfig (default: the pod's service account, else ~/.kube/config)",
             (o, v) => o with { Kubeconfig = v }),
+        new("--cluster-service", "NAMESPACE/NAME", "kubernetes mode: the runtime's own Service; Tenants with limits.scope cluster get limit / its ready replicas (counted from its EndpointSlices) on each runtime (default: none, each runtime counts as the only one)",
+            (o, v) => o with { ClusterService = Kubernetes.ServiceReference.Parse(v).ToString() }),
         new("--log-level", "LEVEL", "debug, info, warn or error (default info)", (o, v) => o with
         {
             LogLevel = v is "debug" or "info" or "warn" or "error" ? v : throw new FormatException($"--log-level must be debug, info, warn or error, not '{v}'"),
