@@ -7,9 +7,12 @@ namespace SharedRuntime.Metrics;
 /// How close this runtime is to its own capacity, as one number from 0 (idle) to 1 (saturated), exported as
 /// <c>sharedruntime_saturation</c> for autoscalers and dashboards. It is the larger of two fractions:
 /// <list type="bullet">
-/// <item><b>CPU</b>: the process's CPU time over the last <see cref="Window"/> divided by the CPU time the cores it may use
-/// had in that time (<see cref="Environment.ProcessorCount"/>, which follows the container's CPU limit and the CPU
-/// affinity): 1 when every core it may use was busy with it the whole time.</item>
+/// <item><b>CPU</b>: the process's CPU time over the last <see cref="Window"/> divided by the CPU time the cores it may
+/// use had in that time (<see cref="Environment.ProcessorCount"/>, which follows the container's CPU limit and the CPU
+/// affinity): 1 when it kept every such core busy the whole time. It is the CPU the runtime got, not the CPU it wanted:
+/// on a node whose cores other processes keep busy it reads lower than the runtime's load (the node's CPU pressure
+/// says that; its threads' run-queue delay, summed, was tried and reads "saturated" on a merely contended node even
+/// when idle).</item>
 /// <item><b>Memory</b>: the bytes requests in flight hold now, of the node-wide ceiling (<c>--max-memory-bytes</c>)
 /// beyond which every tenant's requests are refused with <c>node_memory</c>.</item>
 /// </list>
@@ -56,10 +59,10 @@ internal sealed class SaturationMetrics : IDisposable
     /// <summary>Reads the process's CPU time and recomputes the CPU fraction over the window ending now.</summary>
     internal void Sample()
     {
-        var now = _time.GetTimestamp();
-        var cpu = _processCpu();
         lock (_gate)
         {
+            var now = _time.GetTimestamp();
+            var cpu = _processCpu();
             _samples.Enqueue((now, cpu));
             // Keep the newest sample at least a window old as the window's start.
             while (_samples.Count > 2 && _time.GetElapsedTime(_samples.ElementAt(1).Timestamp, now) >= Window)
