@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sharedruntime_saturation under a closed-loop flood and after it. The runtime is pinned to core 0 (so the cores it may
 # use are 1), wrk (Debian's package) to core 1. Phases: quiet, then a closed-loop flood of state GETs on 64 keep-alive
-# connections by one tenant whose limits are far above what the core can serve, then quiet again. Every second the
+# connections (wrk, run back to back) by one tenant whose limits are far above what the core can serve, then quiet again. Every second the
 # gauge is read from /metrics, beside the process's own CPU use (from /proc) and the CPU the runtime charged to the
 # flooding tenant (sharedruntime_tenant_cpu_seconds_total) over that second. The gauge is a 5-second average of the
 # CPU the runtime used, so it follows the flood with up to 5 s of lag either way. It is the CPU the runtime got: other
@@ -70,11 +70,17 @@ sample() {
     if [ "$t" -le "$quiet" ]; then phase=quiet; elif [ "$t" -le $((quiet + flood)) ]; then phase=flood; else phase=after; fi
     sample "$phase" "$t"
     if [ "$t" -eq "$quiet" ]; then
-      taskset -c 1 wrk -t1 -c64 -d"${flood}s" -H 'dapr-api-token: flood-token' http://127.0.0.1:3731/v1.0/state/store/k > "$work/wrk.txt" & load=$!
+      # Back-to-back 2-second wrk runs rather than one long one: on this machine a long wrk run sometimes stops sending
+      # after a few seconds while still waiting out its duration.
+      ( end=$((SECONDS + flood)); while [ $SECONDS -lt $end ]; do
+          taskset -c 1 wrk -t1 -c64 -d2s -H 'dapr-api-token: flood-token' http://127.0.0.1:3731/v1.0/state/store/k | grep -E 'requests in|Requests/sec|Non-2xx|Socket errors'
+        done > "$work/wrk.txt" ) & load=$!
     fi
   done
   wait "$load" || true; load=""
   echo
-  echo "wrk: $(grep -E 'Requests/sec' "$work/wrk.txt" | tr -s ' ')"
+  echo '```'
+  cat "$work/wrk.txt"
+  echo '```'
   echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee ${out:+"$out"}
