@@ -37,6 +37,9 @@ public static class RuntimeApplication
         services.AddSingleton(new ListenerPorts { DaprHttp = options.DaprHttpPort, DaprGrpc = options.DaprGrpcPort, Metrics = options.MetricsPort });
         services.AddMetrics();
         services.AddSingleton<RuntimeMetrics>();
+        services.AddSingleton(sp => new TenantCpuMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), options.TenantCpuMetrics));
+        services.AddSingleton(sp => new SaturationMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<RuntimeConfiguration>().NodeMemory));
         services.AddHttpClient();
         services.AddEmbeddedComponents();
         services.AddBackendComponents();
@@ -97,6 +100,8 @@ public static class RuntimeApplication
         var options = app.Services.GetRequiredService<RuntimeOptions>();
         var configuration = app.Services.GetRequiredService<RuntimeConfiguration>();
         var drain = app.Services.GetRequiredService<ShutdownDrain>();
+        // The saturation gauge samples the CPU from the start, whether or not anything reads it yet.
+        app.Services.GetRequiredService<SaturationMetrics>();
         app.Lifetime.ApplicationStopping.Register(drain.Begin);
         app.Lifetime.ApplicationStopped.Register(drain.End);
         // A predecessor that can hand its listeners over answers the probes meanwhile: load first, as standalone does.
@@ -130,6 +135,7 @@ public static class RuntimeApplication
             {
                 Namespace = options.Namespace,
                 KubeconfigPath = options.Kubeconfig,
+                ClusterService = options.ClusterService is { } service ? ServiceReference.Parse(service) : null,
                 RejectComponent = configuration.ComponentProblem,
             },
             services.GetRequiredService<TimeProvider>(),

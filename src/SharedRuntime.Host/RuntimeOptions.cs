@@ -23,6 +23,12 @@ public sealed record RuntimeOptions
     /// <summary>Kubernetes mode: the namespace resources are read from; null reads every namespace.</summary>
     public string? Namespace { get; init; }
 
+    /// <summary>
+    /// Kubernetes mode: the runtime's own Service (<c>NAMESPACE/NAME</c>), whose ready endpoints are the replicas that
+    /// Tenants with cluster-wide limits share them between; null counts this runtime as the only one.
+    /// </summary>
+    public string? ClusterService { get; init; }
+
     /// <summary>Kubernetes mode: a kubeconfig file; null uses the pod's service account (or the default kubeconfig outside a cluster).</summary>
     public string? Kubeconfig { get; init; }
 
@@ -74,6 +80,12 @@ public sealed record RuntimeOptions
     public long MaxMemoryBytes { get; init; } = Admission.MemoryBudget.DefaultNodeBytes;
 
     /// <summary>
+    /// Measure the CPU time of each tenant's requests (<c>sharedruntime_tenant_cpu_seconds_total</c>) with the threads'
+    /// CPU clocks; Linux only. On by default.
+    /// </summary>
+    public bool TenantCpuMetrics { get; init; } = true;
+
+    /// <summary>
     /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
     /// isolation behaves. For comparisons in benchmarks only.
     /// </summary>
@@ -114,6 +126,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { Namespace = v }),
         new("--kubeconfig", "FILE", "kubernetes mode: reach the API server with this kubeconfig (default: the pod's service account, else ~/.kube/config)",
             (o, v) => o with { Kubeconfig = v }),
+        new("--cluster-service", "NAMESPACE/NAME", "kubernetes mode: the runtime's own Service; Tenants with limits.scope cluster get limit / its ready replicas (counted from its EndpointSlices) on each runtime (default: none, each runtime counts as the only one)",
+            (o, v) => o with { ClusterService = Kubernetes.ServiceReference.Parse(v).ToString() }),
         new("--log-level", "LEVEL", "debug, info, warn or error (default info)", (o, v) => o with
         {
             LogLevel = v is "debug" or "info" or "warn" or "error" ? v : throw new FormatException($"--log-level must be debug, info, warn or error, not '{v}'"),
@@ -131,6 +145,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { HandoffSocket = v is "none" or "" ? "" : v }),
         new("--state-dir", "DIR", "where the last good configuration is cached, to start from it when the resources cannot be read (default $XDG_STATE_HOME/shared-runtime, else a per-user folder in the temp dir)",
             (o, v) => o with { StateDir = v }),
+        new("--tenant-cpu-metrics", "[true|false]", "measure the CPU time of each tenant's requests with the threads' CPU clocks, as sharedruntime_tenant_cpu_seconds_total{app_id} (default true; Linux only)",
+            (o, v) => o with { TenantCpuMetrics = Bool(v) }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
             {
@@ -194,7 +210,7 @@ public sealed record RuntimeOptions
                 ?? throw new FormatException($"unknown option '{arg}'; see --help");
             if (value is null)
             {
-                if (flag.Name is "--log-as-json" or "--reuse-port" && (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+                if (flag.Name is "--log-as-json" or "--reuse-port" or "--tenant-cpu-metrics" && (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
                 {
                     value = "true";
                 }

@@ -27,4 +27,7 @@ internal static partial class KubernetesLog
 
     [LoggerMessage(4008, LogLevel.Information, "Reading resources from the Kubernetes API at {Server} ({Scope})")]
     public static partial void Connecting(ILogger logger, string server, string scope);
+
+    [LoggerMessage(4009, LogLevel.Information, "Service {Service} has {Replicas} ready runtime replicas; Tenants with cluster-wide limits take 1/{Replicas} of them here")]
+    public static partial void ReplicasChanged(ILogger logger, string service, int replicas);
 }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using SharedRuntime.Configuration;
+using SharedRuntime.Kubernetes.Replicas;
 using SharedRuntime.Kubernetes.Resources;
 using SharedRuntime.Kubernetes.Watching;
 
@@ -10,7 +11,9 @@ namespace SharedRuntime.Kubernetes;
 /// Resiliencies and Configurations, and the Secrets their tokens and metadata refer to. Each kind is listed and then
 /// watched into an in-memory copy; every change asks for a reload after a short quiet time, and a load builds the set
 /// from the copies. The first load waits until every kind has been listed once, so the runtime reports ready only
-/// with the cluster's full configuration.
+/// with the cluster's full configuration. With a cluster Service set, the EndpointSlices of that Service are watched
+/// as well, and a change in the number of its ready replicas reloads too: the set carries the number, and Tenants
+/// with cluster-wide limits are rebuilt with their new share. Nothing of this is on the request path.
 /// </summary>
 internal sealed class KubernetesResourceSource : IResourceSource
 {
@@ -20,12 +23,15 @@ internal sealed class KubernetesResourceSource : IResourceSource
     private readonly k8s.Kubernetes _client;
     private readonly IReadOnlyList<KindWatcher> _watchers;
     private readonly KindWatcher _secrets;
+    private readonly KindWatcher? _replicaSlices;
+    private readonly IReadOnlyList<KindWatcher> _all;
     private readonly ResourceSetBuilder _builder;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
     private readonly Lock _startGate = new();
     private Task[] _running = [];
     private Task? _reloadLoop;
+    private int _replicas;
 
     public KubernetesResourceSource(KubernetesSourceOptions options, TimeProvider time, ILogger<KubernetesResourceSource> logger)
     {
@@ -36,6 +42,13 @@ internal sealed class KubernetesResourceSource : IResourceSource
         var api = new KubernetesApiClient(_client);
         _watchers = WatchedKind.All.Select(kind => new KindWatcher(kind, api, options, time, logger, Signal)).ToArray();
         _secrets = _watchers.Single(w => w.Kind == WatchedKind.Secrets);
+        if (options.ClusterService is { } service)
+        {
+            var selector = Uri.EscapeDataString($"{ReadyReplicas.ServiceNameLabel}={service.Name}");
+            _replicaSlices = new KindWatcher(WatchedKind.EndpointSlices, api, options, time, logger, ReplicasMayHaveChanged,
+                $"{WatchedKind.EndpointSlices.Path(service.Namespace)}?labelSelector={selector}");
+        }
+        _all = _replicaSlices is null ? _watchers : [.. _watchers, _replicaSlices];
         _builder = new ResourceSetBuilder(options, logger);
     }
 
@@ -44,7 +57,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
     private string Scope => _options.Namespace is { } ns ? $"namespace {ns}" : "all namespaces";
 
     /// <summary>True once every kind has been listed at least once.</summary>
-    public bool IsSynced => _watchers.All(w => w.Synced.IsCompletedSuccessfully);
+    public bool IsSynced => _all.All(w => w.Synced.IsCompletedSuccessfully);
 
     private static k8s.KubernetesClientConfiguration ClientConfiguration(KubernetesSourceOptions options)
     {
@@ -72,7 +85,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
     public async ValueTask<ResourceSet> LoadAsync(CancellationToken cancellationToken)
     {
         Start();
-        var synced = Task.WhenAll(_watchers.Select(w => w.Synced));
+        var synced = Task.WhenAll(_all.Select(w => w.Synced));
         if (!synced.IsCompleted)
         {
             try
@@ -81,13 +94,37 @@ internal sealed class KubernetesResourceSource : IResourceSource
             }
             catch (TimeoutException)
             {
-                var waiting = string.Join(", ", _watchers.Where(w => !w.Synced.IsCompleted).Select(w => w.Kind.ToString()));
+                var waiting = string.Join(", ", _all.Where(w => !w.Synced.IsCompleted).Select(w => w.Kind.ToString()));
                 throw new IOException(
                     $"the Kubernetes API at {_client.BaseUri} did not list {waiting} within {_options.InitialSyncTimeout.TotalSeconds}s (see the warnings above for why)");
             }
         }
         var kinds = _watchers.Where(w => w != _secrets).Select(w => (w.Kind, w.Snapshot())).ToList();
-        return _builder.Build(kinds, new SecretIndex(_secrets.Snapshot()));
+        return _builder.Build(kinds, new SecretIndex(_secrets.Snapshot())) with { RuntimeReplicas = CountReplicas() };
+    }
+
+    /// <summary>The ready replicas of the cluster Service now (1 without one), logged when the number changes.</summary>
+    private int CountReplicas()
+    {
+        if (_replicaSlices is null)
+        {
+            return 1;
+        }
+        var replicas = ReadyReplicas.Count(_replicaSlices.Snapshot());
+        if (Interlocked.Exchange(ref _replicas, replicas) != replicas)
+        {
+            KubernetesLog.ReplicasChanged(_logger, _options.ClusterService!.ToString(), replicas);
+        }
+        return replicas;
+    }
+
+    /// <summary>A slice changed: reload only when the number of ready replicas did, not for every endpoint update.</summary>
+    private void ReplicasMayHaveChanged()
+    {
+        if (ReadyReplicas.Count(_replicaSlices!.Snapshot()) != Volatile.Read(ref _replicas))
+        {
+            Signal();
+        }
     }
 
     public void Watch(Func<CancellationToken, Task> changed)
@@ -106,7 +143,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
             }
             KubernetesLog.Connecting(_logger, _client.BaseUri?.ToString() ?? "", Scope);
             var token = _stopping.Token;
-            _running = _watchers.Select(w => Task.Run(() => w.RunAsync(token), token)).ToArray();
+            _running = _all.Select(w => Task.Run(() => w.RunAsync(token), token)).ToArray();
         }
     }
 

@@ -12,6 +12,12 @@ internal sealed record KubernetesSourceOptions
     /// <summary>A ready client configuration (tests point it at a fake API server); overrides <see cref="KubeconfigPath"/>.</summary>
     public k8s.KubernetesClientConfiguration? ClientConfiguration { get; init; }
 
+    /// <summary>
+    /// The runtime's own Service (namespace and name): the ready endpoints of its EndpointSlices are the runtime replicas
+    /// that Tenants with cluster-wide limits share them between. Null: this runtime counts as the only one.
+    /// </summary>
+    public ServiceReference? ClusterService { get; init; }
+
     /// <summary>Changes arriving within this time are folded into one reload.</summary>
     public TimeSpan DebounceTime { get; init; } = TimeSpan.FromMilliseconds(50);
 
@@ -34,4 +40,21 @@ internal sealed record KubernetesSourceOptions
     /// out with a warning so that one foreign Dapr component in the cluster does not hold back every other change.
     /// </summary>
     public Func<SharedRuntime.Configuration.ComponentConfig, string?>? RejectComponent { get; init; }
+}
+
+/// <summary>A Service by namespace and name.</summary>
+internal sealed record ServiceReference(string Namespace, string Name)
+{
+    /// <summary>Parses <c>NAMESPACE/NAME</c>.</summary>
+    public static ServiceReference Parse(string text)
+    {
+        var parts = text.Split('/');
+        if (parts is not [{ Length: > 0 } ns, { Length: > 0 } name])
+        {
+            throw new FormatException($"'{text}' is not NAMESPACE/NAME");
+        }
+        return new ServiceReference(ns, name);
+    }
+
+    public override string ToString() => $"{Namespace}/{Name}";
 }

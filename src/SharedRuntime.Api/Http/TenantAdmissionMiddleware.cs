@@ -26,6 +26,7 @@ internal sealed class TenantAdmissionMiddleware(
     RuntimeConfiguration configuration,
     ListenerPorts ports,
     RuntimeMetrics metrics,
+    TenantCpuMetrics tenantCpu,
     IServiceProvider services,
     ILogger<TenantAdmissionMiddleware> logger)
 {
@@ -96,6 +97,7 @@ internal sealed class TenantAdmissionMiddleware(
 
     private async Task RunAsync(HttpContext context, TenantContext tenant, string apiName, long start)
     {
+        var cpu = tenantCpu.Start(tenant.AppId);
         metrics.RequestStarted(tenant.AppId);
         context.Features.Set(tenant);
         var grpc = DaprErrorWriter.IsGrpc(context) && ports.ListenerOf(context.Connection.LocalPort) == Listener.DaprGrpc;
@@ -157,6 +159,7 @@ internal sealed class TenantAdmissionMiddleware(
             }
             tenant.Admission.Exit();
             metrics.RequestFinished(tenant.AppId, apiName, grpc ? GrpcOutcome(context) : context.Response.StatusCode, start);
+            tenantCpu.Stop(cpu);
         }
     }
 

@@ -24,6 +24,12 @@ public sealed record ResourceSet
     /// </summary>
     public IReadOnlyList<RejectedSubscription> RejectedSubscriptions { get; init; } = [];
 
+    /// <summary>
+    /// Ready runtime replicas serving the cluster, this one included (1 outside Kubernetes): a Tenant whose limits are
+    /// for the whole cluster gets this share of them here.
+    /// </summary>
+    public int RuntimeReplicas { get; init; } = 1;
+
     /// <summary>The text of every file the set was read from, for the last-good cache; empty for sets built in code.</summary>
     public IReadOnlyList<ResourceDocument> Documents { get; init; } = [];
 }

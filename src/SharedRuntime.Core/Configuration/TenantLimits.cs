@@ -12,13 +12,21 @@ public sealed record TenantLimitsConfig
     public long? StateMaxBytes { get; init; }
     public long? MaxMemoryBytes { get; init; }
 
+    /// <summary>Whether the rate and concurrency limits hold per runtime (the default) or for the whole cluster.</summary>
+    public LimitScope Scope { get; init; }
+
     public static TenantLimitsConfig Empty { get; } = new();
 
-    /// <summary>These limits with every unset field taken from <paramref name="defaults"/>.</summary>
-    public TenantLimits Resolve(TenantLimits defaults)
+    /// <summary>
+    /// These limits with every unset field taken from <paramref name="defaults"/>. With <see cref="LimitScope.Cluster"/>
+    /// the rate, burst, concurrency and queue are this runtime's share of <paramref name="replicas"/> ready runtimes:
+    /// the limit divided by their number, rounded up for the whole-number limits (at least 1 for burst and
+    /// concurrency), so the cluster admits at most a request per replica more than the limit says.
+    /// </summary>
+    public TenantLimits Resolve(TenantLimits defaults, int replicas = 1)
     {
         var rps = RequestsPerSecond ?? defaults.RequestsPerSecond;
-        return new TenantLimits(
+        var limits = new TenantLimits(
             rps,
             Burst ?? (RequestsPerSecond is null ? defaults.Burst : Math.Max(1, (int)Math.Ceiling(rps))),
             MaxConcurrency ?? defaults.MaxConcurrency,
@@ -29,7 +37,33 @@ public sealed record TenantLimitsConfig
         {
             MaxMemoryBytes = MaxMemoryBytes ?? defaults.MaxMemoryBytes,
         };
+        if (Scope != LimitScope.Cluster || replicas <= 1)
+        {
+            return limits;
+        }
+        return limits with
+        {
+            RequestsPerSecond = Math.Max(MinimumRate, limits.RequestsPerSecond / replicas),
+            Burst = Share(limits.Burst, replicas, 1),
+            MaxConcurrency = Share(limits.MaxConcurrency, replicas, 1),
+            MaxQueue = Share(limits.MaxQueue, replicas, 0),
+        };
     }
+
+    /// <summary>The smallest rate a Tenant may declare; a share never goes below it.</summary>
+    public const double MinimumRate = 0.001;
+
+    private static int Share(int limit, int replicas, int floor) => Math.Max(floor, (int)Math.Ceiling((double)limit / replicas));
+}
+
+/// <summary>What a Tenant's rate and concurrency limits apply to (<c>spec.limits.scope</c>).</summary>
+public enum LimitScope
+{
+    /// <summary>Every runtime enforces the limits on its own (<c>runtime</c>, the default).</summary>
+    Runtime,
+
+    /// <summary>The limits are for the whole cluster; each runtime takes the limit divided by the ready replicas (<c>cluster</c>).</summary>
+    Cluster,
 }
 
 /// <summary>Effective limits of one tenant.</summary>

@@ -38,6 +38,12 @@ internal static class TenantParser
             StateMaxKeys = limits["stateMaxKeys"].AsInt64(0, long.MaxValue),
             StateMaxBytes = limits["stateMaxBytes"].AsInt64(0, long.MaxValue),
             MaxMemoryBytes = limits["maxMemoryBytes"].AsInt64(0, 1L << 40),
+            Scope = limits["scope"].AsString() switch
+            {
+                null or "runtime" => LimitScope.Runtime,
+                "cluster" => LimitScope.Cluster,
+                var other => throw limits["scope"].Error($"'{other}' is not a scope; use runtime (each runtime enforces the limits) or cluster (the limits are for the whole cluster)"),
+            },
         };
         foreach (var (key, node) in limits.Entries())
         {
@@ -83,7 +89,7 @@ internal static class TenantParser
     }
 
     private static readonly string[] KnownLimits =
-        ["requestsPerSecond", "burst", "maxConcurrency", "maxQueue", "maxRequestBodyBytes", "stateMaxKeys", "stateMaxBytes", "maxMemoryBytes"];
+        ["requestsPerSecond", "burst", "maxConcurrency", "maxQueue", "maxRequestBodyBytes", "stateMaxKeys", "stateMaxBytes", "maxMemoryBytes", "scope"];
 
     /// <summary>Longest API token accepted, in UTF-8 bytes.</summary>
     public const int MaxTokenBytes = 512;

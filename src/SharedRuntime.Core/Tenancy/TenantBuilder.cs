@@ -32,7 +32,7 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
         var result = new List<TenantContext>(set.Tenants.Count);
         foreach (var config in set.Tenants)
         {
-            var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits);
+            var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas);
             if (previous.Tenants.TryGetValue(config.AppId, out var existing) && existing.Config == config && existing.Limits == limits)
             {
                 result.Add(existing.WithRoutes(compiler.Compile(config.AppId, existing.Routes, components, resiliencies)));

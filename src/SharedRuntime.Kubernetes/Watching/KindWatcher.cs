@@ -24,10 +24,11 @@ internal sealed class KindWatcher
     private Dictionary<string, JsonElement> _objects = new(StringComparer.Ordinal);
     private bool _reportedMissing;
 
-    public KindWatcher(WatchedKind kind, KubernetesApiClient api, KubernetesSourceOptions options, TimeProvider time, ILogger logger, Action changed)
+    /// <param name="path">The collection to read, with a label selector if any; null for the kind's in the source's namespace.</param>
+    public KindWatcher(WatchedKind kind, KubernetesApiClient api, KubernetesSourceOptions options, TimeProvider time, ILogger logger, Action changed, string? path = null)
     {
         _kind = kind;
-        _path = kind.Path(options.Namespace);
+        _path = path ?? kind.Path(options.Namespace);
         _api = api;
         _options = options;
         _time = time;

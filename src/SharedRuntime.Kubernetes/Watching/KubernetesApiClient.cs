@@ -59,7 +59,7 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
     public async IAsyncEnumerable<WatchEvent> WatchAsync(string path, string resourceVersion, TimeSpan timeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var query = $"{path}?watch=true&allowWatchBookmarks=true&resourceVersion={Uri.EscapeDataString(resourceVersion)}" +
+        var query = $"{path}{(path.Contains('?', StringComparison.Ordinal) ? '&' : '?')}watch=true&allowWatchBookmarks=true&resourceVersion={Uri.EscapeDataString(resourceVersion)}" +
                     $"&timeoutSeconds={(int)timeout.TotalSeconds}";
         using var response = await SendAsync(query, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);

@@ -11,6 +11,9 @@ internal sealed record WatchedKind(string Group, string Version, string Plural, 
     public static WatchedKind SubscriptionsV1 { get; } = new("dapr.io", "v1alpha1", "subscriptions", "Subscription");
     public static WatchedKind Secrets { get; } = new("", "v1", "secrets", "Secret");
 
+    /// <summary>The runtime's own Service's slices, read only with a cluster Service set (not in <see cref="All"/>).</summary>
+    public static WatchedKind EndpointSlices { get; } = new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice");
+
     /// <summary>Every kind, in the order their objects are handed to the parser.</summary>
     public static IReadOnlyList<WatchedKind> All { get; } =
         [Tenants, Components, Resiliencies, Configurations, SubscriptionsV2, SubscriptionsV1, Secrets];

@@ -24,4 +24,20 @@ internal static class KubernetesObjects
         {"apiVersion":"dapr.io/v1alpha1","kind":"Component","metadata":{"name":"{{{name}}}","namespace":"{{{@namespace}}}"},
          "spec":{"type":"{{{type}}}","version":"v1","metadata":{{{metadata}}}}}
         """;
+
+    /// <summary>
+    /// An EndpointSlice of <paramref name="service"/> with <paramref name="ready"/> ready pods and
+    /// <paramref name="notReady"/> pods that are not (terminating, failing their probe).
+    /// </summary>
+    public static string EndpointSlice(string name, string service, int ready, int notReady = 0, string @namespace = "shared-runtime-system", string addressType = "IPv4")
+    {
+        var endpoints = Enumerable.Range(0, ready + notReady).Select(i =>
+            $$$"""{"addresses":["{{{(addressType == "IPv6" ? $"fd00::{i + 1}" : $"10.0.0.{i + 1}")}}}"],"conditions":{"ready":{{{(i < ready ? "true" : "false")}}}},"targetRef":{"kind":"Pod","namespace":"{{{@namespace}}}","name":"{{{service}}}-{{{i}}}","uid":"uid-{{{service}}}-{{{i}}}"}}""");
+        return $$$"""
+            {"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","addressType":"{{{addressType}}}",
+             "metadata":{"name":"{{{name}}}","namespace":"{{{@namespace}}}","labels":{"kubernetes.io/service-name":"{{{service}}}"}},
+             "endpoints":[{{{string.Join(",", endpoints)}}}],
+             "ports":[{"name":"http","port":3500,"protocol":"TCP"}]}
+            """;
+    }
 }

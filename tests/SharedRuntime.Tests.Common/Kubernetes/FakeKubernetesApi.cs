@@ -14,7 +14,7 @@ namespace SharedRuntime.Tests.Kubernetes;
 /// protocol: a list answers <c>{"kind":"XList","metadata":{"resourceVersion"},"items"}</c>; a watch streams one JSON
 /// event per line over chunked transfer, from a resourceVersion, with bookmarks. Tests add, change and delete objects,
 /// drop every open watch, make old versions expire (410 Gone, as a status or as an ERROR event), hold lists back, and
-/// make a resource type not installed (404).
+/// make a resource type not installed (404). Lists and watches honour an equality <c>labelSelector</c> (<c>k=v,k2=v2</c>).
 /// </summary>
 public sealed class FakeKubernetesApi : IAsyncDisposable
 {
@@ -215,6 +215,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             "Resiliency" => "resiliencies",
             "Configuration" => "configurations",
             "Secret" => "secrets",
+            "EndpointSlice" => "endpointslices",
             _ => throw new ArgumentException($"the fake API server does not serve {kind}"),
         };
         return $"{apiVersion}/{plural}";
@@ -245,14 +246,25 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             await StatusAsync(context, 404, "NotFound", "the server could not find the requested resource");
             return;
         }
+        var selector = LabelSelector(request.Query["labelSelector"].ToString());
         if (request.Query["watch"] == "true")
         {
             await WatchAsync(context, collection, ns, long.Parse(request.Query["resourceVersion"].ToString(), System.Globalization.CultureInfo.InvariantCulture),
-                request.Query["allowWatchBookmarks"] == "true");
+                request.Query["allowWatchBookmarks"] == "true", selector);
             return;
         }
         await listsReleased.WaitAsync(context.RequestAborted);
-        await ListAsync(context, apiVersion, plural, collection, ns);
+        await ListAsync(context, apiVersion, plural, collection, ns, selector);
+    }
+
+    /// <summary>An equality label selector as a test on an object; everything matches an empty one.</summary>
+    private static Func<JsonObject, bool> LabelSelector(string selector)
+    {
+        var wanted = selector.Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(term => term.Split('=', 2))
+            .Select(kv => (Key: kv[0], Value: kv.Length > 1 ? kv[1] : ""))
+            .ToList();
+        return obj => wanted.All(w => obj["metadata"]?["labels"]?[w.Key]?.GetValue<string>() == w.Value);
     }
 
     private static bool TryRoute(string path, out string apiVersion, out string plural, out string? ns)
@@ -290,16 +302,16 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         return false;
     }
 
-    private async Task ListAsync(HttpContext context, string apiVersion, string plural, string collection, string? ns)
+    private async Task ListAsync(HttpContext context, string apiVersion, string plural, string collection, string? ns, Func<JsonObject, bool> selected)
     {
         var items = new JsonArray();
         string version;
         lock (_gate)
         {
-            foreach (var obj in Objects(collection).Values.Where(o => ns is null || o["metadata"]!["namespace"]!.GetValue<string>() == ns))
+            foreach (var obj in Objects(collection).Values.Where(o => (ns is null || o["metadata"]!["namespace"]!.GetValue<string>() == ns) && selected(o)))
             {
                 var item = (JsonObject)obj.DeepClone();
-                if (plural == "secrets")
+                if (plural is "secrets" or "endpointslices")
                 {
                     // Like the real server, items of built-in lists carry no apiVersion and kind.
                     item.Remove("apiVersion");
@@ -316,6 +328,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             "subscriptions" => "SubscriptionList",
             "resiliencies" => "ResiliencyList",
             "configurations" => "ConfigurationList",
+            "endpointslices" => "EndpointSliceList",
             _ => "SecretList",
         };
         var list = new JsonObject
@@ -329,7 +342,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         await context.Response.WriteAsync(list.ToJsonString());
     }
 
-    private async Task WatchAsync(HttpContext context, string collection, string? ns, long from, bool bookmarks)
+    private async Task WatchAsync(HttpContext context, string collection, string? ns, long from, bool bookmarks, Func<JsonObject, bool> selected)
     {
         CancellationToken dropped;
         lock (_gate)
@@ -371,7 +384,11 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
                 }
                 foreach (var stored in pending)
                 {
-                    await WriteEventAsync(context, stored.Type, stored.Object);
+                    // Events of objects the selector leaves out move the cursor but are not sent.
+                    if (selected(stored.Object))
+                    {
+                        await WriteEventAsync(context, stored.Type, stored.Object);
+                    }
                     cursor = stored.Version;
                 }
                 if (!sentBookmark)

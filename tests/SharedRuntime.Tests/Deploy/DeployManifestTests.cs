@@ -73,7 +73,72 @@ public sealed class DeployManifestTests
             Assert.Equal(["get", "list", "watch"], rule.Verbs);
         }
         var granted = role.Rules.SelectMany(r => r.ApiGroups.SelectMany(g => r.Resources.Select(res => $"{res}.{g}"))).Order().ToList();
-        Assert.Equal(["components.dapr.io", "configurations.dapr.io", "resiliencies.dapr.io", "secrets.", "subscriptions.dapr.io", "tenants.sharedruntime.io"], granted);
+        Assert.Equal(["components.dapr.io", "configurations.dapr.io", "endpointslices.discovery.k8s.io", "resiliencies.dapr.io", "secrets.", "subscriptions.dapr.io",
+            "tenants.sharedruntime.io"], granted);
+    }
+
+    [Fact]
+    public void TheDeploymentRunsTheDaemonSetsPodSpreadOverNodes()
+    {
+        var objects = DeployFiles.LoadAll();
+        var daemonSet = objects.OfType<V1DaemonSet>().Single();
+        var deployment = objects.OfType<V1Deployment>().Single();
+        Assert.Equal("RollingUpdate", deployment.Spec.Strategy.Type);
+        Assert.Equal("1", deployment.Spec.Strategy.RollingUpdate.MaxSurge.Value);
+        Assert.Equal("0", deployment.Spec.Strategy.RollingUpdate.MaxUnavailable.Value);
+
+        // The same pod as the DaemonSet's (args, probes, security, volumes), apart from the spread over nodes and zones.
+        var pod = deployment.Spec.Template.Spec;
+        var spread = pod.TopologySpreadConstraints;
+        Assert.Contains(spread, c => c.TopologyKey == "kubernetes.io/hostname" && c.MaxSkew == 1 &&
+                                     c.LabelSelector.MatchLabels.SequenceEqual(deployment.Spec.Selector.MatchLabels));
+        Assert.Contains(spread, c => c.TopologyKey == "topology.kubernetes.io/zone");
+        pod.TopologySpreadConstraints = null;
+        Assert.Equal(k8s.KubernetesJson.Serialize(daemonSet.Spec.Template), k8s.KubernetesJson.Serialize(deployment.Spec.Template));
+    }
+
+    [Fact]
+    public void BothVariantsCountTheirReplicasFromTheirOwnService()
+    {
+        var objects = DeployFiles.LoadAll();
+        var service = objects.OfType<V1Service>().Single(s => s.Metadata.Name == "shared-runtime");
+        var pods = new[] { objects.OfType<V1DaemonSet>().Single().Spec.Template, objects.OfType<V1Deployment>().Single().Spec.Template };
+        foreach (var pod in pods)
+        {
+            var container = pod.Spec.Containers.Single();
+            var args = container.Args.ToList();
+            Assert.Equal($"$(POD_NAMESPACE)/{service.Metadata.Name}", args[args.IndexOf("--cluster-service") + 1]);
+            Assert.Equal("metadata.namespace", container.Env.Single(e => e.Name == "POD_NAMESPACE").ValueFrom.FieldRef.FieldPath);
+            Assert.All(service.Spec.Selector, label => Assert.Equal(label.Value, pod.Metadata.Labels[label.Key]));
+        }
+    }
+
+    [Fact]
+    public void TheAutoscalerScalesTheDeploymentOnTheSaturationTheAdapterServes()
+    {
+        var objects = DeployFiles.LoadAll();
+        var deployment = objects.OfType<V1Deployment>().Single();
+        var hpa = objects.OfType<V2HorizontalPodAutoscaler>().Single();
+        Assert.Equal(("Deployment", deployment.Metadata.Name), (hpa.Spec.ScaleTargetRef.Kind, hpa.Spec.ScaleTargetRef.Name));
+        Assert.True(hpa.Spec.MinReplicas >= 2, "at least two replicas, so one node's failure leaves one serving");
+        var metric = hpa.Spec.Metrics.Single().Pods;
+        Assert.Equal("sharedruntime_saturation", metric.Metric.Name);
+        Assert.Equal("AverageValue", metric.Target.Type);
+        var target = metric.Target.AverageValue.ToDouble();
+        Assert.InRange(target, 0.1, 0.95);
+
+        // The adapter rule serves exactly that metric, per pod, from the runtime's gauge.
+        var adapter = objects.OfType<V1ConfigMap>().Single(c => c.Metadata.Name == "prometheus-adapter-sharedruntime");
+        var rules = new YamlDotNet.Serialization.DeserializerBuilder().Build().Deserialize<Dictionary<string, List<Dictionary<string, object>>>>(adapter.Data["config.yaml"]);
+        var rule = rules["rules"].Single();
+        Assert.StartsWith("sharedruntime_saturation{", (string)rule["seriesQuery"], StringComparison.Ordinal);
+        Assert.Equal(metric.Metric.Name, ((Dictionary<object, object>)rule["name"])["as"]);
+        var overrides = (Dictionary<object, object>)((Dictionary<object, object>)rule["resources"])["overrides"];
+        Assert.Equal(["namespace", "pod"], overrides.Keys.Cast<string>().Order());
+
+        var budget = objects.OfType<V1PodDisruptionBudget>().Single();
+        Assert.Equal("1", budget.Spec.MaxUnavailable.Value);
+        Assert.Equal(deployment.Spec.Selector.MatchLabels, budget.Spec.Selector.MatchLabels);
     }
 
     [Fact]
@@ -139,6 +204,8 @@ public sealed class DeployManifestTests
         Assert.Contains(expressions, e => e.Contains("rate(sharedruntime_requests_total", StringComparison.Ordinal) && e.Contains("by (app_id)", StringComparison.Ordinal));
         Assert.Contains(expressions, e => e.Contains("histogram_quantile(0.99", StringComparison.Ordinal) && e.Contains("sharedruntime_request_duration_seconds_bucket", StringComparison.Ordinal));
         Assert.Contains(expressions, e => e.Contains("sharedruntime_rejections_total", StringComparison.Ordinal));
+        Assert.Contains(expressions, e => e.Contains("sharedruntime_saturation", StringComparison.Ordinal) && e.Contains("by (node)", StringComparison.Ordinal));
+        Assert.Contains(expressions, e => e.Contains("rate(sharedruntime_tenant_cpu_seconds_total", StringComparison.Ordinal) && e.Contains("by (app_id)", StringComparison.Ordinal));
     }
 
     [SkippableFact]
@@ -156,6 +223,28 @@ public sealed class DeployManifestTests
             o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
         var image = objects.OfType<V1DaemonSet>().Single().Spec.Template.Spec.Containers.Single().Image;
         Assert.StartsWith("ghcr.io/", image, StringComparison.Ordinal);
+        Assert.Equal("Local", objects.OfType<V1Service>().Single().Spec.InternalTrafficPolicy);
+    }
+
+    [SkippableFact]
+    public async Task KubectlKustomizeBuildsTheDeploymentVariant()
+    {
+        var found = File.Exists("/usr/bin/kubectl") ? "/usr/bin/kubectl" : FindOnPath("kubectl");
+        Assert.False(found is null && Environment.GetEnvironmentVariable("CI") is { Length: > 0 }, "kubectl is required in CI");
+        Skip.If(found is null, "kubectl is not installed");
+
+        var objects = await KustomizeAsync(found!, Path.Combine(DeployFiles.Folder, "deployment"));
+        Assert.Equal(9, objects.Count);
+        Assert.Empty(objects.OfType<V1DaemonSet>());
+        Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
+            o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
+        // A regular Service: any ready replica, on any node.
+        Assert.Equal("Cluster", objects.OfType<V1Service>().Single().Spec.InternalTrafficPolicy);
+        var deployment = objects.OfType<V1Deployment>().Single();
+        Assert.StartsWith("ghcr.io/", deployment.Spec.Template.Spec.Containers.Single().Image, StringComparison.Ordinal);
+        Assert.Equal(deployment.Metadata.Name, objects.OfType<V2HorizontalPodAutoscaler>().Single().Spec.ScaleTargetRef.Name);
+        Assert.Single(objects.OfType<V1PodDisruptionBudget>());
+        Assert.Contains(objects.OfType<V1ClusterRole>().Single().Rules, r => r.Resources.Contains("endpointslices"));
     }
 
     [SkippableFact]
