@@ -26,7 +26,8 @@ public sealed class TenantCpuTests
             return; // thread CPU time is read on Linux only
         }
         await using var runtime = await TestRuntime.StartAsync(
-            Resources.Tenant("cpu-heavy", "heavy-token") + Resources.Tenant("cpu-light", "light-token") + Resources.Component("store", "state.in-memory"));
+            Resources.Tenant("cpu-heavy", "heavy-token") + Resources.Tenant("cpu-light", "light-token") + Resources.Component("store", "state.in-memory"),
+            options => options with { TenantCpuMetrics = true });
         using var charged = new ChargedCpu(runtime.App.Services.GetRequiredService<IMeterFactory>());
         var heavy = runtime.Client("heavy-token");
         var light = runtime.Client("light-token");
