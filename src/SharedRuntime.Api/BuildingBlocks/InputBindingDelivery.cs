@@ -154,9 +154,19 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
         var resource = string.Join(StateKeys.Separator, appId, "bindings", name, occurrence);
         try
         {
-            return entry.Guard is { } guard
-                ? await guard.RunAsync(appId, (store, resource, owner: _owner, duration), static (s, token) => s.store.TryLockAsync(s.resource, s.owner, s.duration, token), cancellationToken).ConfigureAwait(false)
-                : await store.TryLockAsync(resource, _owner, duration, cancellationToken).ConfigureAwait(false);
+            // Through the app's route to the store when it has one (breaker, fair queue), as the app's own lock calls go.
+            if (entry.Guard is not null && snapshot.Tenants.TryGetValue(appId, out var tenant) && tenant.Routes.LockStores.Find(lockStoreName) is { } route)
+            {
+                var outcome = await route.RunGuardedAsync((store, resource, owner: _owner, duration),
+                    static (s, token) => s.store.TryLockAsync(s.resource, s.owner, s.duration, token), cancellationToken).ConfigureAwait(false);
+                if (outcome.IsRefused)
+                {
+                    NotClaimed(_logger, appId, name, lockStoreName, route.Describe(outcome.Refusal, outcome.RetryAfter));
+                    return false;
+                }
+                return outcome.Value;
+            }
+            return await store.TryLockAsync(resource, _owner, duration, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
