@@ -26,6 +26,7 @@ internal sealed class TenantAdmissionMiddleware(
     RuntimeConfiguration configuration,
     ListenerPorts ports,
     RuntimeMetrics metrics,
+    RuntimeTracing tracing,
     IServiceProvider services,
     ILogger<TenantAdmissionMiddleware> logger)
 {
@@ -99,6 +100,7 @@ internal sealed class TenantAdmissionMiddleware(
         metrics.RequestStarted(tenant.AppId);
         context.Features.Set(tenant);
         var grpc = DaprErrorWriter.IsGrpc(context) && ports.ListenerOf(context.Connection.LocalPort) == Listener.DaprGrpc;
+        var span = tracing.StartApi(context, tenant, apiName, grpc);
         try
         {
             if (tenant.Policy.Api is { } apiPolicy && DeniedApi(context, tenant, apiPolicy, grpc) is { } denied)
@@ -162,7 +164,12 @@ internal sealed class TenantAdmissionMiddleware(
                 memory.Dispose();
             }
             tenant.Admission.Exit();
-            metrics.RequestFinished(tenant.AppId, apiName, grpc ? GrpcOutcome(context) : context.Response.StatusCode, start);
+            var status = grpc ? GrpcOutcome(context) : context.Response.StatusCode;
+            metrics.RequestFinished(tenant.AppId, apiName, status, start);
+            if (span is not null)
+            {
+                RuntimeTracing.EndApi(span, status);
+            }
         }
     }
 
