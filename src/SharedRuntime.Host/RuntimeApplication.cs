@@ -1,11 +1,15 @@
 using System.Net;
 using System.Runtime;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using SharedRuntime.AppChannel;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
+using SharedRuntime.Diagnostics;
 using SharedRuntime.Grpc;
 using SharedRuntime.Host.Lifecycle;
 using SharedRuntime.Http;
@@ -74,7 +78,8 @@ public static class RuntimeApplication
         services.AddHostedService(sp => sp.GetRequiredService<InputBindingDelivery>());
         services.AddRouting();
         services.AddDaprGrpc();
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(RuntimeMetrics.MeterName).AddPrometheusExporter());
+        var telemetry = services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(RuntimeMetrics.MeterName).AddPrometheusExporter());
+        AddTracing(services, telemetry, options);
         configureServices?.Invoke(services);
 
         var app = builder.Build();
@@ -88,6 +93,31 @@ public static class RuntimeApplication
         app.MapDaprHttpInvoke();
         app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new ApiEndpointMetadata(Listener.Metrics, "metrics", Anonymous: true));
         return app;
+    }
+
+    /// <summary>
+    /// Spans are made and exported only with an OTLP endpoint. Which calls are traced is decided per tenant when a call
+    /// starts (<see cref="RuntimeTracing"/>), so the SDK records every span the runtime starts.
+    /// </summary>
+    private static void AddTracing(IServiceCollection services, OpenTelemetry.OpenTelemetryBuilder telemetry, RuntimeOptions options)
+    {
+        services.AddSingleton(options.OtlpEndpoint is null ? TracingOptions.Off : new TracingOptions(true, options.TraceSamplingRate));
+        services.AddSingleton<RuntimeTracing>();
+        if (options.OtlpEndpoint is not { } endpoint)
+        {
+            return;
+        }
+        telemetry.WithTracing(tracing => tracing
+                .ConfigureResource(resource => resource.AddService("shared-runtime"))
+                .AddSource(RuntimeTracing.SourceName)
+                .SetSampler(new AlwaysOnSampler())
+                .AddOtlpExporter(otlp =>
+                {
+                    otlp.Protocol = options.OtlpHttpProtobuf ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+                    // Over HTTP the traces path is added to a bare endpoint, as for OTEL_EXPORTER_OTLP_ENDPOINT.
+                    otlp.Endpoint = options.OtlpHttpProtobuf && endpoint.AbsolutePath == "/" ? new Uri(endpoint, "v1/traces") : endpoint;
+                    otlp.BatchExportProcessorOptions.ScheduledDelayMilliseconds = 1000;
+                }));
     }
 
     /// <summary>

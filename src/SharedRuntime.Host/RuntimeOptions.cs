@@ -91,6 +91,18 @@ public sealed record RuntimeOptions
     /// </summary>
     public bool SharedAdmission { get; init; }
 
+    /// <summary>
+    /// Where spans are exported with OTLP (the flag, else <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>); null exports none and
+    /// traces nothing.
+    /// </summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    /// <summary>OTLP over gRPC (the default) or HTTP with protobuf bodies.</summary>
+    public bool OtlpHttpProtobuf { get; init; }
+
+    /// <summary>The share of a tenant's calls traced when its Configuration sets no <c>tracing.samplingRate</c>.</summary>
+    public double TraceSamplingRate { get; init; } = 1;
+
     /// <summary>Addresses to listen on: the flag, else 127.0.0.1 standalone and 0.0.0.0 on Kubernetes.</summary>
     public IReadOnlyList<string> EffectiveListenAddresses =>
         ListenAddresses.Count > 0 ? ListenAddresses : [Mode == RuntimeMode.Kubernetes ? "0.0.0.0" : "127.0.0.1"];
@@ -173,6 +185,19 @@ public sealed record RuntimeOptions
             (o, v) => o with { DefaultLimits = o.DefaultLimits with { StateMaxBytes = Size(v) } }),
         new("--default-max-memory-bytes", "SIZE", "memory a tenant's requests in flight may hold (bodies, answers being built) when its resource sets none (default 64Mi)",
             (o, v) => o with { DefaultLimits = o.DefaultLimits with { MaxMemoryBytes = Size(v) } }),
+        new("--otlp-endpoint", "URL", "export spans with OTLP to this collector, like http://otel-collector:4317 (default: OTEL_EXPORTER_OTLP_ENDPOINT; none: no tracing)",
+            (o, v) => o with { OtlpEndpoint = Uri.TryCreate(v, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" ? uri : throw new FormatException($"'{v}' is not an http(s) URL") }),
+        new("--otlp-protocol", "grpc|http/protobuf", "how spans are sent to the OTLP endpoint (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)", (o, v) => o with
+            {
+                OtlpHttpProtobuf = v switch
+                {
+                    "grpc" => false,
+                    "http/protobuf" => true,
+                    _ => throw new FormatException($"--otlp-protocol must be grpc or http/protobuf, not '{v}'"),
+                },
+            }),
+        new("--trace-sampling-rate", "RATE", "share of a tenant's API calls traced when its Configuration sets no tracing.samplingRate, 0 to 1 (default 1)",
+            (o, v) => o with { TraceSamplingRate = Number(v, 0, 1) }),
         new("--max-memory-bytes", "SIZE", "memory all tenants' requests in flight may hold together; keep it well under the pod's memory limit (default 192Mi)",
             (o, v) => o with { MaxMemoryBytes = Size(v) }),
     ];
@@ -182,6 +207,14 @@ public sealed record RuntimeOptions
     {
         help = false;
         var options = new RuntimeOptions();
+        // The OpenTelemetry variables, under the runtime's own forms and flags.
+        foreach (var (variable, flag) in new[] { ("OTEL_EXPORTER_OTLP_ENDPOINT", "--otlp-endpoint"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "--otlp-protocol") })
+        {
+            if (environment(variable) is { Length: > 0 } value)
+            {
+                options = Apply(Flags.First(f => f.Name == flag), options, value, variable);
+            }
+        }
         foreach (var flag in Flags)
         {
             if (environment(flag.Environment) is { Length: > 0 } value)

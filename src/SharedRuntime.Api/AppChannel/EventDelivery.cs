@@ -22,7 +22,8 @@ namespace SharedRuntime.AppChannel;
 /// <c>dapr-publisher-app-id</c> header and the CloudEvent's <c>publisherappid</c> attribute carry the publisher the
 /// broker carried, whatever the event says.
 /// </summary>
-internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger logger)
+internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger logger,
+    Diagnostics.RuntimeTracing? tracing = null)
 {
     /// <summary>The header that names the app that published a delivered event; only the runtime sets it.</summary>
     public const string PublisherHeader = "dapr-publisher-app-id";
@@ -94,18 +95,19 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         {
             var pipeline = policies.ForInbound(subscription.AppId, subscription.PubsubName);
             var publisher = PublisherOf(message);
+            using var span = tracing?.StartDelivery(subscription.AppId, subscription.PubsubName, message.Topic, content.TraceParent, null);
             result = await pipeline.ExecuteAsync(
                 static async (state, token) =>
                 {
-                    var (channel, content, publisher) = state;
+                    var (channel, content, publisher, traceParent) = state;
                     var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{channel.Endpoint.OriginalString}/{content.Path!.TrimStart('/')}", UriKind.Absolute))
                     {
                         Content = new ReadOnlyMemoryContent(content.Body),
                     };
                     request.Content.Headers.ContentType = content.ContentType;
-                    if (content.TraceParent is not null)
+                    if (traceParent is not null)
                     {
-                        request.Headers.TryAddWithoutValidation("traceparent", content.TraceParent);
+                        request.Headers.TryAddWithoutValidation("traceparent", traceParent);
                     }
                     if (publisher is not null)
                     {
@@ -117,7 +119,7 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                     }
                     return await channel.SendAsync(request, EventDelivery.ClassifyAsync, token).ConfigureAwait(false);
                 },
-                (channel, content, publisher),
+                (channel, content, publisher, span?.Id ?? content.TraceParent),
                 cancellationToken).ConfigureAwait(false);
 
             if (!result.Failed)

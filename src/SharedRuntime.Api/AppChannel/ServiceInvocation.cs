@@ -18,7 +18,8 @@ namespace SharedRuntime.AppChannel;
 /// Only the app's own failures move its breakers. The caller's token never reaches the target;
 /// <c>dapr-caller-app-id</c> is always the runtime's own knowledge of the caller.
 /// </summary>
-internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger)
+internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger,
+    Diagnostics.RuntimeTracing? tracing = null)
 {
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
     public const long MaxBufferedBody = 1024 * 1024;
@@ -93,6 +94,8 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
         {
             var pipeline = policies.ForApp(caller.AppId, target.AppId);
             var traceparent = TraceParent(request.Headers);
+            using var span = tracing?.StartInvoke(caller.AppId, target.AppId, method, traceparent);
+            traceparent = span?.Id ?? traceparent;
             if (pipeline == ResiliencePipeline<AppCallResult>.Empty)
             {
                 // No policy: one attempt, without a resilience context.

@@ -25,11 +25,12 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     private readonly CancellationTokenSource _stopping = new();
     private Task _loop = Task.CompletedTask;
 
-    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger<SubscriptionDelivery> logger)
+    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger<SubscriptionDelivery> logger,
+        Diagnostics.RuntimeTracing? tracing = null)
     {
         _configuration = configuration;
         _logger = logger;
-        _delivery = new EventDelivery(channels, policies, metrics, logger);
+        _delivery = new EventDelivery(channels, policies, metrics, logger, tracing);
         _discovery = new SubscriptionDiscovery(channels, logger, Signal);
     }
 

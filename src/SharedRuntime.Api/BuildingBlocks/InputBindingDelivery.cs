@@ -156,15 +156,19 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
         var resource = string.Join(StateKeys.Separator, appId, "bindings", name, occurrence);
         try
         {
-            // The claim waits in the app's line at the lock store, as the app's own lock calls do.
-            var route = new ComponentRoute(appId, entry, null, ResiliencePipeline.Empty);
-            var outcome = await route.RunGuardedAsync((store, resource, owner: _owner, duration), static (s, token) => s.store.TryLockAsync(s.resource, s.owner, s.duration, token), cancellationToken).ConfigureAwait(false);
-            if (outcome.IsRefused)
+            // Through the app's route to the store when it has one (breaker, fair queue), as the app's own lock calls go.
+            if (entry.Guard is not null && snapshot.Tenants.TryGetValue(appId, out var tenant) && tenant.Routes.LockStores.Find(lockStoreName) is { } route)
             {
-                NotClaimed(_logger, appId, name, lockStoreName, route.Describe(outcome.Refusal, outcome.RetryAfter));
-                return false;
+                var outcome = await route.RunGuardedAsync((store, resource, owner: _owner, duration),
+                    static (s, token) => s.store.TryLockAsync(s.resource, s.owner, s.duration, token), cancellationToken).ConfigureAwait(false);
+                if (outcome.IsRefused)
+                {
+                    NotClaimed(_logger, appId, name, lockStoreName, route.Describe(outcome.Refusal, outcome.RetryAfter));
+                    return false;
+                }
+                return outcome.Value;
             }
-            return outcome.Value;
+            return await store.TryLockAsync(resource, _owner, duration, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -162,7 +162,9 @@ internal sealed class PublishApi(TimeProvider time)
         var buffer = new ArrayBufferWriter<byte>(request.Data.Length + 512);
         using var writer = new Utf8JsonWriter(buffer);
         var now = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", System.Globalization.CultureInfo.InvariantCulture);
-        var traceParent = request.TraceParent is { } given && TraceParent.IsValid(given) ? given : TraceParent.New();
+        // The publishing call's span when it is traced, so a delivery's span is its child.
+        var traceParent = Diagnostics.RuntimeTracing.CurrentTraceParent()
+            ?? (request.TraceParent is { } given && TraceParent.IsValid(given) ? given : TraceParent.New());
 
         if (contentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase))
         {

@@ -27,6 +27,11 @@ internal sealed class SecretApi
         {
             throw Errors.Malformed("secret key is empty");
         }
+        if (tenant.Policy.Secrets is { } scopes && !scopes.IsAllowed(storeName, key))
+        {
+            // As Dapr answers a secret its secret scopes deny: 403, gRPC PERMISSION_DENIED.
+            throw new DaprApiException(403, "ERR_PERMISSION_DENIED", $"access denied by policy to get \"{key}\" from \"{storeName}\"");
+        }
         IReadOnlyDictionary<string, string>? secret;
         try
         {
@@ -45,7 +50,11 @@ internal sealed class SecretApi
         var store = GetStore(tenant, storeName);
         try
         {
-            return await store.GetBulkSecretAsync(metadata, cancellationToken).ConfigureAwait(false);
+            var secrets = await store.GetBulkSecretAsync(metadata, cancellationToken).ConfigureAwait(false);
+            // The secrets its scopes deny are left out, as Dapr does.
+            return tenant.Policy.Secrets is { } scopes
+                ? secrets.Where(s => scopes.IsAllowed(storeName, s.Key)).ToDictionary(StringComparer.Ordinal)
+                : secrets;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -27,6 +27,7 @@ internal sealed class TenantAdmissionMiddleware(
     ListenerPorts ports,
     RuntimeMetrics metrics,
     TenantCpuMetrics tenantCpu,
+    RuntimeTracing tracing,
     IServiceProvider services,
     ILogger<TenantAdmissionMiddleware> logger)
 {
@@ -101,8 +102,15 @@ internal sealed class TenantAdmissionMiddleware(
         metrics.RequestStarted(tenant.AppId);
         context.Features.Set(tenant);
         var grpc = DaprErrorWriter.IsGrpc(context) && ports.ListenerOf(context.Connection.LocalPort) == Listener.DaprGrpc;
+        var span = tracing.StartApi(context, tenant, apiName, grpc);
         try
         {
+            if (tenant.Policy.Api is { } apiPolicy && DeniedApi(context, tenant, apiPolicy, grpc) is { } denied)
+            {
+                Failed(tenant, apiName, denied);
+                await DaprErrorWriter.WriteAsync(context, denied).ConfigureAwait(false);
+                return;
+            }
             if (grpc)
             {
                 // The gRPC service and its interceptor are singletons: taken from the root container, the call makes no
@@ -158,9 +166,32 @@ internal sealed class TenantAdmissionMiddleware(
                 memory.Dispose();
             }
             tenant.Admission.Exit();
-            metrics.RequestFinished(tenant.AppId, apiName, grpc ? GrpcOutcome(context) : context.Response.StatusCode, start);
+            var status = grpc ? GrpcOutcome(context) : context.Response.StatusCode;
+            metrics.RequestFinished(tenant.AppId, apiName, status, start);
             tenantCpu.Stop(cpu);
+            if (span is not null)
+            {
+                RuntimeTracing.EndApi(span, status);
+            }
         }
+    }
+
+    /// <summary>
+    /// The refusal of an API the tenant's Configuration does not allow (<c>api.allowed</c>/<c>api.denied</c>), or null.
+    /// As in Dapr, where a denied API is not served at all: over HTTP the route is not found (404), over gRPC the method
+    /// is UNIMPLEMENTED ("requested endpoint is not available").
+    /// </summary>
+    private static DaprApiException? DeniedApi(HttpContext context, TenantContext tenant, Policy.ApiAccessPolicy policy, bool grpc)
+    {
+        if (context.GetEndpoint() is not { } endpoint || endpoint.Metadata.GetMetadata<ApiEndpointMetadata>() is not { } api ||
+            ApiEndpointIdentity.IsAllowed(policy, context, endpoint, api))
+        {
+            return null;
+        }
+        var name = ApiEndpointIdentity.Describe(endpoint);
+        return grpc
+            ? new DaprApiException(501, "ERR_API_NOT_ALLOWED", $"requested endpoint is not available: {name} is not allowed for app {tenant.AppId} by its Configuration")
+            : new DaprApiException(404, "ERR_API_NOT_ALLOWED", $"no Dapr API at {context.Request.Method} {context.Request.Path}: {name} is not allowed for app {tenant.AppId} by its Configuration");
     }
 
     /// <summary>

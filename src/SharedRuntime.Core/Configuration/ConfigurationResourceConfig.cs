@@ -1,8 +1,9 @@
 namespace SharedRuntime.Configuration;
 
 /// <summary>
-/// A Dapr <c>Configuration</c> resource (dapr.io/v1alpha1). SharedRuntime reads its <c>accessControl</c>: which
-/// apps may invoke the app whose Tenant names this configuration in <c>spec.config</c>.
+/// A Dapr <c>Configuration</c> resource (dapr.io/v1alpha1), named by a Tenant's <c>spec.config</c>. SharedRuntime reads
+/// its <c>accessControl</c> (which apps may invoke the app), <c>api.allowed</c>/<c>api.denied</c> (which Dapr APIs the
+/// app may call), <c>secrets.scopes</c> (which secrets it may read) and <c>tracing.samplingRate</c>.
 /// </summary>
 public sealed record ConfigurationResourceConfig
 {
@@ -10,5 +11,15 @@ public sealed record ConfigurationResourceConfig
 
     public required string Name { get; init; }
     public AccessControlConfig? AccessControl { get; init; }
+
+    /// <summary><c>spec.api</c>: null when the Configuration has neither an allow list nor a deny list.</summary>
+    public ApiAccessConfig? Api { get; init; }
+
+    /// <summary><c>spec.secrets.scopes</c>, one per secret store.</summary>
+    public IReadOnlyList<SecretScopeConfig> SecretScopes { get; init; } = [];
+
+    /// <summary><c>spec.tracing.samplingRate</c>, 0 to 1; null when not set (the runtime's default applies).</summary>
+    public double? SamplingRate { get; init; }
+
     public required string Source { get; init; }
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using SharedRuntime.Admission;
 using SharedRuntime.Configuration;
 using SharedRuntime.Diagnostics;
+using SharedRuntime.Policy;
 using SharedRuntime.Routing;
 
 namespace SharedRuntime.Tenancy;
@@ -33,9 +34,11 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
         foreach (var config in set.Tenants)
         {
             var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas);
-            if (previous.Tenants.TryGetValue(config.AppId, out var existing) && existing.Config == config && existing.Limits == limits)
+            previous.Tenants.TryGetValue(config.AppId, out var existing);
+            var policy = PolicyOf(set, config, existing);
+            if (existing is not null && existing.Config == config && existing.Limits == limits)
             {
-                result.Add(existing.WithRoutes(compiler.Compile(config.AppId, existing.Routes, components, resiliencies)));
+                result.Add(existing.WithRoutes(compiler.Compile(config.AppId, existing.Routes, components, resiliencies), policy));
                 continue;
             }
             if (!_states.TryGetValue(config.AppId, out var state))
@@ -44,7 +47,7 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
                 _states[config.AppId] = state;
             }
             result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(defaultLimits) : null, NodeMemory,
-                compiler.Compile(config.AppId, null, components, resiliencies)));
+                compiler.Compile(config.AppId, null, components, resiliencies), policy));
             if (existing is null)
             {
                 CoreLog.TenantAdded(logger, config.AppId);
@@ -55,6 +58,16 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
             }
         }
         return result;
+    }
+
+    /// <summary>
+    /// The tenant's compiled policy: the previous one when its Configuration is unchanged, else compiled from the
+    /// Configuration its <c>spec.config</c> names (every Tenant left in the set names one that exists, or none).
+    /// </summary>
+    private static TenantPolicy PolicyOf(ResourceSet set, TenantConfig config, TenantContext? existing)
+    {
+        var source = config.ConfigName is { } name ? set.Configurations.FirstOrDefault(c => c.Name == name) : null;
+        return existing is not null && Equals(existing.Policy.Source, source) ? existing.Policy : TenantPolicy.Compile(source);
     }
 
     /// <summary>Forgets the state of each tenant of <paramref name="previous"/> that <paramref name="next"/> no longer has.</summary>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using SharedRuntime.Admission;
 using SharedRuntime.Configuration;
+using SharedRuntime.Policy;
 using SharedRuntime.Routing;
 
 namespace SharedRuntime.Tenancy;
@@ -15,7 +16,7 @@ namespace SharedRuntime.Tenancy;
 public sealed class TenantContext : IDisposable
 {
     internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state, TenantAdmission? sharedAdmission = null, MemoryBudget? nodeMemory = null,
-        TenantRoutes? routes = null)
+        TenantRoutes? routes = null, TenantPolicy? policy = null)
     {
         _ownsAdmission = sharedAdmission is null;
         Config = config;
@@ -27,10 +28,11 @@ public sealed class TenantContext : IDisposable
         TokenKey = TokenKey.FromUtf8(TokenUtf8);
         StatePrefix = config.AppId + Components.StateKeys.Separator;
         Routes = routes ?? TenantRoutes.Empty;
+        Policy = policy ?? TenantPolicy.Open;
     }
 
-    /// <summary>The same tenant (the same admission, memory budget and state) in a new snapshot, with that snapshot's routes.</summary>
-    private TenantContext(TenantContext tenant, TenantRoutes routes)
+    /// <summary>The same tenant (the same admission, memory budget and state) in a new snapshot, with that snapshot's routes and policy.</summary>
+    private TenantContext(TenantContext tenant, TenantRoutes routes, TenantPolicy policy)
     {
         _ownsAdmission = tenant._ownsAdmission;
         Config = tenant.Config;
@@ -42,10 +44,12 @@ public sealed class TenantContext : IDisposable
         TokenKey = tenant.TokenKey;
         StatePrefix = tenant.StatePrefix;
         Routes = routes;
+        Policy = policy;
     }
 
-    /// <summary>This tenant, unchanged, as a new snapshot has it: <paramref name="routes"/> are that snapshot's.</summary>
-    internal TenantContext WithRoutes(TenantRoutes routes) => ReferenceEquals(routes, Routes) ? this : new TenantContext(this, routes);
+    /// <summary>This tenant, unchanged, as a new snapshot has it: <paramref name="routes"/> and <paramref name="policy"/> are that snapshot's.</summary>
+    internal TenantContext WithRoutes(TenantRoutes routes, TenantPolicy policy) =>
+        ReferenceEquals(routes, Routes) && ReferenceEquals(policy, Policy) ? this : new TenantContext(this, routes, policy);
 
     public TenantConfig Config { get; }
 
@@ -69,6 +73,12 @@ public sealed class TenantContext : IDisposable
     /// request reaches them from the context the admission resolved, without reading the configuration again.
     /// </summary>
     internal TenantRoutes Routes { get; }
+
+    /// <summary>
+    /// What the tenant's Dapr Configuration says about its own calls (API allow and deny lists, secret scopes, tracing
+    /// sampling rate), compiled with the snapshot this context belongs to.
+    /// </summary>
+    public TenantPolicy Policy { get; }
 
     /// <summary>Every state key of this tenant starts with this (<c>appid||</c>).</summary>
     public string StatePrefix { get; }

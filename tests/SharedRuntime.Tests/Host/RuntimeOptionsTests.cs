@@ -60,4 +60,25 @@ public class RuntimeOptionsTests
         Assert.False(Parse([], new() { ["SHAREDRUNTIME_REUSE_PORT"] = "false" }).ReusePort);
         Assert.True(Parse(["--reuse-port", "--log-level", "warn"], new() { ["SHAREDRUNTIME_REUSE_PORT"] = "false" }).ReusePort);
     }
+
+    [Fact]
+    public void Tracing_is_off_by_default_and_follows_the_flag_or_the_opentelemetry_variables()
+    {
+        var none = Parse([]);
+        Assert.Null(none.OtlpEndpoint);
+        Assert.Equal(1, none.TraceSamplingRate);
+
+        var fromEnv = Parse([], new() { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://collector:4318", ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf" });
+        Assert.Equal(new Uri("http://collector:4318"), fromEnv.OtlpEndpoint);
+        Assert.True(fromEnv.OtlpHttpProtobuf);
+
+        var fromFlag = Parse(["--otlp-endpoint", "http://other:4317", "--trace-sampling-rate", "0.5"], new() { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://collector:4318" });
+        Assert.Equal(new Uri("http://other:4317"), fromFlag.OtlpEndpoint);
+        Assert.False(fromFlag.OtlpHttpProtobuf);
+        Assert.Equal(0.5, fromFlag.TraceSamplingRate);
+
+        Assert.Throws<FormatException>(() => Parse(["--otlp-protocol", "http/json"]));
+        Assert.Throws<FormatException>(() => Parse(["--otlp-endpoint", "collector:4317"]));
+        Assert.Throws<FormatException>(() => Parse(["--trace-sampling-rate", "2"]));
+    }
 }
