@@ -218,19 +218,16 @@ internal sealed partial class RedisConfigurationStore(RedisStateOptions options,
     }
 
     /// <summary>App prefixes with an open pattern subscription (for tests).</summary>
-    internal int WatchedPrefixes
+    internal async Task<int> CountWatchedPrefixesAsync()
     {
-        get
+        await _changing.WaitAsync().ConfigureAwait(false);
+        try
         {
-            _changing.Wait();
-            try
-            {
-                return _prefixes.Count;
-            }
-            finally
-            {
-                _changing.Release();
-            }
+            return _prefixes.Count;
+        }
+        finally
+        {
+            _changing.Release();
         }
     }
 
