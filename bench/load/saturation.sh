@@ -36,7 +36,7 @@ spec:
   limits: {requestsPerSecond: 10000000, burst: 10000000, maxConcurrency: 256, maxQueue: 256}
 YAML
 export DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_TieredPGO=1
-taskset -c 0 dotnet "$runtime_dll" --resources-path "$work" --state-dir "$work/state" \
+taskset -c 0 dotnet "$runtime_dll" --resources-path "$work" --state-dir "$work/state" --tenant-cpu-metrics true \
   --dapr-http-port 3731 --dapr-grpc-port 3732 --metrics-port 3733 --log-level error & runtime=$!
 until curl -sf -o /dev/null localhost:3731/v1.0/healthz; do sleep 0.1; done
 curl -sf -X POST localhost:3731/v1.0/state/store -H 'dapr-api-token: flood-token' -H 'content-type: application/json' \
