@@ -92,7 +92,7 @@ internal sealed partial class ConfigurationApi
         }
         if (outcome.IsRefused)
         {
-            var reason = route.Component.Guard!.Describe(outcome.Refusal, route.AppId, outcome.RetryAfter);
+            var reason = route.Describe(outcome.Refusal, outcome.RetryAfter);
             throw outcome.Refusal == GuardRefusal.LineFull
                 ? new DaprApiException(429, "ERR_TENANT_BACKEND_BUSY", $"configuration store {storeName} is busy: {reason}") { RetryAfterSeconds = 1 }
                 : new DaprApiException(500, "ERR_CONFIGURATION_GET", $"failed to get {string.Join(",", keys)} from configuration store {storeName}: {reason}");

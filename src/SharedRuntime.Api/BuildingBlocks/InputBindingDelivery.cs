@@ -154,9 +154,37 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
         var resource = string.Join(StateKeys.Separator, appId, "bindings", name, occurrence);
         try
         {
-            return entry.Guard is { } guard
-                ? await guard.RunAsync(appId, (store, resource, owner: _owner, duration), static (s, token) => s.store.TryLockAsync(s.resource, s.owner, s.duration, token), cancellationToken).ConfigureAwait(false)
-                : await store.TryLockAsync(resource, _owner, duration, cancellationToken).ConfigureAwait(false);
+            if (entry.Guard is not { } guard)
+            {
+                return await store.TryLockAsync(resource, _owner, duration, cancellationToken).ConfigureAwait(false);
+            }
+            // The store's guard, as for the lock API: its breaker, then the app's line of its fair queue.
+            if (!guard.Breaker.TryAcquire(out _))
+            {
+                NotClaimed(_logger, appId, name, lockStoreName, "the lock store is unavailable (its breaker is open)");
+                return false;
+            }
+            if (!await guard.Queue.TryEnterAsync(appId, cancellationToken).ConfigureAwait(false))
+            {
+                guard.Breaker.RecordNeutral();
+                NotClaimed(_logger, appId, name, lockStoreName, "the lock store is busy or unavailable");
+                return false;
+            }
+            try
+            {
+                var claimed = await store.TryLockAsync(resource, _owner, duration, cancellationToken).ConfigureAwait(false);
+                guard.Breaker.RecordSuccess();
+                return claimed;
+            }
+            catch (Exception ex) when (Admission.ComponentGuard.IsBackendFailure(ex))
+            {
+                guard.Breaker.RecordFailure();
+                throw;
+            }
+            finally
+            {
+                guard.Queue.Exit();
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -80,7 +80,7 @@ internal sealed class LockApi
         }
         if (outcome.IsRefused)
         {
-            var reason = route.Component.Guard!.Describe(outcome.Refusal, route.AppId, outcome.RetryAfter);
+            var reason = route.Describe(outcome.Refusal, outcome.RetryAfter);
             throw outcome.Refusal == GuardRefusal.LineFull
                 ? new DaprApiException(429, "ERR_TENANT_BACKEND_BUSY", $"lock store {storeName} is busy: {reason}") { RetryAfterSeconds = 1 }
                 : new DaprApiException(500, code, $"lock store {storeName}: {reason}");
