@@ -64,6 +64,7 @@ public static class RuntimeApplication
         services.AddSingleton<AppChannels>();
         services.AddSingleton<ResiliencyPolicies>();
         services.AddSingleton<ServiceInvocation>();
+        services.AddSingleton<SubscriptionDiscovery>();
         services.AddSingleton<SubscriptionDelivery>();
         services.AddHostedService(sp => sp.GetRequiredService<SubscriptionDelivery>());
         services.AddSingleton<InputBindingDelivery>();

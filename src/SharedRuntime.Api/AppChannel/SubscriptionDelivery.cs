@@ -25,12 +25,14 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     private readonly CancellationTokenSource _stopping = new();
     private Task _loop = Task.CompletedTask;
 
-    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger<SubscriptionDelivery> logger)
+    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics,
+        SubscriptionDiscovery discovery, ILogger<SubscriptionDelivery> logger)
     {
         _configuration = configuration;
         _logger = logger;
         _delivery = new EventDelivery(channels, policies, metrics, logger);
-        _discovery = new SubscriptionDiscovery(channels, logger, Signal);
+        _discovery = discovery;
+        _discovery.Changed += Signal;
     }
 
     /// <summary>The subscriptions being delivered now, for the metadata API and tests.</summary>
@@ -78,6 +80,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     private async Task ReconcileAsync(RuntimeSnapshot snapshot, CancellationToken cancellationToken)
     {
         var desired = new Dictionary<(string, string, string), (SubscriptionConfig Config, IPubSubBroker Broker, int MaxInFlight)>();
+        var discovering = new HashSet<string>(StringComparer.Ordinal);
         foreach (var tenant in snapshot.Tenants.Values.OrderBy(t => t.AppId, StringComparer.Ordinal))
         {
             if (tenant.Config.AppEndpoint is null)
@@ -87,7 +90,8 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             var subscriptions = snapshot.Resources.Subscriptions.Where(s => s.AppliesTo(tenant.AppId)).ToList();
             if (tenant.Config.AppChannel.DiscoverSubscriptions)
             {
-                subscriptions.AddRange(_discovery.For(tenant, cancellationToken));
+                subscriptions.AddRange(_discovery.For(tenant));
+                discovering.Add(tenant.AppId);
             }
             foreach (var subscription in subscriptions)
             {
@@ -108,6 +112,8 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
                 }
             }
         }
+
+        _discovery.Retain(discovering);
 
         List<((string, string, string) Key, ActiveSubscription Active)> stopped = [];
         lock (_active)
@@ -222,7 +228,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
         {
             await StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
-        _discovery.Dispose();
+        _discovery.Changed -= Signal;
     }
 
     /// <summary>One broker subscription of one tenant; its routes can change while it runs.</summary>

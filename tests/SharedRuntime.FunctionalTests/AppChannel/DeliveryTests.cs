@@ -26,6 +26,11 @@ public sealed class DeliveryTests : IAsyncDisposable
         var attempts = 0;
         var app = await TestApp.StartAsync(async context =>
         {
+            if (context.Request.Method == "GET" && context.Request.Path == "/dapr/subscribe")
+            {
+                context.Response.StatusCode = 404; // no programmatic subscriptions, as an app without the route answers
+                return;
+            }
             using var reader = new StreamReader(context.Request.Body);
             var delivery = new Delivery(context.Request.Path.Value ?? "", context.Request.ContentType ?? "", await reader.ReadToEndAsync(), context.Request.Headers["traceparent"].ToString(),
                 context.Request.Headers["dapr-publisher-app-id"].ToString());
@@ -69,6 +74,13 @@ public sealed class DeliveryTests : IAsyncDisposable
 
     private static int Unacknowledged(TestRuntime runtime, string topic, string appId) =>
         ((SharedRuntime.Components.PubSub.InMemoryBroker)runtime.Configuration.Current.Components["pubsub"].Instance!).Unacknowledged(topic, appId);
+
+    /// <summary>The app's SDK checks its runtime's health, as it does at start-up: the runtime asks the app for its subscriptions.</summary>
+    private static async Task ShowsItIsUpAsync(TestRuntime runtime, string token)
+    {
+        using var response = await runtime.Client(token).GetAsync("/v1.0/healthz/outbound");
+        await StatusAsync(response, HttpStatusCode.NoContent);
+    }
 
     private static Task WaitForSubscriptionAsync(TestRuntime runtime, string appId, string topic) =>
         Eventually.TrueAsync(() => Task.FromResult(runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.SubscriptionDelivery)) is SharedRuntime.AppChannel.SubscriptionDelivery d &&
@@ -137,6 +149,7 @@ public sealed class DeliveryTests : IAsyncDisposable
               - declared
             """);
         await WaitForSubscriptionAsync(runtime, "declared", "audit");
+        await ShowsItIsUpAsync(runtime, "auditor-token");
         await WaitForSubscriptionAsync(runtime, "auditor", "audit");
 
         await PublishAsync(runtime, "declared-token", "audit", """{"who":"me"}""");
@@ -511,6 +524,7 @@ public sealed class DeliveryTests : IAsyncDisposable
                 """) +
             Resources.Component("guarded", "pubsub.in-memory", new Dictionary<string, string> { ["subscriptionScopes"] = "snoop=audit" }),
             new Dictionary<string, string> { ["protectedTopics"] = "payments" });
+        await ShowsItIsUpAsync(runtime, "snoop-token");
         await WaitForSubscriptionAsync(runtime, "snoop", "open");
         await WaitForSubscriptionAsync(runtime, "snoop", "audit");
 
