@@ -53,6 +53,11 @@ public sealed class SubscriptionSdkTests : IAsyncLifetime
             _received.Enqueue($"orders:{order.Id}:{order.Total}");
             return Results.Ok();
         }).WithTopic("pubsub", "orders");
+        _app.MapPost("/raw-orders", (Order order) =>
+        {
+            _received.Enqueue($"raw:{order.Id}:{order.Total}");
+            return Results.Ok();
+        }).WithTopic("pubsub", "raw-orders").WithMetadata(new TopicMetadataAttribute("rawPayload", "true"));
         await _app.StartAsync();
         // The app waits for its runtime as it starts, as SDK apps do.
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -92,5 +97,14 @@ public sealed class SubscriptionSdkTests : IAsyncLifetime
         Assert.Contains("\"orders\"", await _runtime.Client("fn-token").GetStringAsync("/v1.0/metadata"), StringComparison.Ordinal);
         Assert.DoesNotContain("\"orders\"", await _runtime.Client("other-token").GetStringAsync("/v1.0/metadata"), StringComparison.Ordinal);
         Assert.Empty(_runtime.App.Services.GetRequiredService<SharedRuntime.AppChannel.SubscriptionDelivery>().ActiveFor("other"));
+    }
+
+    [Fact]
+    public async Task ARawSubscriptionsHandlerReadsARawMessageAsPublished()
+    {
+        await SubscribedAsync("raw-orders");
+        await _publisher.PublishEventAsync("pubsub", "raw-orders", new Order("r-1", 7), new Dictionary<string, string> { ["rawPayload"] = "true" });
+
+        await Eventually.TrueAsync(() => Task.FromResult(_received.Contains("raw:r-1:7")), TimeSpan.FromSeconds(10), "the raw handler received the message");
     }
 }

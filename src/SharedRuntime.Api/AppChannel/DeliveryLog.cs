@@ -52,6 +52,9 @@ internal static partial class DeliveryLog
     [LoggerMessage(2214, LogLevel.Information, "Tenant {AppId}: the app subscribes to {Count} topics through /dapr/subscribe")]
     public static partial void Discovered(ILogger logger, string appId, int count);
 
+    [LoggerMessage(2232, LogLevel.Information, "Tenant {AppId}: an event on {Topic} of {PubsubName} expired (ttlInSeconds) before it was delivered; dropped")]
+    public static partial void Expired(ILogger logger, string appId, string topic, string pubsubName);
+
     [LoggerMessage(2230, LogLevel.Warning, "Tenant {AppId}: an event on {Topic} of {PubsubName} was dropped: {Reason}")]
     public static partial void Ended(ILogger logger, string appId, string topic, string pubsubName, string reason);
 

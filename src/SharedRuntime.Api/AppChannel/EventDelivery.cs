@@ -18,11 +18,12 @@ namespace SharedRuntime.AppChannel;
 /// type, a CloudEvent that is not a JSON object) ends at once, and one still failing on the broker's last delivery
 /// attempt (<see cref="IPubSubBroker.MaxDeliveryAttempts"/>) ends then: in the dead-letter topic when the subscription
 /// has one, else dropped with a log line and the <c>sharedruntime_deliveries_total</c> outcome <c>poison_dropped</c>
-/// or <c>attempts_exhausted</c>. The app learns who published the event from the runtime only: the
+/// or <c>attempts_exhausted</c>. A message past its expiry (publish metadata <c>ttlInSeconds</c>, carried by the broker or
+/// as the CloudEvent's <c>expiration</c>) is dropped without calling the app (outcome <c>expired</c>). The app learns who published the event from the runtime only: the
 /// <c>dapr-publisher-app-id</c> header and the CloudEvent's <c>publisherappid</c> attribute carry the publisher the
 /// broker carried, whatever the event says.
 /// </summary>
-internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger logger)
+internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, TimeProvider time, ILogger logger)
 {
     /// <summary>The header that names the app that published a delivered event; only the runtime sets it.</summary>
     public const string PublisherHeader = "dapr-publisher-app-id";
@@ -39,6 +40,7 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
 
     private static readonly (DeliveryOutcome, string) Retry = (DeliveryOutcome.Retry, "retry");
     private static readonly (DeliveryOutcome, string) Dropped = (DeliveryOutcome.Drop, "dropped");
+    private static readonly (DeliveryOutcome, string) Expired = (DeliveryOutcome.Drop, "expired");
 
     /// <summary>One delivery attempt; never throws but for a cancelled <paramref name="cancellationToken"/>, which answers Retry.</summary>
     public async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
@@ -73,6 +75,12 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         if (content is null)
         {
             return await EndAsync(subscription, message, problem!, "poison_dropped", cancellationToken).ConfigureAwait(false);
+        }
+        if ((message.ExpiresAt ?? content.Expiration) is { } expiresAt && expiresAt <= time.GetUtcNow())
+        {
+            // ttlInSeconds: an expired message is dropped, as Dapr drops it, without reaching the app.
+            DeliveryLog.Expired(logger, subscription.AppId, message.Topic, subscription.PubsubName);
+            return Expired;
         }
         if (content.Path is null)
         {
@@ -268,27 +276,20 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         return buffer[..total];
     }
 
-    /// <summary>What is sent to the app for one event: body, content type, route and trace parent.</summary>
-    internal sealed record Content(ReadOnlyMemory<byte> Body, MediaTypeHeaderValue ContentType, string? Path, string? TraceParent)
+    /// <summary>What is sent to the app for one event: body, content type, route, trace parent, and when it expires.</summary>
+    internal sealed record Content(ReadOnlyMemory<byte> Body, MediaTypeHeaderValue ContentType, string? Path, string? TraceParent, DateTimeOffset? Expiration = null)
     {
         private static readonly MediaTypeHeaderValue CloudEventType = new("application/cloudevents+json");
 
         /// <summary>
         /// A CloudEvent as published, its <c>publisherappid</c> set to the publisher the broker carried (removed when it
-        /// carried none); a raw message wrapped in one (data_base64), unless the subscription asks for raw payloads
-        /// with <c>rawPayload: "true"</c>. Null with the reason when the event can never be delivered.
+        /// carried none). A subscription marked <c>rawPayload: "true"</c> gets whatever the broker holds wrapped in a
+        /// CloudEvent, as Dapr does (<see cref="Wrap"/>), and so does any subscription for a message published raw.
+        /// Null with the reason when the event can never be delivered.
         /// </summary>
         public static (Content? Content, string? Problem) Of(ReceivedMessage message, CompiledSubscription subscription, string pubsubName)
         {
-            var isCloudEvent = message.ContentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase);
-            if (!isCloudEvent && subscription.IsRaw)
-            {
-                if (!MediaTypeHeaderValue.TryParse(message.ContentType, out var rawType))
-                {
-                    return (null, $"its content type '{Shorten(message.ContentType)}' is not a media type");
-                }
-                return (new Content(message.Data, rawType, subscription.RouteOf(message.Data), null), null);
-            }
+            var isCloudEvent = !subscription.IsRaw && message.ContentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase);
             var body = isCloudEvent ? message.Data : Wrap(message, pubsubName);
             JsonDocument document;
             try
@@ -311,11 +312,17 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                     ? trace.GetString()!
                     : BuildingBlocks.TraceParent.New();
                 var path = subscription.RouteOf(root);
+                DateTimeOffset? expiration = null;
+                if (isCloudEvent && root.TryGetProperty(BuildingBlocks.PublishApi.ExpirationAttribute, out var expires) && expires.ValueKind == JsonValueKind.String &&
+                    DateTimeOffset.TryParse(expires.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
+                {
+                    expiration = at;
+                }
                 if (isCloudEvent && (!NamesPublisher(root, message.PublisherAppId) || (hasTrace && traceParent != trace.GetString())))
                 {
                     body = Rewrite(root, message.PublisherAppId, traceParent);
                 }
-                return (new Content(body, CloudEventType, path, traceParent), null);
+                return (new Content(body, CloudEventType, path, traceParent, expiration), null);
             }
         }
 
@@ -367,24 +374,42 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
             return buffer.WrittenMemory;
         }
 
-        private static ReadOnlyMemory<byte> Wrap(ReceivedMessage message, string pubsubName)
+        /// <summary>
+        /// A message that is not a CloudEvent (or one for a raw subscription), wrapped in one as Dapr does for a raw
+        /// payload: a new id, type <c>com.dapr.event.sent</c>, the topic and pubsub; the publisher the broker carried as
+        /// source and <c>publisherappid</c>. A JSON message goes in <c>data</c> with its content type; anything else in
+        /// <c>data_base64</c>, with its content type when that is a media type, else <c>application/octet-stream</c>.
+        /// </summary>
+        internal static ReadOnlyMemory<byte> Wrap(ReceivedMessage message, string pubsubName)
         {
             var buffer = new ArrayBufferWriter<byte>(message.Data.Length * 4 / 3 + 256);
             using (var writer = new Utf8JsonWriter(buffer))
             {
+                var json = BuildingBlocks.PublishApi.IsJson(message.ContentType) && BuildingBlocks.PublishApi.IsValidJson(message.Data.Span);
+                var contentType = message.ContentType.Length is > 0 and <= 256 && MediaTypeHeaderValue.TryParse(message.ContentType, out _)
+                    ? message.ContentType
+                    : "application/octet-stream";
                 writer.WriteStartObject();
                 writer.WriteString("id", Guid.NewGuid().ToString());
-                writer.WriteString("source", pubsubName);
+                writer.WriteString("source", message.PublisherAppId ?? "Dapr");
                 writer.WriteString("type", "com.dapr.event.sent");
                 writer.WriteString("specversion", "1.0");
-                writer.WriteString("datacontenttype", message.ContentType);
+                writer.WriteString("datacontenttype", contentType);
                 writer.WriteString("topic", message.Topic);
                 writer.WriteString("pubsubname", pubsubName);
                 if (message.PublisherAppId is { } publisher)
                 {
                     writer.WriteString(BuildingBlocks.PublishApi.PublisherAttribute, publisher);
                 }
-                writer.WriteBase64String("data_base64", message.Data.Span);
+                if (json)
+                {
+                    writer.WritePropertyName("data");
+                    writer.WriteRawValue(message.Data.Span, skipInputValidation: true);
+                }
+                else
+                {
+                    writer.WriteBase64String("data_base64", message.Data.Span);
+                }
                 writer.WriteEndObject();
             }
             return buffer.WrittenMemory;

@@ -26,11 +26,11 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     private Task _loop = Task.CompletedTask;
 
     public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics,
-        SubscriptionDiscovery discovery, ILogger<SubscriptionDelivery> logger)
+        SubscriptionDiscovery discovery, TimeProvider time, ILogger<SubscriptionDelivery> logger)
     {
         _configuration = configuration;
         _logger = logger;
-        _delivery = new EventDelivery(channels, policies, metrics, logger);
+        _delivery = new EventDelivery(channels, policies, metrics, time, logger);
         _discovery = discovery;
         _discovery.Changed += Signal;
     }
