@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Dapr;
+using Dapr.AspNetCore;
 using Dapr.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -58,6 +59,16 @@ public sealed class SubscriptionSdkTests : IAsyncLifetime
             _received.Enqueue($"raw:{order.Id}:{order.Total}");
             return Results.Ok();
         }).WithTopic("pubsub", "raw-orders").WithMetadata(new TopicMetadataAttribute("rawPayload", "true"));
+        _app.MapPost("/bulk-orders", (BulkSubscribeMessage<BulkMessageModel<Order>> bulk) =>
+        {
+            var statuses = new List<BulkSubscribeAppResponseEntry>();
+            foreach (var entry in bulk.Entries)
+            {
+                _received.Enqueue($"bulk:{entry.Event.Data.Id}:{entry.Event.Data.Total}:{bulk.Entries.Count}");
+                statuses.Add(new BulkSubscribeAppResponseEntry(entry.EntryId, BulkSubscribeAppResponseStatus.SUCCESS));
+            }
+            return Results.Ok(new BulkSubscribeAppResponse(statuses));
+        }).WithTopic("pubsub", "bulk-orders").WithBulkSubscribe(new BulkSubscribeTopicOptions { TopicName = "bulk-orders", MaxMessagesCount = 10, MaxAwaitDurationMs = 1000 });
         await _app.StartAsync();
         // The app waits for its runtime as it starts, as SDK apps do.
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -97,6 +108,21 @@ public sealed class SubscriptionSdkTests : IAsyncLifetime
         Assert.Contains("\"orders\"", await _runtime.Client("fn-token").GetStringAsync("/v1.0/metadata"), StringComparison.Ordinal);
         Assert.DoesNotContain("\"orders\"", await _runtime.Client("other-token").GetStringAsync("/v1.0/metadata"), StringComparison.Ordinal);
         Assert.Empty(_runtime.App.Services.GetRequiredService<SharedRuntime.AppChannel.SubscriptionDelivery>().ActiveFor("other"));
+    }
+
+    [Fact]
+    public async Task ABulkHandlerReceivesEventsInBatchesAndItsStatusesAcknowledgeThem()
+    {
+        await SubscribedAsync("bulk-orders");
+        for (var i = 0; i < 5; i++)
+        {
+            await _publisher.PublishEventAsync("pubsub", "bulk-orders", new Order($"b-{i}", i));
+        }
+
+        await Eventually.TrueAsync(() => Task.FromResult(Enumerable.Range(0, 5).All(i => _received.Any(r => r.StartsWith($"bulk:b-{i}:{i}:", StringComparison.Ordinal)))),
+            TimeSpan.FromSeconds(10), "the bulk handler received every event");
+        // The envelope really is a batch: Dapr.AspNetCore read the events of one request together.
+        Assert.Contains(_received, r => r.StartsWith("bulk:", StringComparison.Ordinal) && !r.EndsWith(":1", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -23,7 +23,7 @@ namespace SharedRuntime.AppChannel;
 /// <c>dapr-publisher-app-id</c> header and the CloudEvent's <c>publisherappid</c> attribute carry the publisher the
 /// broker carried, whatever the event says.
 /// </summary>
-internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, TimeProvider time, ILogger logger)
+internal sealed partial class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, TimeProvider time, ILogger logger)
 {
     /// <summary>The header that names the app that published a delivered event; only the runtime sets it.</summary>
     public const string PublisherHeader = "dapr-publisher-app-id";
@@ -60,32 +60,51 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         }
     }
 
-    private async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverOnceAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    /// <summary>
+    /// What is sent to the app for <paramref name="message"/>, or null with how the event ended without reaching the app:
+    /// no channel, an entry the broker cannot read or an event that is not a CloudEvent (poison), expired, no route.
+    /// </summary>
+    private async ValueTask<(Content? Content, (DeliveryOutcome, string) Ended)> PrepareAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message,
+        CancellationToken cancellationToken)
     {
-        var channel = channels.Find(subscription.AppId);
-        if (channel is null)
+        if (channels.Find(subscription.AppId) is null)
         {
-            return await FailedAsync(subscription, message, "the app has no channel", cancellationToken, deadLetter: false).ConfigureAwait(false);
+            return (null, await FailedAsync(subscription, message, "the app has no channel", cancellationToken, deadLetter: false).ConfigureAwait(false));
         }
         if (message.Undecodable is { } undecodable)
         {
-            return await EndAsync(subscription, message, $"the broker's entry cannot be read: {undecodable}", "poison_dropped", cancellationToken).ConfigureAwait(false);
+            return (null, await EndAsync(subscription, message, $"the broker's entry cannot be read: {undecodable}", "poison_dropped", cancellationToken).ConfigureAwait(false));
         }
         var (content, problem) = Content.Of(message, subscription.Compiled, subscription.PubsubName);
         if (content is null)
         {
-            return await EndAsync(subscription, message, problem!, "poison_dropped", cancellationToken).ConfigureAwait(false);
+            return (null, await EndAsync(subscription, message, problem!, "poison_dropped", cancellationToken).ConfigureAwait(false));
         }
         if ((message.ExpiresAt ?? content.Expiration) is { } expiresAt && expiresAt <= time.GetUtcNow())
         {
             // ttlInSeconds: an expired message is dropped, as Dapr drops it, without reaching the app.
             DeliveryLog.Expired(logger, subscription.AppId, message.Topic, subscription.PubsubName);
-            return Expired;
+            return (null, Expired);
         }
         if (content.Path is null)
         {
             DeliveryLog.NoRoute(logger, subscription.AppId, message.Topic);
-            return Dropped;
+            return (null, Dropped);
+        }
+        return (content, default);
+    }
+
+    private async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverOnceAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    {
+        var (content, ended) = await PrepareAsync(subscription, message, cancellationToken).ConfigureAwait(false);
+        if (content is null)
+        {
+            return ended;
+        }
+        var channel = channels.Find(subscription.AppId);
+        if (channel is null)
+        {
+            return await FailedAsync(subscription, message, "the app has no channel", cancellationToken, deadLetter: false).ConfigureAwait(false);
         }
         // Deliveries wait for a slot: their number is bounded by the broker's in-flight limit, and an event waiting
         // here costs nothing, where handing it back to the broker would have it delivered again and again.
@@ -230,7 +249,7 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
             {
                 return new AppCallResult { StatusCode = status, Failed = true, Delivery = DeliveryOutcome.Retry, Problem = $"the app answered {status}" };
             }
-            var answer = await ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
+            var answer = await ReadBoundedAsync(response.Content, MaxAnswerBytes, cancellationToken).ConfigureAwait(false);
             string? verdict;
             try
             {
@@ -263,15 +282,24 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         return null;
     }
 
-    private static async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    /// <summary>The answer's first <paramref name="max"/> bytes at most; the rest is not read.</summary>
+    private static async Task<byte[]> ReadBoundedAsync(HttpContent content, int max, CancellationToken cancellationToken)
     {
         await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        var buffer = new byte[MaxAnswerBytes];
+        var buffer = new byte[Math.Min(max, 16 * 1024)];
         var total = 0;
         int read;
-        while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0)
+        while ((read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0)
         {
             total += read;
+            if (total == buffer.Length)
+            {
+                if (buffer.Length == max)
+                {
+                    break;
+                }
+                Array.Resize(ref buffer, Math.Min(max, buffer.Length * 2));
+            }
         }
         return buffer[..total];
     }

@@ -18,6 +18,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
 {
     private readonly RuntimeConfiguration _configuration;
     private readonly EventDelivery _delivery;
+    private readonly TimeProvider _time;
     private readonly SubscriptionDiscovery _discovery;
     private readonly ILogger _logger;
     private readonly Channel<bool> _changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -31,6 +32,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
         _configuration = configuration;
         _logger = logger;
         _delivery = new EventDelivery(channels, policies, metrics, time, logger);
+        _time = time;
         _discovery = discovery;
         _discovery.Changed += Signal;
     }
@@ -106,7 +108,9 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
                     continue;
                 }
                 var key = (tenant.AppId, subscription.PubsubName, subscription.Topic);
-                if (!desired.TryAdd(key, (subscription, broker, tenant.Config.AppChannel.MaxConcurrency)))
+                // A bulk subscription takes as many events at once as one batch holds; others as many as the app's channel.
+                var maxInFlight = subscription.BulkSubscribe?.MaxMessagesCount ?? tenant.Config.AppChannel.MaxConcurrency;
+                if (!desired.TryAdd(key, (subscription, broker, maxInFlight)))
                 {
                     DeliveryLog.Duplicate(_logger, tenant.AppId, subscription.PubsubName, subscription.Topic, subscription.Source);
                 }
@@ -120,7 +124,8 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
         {
             foreach (var (key, active) in _active)
             {
-                if (!desired.TryGetValue(key, out var want) || !ReferenceEquals(want.Broker, active.Broker) || want.MaxInFlight != active.MaxInFlight)
+                if (!desired.TryGetValue(key, out var want) || !ReferenceEquals(want.Broker, active.Broker) || want.MaxInFlight != active.MaxInFlight ||
+                    want.Config.BulkSubscribe != active.Config.BulkSubscribe)
                 {
                     stopped.Add((key, active));
                 }
@@ -154,7 +159,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             var active = new ActiveSubscription(key.Item1, want.Config, want.Broker, want.MaxInFlight);
             try
             {
-                await active.StartAsync(_delivery, cancellationToken).ConfigureAwait(false);
+                await active.StartAsync(_delivery, _time, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -248,11 +253,23 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
         public SubscriptionConfig Config => _compiled.Config;
         public CompiledSubscription Compiled => _compiled;
 
+        /// <summary>Where a bulk subscription's events wait to be sent together; null for one sent event by event.</summary>
+        public BulkBatcher? Batches { get; private set; }
+
         public void Update(SubscriptionConfig next) => _compiled = new CompiledSubscription(next);
 
-        public async Task StartAsync(EventDelivery delivery, CancellationToken cancellationToken) =>
+        public async Task StartAsync(EventDelivery delivery, TimeProvider time, CancellationToken cancellationToken)
+        {
+            if (config.BulkSubscribe is { } bulk)
+            {
+                Batches = new BulkBatcher(bulk, time, (path, entries, token) => delivery.SendBatchAsync(this, path, entries, token));
+                _subscription = await Broker.SubscribeAsync(Topic, AppId, MaxInFlight,
+                    (message, token) => delivery.DeliverBulkEntryCountedAsync(this, message, token), cancellationToken).ConfigureAwait(false);
+                return;
+            }
             _subscription = await Broker.SubscribeAsync(Topic, AppId, MaxInFlight,
                 (message, token) => delivery.DeliverCountedAsync(this, message, token), cancellationToken).ConfigureAwait(false);
+        }
 
         public ValueTask DisposeAsync() => _subscription?.DisposeAsync() ?? ValueTask.CompletedTask;
     }

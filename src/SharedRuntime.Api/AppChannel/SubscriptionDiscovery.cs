@@ -480,9 +480,15 @@ internal sealed class SubscriptionDiscovery : IDisposable
             {
                 throw new InvalidDataException($"subscription to {topic} has neither route nor routes");
             }
+            var bulk = BulkSubscribeConfig.Of(item.BulkSubscribe?.Enabled, item.BulkSubscribe?.MaxMessagesCount, item.BulkSubscribe?.MaxAwaitDurationMs, out var bulkProblem);
+            if (bulkProblem is not null)
+            {
+                throw new InvalidDataException($"subscription to {topic}: {bulkProblem}");
+            }
             var subscription = new SubscriptionConfig
             {
                 Name = $"{appId}/{item.PubsubName}/{item.Topic}",
+                BulkSubscribe = bulk,
                 PubsubName = item.PubsubName,
                 Topic = item.Topic,
                 Routes = new SubscriptionRoutes(rules, fallback),
@@ -510,6 +516,14 @@ internal sealed class SubscriptionDiscovery : IDisposable
         public Routes? Routes { get; set; }
         public Dictionary<string, string?>? Metadata { get; set; }
         public string? DeadLetterTopic { get; set; }
+        public Bulk? BulkSubscribe { get; set; }
+    }
+
+    private sealed class Bulk
+    {
+        public bool? Enabled { get; set; }
+        public long? MaxMessagesCount { get; set; }
+        public long? MaxAwaitDurationMs { get; set; }
     }
 
     private sealed class Routes
