@@ -66,6 +66,7 @@ public static class RuntimeApplication
         services.AddSingleton<ServiceInvocation>();
         services.AddSingleton<SubscriptionDiscovery>();
         services.AddSingleton<SubscriptionDelivery>();
+        services.AddSingleton<StreamingSubscriptions>();
         services.AddHostedService(sp => sp.GetRequiredService<SubscriptionDelivery>());
         services.AddSingleton<InputBindingDelivery>();
         services.AddHostedService(sp => sp.GetRequiredService<InputBindingDelivery>());
