@@ -72,7 +72,9 @@ public static class RuntimeApplication
         services.AddSingleton<AppChannels>();
         services.AddSingleton<ResiliencyPolicies>();
         services.AddSingleton<ServiceInvocation>();
+        services.AddSingleton<SubscriptionDiscovery>();
         services.AddSingleton<SubscriptionDelivery>();
+        services.AddSingleton<StreamingSubscriptions>();
         services.AddHostedService(sp => sp.GetRequiredService<SubscriptionDelivery>());
         services.AddSingleton<InputBindingDelivery>();
         services.AddHostedService(sp => sp.GetRequiredService<InputBindingDelivery>());

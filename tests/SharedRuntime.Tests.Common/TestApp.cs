@@ -19,22 +19,26 @@ public sealed class TestApp : IAsyncDisposable
 
     public Uri Address { get; }
 
-    public static async Task<TestApp> StartAsync(RequestDelegate handler, HttpProtocols protocols = HttpProtocols.Http1AndHttp2)
+    public static Task<TestApp> StartAsync(RequestDelegate handler, HttpProtocols protocols = HttpProtocols.Http1AndHttp2) =>
+        StartAsync(handler, port: null, protocols);
+
+    /// <summary>Starts the app on <paramref name="port"/> (a free one when null): an app restarted where it was before.</summary>
+    public static async Task<TestApp> StartAsync(RequestDelegate handler, int? port, HttpProtocols protocols = HttpProtocols.Http1AndHttp2)
     {
         for (var attempt = 1; ; attempt++)
         {
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
-            var port = TestRuntime.FreePorts(1)[0];
-            builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.Protocols = protocols));
+            var chosen = port ?? TestRuntime.FreePorts(1)[0];
+            builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, chosen, l => l.Protocols = protocols));
             var app = builder.Build();
             app.Run(handler);
             try
             {
                 await app.StartAsync();
-                return new TestApp(app, new Uri($"http://127.0.0.1:{port}"));
+                return new TestApp(app, new Uri($"http://127.0.0.1:{chosen}"));
             }
-            catch (IOException ex) when (attempt < 5 && TestRuntime.IsAddressInUse(ex))
+            catch (IOException ex) when (attempt < 5 && port is null && TestRuntime.IsAddressInUse(ex))
             {
                 await app.DisposeAsync();
             }

@@ -17,6 +17,9 @@ internal sealed class AppCallResult : IDisposable
     /// <summary>For deliveries: what the app answered.</summary>
     public DeliveryOutcome Delivery { get; init; }
 
+    /// <summary>For bulk deliveries: the app's status for each entry it answered for, by entry id.</summary>
+    public IReadOnlyDictionary<string, DeliveryOutcome>? Statuses { get; init; }
+
     /// <summary>Why it failed, for logs.</summary>
     public string? Problem { get; init; }
 

@@ -40,11 +40,20 @@ internal static partial class DeliveryLog
     [LoggerMessage(2212, LogLevel.Error, "Updating subscriptions failed")]
     public static partial void ReconcileFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(2213, LogLevel.Warning, "Tenant {AppId}: asking the app for its subscriptions failed, trying again in {Seconds}s: {Problem}")]
+    [LoggerMessage(2213, LogLevel.Warning, "Tenant {AppId}: asking the app for its subscriptions failed, trying again for {Seconds}s: {Problem}")]
     public static partial void DiscoveryFailed(ILogger logger, string appId, int seconds, string problem);
+
+    [LoggerMessage(2216, LogLevel.Warning, "Tenant {AppId}: the app did not answer GET /dapr/subscribe for {Seconds}s; it is asked again at its next request to the runtime: {Problem}")]
+    public static partial void DiscoveryGaveUp(ILogger logger, string appId, int seconds, string problem);
+
+    [LoggerMessage(2217, LogLevel.Error, "Tenant {AppId}: asking the app for its subscriptions stopped unexpectedly")]
+    public static partial void DiscoveryStopped(ILogger logger, string appId, Exception exception);
 
     [LoggerMessage(2214, LogLevel.Information, "Tenant {AppId}: the app subscribes to {Count} topics through /dapr/subscribe")]
     public static partial void Discovered(ILogger logger, string appId, int count);
+
+    [LoggerMessage(2232, LogLevel.Information, "Tenant {AppId}: an event on {Topic} of {PubsubName} expired (ttlInSeconds) before it was delivered; dropped")]
+    public static partial void Expired(ILogger logger, string appId, string topic, string pubsubName);
 
     [LoggerMessage(2230, LogLevel.Warning, "Tenant {AppId}: an event on {Topic} of {PubsubName} was dropped: {Reason}")]
     public static partial void Ended(ILogger logger, string appId, string topic, string pubsubName, string reason);
@@ -52,6 +61,6 @@ internal static partial class DeliveryLog
     [LoggerMessage(2231, LogLevel.Warning, "Tenant {AppId}: subscription {Subscription} to {PubsubName}/{Topic} is refused: {Reason}")]
     public static partial void SubscriptionRefused(ILogger logger, string appId, string subscription, string pubsubName, string topic, string reason);
 
-    [LoggerMessage(2215, LogLevel.Error, "Tenant {AppId}: the app's answer to GET /dapr/subscribe is refused; it gets no programmatic subscriptions until its endpoint changes or the runtime restarts, its declarative ones and the other tenants are unaffected: {Problem}")]
+    [LoggerMessage(2215, LogLevel.Error, "Tenant {AppId}: the app's answer to GET /dapr/subscribe is refused; it has no programmatic subscriptions until it answers well, its declarative ones and the other tenants are unaffected: {Problem}")]
     public static partial void DiscoveryRefused(ILogger logger, string appId, string problem);
 }

@@ -18,11 +18,12 @@ namespace SharedRuntime.AppChannel;
 /// type, a CloudEvent that is not a JSON object) ends at once, and one still failing on the broker's last delivery
 /// attempt (<see cref="IPubSubBroker.MaxDeliveryAttempts"/>) ends then: in the dead-letter topic when the subscription
 /// has one, else dropped with a log line and the <c>sharedruntime_deliveries_total</c> outcome <c>poison_dropped</c>
-/// or <c>attempts_exhausted</c>. The app learns who published the event from the runtime only: the
+/// or <c>attempts_exhausted</c>. A message past its expiry (publish metadata <c>ttlInSeconds</c>, carried by the broker or
+/// as the CloudEvent's <c>expiration</c>) is dropped without calling the app (outcome <c>expired</c>). The app learns who published the event from the runtime only: the
 /// <c>dapr-publisher-app-id</c> header and the CloudEvent's <c>publisherappid</c> attribute carry the publisher the
 /// broker carried, whatever the event says.
 /// </summary>
-internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger logger,
+internal sealed partial class EventDelivery(AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, TimeProvider time, ILogger logger,
     Diagnostics.RuntimeTracing? tracing = null)
 {
     /// <summary>The header that names the app that published a delivered event; only the runtime sets it.</summary>
@@ -40,6 +41,7 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
 
     private static readonly (DeliveryOutcome, string) Retry = (DeliveryOutcome.Retry, "retry");
     private static readonly (DeliveryOutcome, string) Dropped = (DeliveryOutcome.Drop, "dropped");
+    private static readonly (DeliveryOutcome, string) Expired = (DeliveryOutcome.Drop, "expired");
 
     /// <summary>One delivery attempt; never throws but for a cancelled <paramref name="cancellationToken"/>, which answers Retry.</summary>
     public async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
@@ -59,26 +61,51 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         }
     }
 
-    private async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverOnceAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    /// <summary>
+    /// What is sent to the app for <paramref name="message"/>, or null with how the event ended without reaching the app:
+    /// no channel, an entry the broker cannot read or an event that is not a CloudEvent (poison), expired, no route.
+    /// </summary>
+    private async ValueTask<(Content? Content, (DeliveryOutcome, string) Ended)> PrepareAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message,
+        CancellationToken cancellationToken)
     {
-        var channel = channels.Find(subscription.AppId);
-        if (channel is null)
+        if (channels.Find(subscription.AppId) is null)
         {
-            return await FailedAsync(subscription, message, "the app has no channel", cancellationToken, deadLetter: false).ConfigureAwait(false);
+            return (null, await FailedAsync(subscription, message, "the app has no channel", cancellationToken, deadLetter: false).ConfigureAwait(false));
         }
         if (message.Undecodable is { } undecodable)
         {
-            return await EndAsync(subscription, message, $"the broker's entry cannot be read: {undecodable}", "poison_dropped", cancellationToken).ConfigureAwait(false);
+            return (null, await EndAsync(subscription, message, $"the broker's entry cannot be read: {undecodable}", "poison_dropped", cancellationToken).ConfigureAwait(false));
         }
         var (content, problem) = Content.Of(message, subscription.Compiled, subscription.PubsubName);
         if (content is null)
         {
-            return await EndAsync(subscription, message, problem!, "poison_dropped", cancellationToken).ConfigureAwait(false);
+            return (null, await EndAsync(subscription, message, problem!, "poison_dropped", cancellationToken).ConfigureAwait(false));
+        }
+        if ((message.ExpiresAt ?? content.Expiration) is { } expiresAt && expiresAt <= time.GetUtcNow())
+        {
+            // ttlInSeconds: an expired message is dropped, as Dapr drops it, without reaching the app.
+            DeliveryLog.Expired(logger, subscription.AppId, message.Topic, subscription.PubsubName);
+            return (null, Expired);
         }
         if (content.Path is null)
         {
             DeliveryLog.NoRoute(logger, subscription.AppId, message.Topic);
-            return Dropped;
+            return (null, Dropped);
+        }
+        return (content, default);
+    }
+
+    private async ValueTask<(DeliveryOutcome Outcome, string Label)> DeliverOnceAsync(SubscriptionDelivery.ActiveSubscription subscription, ReceivedMessage message, CancellationToken cancellationToken)
+    {
+        var (content, ended) = await PrepareAsync(subscription, message, cancellationToken).ConfigureAwait(false);
+        if (content is null)
+        {
+            return ended;
+        }
+        var channel = channels.Find(subscription.AppId);
+        if (channel is null)
+        {
+            return await FailedAsync(subscription, message, "the app has no channel", cancellationToken, deadLetter: false).ConfigureAwait(false);
         }
         // Deliveries wait for a slot: their number is bounded by the broker's in-flight limit, and an event waiting
         // here costs nothing, where handing it back to the broker would have it delivered again and again.
@@ -224,7 +251,7 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
             {
                 return new AppCallResult { StatusCode = status, Failed = true, Delivery = DeliveryOutcome.Retry, Problem = $"the app answered {status}" };
             }
-            var answer = await ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
+            var answer = await ReadBoundedAsync(response.Content, MaxAnswerBytes, cancellationToken).ConfigureAwait(false);
             string? verdict;
             try
             {
@@ -257,40 +284,42 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
         return null;
     }
 
-    private static async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    /// <summary>The answer's first <paramref name="max"/> bytes at most; the rest is not read.</summary>
+    private static async Task<byte[]> ReadBoundedAsync(HttpContent content, int max, CancellationToken cancellationToken)
     {
         await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        var buffer = new byte[MaxAnswerBytes];
+        var buffer = new byte[Math.Min(max, 16 * 1024)];
         var total = 0;
         int read;
-        while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0)
+        while ((read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0)
         {
             total += read;
+            if (total == buffer.Length)
+            {
+                if (buffer.Length == max)
+                {
+                    break;
+                }
+                Array.Resize(ref buffer, Math.Min(max, buffer.Length * 2));
+            }
         }
         return buffer[..total];
     }
 
-    /// <summary>What is sent to the app for one event: body, content type, route and trace parent.</summary>
-    internal sealed record Content(ReadOnlyMemory<byte> Body, MediaTypeHeaderValue ContentType, string? Path, string? TraceParent)
+    /// <summary>What is sent to the app for one event: body, content type, route, trace parent, and when it expires.</summary>
+    internal sealed record Content(ReadOnlyMemory<byte> Body, MediaTypeHeaderValue ContentType, string? Path, string? TraceParent, DateTimeOffset? Expiration = null)
     {
         private static readonly MediaTypeHeaderValue CloudEventType = new("application/cloudevents+json");
 
         /// <summary>
         /// A CloudEvent as published, its <c>publisherappid</c> set to the publisher the broker carried (removed when it
-        /// carried none); a raw message wrapped in one (data_base64), unless the subscription asks for raw payloads
-        /// with <c>rawPayload: "true"</c>. Null with the reason when the event can never be delivered.
+        /// carried none). A subscription marked <c>rawPayload: "true"</c> gets whatever the broker holds wrapped in a
+        /// CloudEvent, as Dapr does (<see cref="Wrap"/>), and so does any subscription for a message published raw.
+        /// Null with the reason when the event can never be delivered.
         /// </summary>
         public static (Content? Content, string? Problem) Of(ReceivedMessage message, CompiledSubscription subscription, string pubsubName)
         {
-            var isCloudEvent = message.ContentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase);
-            if (!isCloudEvent && subscription.IsRaw)
-            {
-                if (!MediaTypeHeaderValue.TryParse(message.ContentType, out var rawType))
-                {
-                    return (null, $"its content type '{Shorten(message.ContentType)}' is not a media type");
-                }
-                return (new Content(message.Data, rawType, subscription.RouteOf(message.Data), null), null);
-            }
+            var isCloudEvent = !subscription.IsRaw && message.ContentType.StartsWith("application/cloudevents+json", StringComparison.OrdinalIgnoreCase);
             var body = isCloudEvent ? message.Data : Wrap(message, pubsubName);
             JsonDocument document;
             try
@@ -313,11 +342,17 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
                     ? trace.GetString()!
                     : BuildingBlocks.TraceParent.New();
                 var path = subscription.RouteOf(root);
+                DateTimeOffset? expiration = null;
+                if (isCloudEvent && root.TryGetProperty(BuildingBlocks.PublishApi.ExpirationAttribute, out var expires) && expires.ValueKind == JsonValueKind.String &&
+                    DateTimeOffset.TryParse(expires.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
+                {
+                    expiration = at;
+                }
                 if (isCloudEvent && (!NamesPublisher(root, message.PublisherAppId) || (hasTrace && traceParent != trace.GetString())))
                 {
                     body = Rewrite(root, message.PublisherAppId, traceParent);
                 }
-                return (new Content(body, CloudEventType, path, traceParent), null);
+                return (new Content(body, CloudEventType, path, traceParent, expiration), null);
             }
         }
 
@@ -369,24 +404,42 @@ internal sealed class EventDelivery(AppChannels channels, ResiliencyPolicies pol
             return buffer.WrittenMemory;
         }
 
-        private static ReadOnlyMemory<byte> Wrap(ReceivedMessage message, string pubsubName)
+        /// <summary>
+        /// A message that is not a CloudEvent (or one for a raw subscription), wrapped in one as Dapr does for a raw
+        /// payload: a new id, type <c>com.dapr.event.sent</c>, the topic and pubsub; the publisher the broker carried as
+        /// source and <c>publisherappid</c>. A JSON message goes in <c>data</c> with its content type; anything else in
+        /// <c>data_base64</c>, with its content type when that is a media type, else <c>application/octet-stream</c>.
+        /// </summary>
+        internal static ReadOnlyMemory<byte> Wrap(ReceivedMessage message, string pubsubName)
         {
             var buffer = new ArrayBufferWriter<byte>(message.Data.Length * 4 / 3 + 256);
             using (var writer = new Utf8JsonWriter(buffer))
             {
+                var json = BuildingBlocks.PublishApi.IsJson(message.ContentType) && BuildingBlocks.PublishApi.IsValidJson(message.Data.Span);
+                var contentType = message.ContentType.Length is > 0 and <= 256 && MediaTypeHeaderValue.TryParse(message.ContentType, out _)
+                    ? message.ContentType
+                    : "application/octet-stream";
                 writer.WriteStartObject();
                 writer.WriteString("id", Guid.NewGuid().ToString());
-                writer.WriteString("source", pubsubName);
+                writer.WriteString("source", message.PublisherAppId ?? "Dapr");
                 writer.WriteString("type", "com.dapr.event.sent");
                 writer.WriteString("specversion", "1.0");
-                writer.WriteString("datacontenttype", message.ContentType);
+                writer.WriteString("datacontenttype", contentType);
                 writer.WriteString("topic", message.Topic);
                 writer.WriteString("pubsubname", pubsubName);
                 if (message.PublisherAppId is { } publisher)
                 {
                     writer.WriteString(BuildingBlocks.PublishApi.PublisherAttribute, publisher);
                 }
-                writer.WriteBase64String("data_base64", message.Data.Span);
+                if (json)
+                {
+                    writer.WritePropertyName("data");
+                    writer.WriteRawValue(message.Data.Span, skipInputValidation: true);
+                }
+                else
+                {
+                    writer.WriteBase64String("data_base64", message.Data.Span);
+                }
                 writer.WriteEndObject();
             }
             return buffer.WrittenMemory;

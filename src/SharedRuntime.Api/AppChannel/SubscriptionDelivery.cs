@@ -18,6 +18,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
 {
     private readonly RuntimeConfiguration _configuration;
     private readonly EventDelivery _delivery;
+    private readonly TimeProvider _time;
     private readonly SubscriptionDiscovery _discovery;
     private readonly ILogger _logger;
     private readonly Channel<bool> _changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -25,13 +26,16 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     private readonly CancellationTokenSource _stopping = new();
     private Task _loop = Task.CompletedTask;
 
-    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics, ILogger<SubscriptionDelivery> logger,
+    public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics,
+        SubscriptionDiscovery discovery, TimeProvider time, ILogger<SubscriptionDelivery> logger,
         Diagnostics.RuntimeTracing? tracing = null)
     {
         _configuration = configuration;
         _logger = logger;
-        _delivery = new EventDelivery(channels, policies, metrics, logger, tracing);
-        _discovery = new SubscriptionDiscovery(channels, logger, Signal);
+        _delivery = new EventDelivery(channels, policies, metrics, time, logger, tracing);
+        _time = time;
+        _discovery = discovery;
+        _discovery.Changed += Signal;
     }
 
     /// <summary>The subscriptions being delivered now, for the metadata API and tests.</summary>
@@ -79,6 +83,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     private async Task ReconcileAsync(RuntimeSnapshot snapshot, CancellationToken cancellationToken)
     {
         var desired = new Dictionary<(string, string, string), (SubscriptionConfig Config, IPubSubBroker Broker, int MaxInFlight)>();
+        var discovering = new HashSet<string>(StringComparer.Ordinal);
         foreach (var tenant in snapshot.Tenants.Values.OrderBy(t => t.AppId, StringComparer.Ordinal))
         {
             if (tenant.Config.AppEndpoint is null)
@@ -88,7 +93,8 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             var subscriptions = snapshot.Resources.Subscriptions.Where(s => s.AppliesTo(tenant.AppId)).ToList();
             if (tenant.Config.AppChannel.DiscoverSubscriptions)
             {
-                subscriptions.AddRange(_discovery.For(tenant, cancellationToken));
+                subscriptions.AddRange(_discovery.For(tenant));
+                discovering.Add(tenant.AppId);
             }
             foreach (var subscription in subscriptions)
             {
@@ -103,19 +109,24 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
                     continue;
                 }
                 var key = (tenant.AppId, subscription.PubsubName, subscription.Topic);
-                if (!desired.TryAdd(key, (subscription, broker, tenant.Config.AppChannel.MaxConcurrency)))
+                // A bulk subscription takes as many events at once as one batch holds; others as many as the app's channel.
+                var maxInFlight = subscription.BulkSubscribe?.MaxMessagesCount ?? tenant.Config.AppChannel.MaxConcurrency;
+                if (!desired.TryAdd(key, (subscription, broker, maxInFlight)))
                 {
                     DeliveryLog.Duplicate(_logger, tenant.AppId, subscription.PubsubName, subscription.Topic, subscription.Source);
                 }
             }
         }
 
+        _discovery.Retain(discovering);
+
         List<((string, string, string) Key, ActiveSubscription Active)> stopped = [];
         lock (_active)
         {
             foreach (var (key, active) in _active)
             {
-                if (!desired.TryGetValue(key, out var want) || !ReferenceEquals(want.Broker, active.Broker) || want.MaxInFlight != active.MaxInFlight)
+                if (!desired.TryGetValue(key, out var want) || !ReferenceEquals(want.Broker, active.Broker) || want.MaxInFlight != active.MaxInFlight ||
+                    want.Config.BulkSubscribe != active.Config.BulkSubscribe)
                 {
                     stopped.Add((key, active));
                 }
@@ -149,7 +160,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             var active = new ActiveSubscription(key.Item1, want.Config, want.Broker, want.MaxInFlight);
             try
             {
-                await active.StartAsync(_delivery, cancellationToken).ConfigureAwait(false);
+                await active.StartAsync(_delivery, _time, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -223,7 +234,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
         {
             await StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
-        _discovery.Dispose();
+        _discovery.Changed -= Signal;
     }
 
     /// <summary>One broker subscription of one tenant; its routes can change while it runs.</summary>
@@ -243,11 +254,23 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
         public SubscriptionConfig Config => _compiled.Config;
         public CompiledSubscription Compiled => _compiled;
 
+        /// <summary>Where a bulk subscription's events wait to be sent together; null for one sent event by event.</summary>
+        public BulkBatcher? Batches { get; private set; }
+
         public void Update(SubscriptionConfig next) => _compiled = new CompiledSubscription(next);
 
-        public async Task StartAsync(EventDelivery delivery, CancellationToken cancellationToken) =>
+        public async Task StartAsync(EventDelivery delivery, TimeProvider time, CancellationToken cancellationToken)
+        {
+            if (config.BulkSubscribe is { } bulk)
+            {
+                Batches = new BulkBatcher(bulk, time, (path, entries, token) => delivery.SendBatchAsync(this, path, entries, token));
+                _subscription = await Broker.SubscribeAsync(Topic, AppId, MaxInFlight,
+                    (message, token) => delivery.DeliverBulkEntryCountedAsync(this, message, token), cancellationToken).ConfigureAwait(false);
+                return;
+            }
             _subscription = await Broker.SubscribeAsync(Topic, AppId, MaxInFlight,
                 (message, token) => delivery.DeliverCountedAsync(this, message, token), cancellationToken).ConfigureAwait(false);
+        }
 
         public ValueTask DisposeAsync() => _subscription?.DisposeAsync() ?? ValueTask.CompletedTask;
     }

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SharedRuntime.AppChannel;
-using Polly;
 using SharedRuntime.Components;
 using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;

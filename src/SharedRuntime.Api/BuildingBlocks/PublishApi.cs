@@ -24,6 +24,9 @@ internal sealed class PublishApi(TimeProvider time)
     /// <summary>The CloudEvent extension attribute that names the app that published the event; only the runtime sets it.</summary>
     public const string PublisherAttribute = "publisherappid";
 
+    /// <summary>The CloudEvent attribute Dapr writes a message's expiry in (RFC 3339), from publish metadata <c>ttlInSeconds</c>.</summary>
+    public const string ExpirationAttribute = "expiration";
+
     private const int MaxContentTypeLength = 256;
 
     /// <summary>The tenant's route to pub/sub <paramref name="pubsubName"/>, with its broker.</summary>
@@ -134,8 +137,8 @@ internal sealed class PublishApi(TimeProvider time)
             throw new DaprApiException(429, "ERR_TENANT_TOPICS_EXCEEDED",
                 $"app {tenant.AppId} already uses {rules.MaxTopicsPerApp} topics of pubsub {request.PubSubName}, its limit (maxTopicsPerApp)");
         }
-        var raw = request.Metadata.TryGetValue("rawPayload", out var rawText) && bool.TryParse(rawText, out var isRaw) && isRaw;
-        if (raw)
+        var expiresAt = ExpiresAt(request);
+        if (IsRaw(request.Metadata))
         {
             var contentType = request.ContentType ?? "application/octet-stream";
             if (contentType.Length > MaxContentTypeLength || !System.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out _))
@@ -143,11 +146,55 @@ internal sealed class PublishApi(TimeProvider time)
                 // A raw event is delivered with this content type as its header: one that is not a media type could never be delivered.
                 throw new DaprApiException(400, "ERR_MALFORMED_REQUEST", $"the content type of a raw event must be a media type of at most {MaxContentTypeLength} characters");
             }
-            return new PubSubMessage(request.Topic, request.Data, contentType, request.Metadata) { PublisherAppId = tenant.AppId };
+            return new PubSubMessage(request.Topic, request.Data, contentType, request.Metadata) { PublisherAppId = tenant.AppId, ExpiresAt = expiresAt };
         }
-        var envelope = BuildCloudEvent(tenant.AppId, request);
-        return new PubSubMessage(request.Topic, envelope, "application/cloudevents+json", request.Metadata) { PublisherAppId = tenant.AppId };
+        var envelope = BuildCloudEvent(tenant.AppId, request, expiresAt);
+        return new PubSubMessage(request.Topic, envelope, "application/cloudevents+json", request.Metadata) { PublisherAppId = tenant.AppId, ExpiresAt = expiresAt };
     }
+
+    /// <summary>The longest <c>ttlInSeconds</c> a message may have: a year.</summary>
+    public const long MaxTtlSeconds = 365L * 24 * 3600;
+
+    /// <summary>Publish metadata <c>rawPayload</c> (Dapr's; any case of the name).</summary>
+    internal static bool IsRaw(IReadOnlyDictionary<string, string> metadata) =>
+        Metadata(metadata, "rawPayload") is { } raw && bool.TryParse(raw, out var value) && value;
+
+    /// <summary>A metadata value whose name is <paramref name="name"/> in any case, as Dapr reads its publish metadata.</summary>
+    internal static string? Metadata(IReadOnlyDictionary<string, string> metadata, string name)
+    {
+        if (metadata.TryGetValue(name, out var value))
+        {
+            return value;
+        }
+        foreach (var (key, entry) in metadata)
+        {
+            if (key.Equals(name, StringComparison.OrdinalIgnoreCase))
+            {
+                return entry;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// When a message with publish metadata <c>ttlInSeconds</c> expires: null without it; a value that is not a whole
+    /// number of seconds from 1 to <see cref="MaxTtlSeconds"/> is the publisher's 400.
+    /// </summary>
+    private DateTimeOffset? ExpiresAt(PublishRequest request)
+    {
+        if (Metadata(request.Metadata, "ttlInSeconds") is not { } text)
+        {
+            return null;
+        }
+        if (!long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds is < 1 or > MaxTtlSeconds)
+        {
+            throw new DaprApiException(400, "ERR_PUBSUB_REQUEST_METADATA",
+                $"metadata ttlInSeconds of the publish to topic {request.Topic} must be a whole number of seconds from 1 to {MaxTtlSeconds}, not '{Shorten(text)}'");
+        }
+        return time.GetUtcNow().AddSeconds(seconds);
+    }
+
+    private static string Shorten(string text) => text.Length <= 64 ? text : text[..64] + "...";
 
     /// <summary>
     /// The CloudEvent Dapr wraps a payload in: id, source (the publishing app-id), type, specversion,
@@ -156,12 +203,12 @@ internal sealed class PublishApi(TimeProvider time)
     /// <see cref="PublisherAttribute"/> names the publishing app, and a trace parent that is not a valid W3C
     /// <c>traceparent</c> is replaced by a new one.
     /// </summary>
-    internal byte[] BuildCloudEvent(string appId, PublishRequest request)
+    internal byte[] BuildCloudEvent(string appId, PublishRequest request, DateTimeOffset? expiresAt = null)
     {
         var contentType = string.IsNullOrEmpty(request.ContentType) ? "text/plain" : request.ContentType;
         var buffer = new ArrayBufferWriter<byte>(request.Data.Length + 512);
         using var writer = new Utf8JsonWriter(buffer);
-        var now = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", System.Globalization.CultureInfo.InvariantCulture);
+        var now = Timestamp(time.GetUtcNow());
         // The publishing call's span when it is traced, so a delivery's span is its child.
         var traceParent = Diagnostics.RuntimeTracing.CurrentTraceParent()
             ?? (request.TraceParent is { } given && TraceParent.IsValid(given) ? given : TraceParent.New());
@@ -187,7 +234,7 @@ internal sealed class PublishApi(TimeProvider time)
                 var present = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var property in existing.RootElement.EnumerateObject())
                 {
-                    if (property.NameEquals(PublisherAttribute) || !present.Add(property.Name))
+                    if (property.NameEquals(PublisherAttribute) || (expiresAt is not null && property.NameEquals(ExpirationAttribute)) || !present.Add(property.Name))
                     {
                         continue; // set below, by the runtime; a repeated name would let a reader pick either copy
                     }
@@ -200,6 +247,10 @@ internal sealed class PublishApi(TimeProvider time)
                     property.WriteTo(writer);
                 }
                 writer.WriteString(PublisherAttribute, appId);
+                if (expiresAt is { } expires)
+                {
+                    writer.WriteString(ExpirationAttribute, Timestamp(expires));
+                }
                 void Fill(string name, string value)
                 {
                     if (!present.Contains(name))
@@ -223,19 +274,28 @@ internal sealed class PublishApi(TimeProvider time)
         }
         else
         {
+            // Publish metadata cloudevent.* overrides the envelope's attributes, as in Dapr (names in any case); a trace
+            // parent that is not valid W3C syntax is not taken.
+            string? Override(string name) => Metadata(request.Metadata, "cloudevent." + name) is { Length: > 0 } value ? value : null;
+            var traceId = Override("traceid") is { } id && TraceParent.IsValid(id) ? id : null;
+            traceParent = Override("traceparent") is { } parent && TraceParent.IsValid(parent) ? parent : traceId ?? traceParent;
             writer.WriteStartObject();
-            writer.WriteString("id", Guid.NewGuid().ToString());
-            writer.WriteString("source", appId);
-            writer.WriteString("type", "com.dapr.event.sent");
+            writer.WriteString("id", Override("id") ?? Guid.NewGuid().ToString());
+            writer.WriteString("source", Override("source") ?? appId);
+            writer.WriteString("type", Override("type") ?? "com.dapr.event.sent");
             writer.WriteString("specversion", "1.0");
             writer.WriteString("datacontenttype", contentType);
             writer.WriteString("topic", request.Topic);
             writer.WriteString("pubsubname", request.PubSubName);
-            writer.WriteString("traceid", traceParent);
+            writer.WriteString("traceid", traceId ?? traceParent);
             writer.WriteString("traceparent", traceParent);
-            writer.WriteString("tracestate", request.TraceState ?? "");
+            writer.WriteString("tracestate", Override("tracestate") ?? request.TraceState ?? "");
             writer.WriteString("time", now);
             writer.WriteString(PublisherAttribute, appId);
+            if (expiresAt is { } expires)
+            {
+                writer.WriteString(ExpirationAttribute, Timestamp(expires));
+            }
             if (IsJson(contentType) && IsValidJson(request.Data.Span))
             {
                 writer.WritePropertyName("data");
@@ -255,14 +315,18 @@ internal sealed class PublishApi(TimeProvider time)
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static bool IsJson(string contentType) =>
+    /// <summary>RFC 3339 in UTC with fractions of a second, as CloudEvent times are written.</summary>
+    internal static string Timestamp(DateTimeOffset at) =>
+        at.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", System.Globalization.CultureInfo.InvariantCulture);
+
+    internal static bool IsJson(string contentType) =>
         contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) ||
         contentType.Contains("+json", StringComparison.OrdinalIgnoreCase);
 
     private static bool IsBinary(string contentType) =>
         contentType.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase);
 
-    private static bool IsValidJson(ReadOnlySpan<byte> data)
+    internal static bool IsValidJson(ReadOnlySpan<byte> data)
     {
         var reader = new Utf8JsonReader(data);
         try

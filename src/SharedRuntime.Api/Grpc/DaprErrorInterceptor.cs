@@ -44,6 +44,19 @@ internal sealed class DaprErrorInterceptor : Interceptor
         }
     }
 
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream,
+        ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(requestStream, responseStream, context);
+        }
+        catch (DaprApiException ex)
+        {
+            throw Answered(context, ex);
+        }
+    }
+
     private static RpcException Answered(ServerCallContext context, DaprApiException error)
     {
         context.GetHttpContext().Features.Set(error);

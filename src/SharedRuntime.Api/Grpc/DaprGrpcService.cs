@@ -21,7 +21,7 @@ namespace SharedRuntime.Grpc;
 /// the building blocks, which are singletons.
 /// </summary>
 [BindServiceMethod(typeof(DaprGrpcService), nameof(BindService))]
-internal partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ServiceInvocation invocation, ILogger<DaprGrpcService> logger)
+internal partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ServiceInvocation invocation, StreamingSubscriptions streams, ILogger<DaprGrpcService> logger)
 {
     private static readonly Empty None = new();
 
@@ -56,6 +56,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         binder.AddMethod(DaprServiceBinder.Unary("TryLockAlpha1", Autogen.TryLockRequest.Parser, Autogen.TryLockResponse.Parser), service is null ? null : service.TryLockAlpha1);
         binder.AddMethod(DaprServiceBinder.Unary("UnlockAlpha1", Autogen.UnlockRequest.Parser, Autogen.UnlockResponse.Parser), service is null ? null : service.UnlockAlpha1);
         binder.AddMethod(DaprServiceBinder.Unary("InvokeService", Autogen.InvokeServiceRequest.Parser, Dapr.Client.Autogen.Grpc.v1.InvokeResponse.Parser), service is null ? null : service.InvokeService);
+        binder.AddMethod(DaprServiceBinder.DuplexStreaming("SubscribeTopicEventsAlpha1", Autogen.SubscribeTopicEventsRequestAlpha1.Parser, Autogen.SubscribeTopicEventsResponseAlpha1.Parser), service is null ? null : service.SubscribeTopicEventsAlpha1);
         binder.AddMethod(DaprServiceBinder.Unary("Shutdown", Autogen.ShutdownRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.Shutdown);
     }
 

@@ -23,6 +23,11 @@ internal static class DaprServiceBinder
         where TResponse : class, IMessage<TResponse> =>
         new(MethodType.ServerStreaming, ServiceName, name, Marshaller(request), Marshaller(response));
 
+    internal static Method<TRequest, TResponse> DuplexStreaming<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
+        where TRequest : class, IMessage<TRequest>
+        where TResponse : class, IMessage<TResponse> =>
+        new(MethodType.DuplexStreaming, ServiceName, name, Marshaller(request), Marshaller(response));
+
     /// <summary>
     /// Messages are parsed from the received bytes where they lie and written straight into the connection's buffers:
     /// no whole-message array in between, in either direction.
@@ -59,6 +64,7 @@ internal static class DaprServiceBinder
     {
         _ when method.Contains("State", StringComparison.Ordinal) => "state",
         _ when method.Contains("Publish", StringComparison.Ordinal) => "publish",
+        _ when method.Contains("SubscribeTopicEvents", StringComparison.Ordinal) => "subscribe",
         "InvokeBinding" => "bindings",
         "InvokeService" => "invoke",
         _ when method.Contains("Secret", StringComparison.Ordinal) => "secrets",

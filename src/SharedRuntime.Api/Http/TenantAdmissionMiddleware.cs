@@ -29,6 +29,7 @@ internal sealed class TenantAdmissionMiddleware(
     TenantCpuMetrics tenantCpu,
     RuntimeTracing tracing,
     IServiceProvider services,
+    AppChannel.SubscriptionDiscovery discovery,
     ILogger<TenantAdmissionMiddleware> logger)
 {
     public const string TokenHeader = "dapr-api-token";
@@ -46,6 +47,12 @@ internal sealed class TenantAdmissionMiddleware(
         }
         if (listener is Listener.Metrics || api is { Anonymous: true })
         {
+            if (api is { Api: "healthz" } && context.Request.Headers.ContainsKey(TokenHeader) &&
+                configuration.Current.FindByToken(context.Request.Headers[TokenHeader].ToString()) is { } waiting)
+            {
+                // An SDK waiting for its runtime at start-up: the app is up, and may be a new version.
+                discovery.Seen(waiting, healthCheck: true);
+            }
             return next(context);
         }
 
@@ -58,6 +65,7 @@ internal sealed class TenantAdmissionMiddleware(
                 "missing or unknown dapr-api-token: every request names its app with the token of a configured Tenant"));
         }
 
+        discovery.Seen(tenant, healthCheck: false);
         var apiName = api?.Api ?? "unknown";
         var bodyLimit = tenant.Limits.MaxRequestBodyBytes;
         if (context.Request.ContentLength > bodyLimit)

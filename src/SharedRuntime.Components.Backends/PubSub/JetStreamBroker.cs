@@ -22,6 +22,7 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
     internal const string ContentTypeHeader = "Content-Type";
     internal const string MetadataHeader = "SharedRuntime-Metadata";
     internal const string PublisherHeader = "SharedRuntime-Publisher";
+    internal const string ExpirationHeader = "SharedRuntime-Expiration";
     private readonly ConcurrentDictionary<string, Task> _subjects = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _streamUpdate = new(1, 1);
     private NatsConnection? _connection;
@@ -138,6 +139,10 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
         {
             headers[PublisherHeader] = publisher;
         }
+        if (message.ExpiresAt is { } expiresAt)
+        {
+            headers[ExpirationHeader] = expiresAt.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         try
         {
             await EnsureSubjectAsync(message.Topic).WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -197,8 +202,14 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
         var contentType = "";
         string? publisher = null;
         string? problem = null;
+        DateTimeOffset? expiresAt = null;
         if (message.Headers is { } headers)
         {
+            if (headers.TryGetValue(ExpirationHeader, out var expiration) &&
+                long.TryParse(expiration.ToString(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var milliseconds))
+            {
+                expiresAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(milliseconds, 0, 253402300799999));
+            }
             if (headers.TryGetValue(ContentTypeHeader, out var type))
             {
                 contentType = type.ToString();
@@ -220,7 +231,7 @@ internal sealed class JetStreamBroker(JetStreamOptions options, TimeProvider tim
             }
         }
         var attempt = (int)Math.Min(int.MaxValue, message.Metadata?.NumDelivered ?? 1);
-        return new ReceivedMessage(topic, message.Data ?? [], contentType, metadata, attempt) { PublisherAppId = publisher, Undecodable = problem };
+        return new ReceivedMessage(topic, message.Data ?? [], contentType, metadata, attempt) { PublisherAppId = publisher, ExpiresAt = expiresAt, Undecodable = problem };
     }
 
     public async ValueTask DisposeAsync()

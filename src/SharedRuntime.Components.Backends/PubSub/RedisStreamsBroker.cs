@@ -23,6 +23,7 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
     internal const string ContentTypeField = "contentType";
     internal const string MetadataField = "metadata";
     internal const string PublisherField = "publisher";
+    internal const string ExpirationField = "expiration";
     private static readonly string ProcessTag = $"{Environment.MachineName}-{Environment.ProcessId}";
     private ConnectionMultiplexer? _connection;
     private int _subscriptions;
@@ -54,6 +55,10 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
             new(MetadataField, JsonSerializer.Serialize(message.Metadata, RedisPubSubJson.Default.IReadOnlyDictionaryStringString)),
             new(PublisherField, message.PublisherAppId ?? ""),
         ];
+        if (message.ExpiresAt is { } expiresAt)
+        {
+            fields = [.. fields, new(ExpirationField, expiresAt.ToUnixTimeMilliseconds())];
+        }
         try
         {
             await Database.StreamAddAsync(message.Topic, fields, maxLength: options.MaxLenApprox, useApproximateMaxLength: true)
@@ -113,6 +118,7 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
         var contentType = "";
         string? publisher = null;
         string? problem = null;
+        DateTimeOffset? expiresAt = null;
         IReadOnlyDictionary<string, string> metadata = new Dictionary<string, string>();
         foreach (var field in entry.Values)
         {
@@ -126,6 +132,9 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
                     break;
                 case PublisherField:
                     publisher = (string?)field.Value is { Length: > 0 } name ? name : null;
+                    break;
+                case ExpirationField when field.Value.TryParse(out long milliseconds):
+                    expiresAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(milliseconds, 0, 253402300799999));
                     break;
                 case MetadataField when field.Value.HasValue:
                     try
@@ -143,7 +152,7 @@ internal sealed class RedisStreamsBroker(RedisPubSubOptions options, TimeProvide
         {
             problem ??= "it has no data field";
         }
-        return new ReceivedMessage(topic, data ?? [], contentType, metadata, attempt) { PublisherAppId = publisher, Undecodable = problem };
+        return new ReceivedMessage(topic, data ?? [], contentType, metadata, attempt) { PublisherAppId = publisher, ExpiresAt = expiresAt, Undecodable = problem };
     }
 
     public async ValueTask DisposeAsync()

@@ -267,7 +267,11 @@ internal sealed partial class InMemoryBroker : IPubSubBroker
             try
             {
                 var message = pending.Message;
-                outcome = await _handler(new ReceivedMessage(message.Topic, message.Data, message.ContentType, message.Metadata, pending.Attempt) { PublisherAppId = message.PublisherAppId }, token).ConfigureAwait(false);
+                outcome = await _handler(new ReceivedMessage(message.Topic, message.Data, message.ContentType, message.Metadata, pending.Attempt)
+                {
+                    PublisherAppId = message.PublisherAppId,
+                    ExpiresAt = message.ExpiresAt,
+                }, token).ConfigureAwait(false);
             }
             catch (Exception)
             {

@@ -8,6 +8,9 @@ namespace SharedRuntime.Components;
 public sealed record PubSubMessage(string Topic, ReadOnlyMemory<byte> Data, string ContentType, IReadOnlyDictionary<string, string> Metadata)
 {
     public string? PublisherAppId { get; init; }
+
+    /// <summary>When the message expires (publish metadata <c>ttlInSeconds</c>): brokers carry it, and it is not delivered after.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
 }
 
 /// <summary>What a subscriber handler answers for one delivered message.</summary>
@@ -30,6 +33,9 @@ public enum DeliveryOutcome
 public sealed record ReceivedMessage(string Topic, ReadOnlyMemory<byte> Data, string ContentType, IReadOnlyDictionary<string, string> Metadata, int Attempt)
 {
     public string? PublisherAppId { get; init; }
+
+    /// <summary>When the message expires, as the broker carried it; null when it does not.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
 
     public string? Undecodable { get; init; }
 }

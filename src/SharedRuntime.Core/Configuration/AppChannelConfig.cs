@@ -15,8 +15,19 @@ public sealed record AppChannelConfig
     /// <summary>Time allowed for one call into the app when no Resiliency timeout applies.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Ask the app for its subscriptions with <c>GET {appEndpoint}/dapr/subscribe</c>.</summary>
-    public bool DiscoverSubscriptions { get; init; }
+    /// <summary>
+    /// Ask the app for its subscriptions with <c>GET {appEndpoint}/dapr/subscribe</c> (on unless the Tenant sets it to
+    /// false, as in Dapr). The app is asked when it shows it is up, never on a timer unless
+    /// <see cref="SubscriptionRefreshInterval"/> is set.
+    /// </summary>
+    public bool DiscoverSubscriptions { get; init; } = true;
+
+    /// <summary>
+    /// Ask the app again this often, whether or not it calls the runtime; null (the default) never does. Each ask is a
+    /// request to the app: on Knative it wakes a function scaled to zero and keeps it up when shorter than the
+    /// scale-down delay.
+    /// </summary>
+    public TimeSpan? SubscriptionRefreshInterval { get; init; }
 
     /// <summary>Sent to the app as <c>dapr-api-token</c> so that it can tell calls from the runtime apart (Dapr's APP_API_TOKEN). Never logged.</summary>
     public string? AppApiToken { get; init; }

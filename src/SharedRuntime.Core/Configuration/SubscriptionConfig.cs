@@ -13,6 +13,10 @@ public sealed record SubscriptionConfig
     public required string Topic { get; init; }
     public required SubscriptionRoutes Routes { get; init; }
     public string? DeadLetterTopic { get; init; }
+
+    /// <summary>Dapr's <c>bulkSubscribe</c>: deliver events in batches; null when not enabled.</summary>
+    public BulkSubscribeConfig? BulkSubscribe { get; init; }
+
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
     /// <summary>App-ids this subscription delivers to; empty means every app.</summary>
@@ -28,3 +32,43 @@ public sealed record SubscriptionRoutes(IReadOnlyList<RouteRule> Rules, string? 
 
 /// <summary>One routing rule: <see cref="Match"/> is a CEL-like expression over the event (empty = always).</summary>
 public sealed record RouteRule(string Match, string Path);
+
+/// <summary>
+/// Dapr's <c>bulkSubscribe</c> (enabled): up to <see cref="MaxMessagesCount"/> events in one request to the app, sent
+/// at the latest <see cref="MaxAwaitDuration"/> after the first of them arrived.
+/// </summary>
+public sealed record BulkSubscribeConfig(int MaxMessagesCount, TimeSpan MaxAwaitDuration)
+{
+    /// <summary>Dapr's default <c>maxMessagesCount</c>.</summary>
+    public const int DefaultMaxMessagesCount = 100;
+
+    /// <summary>The most <c>maxMessagesCount</c> may be: every event of a batch is held in memory until the app answers.</summary>
+    public const int MaxMessagesCountCeiling = 1000;
+
+    /// <summary>Dapr's default <c>maxAwaitDurationMs</c>.</summary>
+    public const int DefaultMaxAwaitDurationMs = 1000;
+
+    /// <summary>The most <c>maxAwaitDurationMs</c> may be.</summary>
+    public const int MaxAwaitDurationMsCeiling = 60_000;
+
+    /// <summary>The bulk settings, or null when <paramref name="enabled"/> is not true; what is out of bounds is said in <paramref name="problem"/>.</summary>
+    public static BulkSubscribeConfig? Of(bool? enabled, long? maxMessagesCount, long? maxAwaitDurationMs, out string? problem)
+    {
+        problem = null;
+        if (enabled != true)
+        {
+            return null;
+        }
+        if (maxMessagesCount is < 1 or > MaxMessagesCountCeiling)
+        {
+            problem = $"bulkSubscribe.maxMessagesCount must be from 1 to {MaxMessagesCountCeiling}";
+            return null;
+        }
+        if (maxAwaitDurationMs is < 1 or > MaxAwaitDurationMsCeiling)
+        {
+            problem = $"bulkSubscribe.maxAwaitDurationMs must be from 1 to {MaxAwaitDurationMsCeiling}";
+            return null;
+        }
+        return new BulkSubscribeConfig((int)(maxMessagesCount ?? DefaultMaxMessagesCount), TimeSpan.FromMilliseconds(maxAwaitDurationMs ?? DefaultMaxAwaitDurationMs));
+    }
+}

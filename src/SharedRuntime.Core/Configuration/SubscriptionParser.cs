@@ -42,6 +42,13 @@ internal static class SubscriptionParser
         {
             metadata[key] = value.AsString() ?? "";
         }
+        var bulkNode = spec["bulkSubscribe"];
+        var bulk = BulkSubscribeConfig.Of(bulkNode["enabled"].AsBool(), bulkNode["maxMessagesCount"].AsInt64(long.MinValue, long.MaxValue),
+            bulkNode["maxAwaitDurationMs"].AsInt64(long.MinValue, long.MaxValue), out var bulkProblem);
+        if (bulkProblem is not null)
+        {
+            throw bulkNode.Error(bulkProblem);
+        }
         var subscription = new SubscriptionConfig
         {
             Name = raw.Name,
@@ -49,6 +56,7 @@ internal static class SubscriptionParser
             Topic = topic,
             Routes = routes,
             DeadLetterTopic = spec["deadLetterTopic"].AsString(),
+            BulkSubscribe = bulk,
             Metadata = metadata,
             Scopes = root["scopes"].AsStringList(),
             Source = ResourceRules.SourceOf(raw),

@@ -93,6 +93,23 @@ public abstract class PubSubBrokerConformanceTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task AMessagesExpiryTravelsWithItAndAMessageWithoutOneHasNone()
+    {
+        var broker = Ready();
+        var recorder = new Recorder();
+        await using var subscription = await SubscribeAsync(broker, _topic, "app-a", recorder);
+        var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeMilliseconds());
+
+        await broker.PublishAsync(new PubSubMessage(_topic, "ttl"u8.ToArray(), "text/plain", new Dictionary<string, string>()) { ExpiresAt = expiresAt }, default)
+            .AsTask().WaitAsync(Within.Limit);
+        await PublishAsync(broker, _topic, "forever");
+
+        var received = await recorder.NextAsync(2);
+        Assert.Equal(expiresAt, received.Single(m => Text(m) == "ttl").ExpiresAt);
+        Assert.Null(received.Single(m => Text(m) == "forever").ExpiresAt);
+    }
+
+    [SkippableFact]
     public async Task EveryConsumerGroupGetsEveryMessage()
     {
         var broker = Ready();

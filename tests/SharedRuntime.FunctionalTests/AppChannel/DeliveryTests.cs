@@ -26,6 +26,11 @@ public sealed class DeliveryTests : IAsyncDisposable
         var attempts = 0;
         var app = await TestApp.StartAsync(async context =>
         {
+            if (context.Request.Method == "GET" && context.Request.Path == "/dapr/subscribe")
+            {
+                context.Response.StatusCode = 404; // no programmatic subscriptions, as an app without the route answers
+                return;
+            }
             using var reader = new StreamReader(context.Request.Body);
             var delivery = new Delivery(context.Request.Path.Value ?? "", context.Request.ContentType ?? "", await reader.ReadToEndAsync(), context.Request.Headers["traceparent"].ToString(),
                 context.Request.Headers["dapr-publisher-app-id"].ToString());
@@ -69,6 +74,13 @@ public sealed class DeliveryTests : IAsyncDisposable
 
     private static int Unacknowledged(TestRuntime runtime, string topic, string appId) =>
         ((SharedRuntime.Components.PubSub.InMemoryBroker)runtime.Configuration.Current.Components["pubsub"].Instance!).Unacknowledged(topic, appId);
+
+    /// <summary>The app's SDK checks its runtime's health, as it does at start-up: the runtime asks the app for its subscriptions.</summary>
+    private static async Task ShowsItIsUpAsync(TestRuntime runtime, string token)
+    {
+        using var response = await runtime.Client(token).GetAsync("/v1.0/healthz/outbound");
+        await StatusAsync(response, HttpStatusCode.NoContent);
+    }
 
     private static Task WaitForSubscriptionAsync(TestRuntime runtime, string appId, string topic) =>
         Eventually.TrueAsync(() => Task.FromResult(runtime.App.Services.GetService(typeof(SharedRuntime.AppChannel.SubscriptionDelivery)) is SharedRuntime.AppChannel.SubscriptionDelivery d &&
@@ -137,6 +149,7 @@ public sealed class DeliveryTests : IAsyncDisposable
               - declared
             """);
         await WaitForSubscriptionAsync(runtime, "declared", "audit");
+        await ShowsItIsUpAsync(runtime, "auditor-token");
         await WaitForSubscriptionAsync(runtime, "auditor", "audit");
 
         await PublishAsync(runtime, "declared-token", "audit", """{"who":"me"}""");
@@ -371,7 +384,7 @@ public sealed class DeliveryTests : IAsyncDisposable
         """;
 
     [Fact]
-    public async Task A_raw_event_whose_content_type_is_not_a_media_type_goes_to_the_dead_letter_topic_at_once()
+    public async Task A_raw_subscription_gets_an_event_whose_content_type_is_not_a_media_type_wrapped_as_octet_stream()
     {
         var (app, deliveries) = await SubscriberAsync();
         var runtime = await RuntimeAsync(
@@ -379,17 +392,18 @@ public sealed class DeliveryTests : IAsyncDisposable
             RawSubscription("raw", "raw-jobs", "/raw", deadLetterTopic: "raw-dead") +
             AppResources.Subscription("dead", "pubsub", "raw-dead", "default: /dead"));
         await WaitForSubscriptionAsync(runtime, "worker", "raw-jobs");
-        await WaitForSubscriptionAsync(runtime, "worker", "raw-dead");
 
         // As a foreign publisher on a shared broker would leave it: the runtime's own publish API refuses such a content type.
         await Broker(runtime).PublishAsync(new SharedRuntime.Components.PubSubMessage("raw-jobs", "poison"u8.ToArray(), "not a media type;;", new Dictionary<string, string>()) { PublisherAppId = "worker" }, default);
 
-        await Eventually.TrueAsync(() => Task.FromResult(deliveries.Any(d => d.Path == "/dead")), TimeSpan.FromSeconds(10), "the poison event reached the dead-letter topic");
+        await Eventually.TrueAsync(() => Task.FromResult(deliveries.Any(d => d.Path == "/raw")), TimeSpan.FromSeconds(10), "the raw event was delivered");
         await SettledAsync(runtime, "raw-jobs", "worker");
-        Assert.DoesNotContain(deliveries, d => d.Path == "/raw");
-        var dead = deliveries.Single(d => d.Path == "/dead");
-        Assert.Equal("not a media type;;", dead.Event.GetProperty("datacontenttype").GetString());
-        Assert.Equal("worker", dead.Publisher);
+        var raw = deliveries.Single(d => d.Path == "/raw");
+        Assert.Equal("application/cloudevents+json", raw.ContentType);
+        Assert.Equal("application/octet-stream", raw.Event.GetProperty("datacontenttype").GetString());
+        Assert.Equal("poison", System.Text.Encoding.UTF8.GetString(raw.Event.GetProperty("data_base64").GetBytesFromBase64()));
+        Assert.Equal("worker", raw.Publisher);
+        Assert.DoesNotContain(deliveries, d => d.Path == "/dead");
 
         var content = new ByteArrayContent("x"u8.ToArray());
         content.Headers.TryAddWithoutValidation("Content-Type", "not a media type;;");
@@ -403,16 +417,13 @@ public sealed class DeliveryTests : IAsyncDisposable
         var (app, deliveries) = await SubscriberAsync();
         var runtime = await RuntimeAsync(
             AppResources.Tenant("worker", "worker-token", app.Address) +
-            RawSubscription("raw", "raw-jobs", "/raw") +
             AppResources.Subscription("ce", "pubsub", "ce-jobs", "default: /ce"));
-        await WaitForSubscriptionAsync(runtime, "worker", "raw-jobs");
         await WaitForSubscriptionAsync(runtime, "worker", "ce-jobs");
 
         var broker = Broker(runtime);
-        await broker.PublishAsync(new SharedRuntime.Components.PubSubMessage("raw-jobs", "poison"u8.ToArray(), "\u0001bad", new Dictionary<string, string>()), default);
         await broker.PublishAsync(new SharedRuntime.Components.PubSubMessage("ce-jobs", "{not json"u8.ToArray(), "application/cloudevents+json", new Dictionary<string, string>()), default);
+        await broker.PublishAsync(new SharedRuntime.Components.PubSubMessage("ce-jobs", "[1]"u8.ToArray(), "application/cloudevents+json", new Dictionary<string, string>()), default);
 
-        await SettledAsync(runtime, "raw-jobs", "worker");
         await SettledAsync(runtime, "ce-jobs", "worker");
         Assert.Empty(deliveries);
         Assert.True(Counted(await MetricsAsync(runtime), "worker", "poison_dropped"));
@@ -480,7 +491,10 @@ public sealed class DeliveryTests : IAsyncDisposable
         }
         // Dapr keeps an app's own CloudEvent fields: source is what the publisher wrote; publisherappid is the runtime's.
         Assert.Contains(deliveries, d => d.Path == "/news" && d.Event.GetProperty("source").GetString() == "bystander");
-        Assert.Equal("raw bytes", deliveries.Single(d => d.Path == "/raw").Body);
+        // A raw subscription gets the raw message wrapped in a CloudEvent, as Dapr does; the publisher is the runtime's word.
+        var rawEvent = deliveries.Single(d => d.Path == "/raw").Event;
+        Assert.Equal("raw bytes", System.Text.Encoding.UTF8.GetString(rawEvent.GetProperty("data_base64").GetBytesFromBase64()));
+        Assert.Equal("attacker", rawEvent.GetProperty("publisherappid").GetString());
     }
 
     [Fact]
@@ -511,6 +525,7 @@ public sealed class DeliveryTests : IAsyncDisposable
                 """) +
             Resources.Component("guarded", "pubsub.in-memory", new Dictionary<string, string> { ["subscriptionScopes"] = "snoop=audit" }),
             new Dictionary<string, string> { ["protectedTopics"] = "payments" });
+        await ShowsItIsUpAsync(runtime, "snoop-token");
         await WaitForSubscriptionAsync(runtime, "snoop", "open");
         await WaitForSubscriptionAsync(runtime, "snoop", "audit");
 

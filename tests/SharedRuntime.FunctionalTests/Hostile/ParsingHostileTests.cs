@@ -48,6 +48,11 @@ public sealed class ParsingHostileTests(ITestOutputHelper output) : IAsyncLifeti
                 """,
         });
 
+        // The attacker's SDK checks the runtime's health as it starts: the runtime asks its app.
+        using (var health = await runtime.Attacker.GetAsync("/v1.0/healthz/outbound"))
+        {
+            Assert.True(health.IsSuccessStatusCode);
+        }
         const string refused = "Tenant attacker: the app's answer to GET /dapr/subscribe is refused";
         await runtime.Process.WaitForLogAsync(refused, TimeSpan.FromSeconds(30));
         var line = runtime.Process.Log.Split('\n').First(l => l.Contains(refused, StringComparison.Ordinal));
@@ -66,7 +71,7 @@ public sealed class ParsingHostileTests(ITestOutputHelper output) : IAsyncLifeti
             throw;
         }
 
-        // A configuration change reconciles subscriptions again: the refused answer is neither asked for nor logged again.
+        // A configuration change reconciles subscriptions again: the app is not asked again, and the refusal is not logged again.
         await File.WriteAllTextAsync(Path.Combine(runtime.ResourcesPath, "zz-later.yaml"), Resources.Component("later", "state.in-memory"));
         await Eventually.TrueAsync(() => Task.FromResult(Count(runtime.Process.Log, "Configuration applied") >= 2), TimeSpan.FromSeconds(10));
         await runtime.AssertBystanderServedAsync();

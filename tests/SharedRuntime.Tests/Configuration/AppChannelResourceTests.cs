@@ -273,6 +273,38 @@ public class AppChannelResourceTests
             """).Field);
     }
 
+    [Fact]
+    public void ProgrammaticSubscriptionsAreOnByDefaultNeverPolledAndARefreshIntervalHasAFloor()
+    {
+        Assert.True(AppChannelConfig.Default.DiscoverSubscriptions);
+        Assert.Null(AppChannelConfig.Default.SubscriptionRefreshInterval);
+        var set = Parse("""
+            apiVersion: sharedruntime.io/v1alpha1
+            kind: Tenant
+            metadata:
+              name: billing
+            spec:
+              apiToken: t
+              appEndpoint: http://127.0.0.1:8081/
+              appChannel:
+                discoverSubscriptions: false
+                subscriptionRefreshInterval: 5m
+            """);
+        var channel = Assert.Single(set.Tenants).AppChannel;
+        Assert.False(channel.DiscoverSubscriptions);
+        Assert.Equal(TimeSpan.FromMinutes(5), channel.SubscriptionRefreshInterval);
+        Assert.Equal("spec.appChannel.subscriptionRefreshInterval", TenantRefused("""
+            apiVersion: sharedruntime.io/v1alpha1
+            kind: Tenant
+            metadata:
+              name: billing
+            spec:
+              apiToken: t
+              appChannel:
+                subscriptionRefreshInterval: 1s
+            """).Field);
+    }
+
     [Theory]
     [InlineData("", AppProtocol.Http)]
     [InlineData("appProtocol: http", AppProtocol.Http)]
