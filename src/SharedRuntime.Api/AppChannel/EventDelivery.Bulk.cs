@@ -176,15 +176,11 @@ internal sealed partial class EventDelivery
     {
         using (response)
         {
+            if (StatusVerdict(response) is { } byStatus)
+            {
+                return byStatus;
+            }
             var status = (int)response.StatusCode;
-            if (status == 404)
-            {
-                return new AppCallResult { StatusCode = status, Delivery = DeliveryOutcome.Drop };
-            }
-            if (status is < 200 or > 299)
-            {
-                return new AppCallResult { StatusCode = status, Failed = true, Delivery = DeliveryOutcome.Retry, Problem = $"the app answered {status}" };
-            }
             var answer = await ReadBoundedAsync(response.Content, MaxBulkAnswerBytes, cancellationToken).ConfigureAwait(false);
             var statuses = new Dictionary<string, DeliveryOutcome>(StringComparer.Ordinal);
             try

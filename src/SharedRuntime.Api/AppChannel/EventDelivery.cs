@@ -238,19 +238,33 @@ internal sealed partial class EventDelivery(AppChannels channels, ResiliencyPoli
     private static string? PublisherOf(ReceivedMessage message) =>
         message.PublisherAppId is { Length: > 0 and <= MaxPublisherLength } publisher && publisher.All(static c => c is > ' ' and < (char)127) ? publisher : null;
 
+    /// <summary>
+    /// Dapr's rule for an answer's status, the same for single and bulk deliveries: 404 drops, another status outside
+    /// 2xx fails the attempt; null for a 2xx, whose body decides.
+    /// </summary>
+    private static AppCallResult? StatusVerdict(HttpResponseMessage response)
+    {
+        var status = (int)response.StatusCode;
+        if (status == 404)
+        {
+            return new AppCallResult { StatusCode = status, Delivery = DeliveryOutcome.Drop };
+        }
+        if (status is < 200 or > 299)
+        {
+            return new AppCallResult { StatusCode = status, Failed = true, Delivery = DeliveryOutcome.Retry, Problem = $"the app answered {status}" };
+        }
+        return null;
+    }
+
     internal static async ValueTask<AppCallResult> ClassifyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         using (response)
         {
+            if (StatusVerdict(response) is { } byStatus)
+            {
+                return byStatus;
+            }
             var status = (int)response.StatusCode;
-            if (status == 404)
-            {
-                return new AppCallResult { StatusCode = status, Delivery = DeliveryOutcome.Drop };
-            }
-            if (status is < 200 or > 299)
-            {
-                return new AppCallResult { StatusCode = status, Failed = true, Delivery = DeliveryOutcome.Retry, Problem = $"the app answered {status}" };
-            }
             var answer = await ReadBoundedAsync(response.Content, MaxAnswerBytes, cancellationToken).ConfigureAwait(false);
             string? verdict;
             try
