@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 tenants=${1:-10000}
 dll=${RUNTIME_DLL:-src/SharedRuntime.Host/bin/Release/net10.0/shared-runtime.dll}
-[[ -n "${RUNTIME_DLL:-}" ]] || dotnet build src/SharedRuntime.Host -c Release -nologo -v quiet >/dev/null
+# RUNTIME_BIN=... measures a native executable (a NativeAOT publish) instead of a .dll.
+run=(dotnet "$dll"); [[ -z "${RUNTIME_BIN:-}" ]] || { run=("$RUNTIME_BIN"); dll=$RUNTIME_BIN; }
+[[ -n "${RUNTIME_DLL:-}${RUNTIME_BIN:-}" ]] || dotnet build src/SharedRuntime.Host -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/one" "$work/many"
@@ -21,7 +23,7 @@ open(f"{work}/one/resources.yaml", "w").write(component + tenant(0))
 open(f"{work}/many/resources.yaml", "w").write(component + "".join(tenant(i) for i in range(count)))
 PY
 rss() {
-  dotnet "$dll" --resources-path "$work/$1" --state-dir "$work/state-$1" --handoff-socket none --dapr-http-port 3761 \
+  "${run[@]}" --resources-path "$work/$1" --state-dir "$work/state-$1" --handoff-socket none --dapr-http-port 3761 \
     --dapr-grpc-port 3762 --metrics-port 3763 --log-level error >/dev/null 2>&1 & local pid=$!
   until curl -sf -o /dev/null localhost:3761/v1.0/healthz; do sleep 0.1; done
   sleep 5

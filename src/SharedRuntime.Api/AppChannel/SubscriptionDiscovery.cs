@@ -27,7 +27,7 @@ namespace SharedRuntime.AppChannel;
 /// answers well, and its declarative subscriptions and every other tenant are unaffected. A failed ask keeps what
 /// the app answered last.
 /// </summary>
-internal sealed class SubscriptionDiscovery : IDisposable
+internal sealed partial class SubscriptionDiscovery : IDisposable
 {
     /// <summary>Largest answer read; a longer one is refused without reading the rest.</summary>
     public const int MaxAnswerBytes = 1024 * 1024;
@@ -48,8 +48,6 @@ internal sealed class SubscriptionDiscovery : IDisposable
 
     /// <summary>How long failed asks are retried; after that the app's next request to the runtime asks again.</summary>
     public static readonly TimeSpan RetryWindow = TimeSpan.FromSeconds(30);
-
-    private static readonly JsonSerializerOptions AnswerOptions = new() { PropertyNameCaseInsensitive = true, MaxDepth = MaxAnswerDepth };
 
     private readonly AppChannels _channels;
     private readonly TimeProvider _time;
@@ -440,7 +438,7 @@ internal sealed class SubscriptionDiscovery : IDisposable
         List<Item> items;
         try
         {
-            items = JsonSerializer.Deserialize<List<Item>>(json, AnswerOptions) ?? [];
+            items = JsonSerializer.Deserialize(json, AnswerJson.Default.ListItem) ?? [];
         }
         catch (JsonException ex)
         {
@@ -507,6 +505,11 @@ internal sealed class SubscriptionDiscovery : IDisposable
     }
 
     public void Dispose() => _disposed.Cancel();
+
+    /// <summary>The answer's JSON shape, read without reflection: property names in any case, nested at most <see cref="MaxAnswerDepth"/> deep.</summary>
+    [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNameCaseInsensitive = true, MaxDepth = MaxAnswerDepth)]
+    [System.Text.Json.Serialization.JsonSerializable(typeof(List<Item>))]
+    private sealed partial class AnswerJson : System.Text.Json.Serialization.JsonSerializerContext;
 
     private sealed class Item
     {

@@ -1,6 +1,5 @@
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
-using YamlDotNet.Serialization;
 
 namespace SharedRuntime.Configuration;
 
@@ -12,8 +11,6 @@ internal static class ResourceReader
 
     /// <summary>Deepest nesting of mappings and sequences in a resource document; Dapr's resources need fewer than ten.</summary>
     public const int MaxDepth = 64;
-
-    private static readonly IDeserializer Deserializer = new DeserializerBuilder().Build();
 
     public static IEnumerable<string> ListFiles(IEnumerable<string> folders)
     {
@@ -61,7 +58,9 @@ internal static class ResourceReader
             parser.Consume<StreamStart>();
             while (parser.Accept<DocumentStart>(out _))
             {
-                var root = Deserializer.Deserialize<object?>(parser);
+                parser.Consume<DocumentStart>();
+                var root = ReadNode(parser);
+                parser.Consume<DocumentEnd>();
                 var position = index++;
                 if (root is null)
                 {
@@ -93,5 +92,37 @@ internal static class ResourceReader
             throw new ResourceException(file, $"document {index + 1}", null, $"invalid YAML: {ex.Message}");
         }
         return result;
+    }
+
+    /// <summary>
+    /// One node as plain objects: a mapping as <c>Dictionary&lt;object, object?&gt;</c> (a repeated key keeps its last
+    /// value), a list as <c>List&lt;object?&gt;</c>, a scalar as its text, and YAML's null (an empty plain scalar,
+    /// <c>~</c> or <c>null</c>) as null. Read from the parser's events, so no type is made from the file's content.
+    /// </summary>
+    private static object? ReadNode(IParser parser)
+    {
+        if (parser.TryConsume<Scalar>(out var scalar))
+        {
+            return scalar.Style == ScalarStyle.Plain && scalar.Tag.IsEmpty && scalar.Value is "" or "~" or "null" or "Null" or "NULL"
+                ? null
+                : scalar.Value;
+        }
+        if (parser.TryConsume<SequenceStart>(out _))
+        {
+            var list = new List<object?>();
+            while (!parser.TryConsume<SequenceEnd>(out _))
+            {
+                list.Add(ReadNode(parser));
+            }
+            return list;
+        }
+        var start = parser.Consume<MappingStart>();
+        var map = new Dictionary<object, object?>();
+        while (!parser.TryConsume<MappingEnd>(out _))
+        {
+            var key = ReadNode(parser) ?? throw new YamlException(start.Start, start.End, "a mapping has an empty key");
+            map[key] = ReadNode(parser);
+        }
+        return map;
     }
 }
