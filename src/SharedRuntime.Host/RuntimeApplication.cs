@@ -167,6 +167,7 @@ public static class RuntimeApplication
             {
                 Namespace = options.Namespace,
                 KubeconfigPath = options.Kubeconfig,
+                SecretRefreshInterval = TimeSpan.FromSeconds(options.SecretRefreshSeconds),
                 ClusterService = options.ClusterService is { } service ? ServiceReference.Parse(service) : null,
                 RejectComponent = configuration.ComponentProblem,
             },

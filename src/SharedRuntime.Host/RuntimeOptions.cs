@@ -29,6 +29,9 @@ public sealed record RuntimeOptions
     /// </summary>
     public string? ClusterService { get; init; }
 
+    /// <summary>Kubernetes mode: how often the Secrets that resources name are read again, in seconds.</summary>
+    public int SecretRefreshSeconds { get; init; } = 60;
+
     /// <summary>Kubernetes mode: a kubeconfig file; null uses the pod's service account (or the default kubeconfig outside a cluster).</summary>
     public string? Kubeconfig { get; init; }
 
@@ -138,6 +141,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { Namespace = v }),
         new("--kubeconfig", "FILE", "kubernetes mode: reach the API server with this kubeconfig (default: the pod's service account, else ~/.kube/config)",
             (o, v) => o with { Kubeconfig = v }),
+        new("--secret-refresh-seconds", "N", "kubernetes mode: how often the Secrets that Tenants and Components name are read again by name, so a rotated token applies (default 60)",
+            (o, v) => o with { SecretRefreshSeconds = (int)Number(v, 1, 86400) }),
         new("--cluster-service", "NAMESPACE/NAME", "kubernetes mode: the runtime's own Service; Tenants with limits.scope cluster get limit / its ready replicas (counted from its EndpointSlices) on each runtime (default: none, each runtime counts as the only one)",
             (o, v) => o with { ClusterService = Kubernetes.ServiceReference.Parse(v).ToString() }),
         new("--log-level", "LEVEL", "debug, info, warn or error (default info)", (o, v) => o with
