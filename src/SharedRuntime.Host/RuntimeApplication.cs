@@ -37,6 +37,7 @@ public static class RuntimeApplication
 
         var services = builder.Services;
         services.AddSingleton(options);
+        services.AddSingleton(new FileRoots(options.EffectiveAllowedFileRoots, [options.EffectiveStateDir]));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(new ListenerPorts { DaprHttp = options.DaprHttpPort, DaprGrpc = options.DaprGrpcPort, Metrics = options.MetricsPort });
         services.AddMetrics();

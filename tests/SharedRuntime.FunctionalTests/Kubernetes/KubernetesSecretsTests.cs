@@ -70,4 +70,49 @@ public sealed class KubernetesSecretsTests
         await StatusAsync(await runtime.Client("token-1199").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
         Assert.Contains(api.Requests, r => r.StartsWith("GET /apis/sharedruntime.io/v1alpha1/tenants?limit=500&continue=1000", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task TheFailStaticCacheHoldsNoSecretInPlainText()
+    {
+        await using var api = await FakeKubernetesApi.StartAsync();
+        api.Apply(Secret("orders-token", "token", "orders-secret-token", "shop"));
+        api.Apply(Secret("app-token", "token", "app-side-secret", "shop"));
+        api.Apply(Secret("db", "password", "db-secret-password", "shop"));
+        api.Apply("""
+            {"apiVersion":"sharedruntime.io/v1alpha1","kind":"Tenant","metadata":{"name":"orders","namespace":"shop"},
+             "spec":{"apiToken":{"secretKeyRef":{"name":"orders-token","key":"token"}},
+                     "appChannel":{"appApiToken":{"secretKeyRef":{"name":"app-token","key":"token"}}}}}
+            """);
+        api.Apply(Tenant("billing", "billing-literal-token", @namespace: "shop"));
+        api.Apply(Component("store", "state.in-memory", """[{"name":"password","secretKeyRef":{"name":"db","key":"password"}}]""", "shop"));
+        await using var runtime = await TestRuntime.StartKubernetesAsync(api);
+        await StatusAsync(await runtime.Client("orders-secret-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+        Assert.Equal("app-side-secret", runtime.Configuration.Current.Tenants["orders"].Config.AppChannel.AppApiToken);
+
+        var files = Directory.GetFiles(runtime.Options.StateDir!, "last-good-resources-*.json");
+        var cache = await File.ReadAllTextAsync(Assert.Single(files));
+        foreach (var secret in new[] { "orders-secret-token", "app-side-secret", "db-secret-password", "billing-literal-token" })
+        {
+            Assert.DoesNotContain(secret, cache, StringComparison.Ordinal);
+        }
+        Assert.Contains(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("orders-secret-token"u8)), cache, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AFileSecretStorePointedAtTheCacheIsRefused()
+    {
+        await using var api = await FakeKubernetesApi.StartAsync();
+        api.Apply(Tenant("orders", "orders-token"));
+        await using var runtime = await TestRuntime.StartKubernetesAsync(api, o => o with { AllowedFileRoots = [Path.GetTempPath()] });
+        var cacheFile = Assert.Single(Directory.GetFiles(runtime.Options.StateDir!, "last-good-resources-*.json"));
+
+        api.Apply(Component("leak", "secretstores.local.file", $$"""[{"name":"secretsFile","value":"{{cacheFile}}"}]"""));
+        await runtime.WaitForConfigurationAsync(s => s.Components.ContainsKey("leak"));
+        var leak = runtime.Configuration.Current.Components["leak"];
+        Assert.Null(leak.Instance);
+        Assert.Contains("state folder", leak.Error, StringComparison.Ordinal);
+        var answer = await runtime.Client("orders-token").GetAsync("/v1.0/secrets/leak/bulk");
+        Assert.False(answer.IsSuccessStatusCode);
+        Assert.DoesNotContain("sha256", await answer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 }
