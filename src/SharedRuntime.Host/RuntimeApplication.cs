@@ -169,6 +169,8 @@ public static class RuntimeApplication
                 Namespace = options.Namespace,
                 KubeconfigPath = options.Kubeconfig,
                 SecretRefreshInterval = TimeSpan.FromSeconds(options.SecretRefreshSeconds),
+                NodeName = options.NodeName,
+                Pods = configuration.Pods,
                 ClusterService = options.ClusterService is { } service ? ServiceReference.Parse(service) : null,
                 RejectComponent = configuration.ComponentProblem,
             },

@@ -24,6 +24,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
     private readonly IReadOnlyList<KindWatcher> _watchers;
     private readonly SecretReader _secrets;
     private readonly KindWatcher? _replicaSlices;
+    private readonly KindWatcher? _nodePods;
     private readonly IReadOnlyList<KindWatcher> _all;
     private readonly ResourceSetBuilder _builder;
     private readonly CancellationTokenSource _stopping = new();
@@ -48,7 +49,12 @@ internal sealed class KubernetesResourceSource : IResourceSource
             _replicaSlices = new KindWatcher(WatchedKind.EndpointSlices, api, options, time, logger, ReplicasMayHaveChanged,
                 $"{WatchedKind.EndpointSlices.Path(service.Namespace)}?labelSelector={selector}");
         }
-        _all = _replicaSlices is null ? _watchers : [.. _watchers, _replicaSlices];
+        if (options.NodeName is { } node && options.Pods is not null)
+        {
+            var selector = Uri.EscapeDataString($"spec.nodeName={node}");
+            _nodePods = new KindWatcher(WatchedKind.Pods, api, options, time, logger, PodsChanged, $"{WatchedKind.Pods.Path(null)}?fieldSelector={selector}");
+        }
+        _all = [.. _watchers, .. new[] { _replicaSlices, _nodePods }.OfType<KindWatcher>()];
         _builder = new ResourceSetBuilder(options, logger);
     }
 
@@ -127,6 +133,9 @@ internal sealed class KubernetesResourceSource : IResourceSource
             Signal();
         }
     }
+
+    /// <summary>A pod of this node changed: publish the running pods by address (no reload: no resource changed).</summary>
+    private void PodsChanged() => _options.Pods!.Replace(NodePods.Map(_nodePods!.Snapshot()));
 
     public void Watch(Func<CancellationToken, Task> changed)
     {

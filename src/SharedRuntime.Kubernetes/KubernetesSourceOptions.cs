@@ -18,6 +18,15 @@ internal sealed record KubernetesSourceOptions
     /// </summary>
     public ServiceReference? ClusterService { get; init; }
 
+    /// <summary>
+    /// The node this runtime serves: its Pods (and only its) are watched, with a field selector on spec.nodeName, into
+    /// <see cref="Pods"/>. Null watches none.
+    /// </summary>
+    public string? NodeName { get; init; }
+
+    /// <summary>Where this node's running pods are published, for tokens bound to their pods.</summary>
+    public SharedRuntime.Tenancy.PodDirectory? Pods { get; init; }
+
     /// <summary>How often the Secrets that resources name are read again (a rotated token applies within this time).</summary>
     public TimeSpan SecretRefreshInterval { get; init; } = TimeSpan.FromSeconds(60);
 

@@ -33,6 +33,9 @@ public sealed record TenantConfig
     /// <summary>The Dapr <c>Configuration</c> whose accessControl guards calls into this app (<c>spec.config</c>).</summary>
     public string? ConfigName { get; init; }
 
+    /// <summary>The pods this tenant's token is bound to (<c>spec.identity</c>); null accepts it from any address.</summary>
+    public TenantIdentityConfig? Identity { get; init; }
+
     /// <summary>Where it came from ("file: document"), for logs.</summary>
     public required string Source { get; init; }
 

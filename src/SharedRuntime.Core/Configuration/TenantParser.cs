@@ -69,6 +69,7 @@ internal static class TenantParser
             Limits = limitsConfig,
             AppChannel = AppChannelParser.Parse(fromCache ? WithoutSecretAppToken(spec["appChannel"]) : spec["appChannel"], environment, secrets),
             ConfigName = spec["config"].AsString(),
+            Identity = TenantIdentityConfig.Parse(spec["identity"], root["metadata"]["namespace"].AsString() ?? ""),
             Source = ResourceRules.SourceOf(raw),
         };
     }

@@ -12,6 +12,9 @@ internal sealed record WatchedKind(string Group, string Version, string Plural, 
     /// <summary>Read one by one by name (<see cref="SecretReader"/>), never listed or watched (not in <see cref="All"/>).</summary>
     public static WatchedKind Secrets { get; } = new("", "v1", "secrets", "Secret");
 
+    /// <summary>The Pods of this node, read only with a node name set (not in <see cref="All"/>).</summary>
+    public static WatchedKind Pods { get; } = new("", "v1", "pods", "Pod");
+
     /// <summary>The runtime's own Service's slices, read only with a cluster Service set (not in <see cref="All"/>).</summary>
     public static WatchedKind EndpointSlices { get; } = new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice");
 
