@@ -30,11 +30,6 @@ internal sealed class SecretReader(KubernetesApiClient api, KubernetesSourceOpti
     private Dictionary<SecretName, Fetched> _fetched = [];
     private bool _reportedTooMany;
 
-    /// <summary>How many Secrets have been asked for by name, for tests.</summary>
-    public int Reads => Volatile.Read(ref _reads);
-
-    private int _reads;
-
     /// <summary>Reads what <paramref name="references"/> name and was not read yet; the index holds every named key there is.</summary>
     public async Task<SecretIndex> ReadAsync(IEnumerable<SecretReference> references, CancellationToken cancellationToken)
     {
@@ -106,6 +101,11 @@ internal sealed class SecretReader(KubernetesApiClient api, KubernetesSourceOpti
             {
                 return;
             }
+            catch (Exception ex)
+            {
+                // The refresh must outlive any one failure; the last readings stay and the next round tries again.
+                KubernetesLog.SecretReadFailed(logger, "(refresh)", ex.Message);
+            }
         }
     }
 
@@ -129,7 +129,6 @@ internal sealed class SecretReader(KubernetesApiClient api, KubernetesSourceOpti
     private async Task<Fetched?> FetchOneAsync(SecretName name, IReadOnlySet<string> keys, CancellationToken cancellationToken)
     {
         var path = $"{WatchedKind.Secrets.Path(name.Namespace)}/{Uri.EscapeDataString(name.Name)}";
-        Interlocked.Increment(ref _reads);
         try
         {
             using var document = await api.GetAsync(path, options.MaxSecretBytes, cancellationToken).ConfigureAwait(false);
