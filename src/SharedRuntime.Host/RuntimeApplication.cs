@@ -37,6 +37,7 @@ public static class RuntimeApplication
 
         var services = builder.Services;
         services.AddSingleton(options);
+        services.AddSingleton(new FileRoots(options.EffectiveAllowedFileRoots, [options.EffectiveStateDir]));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(new ListenerPorts { DaprHttp = options.DaprHttpPort, DaprGrpc = options.DaprGrpcPort, Metrics = options.MetricsPort });
         services.AddMetrics();
@@ -167,6 +168,9 @@ public static class RuntimeApplication
             {
                 Namespace = options.Namespace,
                 KubeconfigPath = options.Kubeconfig,
+                SecretRefreshInterval = TimeSpan.FromSeconds(options.SecretRefreshSeconds),
+                NodeName = options.NodeName,
+                Pods = configuration.Pods,
                 ClusterService = options.ClusterService is { } service ? ServiceReference.Parse(service) : null,
                 RejectComponent = configuration.ComponentProblem,
             },

@@ -29,6 +29,26 @@ public sealed record RuntimeOptions
     /// </summary>
     public string? ClusterService { get; init; }
 
+    /// <summary>
+    /// Folders file-backed components (secretstores.local.file, state.sqlite) may open files in; never the state
+    /// folder. Null: the mode's default, any folder but the state folder standalone (where only the operator writes
+    /// resources) and none on Kubernetes (where namespaces write Components).
+    /// </summary>
+    public IReadOnlyList<string>? AllowedFileRoots { get; init; }
+
+    /// <summary>The allowed file roots in effect: null allows any folder but the state folder.</summary>
+    public IReadOnlyList<string>? EffectiveAllowedFileRoots => AllowedFileRoots ?? (Mode == RuntimeMode.Kubernetes ? [] : null);
+
+    /// <summary>
+    /// Kubernetes mode: the node this runtime serves (the flag, else <c>NODE_NAME</c>). Its Pods are watched so that a
+    /// Tenant's token bound to its pods (<c>spec.identity</c>) is accepted only from their addresses; null watches none
+    /// and refuses every bound token.
+    /// </summary>
+    public string? NodeName { get; init; }
+
+    /// <summary>Kubernetes mode: how often the Secrets that resources name are read again, in seconds.</summary>
+    public int SecretRefreshSeconds { get; init; } = 60;
+
     /// <summary>Kubernetes mode: a kubeconfig file; null uses the pod's service account (or the default kubeconfig outside a cluster).</summary>
     public string? Kubeconfig { get; init; }
 
@@ -138,6 +158,12 @@ public sealed record RuntimeOptions
             (o, v) => o with { Namespace = v }),
         new("--kubeconfig", "FILE", "kubernetes mode: reach the API server with this kubeconfig (default: the pod's service account, else ~/.kube/config)",
             (o, v) => o with { Kubeconfig = v }),
+        new("--allowed-file-roots", "DIR[,DIR]|none", "folders file-backed components (secretstores.local.file, state.sqlite) may open files in; the state folder never (default: any folder but the state folder standalone, none in kubernetes mode)",
+            (o, v) => o with { AllowedFileRoots = v == "none" ? [] : v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) }),
+        new("--node-name", "NAME", "kubernetes mode: the node this runtime serves, whose Pods are watched to bind Tenant tokens to their pods (default: NODE_NAME; none: every token bound with spec.identity is refused)",
+            (o, v) => o with { NodeName = v }),
+        new("--secret-refresh-seconds", "N", "kubernetes mode: how often the Secrets that Tenants and Components name are read again by name, so a rotated token applies (default 60)",
+            (o, v) => o with { SecretRefreshSeconds = (int)Number(v, 1, 86400) }),
         new("--cluster-service", "NAMESPACE/NAME", "kubernetes mode: the runtime's own Service; Tenants with limits.scope cluster get limit / its ready replicas (counted from its EndpointSlices) on each runtime (default: none, each runtime counts as the only one)",
             (o, v) => o with { ClusterService = Kubernetes.ServiceReference.Parse(v).ToString() }),
         new("--log-level", "LEVEL", "debug, info, warn or error (default info)", (o, v) => o with
@@ -208,7 +234,7 @@ public sealed record RuntimeOptions
         help = false;
         var options = new RuntimeOptions();
         // The OpenTelemetry variables, under the runtime's own forms and flags.
-        foreach (var (variable, flag) in new[] { ("OTEL_EXPORTER_OTLP_ENDPOINT", "--otlp-endpoint"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "--otlp-protocol") })
+        foreach (var (variable, flag) in new[] { ("OTEL_EXPORTER_OTLP_ENDPOINT", "--otlp-endpoint"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "--otlp-protocol"), ("NODE_NAME", "--node-name") })
         {
             if (environment(variable) is { Length: > 0 } value)
             {

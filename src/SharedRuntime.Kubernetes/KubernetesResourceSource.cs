@@ -8,9 +8,9 @@ namespace SharedRuntime.Kubernetes;
 
 /// <summary>
 /// Resources from the Kubernetes API: Tenants (sharedruntime.io/v1alpha1), Dapr Components, Subscriptions,
-/// Resiliencies and Configurations, and the Secrets their tokens and metadata refer to. Each kind is listed and then
-/// watched into an in-memory copy; every change asks for a reload after a short quiet time, and a load builds the set
-/// from the copies. The first load waits until every kind has been listed once, so the runtime reports ready only
+/// Resiliencies and Configurations. Each kind is listed (in pages) and then watched into an in-memory copy; every change
+/// asks for a reload after a short quiet time, and a load builds the set from the copies. Secrets are not listed: the
+/// ones the resources name are read by name in their own namespace (<see cref="SecretReader"/>). The first load waits until every kind has been listed once, so the runtime reports ready only
 /// with the cluster's full configuration. With a cluster Service set, the EndpointSlices of that Service are watched
 /// as well, and a change in the number of its ready replicas reloads too: the set carries the number, and Tenants
 /// with cluster-wide limits are rebuilt with their new share. Nothing of this is on the request path.
@@ -22,8 +22,9 @@ internal sealed class KubernetesResourceSource : IResourceSource
     private readonly ILogger _logger;
     private readonly k8s.Kubernetes _client;
     private readonly IReadOnlyList<KindWatcher> _watchers;
-    private readonly KindWatcher _secrets;
+    private readonly SecretReader _secrets;
     private readonly KindWatcher? _replicaSlices;
+    private readonly KindWatcher? _nodePods;
     private readonly IReadOnlyList<KindWatcher> _all;
     private readonly ResourceSetBuilder _builder;
     private readonly CancellationTokenSource _stopping = new();
@@ -41,14 +42,19 @@ internal sealed class KubernetesResourceSource : IResourceSource
         _client = new k8s.Kubernetes(ClientConfiguration(options));
         var api = new KubernetesApiClient(_client);
         _watchers = WatchedKind.All.Select(kind => new KindWatcher(kind, api, options, time, logger, Signal)).ToArray();
-        _secrets = _watchers.Single(w => w.Kind == WatchedKind.Secrets);
+        _secrets = new SecretReader(api, options, time, logger, Signal);
         if (options.ClusterService is { } service)
         {
             var selector = Uri.EscapeDataString($"{ReadyReplicas.ServiceNameLabel}={service.Name}");
             _replicaSlices = new KindWatcher(WatchedKind.EndpointSlices, api, options, time, logger, ReplicasMayHaveChanged,
                 $"{WatchedKind.EndpointSlices.Path(service.Namespace)}?labelSelector={selector}");
         }
-        _all = _replicaSlices is null ? _watchers : [.. _watchers, _replicaSlices];
+        if (options.NodeName is { } node && options.Pods is not null)
+        {
+            var selector = Uri.EscapeDataString($"spec.nodeName={node}");
+            _nodePods = new KindWatcher(WatchedKind.Pods, api, options, time, logger, PodsChanged, $"{WatchedKind.Pods.Path(null)}?fieldSelector={selector}");
+        }
+        _all = [.. _watchers, .. new[] { _replicaSlices, _nodePods }.OfType<KindWatcher>()];
         _builder = new ResourceSetBuilder(options, logger);
     }
 
@@ -99,8 +105,9 @@ internal sealed class KubernetesResourceSource : IResourceSource
                     $"the Kubernetes API at {_client.BaseUri} did not list {waiting} within {_options.InitialSyncTimeout.TotalSeconds}s (see the warnings above for why)");
             }
         }
-        var kinds = _watchers.Where(w => w != _secrets).Select(w => (w.Kind, w.Snapshot())).ToList();
-        return _builder.Build(kinds, new SecretIndex(_secrets.Snapshot())) with { RuntimeReplicas = CountReplicas() };
+        var kinds = _watchers.Select(w => (w.Kind, w.Snapshot())).ToList();
+        var secrets = await _secrets.ReadAsync(SecretReferences.Collect(kinds), cancellationToken).ConfigureAwait(false);
+        return _builder.Build(kinds, secrets) with { RuntimeReplicas = CountReplicas() };
     }
 
     /// <summary>The ready replicas of the cluster Service now (1 without one), logged when the number changes.</summary>
@@ -127,6 +134,9 @@ internal sealed class KubernetesResourceSource : IResourceSource
         }
     }
 
+    /// <summary>A pod of this node changed: publish the running pods by address (no reload: no resource changed).</summary>
+    private void PodsChanged() => _options.Pods!.Replace(NodePods.Map(_nodePods!.Snapshot()));
+
     public void Watch(Func<CancellationToken, Task> changed)
     {
         Start();
@@ -143,7 +153,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
             }
             KubernetesLog.Connecting(_logger, _client.BaseUri?.ToString() ?? "", Scope);
             var token = _stopping.Token;
-            _running = _all.Select(w => Task.Run(() => w.RunAsync(token), token)).ToArray();
+            _running = [.. _all.Select(w => Task.Run(() => w.RunAsync(token), token)), Task.Run(() => _secrets.RunAsync(token), token)];
         }
     }
 

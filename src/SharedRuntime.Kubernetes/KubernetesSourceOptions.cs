@@ -18,6 +18,27 @@ internal sealed record KubernetesSourceOptions
     /// </summary>
     public ServiceReference? ClusterService { get; init; }
 
+    /// <summary>
+    /// The node this runtime serves: its Pods (and only its) are watched, with a field selector on spec.nodeName, into
+    /// <see cref="Pods"/>. Null watches none.
+    /// </summary>
+    public string? NodeName { get; init; }
+
+    /// <summary>Where this node's running pods are published, for tokens bound to their pods.</summary>
+    public SharedRuntime.Tenancy.PodDirectory? Pods { get; init; }
+
+    /// <summary>How often the Secrets that resources name are read again (a rotated token applies within this time).</summary>
+    public TimeSpan SecretRefreshInterval { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The largest answer read for one Secret: Kubernetes holds a Secret's data to 1 MiB, about 1.4 MiB as JSON with
+    /// base64 values; anything longer is refused unread.
+    /// </summary>
+    public long MaxSecretBytes { get; init; } = 2 * 1024 * 1024;
+
+    /// <summary>The most Secrets read (distinct namespace and name); references beyond are left unresolved with a warning.</summary>
+    public int MaxSecrets { get; init; } = 4096;
+
     /// <summary>Changes arriving within this time are folded into one reload.</summary>
     public TimeSpan DebounceTime { get; init; } = TimeSpan.FromMilliseconds(50);
 

@@ -57,7 +57,8 @@ internal sealed class TenantAdmissionMiddleware(
         }
 
         var start = Stopwatch.GetTimestamp();
-        var tenant = configuration.Current.FindByToken(context.Request.Headers[TokenHeader].ToString());
+        // A token bound to its pods (spec.identity) counts only from one of their addresses.
+        var tenant = configuration.Pods.Admit(configuration.Current.FindByToken(context.Request.Headers[TokenHeader].ToString()), context.Connection.RemoteIpAddress);
         if (tenant is null)
         {
             ApiLog.Unauthenticated(logger, context.Request.Path.Value ?? "");

@@ -5,7 +5,8 @@ namespace SharedRuntime.Components.Secrets;
 /// <summary>
 /// <c>secretstores.local.file</c>: a JSON file (<c>secretsFile</c>, relative to the resource file). Nested objects are
 /// flattened with <c>nestedSeparator</c> (default ":"); with <c>multiValued: true</c> each top-level key is one secret
-/// holding its nested values. The file is read again when it changes.
+/// holding its nested values. The file is read again when it changes. It must lie under the allowed file roots
+/// (<see cref="FileRoots"/>), never in the runtime's state folder.
 /// </summary>
 internal sealed class FileSecretStore : ISecretStore
 {
@@ -18,7 +19,7 @@ internal sealed class FileSecretStore : ISecretStore
     public FileSecretStore(ComponentContext context)
     {
         var file = context.GetMetadata("secretsFile") ?? throw new ComponentException("metadata 'secretsFile' is required");
-        _path = Path.IsPathRooted(file) || context.BaseDirectory is null ? file : Path.Combine(context.BaseDirectory, file);
+        _path = FileRoots.Of(context).Check(Path.IsPathRooted(file) || context.BaseDirectory is null ? file : Path.Combine(context.BaseDirectory, file), "secretsFile");
         _separator = context.GetMetadata("nestedSeparator") ?? ":";
         _multiValued = bool.TryParse(context.GetMetadata("multiValued"), out var multi) && multi;
     }

@@ -50,6 +50,10 @@ internal sealed partial class SqliteStateStore : IStateStore
             builder.Mode = SqliteOpenMode.Memory;
             builder.Cache = SqliteCacheMode.Shared;
         }
+        else if (builder.Mode != SqliteOpenMode.Memory)
+        {
+            builder.DataSource = FileRoots.Of(context).Check(builder.DataSource, "connectionString");
+        }
         if (int.TryParse(context.GetMetadata("busyTimeout")?.TrimEnd('s'), NumberStyles.Integer, CultureInfo.InvariantCulture, out var busySeconds))
         {
             builder.DefaultTimeout = busySeconds;

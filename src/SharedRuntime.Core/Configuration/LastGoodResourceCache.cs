@@ -6,9 +6,12 @@ namespace SharedRuntime.Configuration;
 
 /// <summary>
 /// The resource files of the last configuration that applied, kept in one local file so the runtime can start from
-/// them when its source cannot be read (fail-static). The file holds tokens: it is written atomically (temp file and
-/// rename) with mode 0600 in a folder with mode 0700. One file per set of resource folders, so runtimes configured from
-/// different folders never start from each other's configuration.
+/// them when its source cannot be read (fail-static). No API token is written in plain text: a Tenant's token given as
+/// a value is kept as its SHA-256 (<c>apiToken: {sha256: HEX}</c>), which is all a lookup needs, and secrets read from
+/// Kubernetes Secrets for appApiToken and Component metadata are kept as their references only (so those need the API
+/// server back). The file is written atomically (temp file and rename) with mode 0600 in a folder with mode 0700, a
+/// folder file-backed components may never open (<see cref="Components.FileRoots"/>). One file per set of resource
+/// folders, so runtimes configured from different folders never start from each other's configuration.
 /// </summary>
 public sealed class LastGoodResourceCache : IResourceSource
 {
@@ -62,7 +65,7 @@ public sealed class LastGoodResourceCache : IResourceSource
                         json.WriteStartObject();
                         json.WriteString("path", document.Path);
                         json.WritePropertyName("text");
-                        WriteInSegments(json, document.Text);
+                        WriteInSegments(json, WithTokenHashes(document));
                         json.WriteEndObject();
                     }
                     json.WriteEndArray();
@@ -100,7 +103,7 @@ public sealed class LastGoodResourceCache : IResourceSource
             throw new ResourceException(FilePath, "cache", null, $"is not a readable cache: {ex.Message}");
         }
         var raws = documents.SelectMany(d => ResourceReader.ReadText(d.Path, d.Text));
-        return ValueTask.FromResult(ResourceParser.Parse(raws, _environment) with { Documents = documents });
+        return ValueTask.FromResult(ResourceParser.Parse(raws, _environment, fromCache: true) with { Documents = documents });
     }
 
     /// <summary>The cache does not change by itself; the runtime keeps watching its real source.</summary>
@@ -109,6 +112,79 @@ public sealed class LastGoodResourceCache : IResourceSource
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// The document with every Tenant's literal API token replaced by its SHA-256; unchanged (the same text) when it
+    /// holds none. A document with one is written back as JSON, one resource per YAML document.
+    /// </summary>
+    internal static string WithTokenHashes(ResourceDocument document)
+    {
+        if (!document.Text.Contains(TenantConfig.KindName, StringComparison.Ordinal))
+        {
+            return document.Text;
+        }
+        List<RawResource> raws;
+        try
+        {
+            raws = ResourceReader.ReadText(document.Path, document.Text);
+        }
+        catch (ResourceException)
+        {
+            return ""; // not readable as resources: nothing of it could apply from the cache either, so nothing is kept
+        }
+        var changed = false;
+        foreach (var raw in raws.Where(r => r.Kind == TenantConfig.KindName))
+        {
+            if (raw.Root is Dictionary<object, object?> root && root.TryGetValue("spec", out var spec) && spec is Dictionary<object, object?> specMap &&
+                specMap.TryGetValue("apiToken", out var apiToken) &&
+                (apiToken as string ?? (apiToken is Dictionary<object, object?> form && form.TryGetValue("value", out var value) ? value as string : null)) is { } token)
+            {
+                specMap["apiToken"] = new Dictionary<object, object?> { ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token))) };
+                changed = true;
+            }
+        }
+        return changed ? string.Join("\n---\n", raws.Select(r => TreeJson(r.Root))) : document.Text;
+    }
+
+    private static string TreeJson(object? tree)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            WriteTree(writer, tree);
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WriteTree(Utf8JsonWriter writer, object? node)
+    {
+        switch (node)
+        {
+            case Dictionary<object, object?> map:
+                writer.WriteStartObject();
+                foreach (var (key, value) in map)
+                {
+                    writer.WritePropertyName(key.ToString() ?? "");
+                    WriteTree(writer, value);
+                }
+                writer.WriteEndObject();
+                break;
+            case List<object?> list:
+                writer.WriteStartArray();
+                foreach (var item in list)
+                {
+                    WriteTree(writer, item);
+                }
+                writer.WriteEndArray();
+                break;
+            case null:
+                writer.WriteNullValue();
+                break;
+            default:
+                writer.WriteStringValue(node.ToString());
+                break;
+        }
+    }
 
     /// <summary>
     /// Writes <paramref name="text"/> as one JSON string in segments: written whole, escaping would take a buffer of six

@@ -11,7 +11,7 @@ internal static class ResourceParser
     public const string DaprApiVersion = "dapr.io/v1alpha1";
     public const string DaprApiVersion2 = "dapr.io/v2alpha1";
 
-    public static ResourceSet Parse(IEnumerable<RawResource> raws, Func<string, string?> environment, SecretResolver? secrets = null)
+    public static ResourceSet Parse(IEnumerable<RawResource> raws, Func<string, string?> environment, SecretResolver? secrets = null, bool fromCache = false)
     {
         var tenants = new List<TenantConfig>();
         var components = new List<ComponentConfig>();
@@ -35,7 +35,7 @@ internal static class ResourceParser
                     try
                     {
                         CheckUnique(seen, identity, raw);
-                        var tenant = TenantParser.Parse(raw, environment, secrets);
+                        var tenant = TenantParser.Parse(raw, environment, secrets, fromCache);
                         CheckUniqueTenant(tenant, raw, appIds, tokens);
                         tenants.Add(tenant);
                         if (tenant.ConfigName is not null)
@@ -115,12 +115,13 @@ internal static class ResourceParser
         {
             throw raw.Error("spec.appId", $"app-id '{tenant.AppId}' is already declared by {otherApp.File}: {otherApp.Document}");
         }
-        if (tokens.TryGetValue(tenant.ApiToken, out var otherToken))
+        var digest = tenant.TokenDigest;
+        if (tokens.TryGetValue(digest, out var otherToken))
         {
             throw raw.Error("spec.apiToken", $"the same token is already used by {otherToken.File}: {otherToken.Document}; every tenant needs its own token");
         }
         appIds[tenant.AppId] = raw;
-        tokens[tenant.ApiToken] = raw;
+        tokens[digest] = raw;
     }
 
     private static void CheckUnique(Dictionary<string, RawResource> seen, string identity, RawResource raw)

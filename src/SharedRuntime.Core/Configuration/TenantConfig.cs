@@ -13,8 +13,17 @@ public sealed record TenantConfig
     /// <summary>How the app is spoken to (<c>spec.appProtocol</c>): HTTP/1.1 unless it asks for h2c.</summary>
     public AppProtocol AppProtocol { get; init; } = AppProtocol.Http;
 
-    /// <summary>The resolved API token. Never logged.</summary>
+    /// <summary>The resolved API token. Never logged. Empty when only its hash is known (<see cref="ApiTokenSha256"/>).</summary>
     public required string ApiToken { get; init; }
+
+    /// <summary>
+    /// The SHA-256 of the API token, set instead of the token for a Tenant read back from the fail-static cache, which
+    /// keeps no token in plain text. Requests are looked up by this hash either way.
+    /// </summary>
+    public byte[]? ApiTokenSha256 { get; init; }
+
+    /// <summary>The token's SHA-256 as hex: what tells two tenants' tokens apart without holding either.</summary>
+    internal string TokenDigest => Convert.ToHexStringLower(ApiTokenSha256 ?? System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(ApiToken)));
 
     public required TenantLimitsConfig Limits { get; init; }
 
@@ -23,6 +32,9 @@ public sealed record TenantConfig
 
     /// <summary>The Dapr <c>Configuration</c> whose accessControl guards calls into this app (<c>spec.config</c>).</summary>
     public string? ConfigName { get; init; }
+
+    /// <summary>The pods this tenant's token is bound to (<c>spec.identity</c>); null accepts it from any address.</summary>
+    public TenantIdentityConfig? Identity { get; init; }
 
     /// <summary>Where it came from ("file: document"), for logs.</summary>
     public required string Source { get; init; }

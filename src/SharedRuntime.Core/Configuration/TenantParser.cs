@@ -3,7 +3,11 @@ namespace SharedRuntime.Configuration;
 /// <summary>Parses a Tenant resource: its app-id, endpoint, API token and limits.</summary>
 internal static class TenantParser
 {
-    public static TenantConfig Parse(RawResource raw, Func<string, string?> environment, SecretResolver? secrets)
+    /// <param name="fromCache">
+    /// A Tenant read back from the fail-static cache: its token may be given as <c>sha256</c> only, and an
+    /// <c>appApiToken</c> that came from a Secret (kept there as its reference, never its value) is left unset.
+    /// </param>
+    public static TenantConfig Parse(RawResource raw, Func<string, string?> environment, SecretResolver? secrets, bool fromCache = false)
     {
         var root = raw.Node;
         var spec = root["spec"];
@@ -26,7 +30,8 @@ internal static class TenantParser
 
         var protocol = ParseAppProtocol(spec["appProtocol"], endpoint);
 
-        var token = ParseToken(spec["apiToken"], environment, secrets);
+        var tokenHash = fromCache ? ParseTokenHash(spec["apiToken"]) : null;
+        var token = tokenHash is null ? ParseToken(spec["apiToken"], environment, secrets) : "";
         var limits = spec["limits"];
         var limitsConfig = new TenantLimitsConfig
         {
@@ -60,14 +65,43 @@ internal static class TenantParser
             AppEndpoint = endpoint?.TrimEnd('/'),
             AppProtocol = protocol,
             ApiToken = token,
+            ApiTokenSha256 = tokenHash,
             Limits = limitsConfig,
-            AppChannel = AppChannelParser.Parse(spec["appChannel"], environment, secrets),
+            AppChannel = AppChannelParser.Parse(fromCache ? WithoutSecretAppToken(spec["appChannel"]) : spec["appChannel"], environment, secrets),
             ConfigName = spec["config"].AsString(),
+            Identity = TenantIdentityConfig.Parse(spec["identity"], root["metadata"]["namespace"].AsString() ?? ""),
             Source = ResourceRules.SourceOf(raw),
         };
     }
 
     private const string StateKeysSeparator = "||";
+
+    /// <summary>The token's hash as the cache keeps it (<c>apiToken: {sha256: HEX}</c>), or null when it is given another way.</summary>
+    private static byte[]? ParseTokenHash(ResourceNode node)
+    {
+        if (node["sha256"].AsString() is not { } hex)
+        {
+            return null;
+        }
+        try
+        {
+            return hex.Length == 64 ? Convert.FromHexString(hex) : throw new FormatException();
+        }
+        catch (FormatException)
+        {
+            throw node["sha256"].Error("is not the 64 hex digits of a SHA-256");
+        }
+    }
+
+    /// <summary>The cached appChannel without an appApiToken taken from a Secret: the cache keeps its reference only.</summary>
+    private static ResourceNode WithoutSecretAppToken(ResourceNode appChannel)
+    {
+        if (!appChannel["appApiToken"]["secretKeyRef"].IsMissing && appChannel.Value is Dictionary<object, object?> map)
+        {
+            map.Remove("appApiToken");
+        }
+        return appChannel;
+    }
 
     /// <summary>The app protocols a Tenant may ask for, as <c>spec.appProtocol</c> spells them.</summary>
     private static readonly string[] KnownAppProtocols = ["http", "h2c"];

@@ -88,6 +88,13 @@ internal sealed class ComponentBuilder(
         }
     }
 
+    /// <summary>
+    /// A component resolves its secrets only through a store every app it serves may use itself: an unscoped component
+    /// needs an unscoped store, a scoped one a store scoped to (at least) the same apps.
+    /// </summary>
+    private static bool StoreServesEveryApp(ComponentConfig store, ComponentConfig component) =>
+        store.Scopes.Count == 0 || (component.Scopes.Count > 0 && component.Scopes.All(store.Scopes.Contains));
+
     private async Task<IReadOnlyDictionary<string, string>> ResolveMetadataAsync(ComponentConfig config, Dictionary<string, ComponentEntry> built, CancellationToken cancellationToken)
     {
         var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -102,6 +109,10 @@ internal sealed class ComponentBuilder(
                 if (!built.TryGetValue(config.SecretStore, out var storeEntry) || storeEntry.Instance is not ISecretStore store)
                 {
                     throw new ComponentException($"secret store '{config.SecretStore}' named in auth.secretStore is not available");
+                }
+                if (!StoreServesEveryApp(storeEntry.Config, config))
+                {
+                    throw new ComponentException($"secret store '{config.SecretStore}' named in auth.secretStore is not scoped to every app this component serves");
                 }
                 var secret = await store.GetSecretAsync(reference.Name, new Dictionary<string, string>(), cancellationToken).ConfigureAwait(false);
                 if (secret is null || !secret.TryGetValue(reference.Key, out var value))

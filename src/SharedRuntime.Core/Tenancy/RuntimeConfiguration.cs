@@ -57,7 +57,11 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
         _tenants = new TenantBuilder(defaultLimits, logger);
         _lastGood = new LastGoodKeeper(metrics, logger);
         _retirement = new SnapshotRetirement(time, logger);
+        Pods = new PodDirectory(logger);
     }
+
+    /// <summary>This node's running pods by address, for tenants whose token is bound to their pods.</summary>
+    public PodDirectory Pods { get; }
 
     /// <summary>How long a replaced component or tenant is kept for requests still using it.</summary>
     public TimeSpan DrainTime { get => _retirement.DrainTime; init => _retirement.DrainTime = value; }

@@ -46,8 +46,9 @@ public sealed class RuntimeSnapshot
         {
             return null;
         }
+        // A tenant known by its token's hash only (fail-static cache) is found by the whole hash, which is the proof.
         if (_byToken.TryGetValue(key, out var tenant) &&
-            CryptographicOperations.FixedTimeEquals(tenant.TokenUtf8, utf8[..length]))
+            (tenant.TokenUtf8 is null || CryptographicOperations.FixedTimeEquals(tenant.TokenUtf8, utf8[..length])))
         {
             return tenant;
         }

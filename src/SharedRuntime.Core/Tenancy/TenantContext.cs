@@ -24,8 +24,8 @@ public sealed class TenantContext : IDisposable
         State = state;
         Admission = sharedAdmission ?? new TenantAdmission(limits);
         Memory = new MemoryBudget(limits.MaxMemoryBytes, nodeMemory);
-        TokenUtf8 = Encoding.UTF8.GetBytes(config.ApiToken);
-        TokenKey = TokenKey.FromUtf8(TokenUtf8);
+        TokenUtf8 = config.ApiTokenSha256 is null ? Encoding.UTF8.GetBytes(config.ApiToken) : null;
+        TokenKey = config.ApiTokenSha256 is { } hash ? TokenKey.FromHash(hash) : TokenKey.FromUtf8(TokenUtf8);
         StatePrefix = config.AppId + Components.StateKeys.Separator;
         Routes = routes ?? TenantRoutes.Empty;
         Policy = policy ?? TenantPolicy.Open;
@@ -83,7 +83,8 @@ public sealed class TenantContext : IDisposable
     /// <summary>Every state key of this tenant starts with this (<c>appid||</c>).</summary>
     public string StatePrefix { get; }
 
-    internal byte[] TokenUtf8 { get; }
+    /// <summary>The token's bytes; null when only its SHA-256 is known (read back from the fail-static cache).</summary>
+    internal byte[]? TokenUtf8 { get; }
 
     internal TokenKey TokenKey { get; }
 

@@ -28,6 +28,10 @@ internal readonly struct TokenKey : IEquatable<TokenKey>
         return new TokenKey(hash);
     }
 
+    /// <summary>The key of a token known only by its SHA-256 (32 bytes).</summary>
+    public static TokenKey FromHash(ReadOnlySpan<byte> hash) =>
+        hash.Length == SHA256.HashSizeInBytes ? new TokenKey(hash) : throw new ArgumentException("a SHA-256 is 32 bytes", nameof(hash));
+
     /// <summary>False when the token is longer than <paramref name="maxBytes"/> (then it cannot be a known one).</summary>
     public static bool TryFromString(ReadOnlySpan<char> token, int maxBytes, Span<byte> utf8, out TokenKey key, out int length)
     {

@@ -16,12 +16,24 @@ namespace SharedRuntime.Kubernetes.Resources;
 internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogger logger)
 {
     private HashSet<string> _reported = new(StringComparer.Ordinal);
+    private HashSet<(string Namespace, string Name)> _secretStores = [];
 
-    private sealed record Candidate(RawResource Raw, string Path, object Tree);
+    /// <summary>The secret store Components by namespace: a Component's auth.secretStore may name only one of its own namespace.</summary>
+    private static HashSet<(string, string)> SecretStores(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds) =>
+        kinds.Where(k => k.Kind.Kind == ComponentConfig.KindName).SelectMany(k => k.Objects)
+            .Where(o => o.TryGetProperty("spec", out var spec) && spec.ValueKind == JsonValueKind.Object && spec.TryGetProperty("type", out var type) &&
+                        type.ValueKind == JsonValueKind.String && type.GetString()!.StartsWith("secretstores.", StringComparison.Ordinal))
+            .Select(o => (o.GetProperty("metadata").TryGetProperty("namespace", out var ns) ? ns.GetString() ?? "" : "", o.GetProperty("metadata").GetProperty("name").GetString() ?? ""))
+            .ToHashSet();
+
+    /// <param name="CacheTree">What the fail-static cache keeps: the object with its API token resolved (the cache keeps
+    /// its hash) but every other Secret reference as written, so no other Secret value reaches the disk.</param>
+    private sealed record Candidate(RawResource Raw, string Path, object Tree, object CacheTree);
 
     public ResourceSet Build(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds, SecretIndex secrets)
     {
         var reported = new HashSet<string>(StringComparer.Ordinal);
+        _secretStores = SecretStores(kinds);
         var candidates = new List<Candidate>();
         foreach (var (kind, objects) in kinds)
         {
@@ -64,7 +76,7 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         return set with
         {
             Components = set.Components.Where(c => !rejected.Contains(c.Name)).ToList(),
-            Documents = kept.Select(c => new ResourceDocument(c.Path, ObjectTree.ToJson(c.Tree))).ToList(),
+            Documents = kept.Select(c => new ResourceDocument(c.Path, ObjectTree.ToJson(c.CacheTree))).ToList(),
         };
     }
 
@@ -74,21 +86,23 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
 
     private Candidate ToCandidate(WatchedKind kind, JsonElement obj, SecretIndex secrets, HashSet<string> reported)
     {
-        var tree = ObjectTree.From(obj) as Dictionary<object, object?> ?? [];
-        var metadata = ObjectTree.Map(tree, "metadata") ?? [];
-        var ns = ObjectTree.Text(metadata, "namespace") ?? "";
-        var name = ObjectTree.Text(metadata, "name") ?? "";
-        // The parser reads only the name; the rest of metadata (managedFields, annotations) is left behind.
-        tree["metadata"] = new Dictionary<object, object?> { ["name"] = name, ["namespace"] = ns };
-        tree["apiVersion"] = kind.ApiVersion;
-        tree["kind"] = kind.Kind;
+        var tree = Normalized(kind, obj, out var ns, out var name);
+        var cacheTree = tree;
         var path = $"kubernetes/{ns}/{kind.Plural}.{kind.Version}/{name}";
         if (kind.Kind == TenantConfig.KindName)
         {
+            cacheTree = Normalized(kind, obj, out _, out _);
+            ResolveToken(ObjectTree.Map(cacheTree, "spec"), "apiToken", ns, secrets);
             ResolveTenantToken(tree, ns, secrets);
         }
         else if (kind.Kind == ComponentConfig.KindName)
         {
+            cacheTree = Normalized(kind, obj, out _, out _);
+            if (ObjectTree.Text(ObjectTree.Map(cacheTree, "auth"), "secretStore") == "kubernetes")
+            {
+                // Read back from the cache, the references must not resolve through a store that took the name.
+                cacheTree["auth"] = new Dictionary<object, object?>();
+            }
             ResolveComponentSecrets(tree, ns, path, secrets, reported);
         }
         var raw = new RawResource
@@ -100,7 +114,21 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             Name = name,
             Root = tree,
         };
-        return new Candidate(raw, path, tree);
+        return new Candidate(raw, path, tree, cacheTree);
+    }
+
+    /// <summary>The object as the parser reads it: its kind, and of its metadata the name and namespace only.</summary>
+    private static Dictionary<object, object?> Normalized(WatchedKind kind, JsonElement obj, out string ns, out string name)
+    {
+        var tree = ObjectTree.From(obj) as Dictionary<object, object?> ?? [];
+        var metadata = ObjectTree.Map(tree, "metadata") ?? [];
+        ns = ObjectTree.Text(metadata, "namespace") ?? "";
+        name = ObjectTree.Text(metadata, "name") ?? "";
+        // The parser reads only the name; the rest of metadata (managedFields, annotations) is left behind.
+        tree["metadata"] = new Dictionary<object, object?> { ["name"] = name, ["namespace"] = ns };
+        tree["apiVersion"] = kind.ApiVersion;
+        tree["kind"] = kind.Kind;
+        return tree;
     }
 
     /// <summary>
@@ -132,6 +160,12 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         var store = ObjectTree.Text(ObjectTree.Map(tree, "auth"), "secretStore");
         if (store is not null && store != "kubernetes")
         {
+            if (!_secretStores.Contains((ns, store)))
+            {
+                // A store of another namespace (or none): its references stay unresolved and the component says so.
+                tree["auth"] = new Dictionary<object, object?>();
+                Report(reported, path, $"auth.secretStore '{store}' is not a secret store of namespace {ns}");
+            }
             return;
         }
         if (store is not null)

@@ -1,47 +1,23 @@
-using System.Text;
-using System.Text.Json;
-
 namespace SharedRuntime.Kubernetes.Resources;
 
-/// <summary>The data of the Secrets read from the API, by namespace and name, decoded.</summary>
-internal sealed class SecretIndex
+/// <summary>A Secret by namespace and name.</summary>
+internal readonly record struct SecretName(string Namespace, string Name)
 {
-    private readonly Dictionary<(string Namespace, string Name), JsonElement> _secrets = [];
+    public override string ToString() => $"{Namespace}/{Name}";
+}
 
-    public SecretIndex(IEnumerable<JsonElement> secrets)
-    {
-        foreach (var secret in secrets)
-        {
-            if (secret.TryGetProperty("metadata", out var metadata) &&
-                metadata.TryGetProperty("name", out var name) && name.GetString() is { } n)
-            {
-                var ns = metadata.TryGetProperty("namespace", out var nsValue) ? nsValue.GetString() ?? "" : "";
-                _secrets[(ns, n)] = secret;
-            }
-        }
-    }
+/// <summary>One key of one Secret, named by a resource of the same namespace.</summary>
+internal readonly record struct SecretReference(string Namespace, string Name, string Key);
+
+/// <summary>
+/// The values of the Secret keys that resources name, as read by name from the API: only those keys are kept, decoded,
+/// never the rest of a Secret.
+/// </summary>
+internal sealed class SecretIndex(IReadOnlyDictionary<SecretName, IReadOnlyDictionary<string, string>> secrets)
+{
+    public static SecretIndex Empty { get; } = new(new Dictionary<SecretName, IReadOnlyDictionary<string, string>>());
 
     /// <summary>The value of <paramref name="key"/> in Secret <paramref name="name"/> of <paramref name="namespace"/>, or null.</summary>
-    public string? Find(string @namespace, string name, string key)
-    {
-        if (!_secrets.TryGetValue((@namespace, name), out var secret))
-        {
-            return null;
-        }
-        if (secret.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Object &&
-            data.TryGetProperty(key, out var encoded) && encoded.GetString() is { } base64)
-        {
-            try
-            {
-                return Encoding.UTF8.GetString(Convert.FromBase64String(base64));
-            }
-            catch (FormatException)
-            {
-                return null;
-            }
-        }
-        // The API server never returns stringData, but manifests applied to a fake server may carry it.
-        return secret.TryGetProperty("stringData", out var plain) && plain.ValueKind == JsonValueKind.Object &&
-               plain.TryGetProperty(key, out var text) ? text.GetString() : null;
-    }
+    public string? Find(string @namespace, string name, string key) =>
+        secrets.TryGetValue(new SecretName(@namespace, name), out var values) && values.TryGetValue(key, out var value) ? value : null;
 }

@@ -30,29 +30,73 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
 {
     private static readonly Uri Placeholder = new("http://placeholder/");
 
+    /// <summary>Items asked for per page of a list; a list of more arrives in pages, each answer bounded.</summary>
+    public const int PageSize = 500;
+
+    /// <summary>Lists <paramref name="path"/> page by page (<c>limit</c> and <c>continue</c>), as one consistent list.</summary>
     public async Task<ListResult> ListAsync(string path, CancellationToken cancellationToken)
     {
-        using var response = await SendAsync(path, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
-        if (response.StatusCode == HttpStatusCode.NotFound)
-        {
-            return ListResult.NotInstalled;
-        }
-        await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var document = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var root = document.RootElement;
-        var version = root.TryGetProperty("metadata", out var metadata) && metadata.TryGetProperty("resourceVersion", out var rv)
-            ? rv.GetString() ?? ""
-            : "";
         var items = new List<JsonElement>();
-        if (root.TryGetProperty("items", out var list) && list.ValueKind == JsonValueKind.Array)
+        string? version = null;
+        string? next = null;
+        do
         {
-            foreach (var item in list.EnumerateArray())
+            var page = $"{path}{(path.Contains('?', StringComparison.Ordinal) ? '&' : '?')}limit={PageSize}" +
+                       (next is null ? "" : $"&continue={Uri.EscapeDataString(next)}");
+            using var response = await SendAsync(page, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.NotFound)
             {
-                items.Add(item.Clone());
+                return ListResult.NotInstalled;
+            }
+            await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            using var document = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var root = document.RootElement;
+            var metadata = root.TryGetProperty("metadata", out var m) && m.ValueKind == JsonValueKind.Object ? m : default;
+            // Every page carries the version of the first: the list is one snapshot, watched from there.
+            version ??= metadata.ValueKind == JsonValueKind.Object && metadata.TryGetProperty("resourceVersion", out var rv) ? rv.GetString() ?? "" : "";
+            next = metadata.ValueKind == JsonValueKind.Object && metadata.TryGetProperty("continue", out var c) && c.GetString() is { Length: > 0 } token ? token : null;
+            if (root.TryGetProperty("items", out var list) && list.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in list.EnumerateArray())
+                {
+                    items.Add(item.Clone());
+                }
             }
         }
-        return new ListResult(false, version, items);
+        while (next is not null);
+        return new ListResult(false, version ?? "", items);
+    }
+
+    /// <summary>
+    /// Reads one object by its path; null when it does not exist (404). An answer longer than
+    /// <paramref name="maxBytes"/> is refused unread, so no object can make the runtime hold more than that.
+    /// </summary>
+    public async Task<JsonDocument?> GetAsync(string path, long maxBytes, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(path, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);
+        if (response.Content.Headers.ContentLength > maxBytes)
+        {
+            throw new KubernetesApiException(413, $"GET {path}: the answer of {response.Content.Headers.ContentLength} bytes is over the limit of {maxBytes}");
+        }
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + read > maxBytes)
+            {
+                throw new KubernetesApiException(413, $"GET {path}: the answer is over the limit of {maxBytes} bytes");
+            }
+            buffer.Write(chunk, 0, read);
+        }
+        return JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
     }
 
     /// <summary>Watches from <paramref name="resourceVersion"/>; ends when the server closes the stream.</summary>

@@ -9,14 +9,18 @@ internal sealed record WatchedKind(string Group, string Version, string Plural, 
     public static WatchedKind Configurations { get; } = new("dapr.io", "v1alpha1", "configurations", "Configuration");
     public static WatchedKind SubscriptionsV2 { get; } = new("dapr.io", "v2alpha1", "subscriptions", "Subscription");
     public static WatchedKind SubscriptionsV1 { get; } = new("dapr.io", "v1alpha1", "subscriptions", "Subscription");
+    /// <summary>Read one by one by name (<see cref="SecretReader"/>), never listed or watched (not in <see cref="All"/>).</summary>
     public static WatchedKind Secrets { get; } = new("", "v1", "secrets", "Secret");
+
+    /// <summary>The Pods of this node, read only with a node name set (not in <see cref="All"/>).</summary>
+    public static WatchedKind Pods { get; } = new("", "v1", "pods", "Pod");
 
     /// <summary>The runtime's own Service's slices, read only with a cluster Service set (not in <see cref="All"/>).</summary>
     public static WatchedKind EndpointSlices { get; } = new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice");
 
     /// <summary>Every kind, in the order their objects are handed to the parser.</summary>
     public static IReadOnlyList<WatchedKind> All { get; } =
-        [Tenants, Components, Resiliencies, Configurations, SubscriptionsV2, SubscriptionsV1, Secrets];
+        [Tenants, Components, Resiliencies, Configurations, SubscriptionsV2, SubscriptionsV1];
 
     public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
 

@@ -108,7 +108,7 @@ public sealed class KubernetesModeTests
         await using var api = await FakeKubernetesApi.StartAsync();
         api.Apply(Secret("orders-token", "token", "token-from-secret", "shop"));
         api.Apply(TenantWithSecretToken("orders", "orders-token", "token", "shop"));
-        await using var runtime = await TestRuntime.StartKubernetesAsync(api);
+        await using var runtime = await TestRuntime.StartKubernetesAsync(api, o => o with { SecretRefreshSeconds = 1 });
         await StatusAsync(await runtime.Client("token-from-secret").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
 
         // Rotating the Secret rotates the token.
@@ -125,7 +125,7 @@ public sealed class KubernetesModeTests
         api.Apply(Tenant("orders", "orders-token"));
         api.Apply(Tenant("copycat", "orders-token"));
         api.Apply(TenantWithSecretToken("early", "not-there-yet", "token"));
-        await using var runtime = await TestRuntime.StartKubernetesAsync(api);
+        await using var runtime = await TestRuntime.StartKubernetesAsync(api, o => o with { SecretRefreshSeconds = 1 });
         await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
         Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("copycat"));
         Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("early"));

@@ -14,7 +14,9 @@ namespace SharedRuntime.Tests.Kubernetes;
 /// protocol: a list answers <c>{"kind":"XList","metadata":{"resourceVersion"},"items"}</c>; a watch streams one JSON
 /// event per line over chunked transfer, from a resourceVersion, with bookmarks. Tests add, change and delete objects,
 /// drop every open watch, make old versions expire (410 Gone, as a status or as an ERROR event), hold lists back, and
-/// make a resource type not installed (404). Lists and watches honour an equality <c>labelSelector</c> (<c>k=v,k2=v2</c>).
+/// make a resource type not installed (404). Lists and watches honour an equality <c>labelSelector</c> (<c>k=v,k2=v2</c>)
+/// and <c>fieldSelector</c> (<c>metadata.name</c>, <c>spec.nodeName</c>), and lists answer in pages (<c>limit</c>,
+/// <c>continue</c>). One object is read by name with a GET of its path.
 /// </summary>
 public sealed class FakeKubernetesApi : IAsyncDisposable
 {
@@ -87,9 +89,30 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             """;
 
     /// <summary>Creates or replaces an object given as JSON; returns its new resourceVersion.</summary>
-    public long Apply(string json)
+    public long Apply(string json) => Apply(JsonNode.Parse(json)!.AsObject());
+
+    /// <summary>
+    /// Creates <paramref name="count"/> Secrets of <paramref name="bytes"/> bytes of data each in <paramref name="namespace"/>.
+    /// Their values are one shared string, so the fake holds them cheaply while a client that read them could not.
+    /// </summary>
+    public void ApplyLargeSecrets(string @namespace, int count, int bytes)
     {
-        var obj = JsonNode.Parse(json)!.AsObject();
+        var value = Convert.ToBase64String(new byte[bytes]);
+        for (var i = 0; i < count; i++)
+        {
+            Apply(new JsonObject
+            {
+                ["apiVersion"] = "v1",
+                ["kind"] = "Secret",
+                ["type"] = "Opaque",
+                ["metadata"] = new JsonObject { ["name"] = $"large-{i}", ["namespace"] = @namespace },
+                ["data"] = new JsonObject { ["blob"] = JsonValue.Create(value) },
+            });
+        }
+    }
+
+    private long Apply(JsonObject obj)
+    {
         var collection = CollectionOf(obj["apiVersion"]!.GetValue<string>(), obj["kind"]!.GetValue<string>());
         var metadata = obj["metadata"]!.AsObject();
         metadata["namespace"] ??= "default";
@@ -216,6 +239,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             "Configuration" => "configurations",
             "Secret" => "secrets",
             "EndpointSlice" => "endpointslices",
+            "Pod" => "pods",
             _ => throw new ArgumentException($"the fake API server does not serve {kind}"),
         };
         return $"{apiVersion}/{plural}";
@@ -228,7 +252,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         {
             _requests.Add($"{request.Method} {request.Path}{request.QueryString}{(request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.Ordinal) ? " auth" : "")}");
         }
-        if (!TryRoute(request.Path.Value ?? "", out var apiVersion, out var plural, out var ns))
+        if (!TryRoute(request.Path.Value ?? "", out var apiVersion, out var plural, out var ns, out var objectName))
         {
             await StatusAsync(context, 404, "NotFound", $"the server could not find the requested resource {request.Path}");
             return;
@@ -246,7 +270,14 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             await StatusAsync(context, 404, "NotFound", "the server could not find the requested resource");
             return;
         }
-        var selector = LabelSelector(request.Query["labelSelector"].ToString());
+        if (objectName is not null)
+        {
+            await GetAsync(context, $"{apiVersion}/{plural}", ns!, objectName);
+            return;
+        }
+        var labels = LabelSelector(request.Query["labelSelector"].ToString());
+        var fields = FieldSelector(request.Query["fieldSelector"].ToString());
+        Func<JsonObject, bool> selector = obj => labels(obj) && fields(obj);
         if (request.Query["watch"] == "true")
         {
             await WatchAsync(context, collection, ns, long.Parse(request.Query["resourceVersion"].ToString(), System.Globalization.CultureInfo.InvariantCulture),
@@ -255,6 +286,32 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         }
         await listsReleased.WaitAsync(context.RequestAborted);
         await ListAsync(context, apiVersion, plural, collection, ns, selector);
+    }
+
+    private async Task GetAsync(HttpContext context, string collection, string ns, string name)
+    {
+        JsonObject? found;
+        lock (_gate)
+        {
+            found = Objects(collection).TryGetValue($"{ns}/{name}", out var obj) ? (JsonObject)obj.DeepClone() : null;
+        }
+        if (found is null)
+        {
+            await StatusAsync(context, 404, "NotFound", $"{collection} \"{name}\" not found");
+            return;
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(found.ToJsonString());
+    }
+
+    /// <summary>An equality field selector on <c>metadata.name</c>, <c>metadata.namespace</c> or <c>spec.nodeName</c>.</summary>
+    private static Func<JsonObject, bool> FieldSelector(string selector)
+    {
+        var wanted = selector.Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(term => term.Split('=', 2))
+            .Select(kv => (Path: kv[0].Split('.'), Value: kv.Length > 1 ? kv[1] : ""))
+            .ToList();
+        return obj => wanted.All(w => w.Path.Aggregate((JsonNode?)obj, (node, part) => node?[part])?.GetValue<string>() == w.Value);
     }
 
     /// <summary>An equality label selector as a test on an object; everything matches an empty one.</summary>
@@ -267,11 +324,12 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         return obj => wanted.All(w => obj["metadata"]?["labels"]?[w.Key]?.GetValue<string>() == w.Value);
     }
 
-    private static bool TryRoute(string path, out string apiVersion, out string plural, out string? ns)
+    private static bool TryRoute(string path, out string apiVersion, out string plural, out string? ns, out string? name)
     {
         var parts = path.Trim('/').Split('/');
         apiVersion = plural = "";
         ns = null;
+        name = null;
         int rest;
         if (parts is ["api", var v, ..])
         {
@@ -294,6 +352,13 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             plural = p;
             return true;
         }
+        if (tail is ["namespaces", var n2, var p2, var one])
+        {
+            ns = n2;
+            plural = p2;
+            name = Uri.UnescapeDataString(one);
+            return true;
+        }
         if (tail is [var only])
         {
             plural = only;
@@ -306,12 +371,21 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     {
         var items = new JsonArray();
         string version;
+        var limit = int.TryParse(context.Request.Query["limit"], out var l) && l > 0 ? l : int.MaxValue;
+        var offset = int.TryParse(context.Request.Query["continue"], out var c) ? c : 0;
+        string? next = null;
         lock (_gate)
         {
-            foreach (var obj in Objects(collection).Values.Where(o => (ns is null || o["metadata"]!["namespace"]!.GetValue<string>() == ns) && selected(o)))
+            var matching = Objects(collection).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value)
+                .Where(o => (ns is null || o["metadata"]!["namespace"]!.GetValue<string>() == ns) && selected(o)).ToList();
+            if (offset + limit < matching.Count)
+            {
+                next = (offset + limit).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            foreach (var obj in matching.Skip(offset).Take(limit))
             {
                 var item = (JsonObject)obj.DeepClone();
-                if (plural is "secrets" or "endpointslices")
+                if (plural is "secrets" or "endpointslices" or "pods")
                 {
                     // Like the real server, items of built-in lists carry no apiVersion and kind.
                     item.Remove("apiVersion");
@@ -329,13 +403,14 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             "resiliencies" => "ResiliencyList",
             "configurations" => "ConfigurationList",
             "endpointslices" => "EndpointSliceList",
+            "pods" => "PodList",
             _ => "SecretList",
         };
         var list = new JsonObject
         {
             ["apiVersion"] = apiVersion,
             ["kind"] = kind,
-            ["metadata"] = new JsonObject { ["resourceVersion"] = version },
+            ["metadata"] = next is null ? new JsonObject { ["resourceVersion"] = version } : new JsonObject { ["resourceVersion"] = version, ["continue"] = next },
             ["items"] = items,
         };
         context.Response.ContentType = "application/json";
