@@ -48,9 +48,9 @@ internal static class FloodScenario
     {
         var noisyLimit = settings.NoisyLimit;
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"### Quiet tenant under a flood\n\nquiet: {settings.QuietRps} GET/s open loop (limit {settings.QuietLimit}/s); noisy: {settings.FloodRps} GET/s open loop on {floodConnections} connections, limit {noisyLimit}/s ({settings.FloodRps / noisyLimit:0}x); {settings.Rounds} rounds of {settings.PhaseSeconds} s alone then {settings.PhaseSeconds} s under the flood, pooled per phase after a 2 s warm-up; latency from the scheduled send time. Runtime CPU: user + system from /proc over each phase; the flood's share is the flood phases' CPU less the alone phases', as % of one core.");
+            $"### Quiet tenant under a flood\n\nquiet: {settings.QuietRps} GET/s open loop (limit {settings.QuietLimit}/s); noisy: {settings.FloodRps} GET/s open loop on {floodConnections} connections, limit {noisyLimit}/s ({settings.FloodRps / noisyLimit:0}x); {settings.Rounds} rounds of {settings.PhaseSeconds} s alone then {settings.PhaseSeconds} s under the flood, pooled per phase after an 8 s warm-up (the flood's included); latency from the scheduled send time. Runtime CPU: user + system from /proc over each phase's scheduled window, as % of one core; the flood phases' figure includes the quiet tenant's 200/s and bounds what the flood cost; the last column subtracts the alone phases' figure (on a busy machine both move by several points). At the end of each flood phase the flood's client drops what it still queues.");
         report.AppendLine();
-        report.AppendLine("| admission | quiet p50 alone / flood ms | quiet p99 alone / flood ms | **p99 flood / alone** | quiet errors (flood) | noisy 2xx / 429 / not sent (client queue full) | runtime CPU alone / flood (% of a core) | **CPU on the flood** |");
+        report.AppendLine("| admission | quiet p50 alone / flood ms | quiet p99 alone / flood ms | **p99 flood / alone** | quiet errors (flood) | noisy 2xx / 429 / not sent or dropped by its client | runtime CPU alone / **flood phase** (% of a core) | flood less alone |");
         report.AppendLine("|---|---|---|---|---|---|---|---|");
         var modes = new (string Name, string[] Args)[]
         {
@@ -67,9 +67,15 @@ internal static class FloodScenario
             using var noisy = Clients.Create(NoisyToken, floodConnections);
             await Clients.SaveKeyAsync(quiet, port);
             await Clients.SaveKeyAsync(noisy, port);
+            // Warm-up (JIT tiers, connection pools): both tenants within their limits, then the flood itself, so that
+            // neither phase measured below pays for compiling the other's path.
             await Task.WhenAll(
                 OpenLoop.RunAsync(quiet, port, settings.QuietRps, TimeSpan.FromSeconds(2), 256, null),
                 OpenLoop.RunAsync(noisy, port, Math.Min(noisyLimit, settings.FloodRps), TimeSpan.FromSeconds(2), 256, null));
+            await Task.WhenAll(
+                OpenLoop.RunAsync(quiet, port, settings.QuietRps, TimeSpan.FromSeconds(4), 256, null),
+                OpenLoop.RunAsync(noisy, port, settings.FloodRps, TimeSpan.FromSeconds(4), 2048, null));
+            await OpenLoop.RunAsync(quiet, port, settings.QuietRps, TimeSpan.FromSeconds(2), 256, null);
 
             var alone = new Samples();
             var flooded = new Samples();
@@ -77,12 +83,16 @@ internal static class FloodScenario
             double aloneCpu = 0, floodCpu = 0, aloneSeconds = 0, floodSeconds = 0;
             for (var round = 0; round < settings.Rounds; round++)
             {
-                var (cpu, seconds) = await MeasureAsync(runtime, () => OpenLoop.RunAsync(quiet, port, settings.QuietRps, TimeSpan.FromSeconds(settings.PhaseSeconds), 4096, alone));
+                var phase = TimeSpan.FromSeconds(settings.PhaseSeconds);
+                var (cpu, seconds) = await MeasureAsync(runtime, phase, OpenLoop.RunAsync(quiet, port, settings.QuietRps, phase, 4096, alone));
                 aloneCpu += cpu;
                 aloneSeconds += seconds;
-                (cpu, seconds) = await MeasureAsync(runtime, () => Task.WhenAll(
-                    OpenLoop.RunAsync(quiet, port, settings.QuietRps, TimeSpan.FromSeconds(settings.PhaseSeconds), 4096, flooded),
-                    OpenLoop.RunAsync(noisy, port, settings.FloodRps, TimeSpan.FromSeconds(settings.PhaseSeconds), 2048, noisyStats)));
+                var flood = OpenLoop.RunAsync(noisy, port, settings.FloodRps, phase, 2048, noisyStats);
+                (cpu, seconds) = await MeasureAsync(runtime, phase, OpenLoop.RunAsync(quiet, port, settings.QuietRps, phase, 4096, flooded));
+                // The flood's client gives up what it still holds when its phase ends (requests queued behind its
+                // held connections), so that the next phase is the quiet tenant alone.
+                noisy.CancelPendingRequests();
+                await flood;
                 floodCpu += cpu;
                 floodSeconds += seconds;
             }
@@ -90,7 +100,7 @@ internal static class FloodScenario
             var floodShare = floodCpu / floodSeconds / 10;
             var notSent = noisyStats.Errors - noisyStats.Refused;
             report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {alone.Percentile(0.5):0.00} / {flooded.Percentile(0.5):0.00} | {alone.Percentile(0.99):0.00} / {flooded.Percentile(0.99):0.00} | **{flooded.Percentile(0.99) / alone.Percentile(0.99):0.00}x** | {flooded.Errors} of {flooded.Requests} | {noisyStats.Admitted} / {noisyStats.Refused} / {notSent} | {aloneShare:0.0} / {floodShare:0.0} | **{floodShare - aloneShare:0.0}%** |"));
+                $"| {name} | {alone.Percentile(0.5):0.00} / {flooded.Percentile(0.5):0.00} | {alone.Percentile(0.99):0.00} / {flooded.Percentile(0.99):0.00} | **{flooded.Percentile(0.99) / alone.Percentile(0.99):0.00}x** | {flooded.Errors} of {flooded.Requests} | {noisyStats.Admitted} / {noisyStats.Refused} / {notSent} | {aloneShare:0.0} / **{floodShare:0.0}** | {floodShare - aloneShare:0.0} |"));
             Console.Error.WriteLine($"{name}: p99 alone {alone.Percentile(0.99):0.00} ms, flood {flooded.Percentile(0.99):0.00} ms; CPU alone {aloneShare:0.0}%, flood {floodShare:0.0}%");
         }
         report.AppendLine();
@@ -105,7 +115,7 @@ internal static class FloodScenario
         // Weights 1, 1, 2, 4, ... : the limits. Every tenant floods on the same number of connections.
         var weights = Enumerable.Range(0, count).Select(i => i < 2 ? 1.0 : Math.Pow(2, i - 1)).ToArray();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"### All tenants flooding\n\n{count} tenants with limits in the ratio {string.Join(" : ", weights)}, each flooding closed loop on 32 connections for {seconds} s after a 3 s warm-up. Jain's index over served/limit (1.00: each served in proportion to its limit; 1/N: one tenant took everything).");
+            $"### All tenants flooding\n\n{count} tenants with limits in the ratio {string.Join(" : ", weights)}, each flooding closed loop on 32 connections for {seconds} s after a 3 s warm-up ({(WrkPath() is null ? "HttpClient in the load tool" : "one wrk process per tenant")}). Jain's index over served/limit (1.00: each served in proportion to its limit; 1/N: one tenant took everything).");
         report.AppendLine();
         report.AppendLine("| admission | limits (req/s) | served per tenant (2xx/s) | served / limit | refused (429/s) | runtime CPU (% of a core) | **Jain's index** |");
         report.AppendLine("|---|---|---|---|---|---|---|");
@@ -154,6 +164,10 @@ internal static class FloodScenario
 
     private static async Task<(long[] Served, long[] Refused)> ClosedLoopAsync(HttpClient[] clients, int port, TimeSpan duration)
     {
+        if (WrkPath() is { } wrk)
+        {
+            return await WrkAsync(wrk, clients.Length, port, duration);
+        }
         var served = new long[clients.Length];
         var refused = new long[clients.Length];
         using var stop = new CancellationTokenSource(duration);
@@ -197,12 +211,45 @@ internal static class FloodScenario
         return (served, refused);
     }
 
-    private static async Task<(double CpuMs, double Seconds)> MeasureAsync(RuntimeProcess runtime, Func<Task> phase)
+    /// <summary>
+    /// One wrk process per tenant (32 connections, its token): far cheaper per request than HttpClient, so that the
+    /// tenants together can send more than the runtime's core serves.
+    /// </summary>
+    private static async Task<(long[] Served, long[] Refused)> WrkAsync(string wrk, int tenants, int port, TimeSpan duration)
+    {
+        var runs = Enumerable.Range(0, tenants).Select(async i =>
+        {
+            var start = new ProcessStartInfo(wrk) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[] { "-t1", "-c32", $"-d{(int)duration.TotalSeconds}s", "-H", $"dapr-api-token: t{i}-token", $"http://127.0.0.1:{port}/v1.0/state/store/k" })
+            {
+                start.ArgumentList.Add(arg);
+            }
+            using var process = Process.Start(start)!;
+            var output = await process.StandardOutput.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            long Number(string pattern) => System.Text.RegularExpressions.Regex.Match(output, pattern) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+            var total = Number(@"(\d+) requests in");
+            var non2xx = Number(@"Non-2xx or 3xx responses: (\d+)");
+            // The runtime answers only 200 or 429 here.
+            return (Served: total - non2xx, Refused: non2xx);
+        }).ToArray();
+        var results = await Task.WhenAll(runs);
+        return ([.. results.Select(r => r.Served)], [.. results.Select(r => r.Refused)]);
+    }
+
+    private static string? WrkPath() =>
+        Environment.GetEnvironmentVariable("PATH")?.Split(':').Select(d => Path.Combine(d, "wrk")).FirstOrDefault(File.Exists);
+
+    /// <summary>The runtime's CPU over the phase's scheduled window (then waits for the phase's last answers).</summary>
+    private static async Task<(double CpuMs, double Seconds)> MeasureAsync(RuntimeProcess runtime, TimeSpan window, Task phase)
     {
         var before = runtime.CpuMs;
         var clock = Stopwatch.StartNew();
-        await phase();
-        return (runtime.CpuMs - before, clock.Elapsed.TotalSeconds);
+        await Task.Delay(window);
+        var cpu = runtime.CpuMs - before;
+        var seconds = clock.Elapsed.TotalSeconds;
+        await phase;
+        return (cpu, seconds);
     }
 
     private static string[] SharedArgs(LoadSettings settings)
