@@ -52,6 +52,11 @@ if (settings.Scenario == "state-write-cost")
     }
     return;
 }
+if (settings.Scenario == "flood")
+{
+    await FloodScenario.RunAsync(settings, args);
+    return;
+}
 if (settings.Scenario == "shared-redis")
 {
     var redis = Array.IndexOf(args, "--redis") is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : throw new ArgumentException("--redis HOST:PORT is required for --scenario shared-redis");

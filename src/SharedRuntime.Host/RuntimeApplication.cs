@@ -57,6 +57,7 @@ public static class RuntimeApplication
             LastGood = new LastGoodResourceCache(options.EffectiveStateDir, LastGoodKey(options)),
             OutboundPipelines = new OutboundPipelines(sp.GetRequiredService<TimeProvider>()),
         });
+        services.AddSingleton(sp => new Admission.Pushback(options.Pushback, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton(listenSockets);
         services.AddSingleton<ShutdownDrain>();

@@ -112,6 +112,19 @@ public sealed record RuntimeOptions
     public bool SharedAdmission { get; init; }
 
     /// <summary>
+    /// Push-back on a tenant that keeps sending inside the Retry-After of its last 429: its further refusals are held
+    /// until that wait has passed, at most this long, so its connections read nothing more meanwhile. 0 turns it off.
+    /// </summary>
+    public int PushbackMaxDelayMilliseconds { get; init; } = 1000;
+
+    /// <summary>Requests held by push-back at once on the node (a quarter of them for any one tenant); past that a refusal is answered at once.</summary>
+    public int PushbackMaxParked { get; init; } = 1024;
+
+    internal Admission.PushbackOptions Pushback => PushbackMaxDelayMilliseconds <= 0 || PushbackMaxParked <= 0
+        ? Admission.PushbackOptions.Off
+        : new(TimeSpan.FromMilliseconds(PushbackMaxDelayMilliseconds), PushbackMaxParked);
+
+    /// <summary>
     /// Where spans are exported with OTLP (the flag, else <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>); null exports none and
     /// traces nothing.
     /// </summary>
@@ -195,6 +208,10 @@ public sealed record RuntimeOptions
                     _ => throw new FormatException($"--admission must be per-tenant or shared, not '{v}'"),
                 },
             }),
+        new("--pushback-max-delay-ms", "N", "a tenant sending again inside the Retry-After of its last 429 has its further refusals held until that wait has passed, at most this long, so its connections read nothing more meanwhile (default 1000; 0 off)",
+            (o, v) => o with { PushbackMaxDelayMilliseconds = (int)Number(v, 0, 60_000) }),
+        new("--pushback-max-parked", "N", "requests held by push-back at once on the node, a quarter of them for any one tenant; past that a refusal is answered at once (default 1024)",
+            (o, v) => o with { PushbackMaxParked = (int)Number(v, 0, 1_000_000) }),
         new("--default-requests-per-second", "N", $"tenant rate limit when its resource sets none (default {TenantLimits.Defaults.RequestsPerSecond})",
             (o, v) => o with { DefaultLimits = o.DefaultLimits with { RequestsPerSecond = Number(v, 0.001, 1e7) } }),
         new("--default-burst", "N", $"tenant burst when its resource sets none (default {TenantLimits.Defaults.Burst})",

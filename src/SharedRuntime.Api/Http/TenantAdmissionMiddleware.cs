@@ -20,6 +20,9 @@ namespace SharedRuntime.Http;
 /// rate limit -> bulkhead -> (gRPC) the message's size and memory -> the building block. Rejections never reach a
 /// component. What the request held of its tenant's memory budget is given back when it ends. A Dapr error is logged,
 /// counted and labelled here the same way whichever transport answered it (gRPC leaves it on the request).
+/// A refusal by a tenant limit costs as little as the runtime can make it: no body is read, the rate-limit answer is
+/// serialized once per tenant, refusals are logged as one line per tenant, reason and interval, and a tenant that keeps
+/// sending inside its announced Retry-After is pushed back (<see cref="Pushback"/>).
 /// </summary>
 internal sealed class TenantAdmissionMiddleware(
     RequestDelegate next,
@@ -30,9 +33,15 @@ internal sealed class TenantAdmissionMiddleware(
     RuntimeTracing tracing,
     IServiceProvider services,
     AppChannel.SubscriptionDiscovery discovery,
+    Pushback pushback,
     ILogger<TenantAdmissionMiddleware> logger)
 {
     public const string TokenHeader = "dapr-api-token";
+
+    /// <summary>A tenant's refusals of one reason are logged as at most one line per interval, with their count.</summary>
+    internal static readonly TimeSpan RefusalLogInterval = TimeSpan.FromSeconds(10);
+
+    private static readonly string[] SecondsText = [.. Enumerable.Range(0, 121).Select(i => i.ToString(CultureInfo.InvariantCulture))];
 
     public Task InvokeAsync(HttpContext context)
     {
@@ -85,9 +94,7 @@ internal sealed class TenantAdmissionMiddleware(
             case RejectionReason.None:
                 return RunAsync(context, tenant, apiName, start);
             case RejectionReason.RateLimited:
-                return Reject(context, tenant, apiName, start, RejectionReason.RateLimited, 429, "ERR_TENANT_RATE_LIMITED",
-                    $"app {tenant.AppId} is over its rate limit of {tenant.Limits.RequestsPerSecond.ToString(CultureInfo.InvariantCulture)} requests per second (burst {tenant.Limits.Burst})",
-                    Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)));
+                return RefuseRateLimited(context, tenant, apiName, start, retryAfter);
             default:
                 return WaitForSlotAsync(context, tenant, apiName, start);
         }
@@ -170,7 +177,7 @@ internal sealed class TenantAdmissionMiddleware(
                 {
                     var reason = memory.Refusal == MemoryCharge.NodeFull ? RejectionReason.NodeMemory : RejectionReason.MemoryBudget;
                     metrics.Rejected(tenant.AppId, reason);
-                    ApiLog.Rejected(logger, tenant.AppId, reason.Label());
+                    LogRefused(tenant, reason);
                 }
                 memory.Dispose();
             }
@@ -209,10 +216,24 @@ internal sealed class TenantAdmissionMiddleware(
     /// </summary>
     private void Failed(TenantContext tenant, string apiName, DaprApiException error)
     {
-        ApiLog.ApiError(logger, tenant.AppId, apiName, error.HttpStatus, error.ErrorCode, error.Message);
         if (RejectionReasons.Of(error.HttpStatus, error.ErrorCode) is var reason and not RejectionReason.None)
         {
             metrics.Rejected(tenant.AppId, reason);
+            if (tenant.Admission.Refusals.Tally(reason, pushback.Time.GetTimestamp(), RefusalLogInterval, pushback.Time, out var count))
+            {
+                ApiLog.RefusedWithError(logger, tenant.AppId, count, reason.Label(), (int)RefusalLogInterval.TotalSeconds, apiName, error.HttpStatus, error.ErrorCode, error.Message);
+            }
+            return;
+        }
+        ApiLog.ApiError(logger, tenant.AppId, apiName, error.HttpStatus, error.ErrorCode, error.Message);
+    }
+
+    /// <summary>Counts a refusal; logs the count since the last line when one is due (<see cref="RefusalLogInterval"/>).</summary>
+    private void LogRefused(TenantContext tenant, RejectionReason reason)
+    {
+        if (tenant.Admission.Refusals.Tally(reason, pushback.Time.GetTimestamp(), RefusalLogInterval, pushback.Time, out var count))
+        {
+            ApiLog.Refused(logger, tenant.AppId, count, reason.Label(), (int)RefusalLogInterval.TotalSeconds);
         }
     }
 
@@ -289,7 +310,64 @@ internal sealed class TenantAdmissionMiddleware(
     {
         metrics.Rejected(tenant.AppId, reason);
         metrics.Record(tenant.AppId, apiName, status, start);
-        ApiLog.Rejected(logger, tenant.AppId, reason.Label());
+        LogRefused(tenant, reason);
         return DaprErrorWriter.WriteAsync(context, new DaprApiException(status, code, message) { RetryAfterSeconds = retryAfterSeconds });
     }
+
+    /// <summary>
+    /// Over the rate limit: counted, tallied for the log, and answered 429 with a body serialized once per tenant. A
+    /// refusal inside the Retry-After the tenant was last given is parked until that wait ends (bounded), so that its
+    /// connection reads nothing more meanwhile.
+    /// </summary>
+    private Task RefuseRateLimited(HttpContext context, TenantContext tenant, string apiName, long start, TimeSpan retryAfter)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        metrics.Rejected(tenant.AppId, RejectionReason.RateLimited);
+        metrics.Record(tenant.AppId, apiName, 429, start);
+        LogRefused(tenant, RejectionReason.RateLimited);
+        var refusals = tenant.Admission.Refusals;
+        var early = refusals.Refused(pushback.Time.GetTimestamp(), TimeSpan.FromSeconds(seconds), pushback.Time);
+        if (early > TimeSpan.Zero && pushback.TryPark(refusals, early, out var delay))
+        {
+            return ParkThenRefuseAsync(context, tenant, seconds, delay);
+        }
+        return WriteRateLimited(context, tenant, seconds);
+    }
+
+    private async Task ParkThenRefuseAsync(HttpContext context, TenantContext tenant, int seconds, TimeSpan delay)
+    {
+        try
+        {
+            await Task.Delay(delay, pushback.Time, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client went away while parked; nothing to answer.
+            return;
+        }
+        finally
+        {
+            pushback.Release(tenant.Admission.Refusals);
+        }
+        await WriteRateLimited(context, tenant, seconds).ConfigureAwait(false);
+    }
+
+    private static Task WriteRateLimited(HttpContext context, TenantContext tenant, int retryAfterSeconds)
+    {
+        if (DaprErrorWriter.IsGrpc(context))
+        {
+            return DaprErrorWriter.WriteAsync(context, new DaprApiException(429, "ERR_TENANT_RATE_LIMITED", RateLimitedMessage(tenant)) { RetryAfterSeconds = retryAfterSeconds });
+        }
+        var body = tenant.Admission.Refusals.RateLimitedBody(tenant.AppId, tenant,
+            static t => DaprErrorWriter.Serialize(new DaprApiException(429, "ERR_TENANT_RATE_LIMITED", RateLimitedMessage(t))));
+        var response = context.Response;
+        response.StatusCode = 429;
+        response.ContentType = "application/json";
+        response.Headers.RetryAfter = retryAfterSeconds < SecondsText.Length ? SecondsText[retryAfterSeconds] : retryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+        response.ContentLength = body.Length;
+        return response.Body.WriteAsync(body, 0, body.Length, CancellationToken.None);
+    }
+
+    private static string RateLimitedMessage(TenantContext tenant) =>
+        $"app {tenant.AppId} is over its rate limit of {tenant.Limits.RequestsPerSecond.ToString(CultureInfo.InvariantCulture)} requests per second (burst {tenant.Limits.Burst})";
 }

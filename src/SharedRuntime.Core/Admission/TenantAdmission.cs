@@ -33,6 +33,9 @@ public sealed class TenantAdmission : IDisposable
 
     public Bulkhead Bulkhead { get; }
 
+    /// <summary>This tenant's refusals: its announced Retry-After, its parked requests, its log tally.</summary>
+    internal TenantRefusals Refusals { get; } = new();
+
     /// <summary>Takes one token from the bucket. On refusal, <paramref name="retryAfter"/> says when one will be there.</summary>
     public bool TryTakeToken(out TimeSpan retryAfter)
     {
