@@ -166,6 +166,7 @@ public static class RuntimeApplication
         new(new KubernetesSourceOptions
             {
                 Namespace = options.Namespace,
+                NodeName = Environment.GetEnvironmentVariable("NODE_NAME") is { Length: > 0 } node ? node : Environment.MachineName,
                 KubeconfigPath = options.Kubeconfig,
                 ClusterService = options.ClusterService is { } service ? ServiceReference.Parse(service) : null,
                 RejectComponent = configuration.ComponentProblem,

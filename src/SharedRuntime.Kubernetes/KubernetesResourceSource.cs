@@ -26,6 +26,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
     private readonly KindWatcher? _replicaSlices;
     private readonly IReadOnlyList<KindWatcher> _all;
     private readonly ResourceSetBuilder _builder;
+    private readonly TenantEventRecorder _events;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
     private readonly Lock _startGate = new();
@@ -50,6 +51,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
         }
         _all = _replicaSlices is null ? _watchers : [.. _watchers, _replicaSlices];
         _builder = new ResourceSetBuilder(options, logger);
+        _events = new TenantEventRecorder(api, options.NodeName, time, logger);
     }
 
     public string Description => $"kubernetes ({Scope})";
@@ -100,7 +102,9 @@ internal sealed class KubernetesResourceSource : IResourceSource
             }
         }
         var kinds = _watchers.Where(w => w != _secrets).Select(w => (w.Kind, w.Snapshot())).ToList();
-        return _builder.Build(kinds, new SecretIndex(_secrets.Snapshot())) with { RuntimeReplicas = CountReplicas() };
+        var (set, notices) = _builder.Build(kinds, new SecretIndex(_secrets.Snapshot()));
+        _events.Record(notices);
+        return set with { RuntimeReplicas = CountReplicas() };
     }
 
     /// <summary>The ready replicas of the cluster Service now (1 without one), logged when the number changes.</summary>
@@ -183,6 +187,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
         {
             await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+        await _events.DisposeAsync().ConfigureAwait(false);
         _client.Dispose();
         _stopping.Dispose();
     }

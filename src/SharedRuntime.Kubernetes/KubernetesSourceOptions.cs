@@ -6,6 +6,9 @@ internal sealed record KubernetesSourceOptions
     /// <summary>The namespace to read resources from; null reads every namespace.</summary>
     public string? Namespace { get; init; }
 
+    /// <summary>The node this runtime serves, named as the source of the Events it records on Tenants.</summary>
+    public string NodeName { get; init; } = Environment.MachineName;
+
     /// <summary>A kubeconfig file; null uses the in-cluster service account, else the default kubeconfig.</summary>
     public string? KubeconfigPath { get; init; }
 
