@@ -30,4 +30,10 @@ internal static partial class KubernetesLog
 
     [LoggerMessage(4009, LogLevel.Information, "Service {Service} has {Replicas} ready runtime replicas; Tenants with cluster-wide limits take 1/{Replicas} of them here")]
     public static partial void ReplicasChanged(ILogger logger, string service, int replicas);
+
+    [LoggerMessage(4010, LogLevel.Warning, "{Resource}: limits clamped by TenantLimitPolicy {Policies}: {Clamps}")]
+    public static partial void TenantLimitsClamped(ILogger logger, string resource, string policies, string clamps);
+
+    [LoggerMessage(4011, LogLevel.Warning, "Could not record event {Reason} on Tenant {Namespace}/{Name}: {Problem}")]
+    public static partial void EventFailed(ILogger logger, string reason, string @namespace, string name, string problem);
 }

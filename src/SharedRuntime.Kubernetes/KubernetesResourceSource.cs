@@ -27,6 +27,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
     private readonly KindWatcher? _nodePods;
     private readonly IReadOnlyList<KindWatcher> _all;
     private readonly ResourceSetBuilder _builder;
+    private readonly TenantEventRecorder _events;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
     private readonly Lock _startGate = new();
@@ -56,6 +57,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
         }
         _all = [.. _watchers, .. new[] { _replicaSlices, _nodePods }.OfType<KindWatcher>()];
         _builder = new ResourceSetBuilder(options, logger);
+        _events = new TenantEventRecorder(api, options.NodeName ?? Environment.MachineName, time, logger);
     }
 
     public string Description => $"kubernetes ({Scope})";
@@ -107,7 +109,9 @@ internal sealed class KubernetesResourceSource : IResourceSource
         }
         var kinds = _watchers.Select(w => (w.Kind, w.Snapshot())).ToList();
         var secrets = await _secrets.ReadAsync(SecretReferences.Collect(kinds), cancellationToken).ConfigureAwait(false);
-        return _builder.Build(kinds, secrets) with { RuntimeReplicas = CountReplicas() };
+        var (set, notices) = _builder.Build(kinds, secrets);
+        _events.Record(notices);
+        return set with { RuntimeReplicas = CountReplicas() };
     }
 
     /// <summary>The ready replicas of the cluster Service now (1 without one), logged when the number changes.</summary>
@@ -193,6 +197,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
         {
             await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+        await _events.DisposeAsync().ConfigureAwait(false);
         _client.Dispose();
         _stopping.Dispose();
     }

@@ -20,7 +20,8 @@ internal sealed record KubernetesSourceOptions
 
     /// <summary>
     /// The node this runtime serves: its Pods (and only its) are watched, with a field selector on spec.nodeName, into
-    /// <see cref="Pods"/>. Null watches none.
+    /// <see cref="Pods"/>. It is also named as the source of the Events the runtime records on Tenants (the host name when
+    /// null). Null watches no Pods.
     /// </summary>
     public string? NodeName { get; init; }
 

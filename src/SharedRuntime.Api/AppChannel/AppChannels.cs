@@ -38,16 +38,14 @@ internal sealed class AppChannels : IDisposable
             foreach (var tenant in snapshot.Tenants.Values)
             {
                 var config = tenant.Config;
-                var acl = config.ConfigName is { } configName
-                    ? snapshot.Resources.Configurations.FirstOrDefault(c => c.Name == configName)?.AccessControl
-                    : null;
+                var acl = snapshot.Resources.ConfigurationOf(config)?.AccessControl;
                 AppChannel? channel = null;
                 if (config.AppEndpoint is { } endpoint)
                 {
                     channel = previous.GetValueOrDefault(tenant.AppId)?.Channel is { } existing &&
                         existing.Endpoint.OriginalString == endpoint && existing.Protocol == config.AppProtocol && existing.Config == config.AppChannel
                         ? existing
-                        : new AppChannel(tenant.AppId, config.AppChannel, new Uri(endpoint, UriKind.Absolute), config.AppProtocol, _time);
+                        : new AppChannel(config.AppId, config.AppChannel, new Uri(endpoint, UriKind.Absolute), config.AppProtocol, _time);
                 }
                 next[tenant.AppId] = new AppTarget(tenant.AppId, channel, acl);
             }

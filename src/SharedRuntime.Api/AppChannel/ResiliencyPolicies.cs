@@ -155,12 +155,26 @@ internal sealed class ResiliencyPolicies
         public ConcurrentDictionary<Key, Built> Pipelines { get; } = new();
 
         public bool Exists(Key key) =>
-            Snapshot.Tenants.ContainsKey(key.AppId) &&
-            (key.Kind == Kind.App ? Snapshot.Tenants.ContainsKey(key.Target) : Snapshot.Components.ContainsKey(key.Target));
+            Snapshot.Tenants.TryGetValue(key.AppId, out var tenant) &&
+            (key.Kind == Kind.App ? Snapshot.Tenants.ContainsKey(key.Target) : Snapshot.Components.ContainsKey(ResourceNamespace.Key(key.Target, tenant.Namespace)));
 
-        public OutboundPolicy? PolicyFor(Key key) => key.Kind == Kind.App
-            ? OutboundPolicy.Find(Resiliencies, key.AppId, r => r.Apps.GetValueOrDefault(key.Target))
-            : OutboundPolicy.Find(Resiliencies, key.AppId, r => r.Components.GetValueOrDefault(key.Target)?.Inbound);
+        /// <summary>
+        /// The policies of the caller's namespace for the key. A target app of the caller's namespace is named by its
+        /// app-id in <c>targets.apps</c>, one of another namespace by <c>app-id.namespace</c>.
+        /// </summary>
+        public OutboundPolicy? PolicyFor(Key key)
+        {
+            if (!Snapshot.Tenants.TryGetValue(key.AppId, out var tenant))
+            {
+                return null;
+            }
+            if (key.Kind != Kind.App)
+            {
+                return OutboundPolicy.Find(Resiliencies, tenant.Config, r => r.Components.GetValueOrDefault(key.Target)?.Inbound);
+            }
+            var target = Snapshot.Tenants.TryGetValue(key.Target, out var app) && ResourceNamespace.Same(app.Namespace, tenant.Namespace) ? app.Config.AppId : key.Target;
+            return OutboundPolicy.Find(Resiliencies, tenant.Config, r => r.Apps.GetValueOrDefault(target));
+        }
 
         /// <summary>The tenant is the one it was (not changed since <paramref name="before"/>): a changed tenant starts afresh.</summary>
         private bool SameTenant(RuntimeSnapshot before, string appId) =>

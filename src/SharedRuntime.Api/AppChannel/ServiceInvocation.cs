@@ -7,6 +7,7 @@ using Polly.Timeout;
 using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Diagnostics;
+using SharedRuntime.Configuration;
 using SharedRuntime.Tenancy;
 
 namespace SharedRuntime.AppChannel;
@@ -53,7 +54,8 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
     public async Task<HttpResponseMessage> InvokeAsync(TenantContext caller, InvocationRequest request, CancellationToken cancellationToken)
     {
         // The target, its channel and its access control, as the last applied snapshot compiled them.
-        var target = channels.FindTarget(request.TargetAppId)
+        // A bare app-id stays in the caller's namespace; app-id.namespace names another (Dapr's form).
+        var target = channels.FindTarget(ResourceNamespace.Target(request.TargetAppId, caller.Namespace))
             ?? throw new DaprApiException(404, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {request.TargetAppId}: no app with this id is served here");
         var channel = target.Channel
             ?? throw new DaprApiException(404, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}: the app has no appEndpoint");
@@ -65,7 +67,7 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
         {
             throw Refused(caller, target.AppId, $"the method path and query are longer than {MaxTargetLength} characters once encoded");
         }
-        if (target.AccessControl is { } acl && !acl.IsAllowed(caller.AppId, path.Plain, request.Verb))
+        if (target.AccessControl is { } acl && !acl.IsAllowed(ResourceNamespace.Key(caller.Config.AppId, caller.Namespace), path.Plain, request.Verb))
         {
             InvocationLog.Denied(logger, caller.AppId, target.AppId, request.Verb, path.Escaped);
             throw new DaprApiException(403, "ERR_DIRECT_INVOKE",
@@ -99,7 +101,7 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
             if (pipeline == ResiliencePipeline<AppCallResult>.Empty)
             {
                 // No policy: one attempt, without a resilience context.
-                var once = await SendOnceAsync(channel, request, body, method, caller.AppId, traceparent, cancellationToken).ConfigureAwait(false);
+                var once = await SendOnceAsync(channel, request, body, method, caller.Config.AppId, traceparent, cancellationToken).ConfigureAwait(false);
                 return once.Response!;
             }
             var context = ResilienceContextPool.Shared.Get(cancellationToken);
@@ -110,7 +112,7 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
                 var result = await pipeline.ExecuteAsync(
                     static (ctx, state) => SendOnceAsync(state.channel, state.request, state.body, state.method, state.AppId, state.traceparent, ctx.CancellationToken),
                     context,
-                    (channel, request, body, method, caller.AppId, traceparent)).ConfigureAwait(false);
+                    (channel, request, body, method, caller.Config.AppId, traceparent)).ConfigureAwait(false);
                 return result.Response!;
             }
             finally

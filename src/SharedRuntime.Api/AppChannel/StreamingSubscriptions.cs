@@ -56,7 +56,7 @@ internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, TimePr
             throw invalid;
         }
         var rules = route.Topics!;
-        if (!rules.MaySubscribe(tenant.AppId, topic) || (deadLetterTopic is { Length: > 0 } && !rules.MayPublish(tenant.AppId, deadLetterTopic)))
+        if (!rules.MaySubscribe(tenant.Config.AppId, topic) || (deadLetterTopic is { Length: > 0 } && !rules.MayPublish(tenant.Config.AppId, deadLetterTopic)))
         {
             throw new DaprApiException(403, "ERR_PUBSUB_FORBIDDEN", $"topic {topic} is not allowed for app id {tenant.AppId}");
         }

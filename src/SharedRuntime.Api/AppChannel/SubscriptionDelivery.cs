@@ -90,7 +90,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             {
                 continue;
             }
-            var subscriptions = snapshot.Resources.Subscriptions.Where(s => s.AppliesTo(tenant.AppId)).ToList();
+            var subscriptions = snapshot.Resources.Subscriptions.Where(s => s.AppliesTo(tenant.Config)).ToList();
             if (tenant.Config.AppChannel.DiscoverSubscriptions)
             {
                 subscriptions.AddRange(_discovery.For(tenant));
@@ -104,7 +104,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
                     DeliveryLog.NoBroker(_logger, tenant.AppId, subscription.Name, subscription.PubsubName);
                     continue;
                 }
-                if (!MaySubscribe(entry, broker, tenant.AppId, subscription))
+                if (!MaySubscribe(entry, broker, tenant.Config.AppId, subscription))
                 {
                     continue;
                 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SharedRuntime.AppChannel;
 using SharedRuntime.Components;
+using SharedRuntime.Configuration;
 using SharedRuntime.Routing;
 using SharedRuntime.Tenancy;
 
@@ -84,13 +85,13 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
     private ValueTask OnEventAsync(string name, IInputBinding binding, InputBindingEvent bindingEvent, CancellationToken cancellationToken)
     {
         var snapshot = _configuration.Current;
-        if (!snapshot.Components.TryGetValue(name, out var entry) || !ReferenceEquals(entry.Instance, binding))
+        if (snapshot.Components.Values.FirstOrDefault(c => ReferenceEquals(c.Instance, binding)) is not { } entry)
         {
             return ValueTask.CompletedTask; // replaced meanwhile: its successor delivers
         }
         foreach (var tenant in snapshot.Tenants.Values)
         {
-            if (!entry.IsVisibleTo(tenant.AppId) || _channels.Find(tenant.AppId) is null)
+            if (!entry.IsVisibleTo(tenant.Config) || _channels.Find(tenant.AppId) is null)
             {
                 continue;
             }
@@ -147,7 +148,8 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
     /// <summary>Whether this runtime is the one that delivers the occurrence to the app: its claim in the lock store succeeded.</summary>
     private async Task<bool> ClaimAsync(RuntimeSnapshot snapshot, string appId, string name, string lockStoreName, TimeSpan duration, string occurrence, CancellationToken cancellationToken)
     {
-        if (!snapshot.Components.TryGetValue(lockStoreName, out var entry) || entry.Instance is not ILockStore store)
+        var @namespace = snapshot.Tenants.TryGetValue(appId, out var claimant) ? claimant.Namespace : null;
+        if (!snapshot.Components.TryGetValue(ResourceNamespace.Key(lockStoreName, @namespace), out var entry) || entry.Instance is not ILockStore store)
         {
             NotClaimed(_logger, appId, name, lockStoreName, "it is not a lock store that is available");
             return false;

@@ -26,7 +26,7 @@ internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions
         {
             ["daprRuntimeVersion"] = RuntimeVersion,
         };
-        return new TenantView(tenant.AppId, components, extended) { Subscriptions = subscriptions?.ActiveFor(tenant.AppId) ?? [] };
+        return new TenantView(tenant.Config.AppId, components, extended) { Subscriptions = subscriptions?.ActiveFor(tenant.AppId) ?? [] };
     }
 
     public static void Set(TenantContext tenant, string key, string value)

@@ -128,7 +128,7 @@ internal sealed class PublishApi(TimeProvider time)
             throw invalid;
         }
         var rules = route.Topics!;
-        if (!rules.MayPublish(tenant.AppId, request.Topic))
+        if (!rules.MayPublish(tenant.Config.AppId, request.Topic))
         {
             throw new DaprApiException(403, "ERR_PUBSUB_FORBIDDEN", $"topic {request.Topic} is not allowed for app id {tenant.AppId}");
         }
@@ -146,10 +146,10 @@ internal sealed class PublishApi(TimeProvider time)
                 // A raw event is delivered with this content type as its header: one that is not a media type could never be delivered.
                 throw new DaprApiException(400, "ERR_MALFORMED_REQUEST", $"the content type of a raw event must be a media type of at most {MaxContentTypeLength} characters");
             }
-            return new PubSubMessage(request.Topic, request.Data, contentType, request.Metadata) { PublisherAppId = tenant.AppId, ExpiresAt = expiresAt };
+            return new PubSubMessage(request.Topic, request.Data, contentType, request.Metadata) { PublisherAppId = tenant.Config.AppId, ExpiresAt = expiresAt };
         }
-        var envelope = BuildCloudEvent(tenant.AppId, request, expiresAt);
-        return new PubSubMessage(request.Topic, envelope, "application/cloudevents+json", request.Metadata) { PublisherAppId = tenant.AppId, ExpiresAt = expiresAt };
+        var envelope = BuildCloudEvent(tenant.Config.AppId, request, expiresAt);
+        return new PubSubMessage(request.Topic, envelope, "application/cloudevents+json", request.Metadata) { PublisherAppId = tenant.Config.AppId, ExpiresAt = expiresAt };
     }
 
     /// <summary>The longest <c>ttlInSeconds</c> a message may have: a year.</summary>

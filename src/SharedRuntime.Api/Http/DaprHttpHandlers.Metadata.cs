@@ -80,9 +80,50 @@ internal sealed partial class DaprHttpHandlers
             writer.WriteEndArray();
             writer.WritePropertyName("extended");
             WriteStringMap(writer, view.Extended);
+            WriteLimits(writer, context.Tenant());
             writer.WriteEndObject();
         }
         await WriteJsonAsync(context, 200, buffer.WrittenMemory);
+    }
+
+    /// <summary>
+    /// SharedRuntime's own fields: the tenant's namespace (Kubernetes) and its effective limits, with the
+    /// TenantLimitPolicies that set its ceiling and the limits they lowered from what the Tenant asked.
+    /// </summary>
+    private static void WriteLimits(Utf8JsonWriter writer, TenantContext tenant)
+    {
+        if (tenant.Namespace is { } ns)
+        {
+            writer.WriteString("namespace", ns);
+        }
+        var limits = tenant.Limits;
+        writer.WriteStartObject("limits");
+        writer.WriteNumber("requestsPerSecond", limits.RequestsPerSecond);
+        writer.WriteNumber("burst", limits.Burst);
+        writer.WriteNumber("maxConcurrency", limits.MaxConcurrency);
+        writer.WriteNumber("maxQueue", limits.MaxQueue);
+        writer.WriteNumber("maxRequestBodyBytes", limits.MaxRequestBodyBytes);
+        writer.WriteNumber("stateMaxKeys", limits.StateMaxKeys);
+        writer.WriteNumber("stateMaxBytes", limits.StateMaxBytes);
+        writer.WriteNumber("maxMemoryBytes", limits.MaxMemoryBytes);
+        if (tenant.Config.Ceiling is { } ceiling)
+        {
+            writer.WriteStartObject("ceiling");
+            writer.WriteStartArray("policies");
+            foreach (var policy in ceiling.Policies)
+            {
+                writer.WriteStringValue(policy);
+            }
+            writer.WriteEndArray();
+            writer.WriteStartArray("clamped");
+            foreach (var clamp in ceiling.Clamps(tenant.Config.Limits))
+            {
+                writer.WriteStringValue(clamp);
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        writer.WriteEndObject();
     }
 
     private async Task PutMetadata(HttpContext context)

@@ -6,7 +6,8 @@ public enum AccessAction { Allow, Deny }
 public sealed record AccessControlConfig(AccessAction DefaultAction, IReadOnlyDictionary<string, AppAccessPolicy> Policies)
 {
     /// <summary>
-    /// Whether <paramref name="callerAppId"/> may call <paramref name="method"/> with <paramref name="verb"/>. The method
+    /// Whether the caller may call <paramref name="method"/> with <paramref name="verb"/>. The caller is its app-id, or
+    /// in Kubernetes <c>namespace/app-id</c> (<see cref="ResourceNamespace.Key"/>), as the policies are keyed. The method
     /// is the decoded path the app will receive (see the runtime's <c>MethodPath</c>); operation names match it
     /// regardless of case, as Dapr matches them for HTTP apps, since most app frameworks route case-insensitively.
     /// </summary>

@@ -21,6 +21,12 @@ public sealed record ComponentConfig
     public string? SecretStore { get; init; }
 
     public string? BaseDirectory { get; init; }
+
+    /// <summary>The Kubernetes namespace it lives in and applies to; null for resource files (standalone: one namespace).</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>What names it among the components of every namespace: <c>namespace/name</c>, or the name alone.</summary>
+    public string Key => ResourceNamespace.Key(Name, Namespace);
     public required string Source { get; init; }
 
     /// <summary>The building block: the part of <see cref="Type"/> before the first dot (state, pubsub, ...).</summary>
@@ -29,7 +35,7 @@ public sealed record ComponentConfig
     /// <summary>A text that is equal for two configurations exactly when they build the same component.</summary>
     public string Fingerprint =>
         string.Join('\n',
-            new[] { Name, Type, Version, InitTimeout.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture), IgnoreErrors.ToString(), SecretStore ?? "", BaseDirectory ?? "" }
+            new[] { Namespace ?? "", Name, Type, Version, InitTimeout.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture), IgnoreErrors.ToString(), SecretStore ?? "", BaseDirectory ?? "" }
                 .Concat(Metadata.Select(m => $"{m.Name}={m.Value}|{m.EnvRef}|{m.SecretKeyRef?.Name}/{m.SecretKeyRef?.Key}")));
 }
 

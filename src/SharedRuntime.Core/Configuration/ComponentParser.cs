@@ -50,6 +50,7 @@ internal static class ComponentParser
             IgnoreErrors = spec["ignoreErrors"].AsBool() ?? false,
             SecretStore = root["auth"]["secretStore"].AsString(),
             BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(raw.File)),
+            Namespace = raw.Namespace,
             Source = ResourceRules.SourceOf(raw),
         };
     }

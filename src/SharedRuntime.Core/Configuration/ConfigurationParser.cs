@@ -15,15 +15,20 @@ internal static class ConfigurationParser
         return new ConfigurationResourceConfig
         {
             Name = raw.Name,
-            AccessControl = AccessControl(spec["accessControl"]),
+            AccessControl = AccessControl(spec["accessControl"], raw.Namespace),
             Api = Api(spec["api"]),
             SecretScopes = SecretScopes(spec["secrets"]["scopes"]),
             SamplingRate = spec["tracing"]["samplingRate"].AsDouble(0, 1),
+            Namespace = raw.Namespace,
             Source = ResourceRules.SourceOf(raw),
         };
     }
 
-    private static AccessControlConfig? AccessControl(ResourceNode acl)
+    /// <param name="namespace">
+    /// The Configuration's namespace in Kubernetes: a policy names its caller by app-id and <c>namespace</c>, which
+    /// defaults to the Configuration's own. Resource files have one namespace, and a policy's <c>namespace</c> is ignored.
+    /// </param>
+    private static AccessControlConfig? AccessControl(ResourceNode acl, string? @namespace)
     {
         if (acl.IsMissing)
         {
@@ -33,6 +38,8 @@ internal static class ConfigurationParser
         foreach (var policy in acl["policies"].Items())
         {
             var appId = policy["appId"].RequiredString();
+            var callerNamespace = @namespace is null ? null : policy["namespace"].AsString() ?? @namespace;
+            var caller = ResourceNamespace.Key(appId, callerNamespace);
             var operations = new List<OperationAccess>();
             foreach (var operation in policy["operations"].Items())
             {
@@ -42,11 +49,11 @@ internal static class ConfigurationParser
                     verbs.Count == 0 ? ["*"] : verbs,
                     Action(operation["action"]) ?? throw operation["action"].Error("is required: allow or deny")));
             }
-            if (policies.ContainsKey(appId))
+            if (policies.ContainsKey(caller))
             {
                 throw policy["appId"].Error($"a policy for '{appId}' is already declared");
             }
-            policies[appId] = new AppAccessPolicy(Action(policy["defaultAction"]) ?? Action(acl["defaultAction"]) ?? AccessAction.Allow, operations);
+            policies[caller] = new AppAccessPolicy(Action(policy["defaultAction"]) ?? Action(acl["defaultAction"]) ?? AccessAction.Allow, operations);
         }
         return new AccessControlConfig(Action(acl["defaultAction"]) ?? AccessAction.Allow, policies);
     }

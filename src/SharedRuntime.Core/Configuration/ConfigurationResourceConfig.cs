@@ -21,5 +21,8 @@ public sealed record ConfigurationResourceConfig
     /// <summary><c>spec.tracing.samplingRate</c>, 0 to 1; null when not set (the runtime's default applies).</summary>
     public double? SamplingRate { get; init; }
 
+    /// <summary>The Kubernetes namespace whose Tenants may name it; null for resource files.</summary>
+    public string? Namespace { get; init; }
+
     public required string Source { get; init; }
 }

@@ -102,7 +102,7 @@ public sealed class LastGoodResourceCache : IResourceSource
         {
             throw new ResourceException(FilePath, "cache", null, $"is not a readable cache: {ex.Message}");
         }
-        var raws = documents.SelectMany(d => ResourceReader.ReadText(d.Path, d.Text));
+        var raws = documents.SelectMany(d => ResourceReader.ReadText(d.Path, d.Text, namespaced: d.Path.StartsWith("kubernetes/", StringComparison.Ordinal)));
         return ValueTask.FromResult(ResourceParser.Parse(raws, _environment, fromCache: true) with { Documents = documents });
     }
 

@@ -10,6 +10,9 @@ internal sealed class RawResource
     public required string Name { get; init; }
     public required object? Root { get; init; }
 
+    /// <summary>The Kubernetes namespace the resource lives in; null for resource files (one namespace, as standalone Dapr).</summary>
+    public string? Namespace { get; init; }
+
     public string Document => Name.Length > 0 ? $"{Kind}/{Name}" : $"document {Index + 1}";
 
     public ResourceNode Node => new(this, "", Root);

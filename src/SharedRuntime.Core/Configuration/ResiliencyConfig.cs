@@ -21,7 +21,13 @@ public sealed record ResiliencyConfig
 
     public required string Source { get; init; }
 
+    /// <summary>The Kubernetes namespace whose apps it governs; null for resource files.</summary>
+    public string? Namespace { get; init; }
+
     public bool AppliesTo(string appId) => Scopes.Count == 0 || Scopes.Contains(appId, StringComparer.Ordinal);
+
+    /// <summary>Dapr's rule: a Resiliency governs only apps of its own namespace, then only those its scopes name.</summary>
+    public bool AppliesTo(string appId, string? @namespace) => ResourceNamespace.Same(Namespace, @namespace) && AppliesTo(appId);
 }
 
 public enum RetryBackoff { Constant, Exponential }

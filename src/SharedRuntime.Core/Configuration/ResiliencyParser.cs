@@ -72,6 +72,7 @@ internal static class ResiliencyParser
             Apps = apps,
             Components = components,
             Scopes = root["scopes"].AsStringList(),
+            Namespace = raw.Namespace,
             Source = ResourceRules.SourceOf(raw),
         };
     }

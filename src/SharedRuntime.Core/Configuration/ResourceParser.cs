@@ -28,7 +28,7 @@ internal static class ResourceParser
 
         foreach (var raw in raws)
         {
-            var identity = $"{raw.Kind}/{raw.Name}";
+            var identity = $"{raw.Kind}/{ResourceNamespace.Key(raw.Name, raw.Namespace)}";
             switch (raw.Kind)
             {
                 case TenantConfig.KindName when raw.ApiVersion == TenantConfig.ApiVersion:
@@ -90,9 +90,11 @@ internal static class ResourceParser
         }
         foreach (var (tenant, raw) in configReferences)
         {
-            if (!configurations.Any(c => c.Name == tenant.ConfigName))
+            if (!configurations.Any(c => c.Name == tenant.ConfigName && ResourceNamespace.Same(c.Namespace, tenant.Namespace)))
             {
-                rejectedTenants.Add(raw.Error("spec.config", $"no Configuration named '{tenant.ConfigName}' is declared"));
+                rejectedTenants.Add(raw.Error("spec.config", tenant.Namespace is null
+                    ? $"no Configuration named '{tenant.ConfigName}' is declared"
+                    : $"no Configuration named '{tenant.ConfigName}' is declared in namespace {tenant.Namespace}"));
                 tenants.Remove(tenant);
             }
         }
@@ -108,10 +110,13 @@ internal static class ResourceParser
         };
     }
 
-    /// <summary>App-ids and tokens are unique: the first tenant in file order keeps them, a later one is refused.</summary>
+    /// <summary>
+    /// App-ids (within a namespace) and tokens (everywhere) are unique: the first tenant in file order keeps them, a
+    /// later one is refused.
+    /// </summary>
     private static void CheckUniqueTenant(TenantConfig tenant, RawResource raw, Dictionary<string, RawResource> appIds, Dictionary<string, RawResource> tokens)
     {
-        if (appIds.TryGetValue(tenant.AppId, out var otherApp))
+        if (appIds.TryGetValue(tenant.Id, out var otherApp))
         {
             throw raw.Error("spec.appId", $"app-id '{tenant.AppId}' is already declared by {otherApp.File}: {otherApp.Document}");
         }
@@ -120,7 +125,7 @@ internal static class ResourceParser
         {
             throw raw.Error("spec.apiToken", $"the same token is already used by {otherToken.File}: {otherToken.Document}; every tenant needs its own token");
         }
-        appIds[tenant.AppId] = raw;
+        appIds[tenant.Id] = raw;
         tokens[digest] = raw;
     }
 

@@ -48,7 +48,11 @@ internal static class ResourceReader
         return File.ReadAllText(file);
     }
 
-    public static List<RawResource> ReadText(string file, string text)
+    /// <param name="namespaced">
+    /// The documents are Kubernetes objects (as the last-good cache keeps them): each keeps its <c>metadata.namespace</c>.
+    /// Resource files are not: standalone is one namespace, whatever a file says.
+    /// </param>
+    public static List<RawResource> ReadText(string file, string text, bool namespaced = false)
     {
         var result = new List<RawResource>();
         IParser parser = new BoundedParser(new Parser(new StringReader(text)));
@@ -78,7 +82,11 @@ internal static class ResourceReader
                 var apiVersion = named.Node["apiVersion"].RequiredString();
                 named.Node["kind"].RequiredString();
                 named.Node["metadata"]["name"].RequiredString();
-                result.Add(new RawResource { File = file, Index = position, ApiVersion = apiVersion, Kind = kind, Name = name, Root = root });
+                result.Add(new RawResource
+                {
+                    File = file, Index = position, ApiVersion = apiVersion, Kind = kind, Name = name, Root = root,
+                    Namespace = namespaced ? named.Node["metadata"]["namespace"].AsString() : null,
+                });
             }
         }
         catch (YamlException ex)

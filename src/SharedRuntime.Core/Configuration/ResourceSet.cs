@@ -30,6 +30,10 @@ public sealed record ResourceSet
     /// </summary>
     public int RuntimeReplicas { get; init; } = 1;
 
+    /// <summary>The Configuration <paramref name="tenant"/>'s <c>spec.config</c> names, in the tenant's own namespace; null when it names none.</summary>
+    public ConfigurationResourceConfig? ConfigurationOf(TenantConfig tenant) =>
+        tenant.ConfigName is { } name ? Configurations.FirstOrDefault(c => c.Name == name && ResourceNamespace.Same(c.Namespace, tenant.Namespace)) : null;
+
     /// <summary>The text of every file the set was read from, for the last-good cache; empty for sets built in code.</summary>
     public IReadOnlyList<ResourceDocument> Documents { get; init; } = [];
 }

@@ -24,7 +24,13 @@ public sealed record SubscriptionConfig
 
     public required string Source { get; init; }
 
+    /// <summary>The Kubernetes namespace whose apps it delivers to; null for resource files and an app's own subscriptions.</summary>
+    public string? Namespace { get; init; }
+
     public bool AppliesTo(string appId) => Scopes.Count == 0 || Scopes.Contains(appId, StringComparer.Ordinal);
+
+    /// <summary>Dapr's rule: a Subscription delivers only to apps of its own namespace, then only to those its scopes name.</summary>
+    public bool AppliesTo(TenantConfig tenant) => ResourceNamespace.Same(Namespace, tenant.Namespace) && AppliesTo(tenant.AppId);
 }
 
 /// <summary>Where an event goes: the first rule whose <c>match</c> holds, else <see cref="Default"/>.</summary>

@@ -59,6 +59,7 @@ internal static class SubscriptionParser
             BulkSubscribe = bulk,
             Metadata = metadata,
             Scopes = root["scopes"].AsStringList(),
+            Namespace = raw.Namespace,
             Source = ResourceRules.SourceOf(raw),
         };
         return SubscriptionLimits.Problem(subscription) is { } problem ? throw spec.Error(problem) : subscription;

@@ -36,8 +36,23 @@ public sealed record TenantConfig
     /// <summary>The pods this tenant's token is bound to (<c>spec.identity</c>); null accepts it from any address.</summary>
     public TenantIdentityConfig? Identity { get; init; }
 
+    /// <summary>The Kubernetes namespace of the Tenant; null for resource files (standalone: one namespace).</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>
+    /// The tenant's identity on this runtime: the app-id, or in Kubernetes <c>app-id.namespace</c> (Dapr's form for
+    /// calling an app in another namespace). Two namespaces with the same app-id are two tenants.
+    /// </summary>
+    public string Id => ResourceNamespace.Qualify(AppId, Namespace);
+
+    /// <summary>
+    /// The operators' defaults and maxima for the Tenant's namespace (TenantLimitPolicy); null when none applies.
+    /// <see cref="Limits"/> stays what the Tenant asked for; its effective limits are resolved with this.
+    /// </summary>
+    public LimitCeiling? Ceiling { get; init; }
+
     /// <summary>Where it came from ("file: document"), for logs.</summary>
     public required string Source { get; init; }
 
-    public override string ToString() => $"Tenant {AppId} ({Source})";
+    public override string ToString() => $"Tenant {Id} ({Source})";
 }

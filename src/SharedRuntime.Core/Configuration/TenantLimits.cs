@@ -18,24 +18,28 @@ public sealed record TenantLimitsConfig
     public static TenantLimitsConfig Empty { get; } = new();
 
     /// <summary>
-    /// These limits with every unset field taken from <paramref name="defaults"/>. With <see cref="LimitScope.Cluster"/>
+    /// These limits with every unset field taken from the operator's <paramref name="ceiling"/> defaults, else from
+    /// <paramref name="defaults"/>, and none above the ceiling's maximum. With <see cref="LimitScope.Cluster"/>
     /// the rate, burst, concurrency and queue are this runtime's share of <paramref name="replicas"/> ready runtimes:
     /// the limit divided by their number, rounded up for the whole-number limits (at least 1 for burst and
     /// concurrency), so the cluster admits at most a request per replica more than the limit says.
     /// </summary>
-    public TenantLimits Resolve(TenantLimits defaults, int replicas = 1)
+    public TenantLimits Resolve(TenantLimits defaults, int replicas = 1, LimitCeiling? ceiling = null)
     {
-        var rps = RequestsPerSecond ?? defaults.RequestsPerSecond;
+        var given = ceiling?.Defaults ?? Empty;
+        var maximum = ceiling?.Maximum ?? Empty;
+        var askedRate = RequestsPerSecond ?? given.RequestsPerSecond;
+        var rps = Math.Min(askedRate ?? defaults.RequestsPerSecond, maximum.RequestsPerSecond ?? double.MaxValue);
         var limits = new TenantLimits(
             rps,
-            Burst ?? (RequestsPerSecond is null ? defaults.Burst : Math.Max(1, (int)Math.Ceiling(rps))),
-            MaxConcurrency ?? defaults.MaxConcurrency,
-            MaxQueue ?? defaults.MaxQueue,
-            MaxRequestBodyBytes ?? defaults.MaxRequestBodyBytes,
-            StateMaxKeys ?? defaults.StateMaxKeys,
-            StateMaxBytes ?? defaults.StateMaxBytes)
+            Math.Min(Burst ?? given.Burst ?? (askedRate is null ? defaults.Burst : Math.Max(1, (int)Math.Ceiling(rps))), maximum.Burst ?? int.MaxValue),
+            Math.Min(MaxConcurrency ?? given.MaxConcurrency ?? defaults.MaxConcurrency, maximum.MaxConcurrency ?? int.MaxValue),
+            Math.Min(MaxQueue ?? given.MaxQueue ?? defaults.MaxQueue, maximum.MaxQueue ?? int.MaxValue),
+            Math.Min(MaxRequestBodyBytes ?? given.MaxRequestBodyBytes ?? defaults.MaxRequestBodyBytes, maximum.MaxRequestBodyBytes ?? long.MaxValue),
+            Math.Min(StateMaxKeys ?? given.StateMaxKeys ?? defaults.StateMaxKeys, maximum.StateMaxKeys ?? long.MaxValue),
+            Math.Min(StateMaxBytes ?? given.StateMaxBytes ?? defaults.StateMaxBytes, maximum.StateMaxBytes ?? long.MaxValue))
         {
-            MaxMemoryBytes = MaxMemoryBytes ?? defaults.MaxMemoryBytes,
+            MaxMemoryBytes = Math.Min(MaxMemoryBytes ?? given.MaxMemoryBytes ?? defaults.MaxMemoryBytes, maximum.MaxMemoryBytes ?? long.MaxValue),
         };
         if (Scope != LimitScope.Cluster || replicas <= 1)
         {

@@ -20,6 +20,10 @@ internal static class TenantParser
         {
             throw spec["appId"].Error($"'{appId}' is not a valid app-id (letters, digits, '-', '.', '_'; at most 64)");
         }
+        if (raw.Namespace is not null && appId.Contains(ResourceNamespace.Separator, StringComparison.Ordinal))
+        {
+            throw spec["appId"].Error($"'{appId}' contains '{ResourceNamespace.Separator}', which separates app-id and namespace in Kubernetes (app-id.namespace)");
+        }
 
         var endpoint = spec["appEndpoint"].AsString();
         if (endpoint is not null &&
@@ -32,8 +36,32 @@ internal static class TenantParser
 
         var tokenHash = fromCache ? ParseTokenHash(spec["apiToken"]) : null;
         var token = tokenHash is null ? ParseToken(spec["apiToken"], environment, secrets) : "";
-        var limits = spec["limits"];
-        var limitsConfig = new TenantLimitsConfig
+        var limitsConfig = ParseLimits(spec["limits"], allowScope: true);
+
+        return new TenantConfig
+        {
+            Name = raw.Name,
+            AppId = appId,
+            AppEndpoint = endpoint?.TrimEnd('/'),
+            AppProtocol = protocol,
+            ApiToken = token,
+            ApiTokenSha256 = tokenHash,
+            Limits = limitsConfig,
+            AppChannel = AppChannelParser.Parse(fromCache ? WithoutSecretAppToken(spec["appChannel"]) : spec["appChannel"], environment, secrets),
+            ConfigName = spec["config"].AsString(),
+            Identity = TenantIdentityConfig.Parse(spec["identity"], raw.Namespace ?? root["metadata"]["namespace"].AsString() ?? ""),
+            Namespace = raw.Namespace,
+            Source = ResourceRules.SourceOf(raw),
+        };
+    }
+
+    /// <summary>
+    /// A <c>limits</c> mapping (a Tenant's <c>spec.limits</c>, or a TenantLimitPolicy's defaults and maxima), each limit
+    /// within its bounds; <c>scope</c> only where <paramref name="allowScope"/>.
+    /// </summary>
+    public static TenantLimitsConfig ParseLimits(ResourceNode limits, bool allowScope)
+    {
+        var config = new TenantLimitsConfig
         {
             RequestsPerSecond = limits["requestsPerSecond"].AsDouble(0.001, 10_000_000),
             Burst = (int?)limits["burst"].AsInt64(1, int.MaxValue),
@@ -52,26 +80,12 @@ internal static class TenantParser
         };
         foreach (var (key, node) in limits.Entries())
         {
-            if (!KnownLimits.Contains(key))
+            if (!KnownLimits.Contains(key) || (key == "scope" && !allowScope))
             {
-                throw node.Error($"unknown limit; known limits are {string.Join(", ", KnownLimits)}");
+                throw node.Error($"unknown limit; known limits are {string.Join(", ", allowScope ? KnownLimits : LimitCeiling.LimitNames)}");
             }
         }
-
-        return new TenantConfig
-        {
-            Name = raw.Name,
-            AppId = appId,
-            AppEndpoint = endpoint?.TrimEnd('/'),
-            AppProtocol = protocol,
-            ApiToken = token,
-            ApiTokenSha256 = tokenHash,
-            Limits = limitsConfig,
-            AppChannel = AppChannelParser.Parse(fromCache ? WithoutSecretAppToken(spec["appChannel"]) : spec["appChannel"], environment, secrets),
-            ConfigName = spec["config"].AsString(),
-            Identity = TenantIdentityConfig.Parse(spec["identity"], root["metadata"]["namespace"].AsString() ?? ""),
-            Source = ResourceRules.SourceOf(raw),
-        };
+        return config;
     }
 
     private const string StateKeysSeparator = "||";

@@ -21,6 +21,8 @@ public sealed class RuntimeMetrics
     private readonly UpDownCounter<long> _inflight;
     private readonly Counter<long> _reloads;
     private readonly Counter<long> _deliveries;
+    private volatile IReadOnlyList<Measurement<double>> _limits = [];
+    private volatile IReadOnlyList<Measurement<int>> _clamped = [];
     private int _servingLastGood;
     private int _refusedTenants;
 
@@ -38,6 +40,34 @@ public sealed class RuntimeMetrics
             description: "1 while the runtime serves its cached last good configuration because its source failed at start-up.");
         meter.CreateObservableGauge("sharedruntime.config.refused_tenants", () => Volatile.Read(ref _refusedTenants),
             description: "Tenant documents in the current configuration that were refused (bad field, duplicate app-id or token); those tenants are unusable.");
+        meter.CreateObservableGauge("sharedruntime.tenant.limit", () => _limits,
+            description: "A tenant's effective limit on this runtime (what it asked, within its namespace's TenantLimitPolicy ceiling), by tenant and limit.");
+        meter.CreateObservableGauge("sharedruntime.tenant.limits_clamped", () => _clamped,
+            description: "How many of a tenant's limits its namespace's TenantLimitPolicy lowered below what it asked, by tenant.");
+    }
+
+    /// <summary>The effective limits of every tenant of the configuration now in place, and how many were clamped.</summary>
+    public void TenantLimits(IEnumerable<(string AppId, Configuration.TenantLimits Limits, int Clamped)> tenants)
+    {
+        var limits = new List<Measurement<double>>();
+        var clamped = new List<Measurement<int>>();
+        foreach (var (appId, l, count) in tenants)
+        {
+            var app = new KeyValuePair<string, object?>("app_id", appId);
+            Add("requestsPerSecond", l.RequestsPerSecond);
+            Add("burst", l.Burst);
+            Add("maxConcurrency", l.MaxConcurrency);
+            Add("maxQueue", l.MaxQueue);
+            Add("maxRequestBodyBytes", l.MaxRequestBodyBytes);
+            Add("stateMaxKeys", l.StateMaxKeys);
+            Add("stateMaxBytes", l.StateMaxBytes);
+            Add("maxMemoryBytes", l.MaxMemoryBytes);
+            clamped.Add(new Measurement<int>(count, app));
+
+            void Add(string name, double value) => limits.Add(new Measurement<double>(value, app, new KeyValuePair<string, object?>("limit", name)));
+        }
+        _limits = limits;
+        _clamped = clamped;
     }
 
     public void RequestStarted(string appId)

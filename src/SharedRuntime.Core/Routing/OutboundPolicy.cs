@@ -13,13 +13,16 @@ namespace SharedRuntime.Routing;
 /// </summary>
 public sealed record OutboundPolicy(ResiliencyConfig Resiliency, PolicyRefs Refs, string Fingerprint)
 {
-    /// <summary>The policies for <paramref name="appId"/>'s calls to the target <paramref name="select"/> picks, or null.</summary>
+    /// <summary>
+    /// The policies for the calls of <paramref name="tenant"/> (by the Resiliencies of its namespace that its app-id is
+    /// in the scopes of) to the target <paramref name="select"/> picks, or null.
+    /// </summary>
     /// <param name="resiliencies">The Resiliency resources, ordered by name.</param>
-    public static OutboundPolicy? Find(IReadOnlyList<ResiliencyConfig> resiliencies, string appId, Func<ResiliencyConfig, PolicyRefs?> select)
+    public static OutboundPolicy? Find(IReadOnlyList<ResiliencyConfig> resiliencies, TenantConfig tenant, Func<ResiliencyConfig, PolicyRefs?> select)
     {
         foreach (var resiliency in resiliencies)
         {
-            if (resiliency.AppliesTo(appId) && select(resiliency) is { } refs)
+            if (resiliency.AppliesTo(tenant.AppId, tenant.Namespace) && select(resiliency) is { } refs)
             {
                 return new OutboundPolicy(resiliency, refs, FingerprintOf(resiliency, refs));
             }
@@ -27,9 +30,9 @@ public sealed record OutboundPolicy(ResiliencyConfig Resiliency, PolicyRefs Refs
         return null;
     }
 
-    /// <summary>The policies for <paramref name="appId"/>'s calls into component <paramref name="component"/> (its outbound target).</summary>
-    public static OutboundPolicy? ForComponent(IReadOnlyList<ResiliencyConfig> resiliencies, string appId, string component) =>
-        resiliencies.Count == 0 ? null : Find(resiliencies, appId, r => r.Components.GetValueOrDefault(component)?.Outbound);
+    /// <summary>The policies for <paramref name="tenant"/>'s calls into component <paramref name="component"/> (its outbound target).</summary>
+    public static OutboundPolicy? ForComponent(IReadOnlyList<ResiliencyConfig> resiliencies, TenantConfig tenant, string component) =>
+        resiliencies.Count == 0 ? null : Find(resiliencies, tenant, r => r.Components.GetValueOrDefault(component)?.Outbound);
 
     /// <summary>Whether two policies (either may be none) build the same pipeline.</summary>
     public static bool SameAs(OutboundPolicy? a, OutboundPolicy? b) =>

@@ -12,21 +12,21 @@ namespace SharedRuntime.Routing;
 /// </summary>
 internal sealed class RouteCompiler(IOutboundPipelineFactory? pipelines)
 {
-    /// <param name="appId">The tenant.</param>
+    /// <param name="tenant">The tenant: the components of its namespace that its scopes allow are its routes.</param>
     /// <param name="previous">The tenant's routes in the previous snapshot when the tenant is unchanged, else null.</param>
     /// <param name="components">Every component of the new snapshot.</param>
     /// <param name="resiliencies">The Resiliency resources of the new snapshot, ordered by name.</param>
-    public TenantRoutes Compile(string appId, TenantRoutes? previous, IReadOnlyList<ComponentEntry> components, IReadOnlyList<ResiliencyConfig> resiliencies)
+    public TenantRoutes Compile(TenantConfig tenant, TenantRoutes? previous, IReadOnlyList<ComponentEntry> components, IReadOnlyList<ResiliencyConfig> resiliencies)
     {
         var routes = new List<ComponentRoute>();
         var allKept = previous is not null;
         foreach (var entry in components)
         {
-            if (!entry.IsVisibleTo(appId))
+            if (!entry.IsVisibleTo(tenant))
             {
                 continue;
             }
-            var policy = OutboundPolicy.ForComponent(resiliencies, appId, entry.Name);
+            var policy = OutboundPolicy.ForComponent(resiliencies, tenant, entry.Name);
             var old = previous?.Find(entry.Category, entry.Name);
             if (old is not null && old.Instance is not null && ReferenceEquals(old.Instance, entry.Instance) && OutboundPolicy.SameAs(old.Policy, policy))
             {
@@ -34,7 +34,7 @@ internal sealed class RouteCompiler(IOutboundPipelineFactory? pipelines)
                 continue;
             }
             allKept = false;
-            routes.Add(new ComponentRoute(appId, entry, policy, PipelineFor(policy, appId, entry.Name)));
+            routes.Add(new ComponentRoute(tenant.Id, entry, policy, PipelineFor(policy, tenant.Id, entry.Name)));
         }
         return allKept && routes.Count == previous!.All.Length ? previous : new TenantRoutes(routes);
     }

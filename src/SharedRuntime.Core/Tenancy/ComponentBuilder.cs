@@ -25,17 +25,17 @@ internal sealed class ComponentBuilder(
         // Secret stores first: other components may resolve secretKeyRefs through them.
         foreach (var config in set.Components.OrderBy(c => c.Category == "secretstores" ? 0 : 1))
         {
-            if (previous.Components.TryGetValue(config.Name, out var existing) &&
+            if (previous.Components.TryGetValue(config.Key, out var existing) &&
                 existing.Config.Fingerprint == config.Fingerprint && existing.Status == ComponentStatus.Ready)
             {
                 var kept = existing.Config == config ? existing : new ComponentEntry(config, existing.Instance, null, existing.Guard);
                 result.Add(kept);
-                built[config.Name] = kept;
+                built[config.Key] = kept;
                 continue;
             }
             var entry = await CreateAsync(config, built, cancellationToken).ConfigureAwait(false);
             result.Add(entry);
-            built[config.Name] = entry;
+            built[config.Key] = entry;
         }
         return result;
     }
@@ -68,6 +68,10 @@ internal sealed class ComponentBuilder(
                 BaseDirectory = config.BaseDirectory,
                 Services = services,
             });
+            if (instance is IPubSubBroker broker && config.Namespace is { } ns)
+            {
+                instance = new NamespacedBroker(broker, ns);
+            }
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(config.InitTimeout);
             await instance.InitAsync(timeout.Token).AsTask().WaitAsync(config.InitTimeout, time, cancellationToken).ConfigureAwait(false);
@@ -106,7 +110,8 @@ internal sealed class ComponentBuilder(
                 {
                     throw new ComponentException($"metadata '{item.Name}' uses secretKeyRef but the component names no auth.secretStore");
                 }
-                if (!built.TryGetValue(config.SecretStore, out var storeEntry) || storeEntry.Instance is not ISecretStore store)
+                // Only a secret store of the component's own namespace resolves its secrets.
+                if (!built.TryGetValue(ResourceNamespace.Key(config.SecretStore, config.Namespace), out var storeEntry) || storeEntry.Instance is not ISecretStore store)
                 {
                     throw new ComponentException($"secret store '{config.SecretStore}' named in auth.secretStore is not available");
                 }

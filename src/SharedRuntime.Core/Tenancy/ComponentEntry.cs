@@ -48,4 +48,7 @@ public sealed class ComponentEntry
 
     /// <summary>Dapr scopes: an empty list means every app may use it.</summary>
     public bool IsVisibleTo(string appId) => _scopes.Count == 0 || _scopes.Contains(appId);
+
+    /// <summary>Dapr's rule: a component serves only the apps of its own namespace, then those its scopes name.</summary>
+    public bool IsVisibleTo(TenantConfig tenant) => ResourceNamespace.Same(Config.Namespace, tenant.Namespace) && IsVisibleTo(tenant.AppId);
 }

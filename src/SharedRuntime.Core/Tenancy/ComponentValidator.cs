@@ -40,10 +40,13 @@ internal sealed class ComponentValidator(IReadOnlyDictionary<string, IComponentF
                 $"unknown component type '{component.Type}'; known types are {string.Join(", ", factories.Keys.Order(StringComparer.Ordinal))}");
         }
         var keyPrefix = component.Metadata.FirstOrDefault(m => string.Equals(m.Name, "keyPrefix", StringComparison.OrdinalIgnoreCase));
-        if (component.Category == "state" && keyPrefix?.Value is { } prefix && !string.Equals(prefix, "appid", StringComparison.OrdinalIgnoreCase))
+        // Dapr's 'namespace' (namespace.appid||key) is what the runtime does in Kubernetes anyway, and falls back to
+        // 'appid' without a namespace, as in Dapr.
+        if (component.Category == "state" && keyPrefix?.Value is { } prefix &&
+            !string.Equals(prefix, "appid", StringComparison.OrdinalIgnoreCase) && !string.Equals(prefix, "namespace", StringComparison.OrdinalIgnoreCase))
         {
             throw new ResourceException(SourceFile(component.Source), $"Component/{component.Name}", "spec.metadata.keyPrefix",
-                $"'{prefix}' would let apps share keys; a shared runtime always prefixes state keys with the app-id (use 'appid' or leave it out)");
+                $"'{prefix}' would let apps share keys; a shared runtime always prefixes state keys with the app-id, and in Kubernetes with the namespace as well (use 'appid' or 'namespace', or leave it out)");
         }
     }
 

@@ -165,6 +165,7 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
             // The files' texts go to the last-good cache below and are not kept with the snapshot.
             var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set with { Documents = [] });
             _metrics.RefusedTenants(set.RejectedTenants.Count);
+            _metrics.TenantLimits(tenants.Select(t => (t.AppId, t.Limits, t.Config.Ceiling?.Clamps(t.Config.Limits).Count ?? 0)));
             _current = next;
             _metrics.Reloaded(true);
             LogRefusals(set);

@@ -18,7 +18,7 @@ public sealed class RuntimeSnapshot
         var list = tenants.ToList();
         _byToken = list.ToFrozenDictionary(t => t.TokenKey);
         Tenants = list.ToFrozenDictionary(t => t.AppId, StringComparer.Ordinal);
-        Components = components.ToFrozenDictionary(c => c.Name, StringComparer.Ordinal);
+        Components = components.ToFrozenDictionary(c => c.Config.Key, StringComparer.Ordinal);
         Resources = resources;
     }
 
@@ -26,10 +26,10 @@ public sealed class RuntimeSnapshot
 
     public long Generation { get; }
 
-    /// <summary>Tenants by app-id.</summary>
+    /// <summary>Tenants by <see cref="TenantContext.AppId"/> (in Kubernetes <c>app-id.namespace</c>).</summary>
     public FrozenDictionary<string, TenantContext> Tenants { get; }
 
-    /// <summary>Components by name (all of them; a request finds the ones its tenant may use in <see cref="TenantContext"/>'s routes).</summary>
+    /// <summary>Components by <see cref="ComponentConfig.Key"/> (<c>namespace/name</c> in Kubernetes; all of them; a request finds the ones its tenant may use in <see cref="TenantContext"/>'s routes).</summary>
     public FrozenDictionary<string, ComponentEntry> Components { get; }
 
     public ResourceSet Resources { get; }
@@ -62,9 +62,9 @@ public sealed class RuntimeSnapshot
     /// </summary>
     public ComponentEntry? FindComponent(TenantContext tenant, string category, string name)
     {
-        if (Components.TryGetValue(name, out var entry) &&
+        if (Components.TryGetValue(ResourceNamespace.Key(name, tenant.Namespace), out var entry) &&
             string.Equals(entry.Category, category, StringComparison.Ordinal) &&
-            entry.IsVisibleTo(tenant.AppId))
+            entry.IsVisibleTo(tenant.Config))
         {
             return entry;
         }

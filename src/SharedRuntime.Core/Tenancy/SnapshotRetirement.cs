@@ -25,7 +25,7 @@ internal sealed class SnapshotRetirement(TimeProvider time, ILogger logger)
         var retiredTenants = previous.Tenants.Values
             .Where(t => !next.Tenants.TryGetValue(t.AppId, out var now) || !ReferenceEquals(now.Admission, t.Admission))
             .ToList();
-        foreach (var component in previous.Components.Values.Where(c => !next.Components.ContainsKey(c.Name)))
+        foreach (var component in previous.Components.Values.Where(c => !next.Components.ContainsKey(c.Config.Key)))
         {
             CoreLog.ComponentRemoved(logger, component.Name);
         }

@@ -33,28 +33,28 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
         var result = new List<TenantContext>(set.Tenants.Count);
         foreach (var config in set.Tenants)
         {
-            var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas);
-            previous.Tenants.TryGetValue(config.AppId, out var existing);
+            var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas, config.Ceiling);
+            previous.Tenants.TryGetValue(config.Id, out var existing);
             var policy = PolicyOf(set, config, existing);
             if (existing is not null && existing.Config == config && existing.Limits == limits)
             {
-                result.Add(existing.WithRoutes(compiler.Compile(config.AppId, existing.Routes, components, resiliencies), policy));
+                result.Add(existing.WithRoutes(compiler.Compile(config, existing.Routes, components, resiliencies), policy));
                 continue;
             }
-            if (!_states.TryGetValue(config.AppId, out var state))
+            if (!_states.TryGetValue(config.Id, out var state))
             {
-                state = new TenantState(config.AppId);
-                _states[config.AppId] = state;
+                state = new TenantState(config.Id);
+                _states[config.Id] = state;
             }
             result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(defaultLimits) : null, NodeMemory,
-                compiler.Compile(config.AppId, null, components, resiliencies), policy));
+                compiler.Compile(config, null, components, resiliencies), policy));
             if (existing is null)
             {
-                CoreLog.TenantAdded(logger, config.AppId);
+                CoreLog.TenantAdded(logger, config.Id);
             }
             else
             {
-                CoreLog.TenantChanged(logger, config.AppId);
+                CoreLog.TenantChanged(logger, config.Id);
             }
         }
         return result;
@@ -62,11 +62,12 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
 
     /// <summary>
     /// The tenant's compiled policy: the previous one when its Configuration is unchanged, else compiled from the
-    /// Configuration its <c>spec.config</c> names (every Tenant left in the set names one that exists, or none).
+    /// Configuration its <c>spec.config</c> names in its own namespace (every Tenant left in the set names one that
+    /// exists, or none).
     /// </summary>
     private static TenantPolicy PolicyOf(ResourceSet set, TenantConfig config, TenantContext? existing)
     {
-        var source = config.ConfigName is { } name ? set.Configurations.FirstOrDefault(c => c.Name == name) : null;
+        var source = set.ConfigurationOf(config);
         return existing is not null && Equals(existing.Policy.Source, source) ? existing.Policy : TenantPolicy.Compile(source);
     }
 

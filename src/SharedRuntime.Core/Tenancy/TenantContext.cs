@@ -26,7 +26,7 @@ public sealed class TenantContext : IDisposable
         Memory = new MemoryBudget(limits.MaxMemoryBytes, nodeMemory);
         TokenUtf8 = config.ApiTokenSha256 is null ? Encoding.UTF8.GetBytes(config.ApiToken) : null;
         TokenKey = config.ApiTokenSha256 is { } hash ? TokenKey.FromHash(hash) : TokenKey.FromUtf8(TokenUtf8);
-        StatePrefix = config.AppId + Components.StateKeys.Separator;
+        StatePrefix = ResourceNamespace.StatePrefix(config.AppId, config.Namespace, Components.StateKeys.Separator);
         Routes = routes ?? TenantRoutes.Empty;
         Policy = policy ?? TenantPolicy.Open;
     }
@@ -53,7 +53,15 @@ public sealed class TenantContext : IDisposable
 
     public TenantConfig Config { get; }
 
-    public string AppId => Config.AppId;
+    /// <summary>
+    /// The tenant's identity on this runtime, what every per-tenant table, consumer group and metric is keyed by: the
+    /// app-id, or in Kubernetes <c>app-id.namespace</c>. What the app itself is called (in scopes, in the headers it
+    /// receives, in the metadata API) is <see cref="TenantConfig.AppId"/>.
+    /// </summary>
+    public string AppId => Config.Id;
+
+    /// <summary>The Kubernetes namespace of the tenant; null for resource files.</summary>
+    public string? Namespace => Config.Namespace;
 
     public TenantLimits Limits { get; }
 
@@ -80,7 +88,7 @@ public sealed class TenantContext : IDisposable
     /// </summary>
     public TenantPolicy Policy { get; }
 
-    /// <summary>Every state key of this tenant starts with this (<c>appid||</c>).</summary>
+    /// <summary>Every state key of this tenant starts with this (<c>appid||</c>; in Kubernetes <c>namespace.appid||</c>).</summary>
     public string StatePrefix { get; }
 
     /// <summary>The token's bytes; null when only its SHA-256 is known (read back from the fail-static cache).</summary>

@@ -11,7 +11,10 @@ namespace SharedRuntime.Kubernetes.Resources;
 /// <c>secretKeyRef</c> metadata when it names no <c>auth.secretStore</c> (or names <c>kubernetes</c>), as Dapr does on
 /// Kubernetes. Unlike a folder, the cluster is shared by many authors: an object that cannot be used is left out with
 /// a warning and the rest still applies, so one bad Tenant never holds back the others. When two objects clash
-/// (the same app-id or token), the one created first is kept.
+/// (the same app-id in one namespace, or the same token anywhere), the one created first is kept. Every object
+/// keeps its namespace and applies only there (see <see cref="ResourceNamespace"/>); the TenantLimitPolicies of the
+/// cluster give each Tenant its namespace's ceiling. A Tenant that is refused or whose limits are clamped is noticed
+/// (<see cref="TenantNotice"/>), for a Kubernetes Event on it.
 /// </summary>
 internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogger logger)
 {
@@ -28,15 +31,21 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
 
     /// <param name="CacheTree">What the fail-static cache keeps: the object with its API token resolved (the cache keeps
     /// its hash) but every other Secret reference as written, so no other Secret value reaches the disk.</param>
-    private sealed record Candidate(RawResource Raw, string Path, object Tree, object CacheTree);
+    private sealed record Candidate(RawResource Raw, string Path, object Tree, object CacheTree, string Uid, string ResourceVersion);
 
-    public ResourceSet Build(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds, SecretIndex secrets)
+    public (ResourceSet Set, IReadOnlyList<TenantNotice> Notices) Build(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds, SecretIndex secrets)
     {
         var reported = new HashSet<string>(StringComparer.Ordinal);
         _secretStores = SecretStores(kinds);
         var candidates = new List<Candidate>();
+        var ceilings = new LimitPolicyIndex(ObjectsOf(kinds, WatchedKind.TenantLimitPolicies), ObjectsOf(kinds, WatchedKind.Namespaces),
+            (resource, problem) => Report(reported, resource, problem));
         foreach (var (kind, objects) in kinds)
         {
+            if (kind.ClusterScoped)
+            {
+                continue;
+            }
             // Oldest first: when two objects claim the same app-id or token, the one created first keeps it.
             foreach (var obj in objects.OrderBy(CreationTimestamp, StringComparer.Ordinal).ThenBy(NamespacedName, StringComparer.Ordinal))
             {
@@ -66,18 +75,64 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             {
                 if (reject(component) is { } problem)
                 {
-                    rejected.Add(component.Name);
+                    rejected.Add(PathOf(component));
                     Report(reported, component.Source, problem);
                 }
             }
         }
+        var tenants = set.Tenants.Select(t => ceilings.For(t.Namespace) is { } ceiling ? t with { Ceiling = ceiling } : t).ToList();
+        var notices = Notices(candidates, set.RejectedTenants, tenants, reported);
         _reported = reported;
-        var kept = candidates.Where(c => !(c.Raw.Kind == ComponentConfig.KindName && rejected.Contains(c.Raw.Name)));
-        return set with
+        var kept = candidates.Where(c => !(c.Raw.Kind == ComponentConfig.KindName && rejected.Contains(c.Path)));
+        return (set with
         {
-            Components = set.Components.Where(c => !rejected.Contains(c.Name)).ToList(),
+            Tenants = tenants,
+            Components = set.Components.Where(c => !rejected.Contains(PathOf(c))).ToList(),
             Documents = kept.Select(c => new ResourceDocument(c.Path, ObjectTree.ToJson(c.CacheTree))).ToList(),
-        };
+        }, notices);
+    }
+
+    private static IReadOnlyList<JsonElement> ObjectsOf(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds, WatchedKind kind) =>
+        kinds.FirstOrDefault(k => k.Kind == kind).Objects ?? [];
+
+    private static string PathOf(ComponentConfig component) =>
+        $"kubernetes/{component.Namespace}/{WatchedKind.Components.Plural}.{WatchedKind.Components.Version}/{component.Name}";
+
+    /// <summary>
+    /// What to tell each Tenant's owners: why a refused Tenant was refused, and which limits a ceiling clamped (also
+    /// logged once per change, as other problems are).
+    /// </summary>
+    private List<TenantNotice> Notices(List<Candidate> candidates, IReadOnlyList<ResourceException> refused, List<TenantConfig> tenants, HashSet<string> reported)
+    {
+        var notices = new List<TenantNotice>();
+        var byDocument = candidates.Where(c => c.Raw.Kind == TenantConfig.KindName)
+            .GroupBy(c => (c.Raw.File, c.Raw.Document)).ToDictionary(g => g.Key, g => g.Last());
+        foreach (var error in refused)
+        {
+            if (byDocument.TryGetValue((error.File, error.Document), out var candidate))
+            {
+                var why = error.Field is null ? error.Problem : $"{error.Field}: {error.Problem}";
+                notices.Add(new TenantNotice(candidate.Raw.Namespace ?? "", candidate.Raw.Name, candidate.Uid, candidate.ResourceVersion, TenantNotice.Refused,
+                    $"Tenant refused, not served by this runtime: {why}"));
+            }
+        }
+        foreach (var tenant in tenants)
+        {
+            if (tenant.Ceiling is not { } ceiling || ceiling.Clamps(tenant.Limits) is not { Count: > 0 } clamps ||
+                !byDocument.TryGetValue(($"kubernetes namespace {tenant.Namespace}", $"{TenantConfig.KindName}/{tenant.Name}"), out var candidate))
+            {
+                continue;
+            }
+            var policies = string.Join(", ", ceiling.Policies);
+            var message = $"limits clamped by TenantLimitPolicy {policies}: {string.Join("; ", clamps)}";
+            var entry = $"{candidate.Path}|clamped|{candidate.ResourceVersion}|{message}";
+            if (reported.Add(entry) && !_reported.Contains(entry))
+            {
+                KubernetesLog.TenantLimitsClamped(logger, candidate.Path, policies, string.Join("; ", clamps));
+            }
+            notices.Add(new TenantNotice(tenant.Namespace ?? "", tenant.Name, candidate.Uid, candidate.ResourceVersion, TenantNotice.Clamped, message));
+        }
+        return notices;
     }
 
     /// <summary>The object an error is about: the later of two that clash, since the parser reports the second.</summary>
@@ -88,6 +143,9 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
     {
         var tree = Normalized(kind, obj, out var ns, out var name);
         var cacheTree = tree;
+        var metadata = obj.TryGetProperty("metadata", out var m) && m.ValueKind == JsonValueKind.Object ? m : default;
+        var uid = Text(metadata, "uid");
+        var resourceVersion = Text(metadata, "resourceVersion");
         var path = $"kubernetes/{ns}/{kind.Plural}.{kind.Version}/{name}";
         if (kind.Kind == TenantConfig.KindName)
         {
@@ -113,8 +171,9 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             Kind = kind.Kind,
             Name = name,
             Root = tree,
+            Namespace = ns,
         };
-        return new Candidate(raw, path, tree, cacheTree);
+        return new Candidate(raw, path, tree, cacheTree, uid, resourceVersion);
     }
 
     /// <summary>The object as the parser reads it: its kind, and of its metadata the name and namespace only.</summary>
@@ -204,6 +263,9 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             KubernetesLog.ResourceIgnored(logger, resource, problem);
         }
     }
+
+    private static string Text(JsonElement metadata, string field) =>
+        metadata.ValueKind == JsonValueKind.Object && metadata.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() ?? "" : "";
 
     /// <summary>RFC 3339 in UTC, so ordinal order is time order.</summary>
     private static string CreationTimestamp(JsonElement obj) =>

@@ -123,10 +123,24 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
         }
     }
 
-    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, HttpCompletionOption completion, CancellationToken cancellationToken)
+    /// <summary>Creates an object by POSTing <paramref name="json"/> to <paramref name="path"/>; true when created, false when it already exists (409).</summary>
+    public async Task<bool> CreateAsync(string path, string json, CancellationToken cancellationToken)
+    {
+        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        using var response = await SendAsync(path, HttpCompletionOption.ResponseContentRead, cancellationToken, HttpMethod.Post, content).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.Conflict)
+        {
+            return false;
+        }
+        await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(string pathAndQuery, HttpCompletionOption completion, CancellationToken cancellationToken,
+        HttpMethod? method = null, HttpContent? content = null)
     {
         var baseUri = client.BaseUri ?? Placeholder;
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUri, pathAndQuery.TrimStart('/')));
+        using var request = new HttpRequestMessage(method ?? HttpMethod.Get, new Uri(baseUri, pathAndQuery.TrimStart('/'))) { Content = content };
         request.Headers.Accept.ParseAdd("application/json");
         if (client.Credentials is { } credentials)
         {
@@ -159,6 +173,6 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
         {
             message = message[..300];
         }
-        throw new KubernetesApiException((int)response.StatusCode, $"GET {path}: {(int)response.StatusCode} {response.ReasonPhrase}: {message}");
+        throw new KubernetesApiException((int)response.StatusCode, $"{response.RequestMessage?.Method.Method ?? "GET"} {path}: {(int)response.StatusCode} {response.ReasonPhrase}: {message}");
     }
 }

@@ -1,7 +1,8 @@
 namespace SharedRuntime.Kubernetes.Watching;
 
 /// <summary>One Kubernetes resource type the runtime reads: where its list and watch live and what its objects are called.</summary>
-internal sealed record WatchedKind(string Group, string Version, string Plural, string Kind)
+/// <param name="ClusterScoped">Objects of the kind belong to no namespace: it is read across the cluster even when the source reads one namespace.</param>
+internal sealed record WatchedKind(string Group, string Version, string Plural, string Kind, bool ClusterScoped = false)
 {
     public static WatchedKind Tenants { get; } = new("sharedruntime.io", "v1alpha1", "tenants", "Tenant");
     public static WatchedKind Components { get; } = new("dapr.io", "v1alpha1", "components", "Component");
@@ -15,12 +16,18 @@ internal sealed record WatchedKind(string Group, string Version, string Plural, 
     /// <summary>The Pods of this node, read only with a node name set (not in <see cref="All"/>).</summary>
     public static WatchedKind Pods { get; } = new("", "v1", "pods", "Pod");
 
+    /// <summary>The operators' ceilings on Tenant limits, per namespace by label selector (cluster-scoped).</summary>
+    public static WatchedKind TenantLimitPolicies { get; } = new("sharedruntime.io", "v1alpha1", "tenantlimitpolicies", "TenantLimitPolicy", ClusterScoped: true);
+
+    /// <summary>Namespaces, for their labels, which TenantLimitPolicies select by.</summary>
+    public static WatchedKind Namespaces { get; } = new("", "v1", "namespaces", "Namespace", ClusterScoped: true);
+
     /// <summary>The runtime's own Service's slices, read only with a cluster Service set (not in <see cref="All"/>).</summary>
     public static WatchedKind EndpointSlices { get; } = new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice");
 
     /// <summary>Every kind, in the order their objects are handed to the parser.</summary>
     public static IReadOnlyList<WatchedKind> All { get; } =
-        [Tenants, Components, Resiliencies, Configurations, SubscriptionsV2, SubscriptionsV1];
+        [Tenants, Components, Resiliencies, Configurations, SubscriptionsV2, SubscriptionsV1, TenantLimitPolicies, Namespaces];
 
     public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
 
@@ -28,7 +35,7 @@ internal sealed record WatchedKind(string Group, string Version, string Plural, 
     public string Path(string? @namespace)
     {
         var prefix = Group.Length == 0 ? $"/api/{Version}" : $"/apis/{Group}/{Version}";
-        return @namespace is null ? $"{prefix}/{Plural}" : $"{prefix}/namespaces/{Uri.EscapeDataString(@namespace)}/{Plural}";
+        return @namespace is null || ClusterScoped ? $"{prefix}/{Plural}" : $"{prefix}/namespaces/{Uri.EscapeDataString(@namespace)}/{Plural}";
     }
 
     public override string ToString() => $"{Plural}.{(Group.Length == 0 ? "core" : Group)}/{Version}";

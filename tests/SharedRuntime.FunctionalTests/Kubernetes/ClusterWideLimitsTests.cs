@@ -25,11 +25,11 @@ public sealed class ClusterWideLimitsTests
         api.Apply(Tenant("local", "local-token", """{"requestsPerSecond":100,"maxConcurrency":10}"""));
         await using var runtime = await TestRuntime.StartKubernetesAsync(api, o => o with { ClusterService = $"{Namespace}/{Service}" });
 
-        var fleet = runtime.Configuration.Current.Tenants["fleet"];
+        var fleet = runtime.Configuration.Current.Tenants["fleet.default"];
         Assert.Equal(25, fleet.Limits.RequestsPerSecond);
         Assert.Equal(25, fleet.Limits.Burst);
         Assert.Equal(3, fleet.Limits.MaxConcurrency);
-        var local = runtime.Configuration.Current.Tenants["local"];
+        var local = runtime.Configuration.Current.Tenants["local.default"];
         Assert.Equal(100, local.Limits.RequestsPerSecond);
         Assert.Equal(10, local.Limits.MaxConcurrency);
         // The share is what the tenant is refused at and what its refusal says.
@@ -37,13 +37,13 @@ public sealed class ClusterWideLimitsTests
 
         // Two replicas go away (one terminating, one deleted with its slice): the share doubles within 5 s.
         api.Apply(EndpointSlice("shared-runtime-a", Service, ready: 2, notReady: 1));
-        await runtime.WaitForConfigurationAsync(s => s.Tenants["fleet"].Limits.RequestsPerSecond == 50, TimeSpan.FromSeconds(5));
-        Assert.Equal(5, runtime.Configuration.Current.Tenants["fleet"].Limits.MaxConcurrency);
+        await runtime.WaitForConfigurationAsync(s => s.Tenants["fleet.default"].Limits.RequestsPerSecond == 50, TimeSpan.FromSeconds(5));
+        Assert.Equal(5, runtime.Configuration.Current.Tenants["fleet.default"].Limits.MaxConcurrency);
         Assert.Contains("rate limit of 50 requests per second", await FirstRefusalAsync(runtime.Client("fleet-token")), StringComparison.Ordinal);
 
         // The per-runtime tenant was not rebuilt: same limits, same admission (its bucket and bulkhead kept their state).
-        Assert.Same(local.Admission, runtime.Configuration.Current.Tenants["local"].Admission);
-        Assert.Equal(100, runtime.Configuration.Current.Tenants["local"].Limits.RequestsPerSecond);
+        Assert.Same(local.Admission, runtime.Configuration.Current.Tenants["local.default"].Admission);
+        Assert.Equal(100, runtime.Configuration.Current.Tenants["local.default"].Limits.RequestsPerSecond);
 
         // The slices were read for this Service only, with a label selector, and watched.
         Assert.Contains(api.Requests, r => r.StartsWith($"GET /apis/discovery.k8s.io/v1/namespaces/{Namespace}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{Service}&watch=true",
@@ -57,7 +57,7 @@ public sealed class ClusterWideLimitsTests
         api.Apply(EndpointSlice("shared-runtime-a", Service, ready: 4));
         api.Apply(Tenant("fleet", "fleet-token", """{"requestsPerSecond":100,"scope":"cluster"}"""));
         await using var runtime = await TestRuntime.StartKubernetesAsync(api);
-        Assert.Equal(100, runtime.Configuration.Current.Tenants["fleet"].Limits.RequestsPerSecond);
+        Assert.Equal(100, runtime.Configuration.Current.Tenants["fleet.default"].Limits.RequestsPerSecond);
         Assert.DoesNotContain(api.Requests, r => r.Contains("endpointslices", StringComparison.Ordinal));
     }
 

@@ -54,7 +54,7 @@ public sealed class KubernetesModeTests
 
         api.Apply(Tenant("orders", "orders-token", """{"requestsPerSecond":1,"burst":1}"""));
         await Eventually.TrueAsync(async () => (await orders.GetAsync("/v1.0/metadata")).StatusCode == HttpStatusCode.TooManyRequests, Promptly, "limit applied");
-        Assert.Equal(1, runtime.Configuration.Current.Tenants["orders"].Limits.Burst);
+        Assert.Equal(1, runtime.Configuration.Current.Tenants["orders.default"].Limits.Burst);
     }
 
     [Fact]
@@ -127,8 +127,8 @@ public sealed class KubernetesModeTests
         api.Apply(TenantWithSecretToken("early", "not-there-yet", "token"));
         await using var runtime = await TestRuntime.StartKubernetesAsync(api, o => o with { SecretRefreshSeconds = 1 });
         await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
-        Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("copycat"));
-        Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("early"));
+        Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("copycat.default"));
+        Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("early.default"));
 
         // The Secret arrives later: the tenant that waited for it is served.
         api.Apply(Secret("not-there-yet", "token", "early-token"));
@@ -148,9 +148,9 @@ public sealed class KubernetesModeTests
 
         var orders = runtime.Client("orders-token");
         await StatusAsync(await orders.PostAsync("/v1.0/state/store", Json("""[{"key":"k","value":1}]""")), HttpStatusCode.NoContent);
-        var store = runtime.Configuration.Current.Components["store"];
+        var store = runtime.Configuration.Current.Components["default/store"];
         Assert.Equal("ignored-value", store.Config.Metadata.Single(m => m.Name == "note").Value);
-        Assert.False(runtime.Configuration.Current.Components.ContainsKey("cosmos"));
+        Assert.False(runtime.Configuration.Current.Components.ContainsKey("default/cosmos"));
     }
 
     [Fact]

@@ -26,6 +26,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     private readonly List<StoredEvent> _events = [];
     private readonly HashSet<string> _missing = new(StringComparer.Ordinal);
     private readonly List<string> _requests = [];
+    private readonly Dictionary<string, JsonObject> _createdEvents = new(StringComparer.Ordinal);
     private TaskCompletionSource _pulse = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _listsReleased = Released();
     private CancellationTokenSource _dropWatches = new();
@@ -50,6 +51,18 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             lock (_gate)
             {
                 return [.. _requests];
+            }
+        }
+    }
+
+    /// <summary>Events the runtime created (POST), by namespace/name; a second POST of one name is answered 409.</summary>
+    public IReadOnlyList<JsonObject> CreatedEvents
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _createdEvents.Values.Select(e => (JsonObject)e.DeepClone())];
             }
         }
     }
@@ -115,7 +128,11 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     {
         var collection = CollectionOf(obj["apiVersion"]!.GetValue<string>(), obj["kind"]!.GetValue<string>());
         var metadata = obj["metadata"]!.AsObject();
-        metadata["namespace"] ??= "default";
+        if (!ClusterScoped(obj["kind"]!.GetValue<string>()))
+        {
+            metadata["namespace"] ??= "default";
+        }
+        metadata["uid"] ??= $"uid-{metadata["namespace"]}-{metadata["name"]}";
         var key = $"{metadata["namespace"]}/{metadata["name"]}";
         lock (_gate)
         {
@@ -127,7 +144,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             metadata["creationTimestamp"] = existing?["metadata"]?["creationTimestamp"]?.GetValue<string>() ??
                 CreationEpoch.AddSeconds(version).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
             objects[key] = obj;
-            Record(new StoredEvent(version, collection, metadata["namespace"]!.GetValue<string>(), type, (JsonObject)obj.DeepClone()));
+            Record(new StoredEvent(version, collection, metadata["namespace"]?.GetValue<string>() ?? "", type, (JsonObject)obj.DeepClone()));
             return version;
         }
     }
@@ -240,9 +257,33 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             "Secret" => "secrets",
             "EndpointSlice" => "endpointslices",
             "Pod" => "pods",
+            "Namespace" => "namespaces",
+            "TenantLimitPolicy" => "tenantlimitpolicies",
             _ => throw new ArgumentException($"the fake API server does not serve {kind}"),
         };
         return $"{apiVersion}/{plural}";
+    }
+
+    private static bool ClusterScoped(string kind) => kind is "Namespace" or "TenantLimitPolicy";
+
+    /// <summary>Creates a core/v1 Event: 201, or 409 when one of that name exists.</summary>
+    private async Task CreateEventAsync(HttpContext context, string ns)
+    {
+        var obj = (await JsonNode.ParseAsync(context.Request.Body))!.AsObject();
+        var key = $"{ns}/{obj["metadata"]?["name"]?.GetValue<string>()}";
+        bool created;
+        lock (_gate)
+        {
+            created = _createdEvents.TryAdd(key, obj);
+        }
+        if (!created)
+        {
+            await StatusAsync(context, 409, "AlreadyExists", $"events \"{key}\" already exists");
+            return;
+        }
+        context.Response.StatusCode = 201;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(obj.ToJsonString());
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -255,6 +296,11 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         if (!TryRoute(request.Path.Value ?? "", out var apiVersion, out var plural, out var ns, out var objectName))
         {
             await StatusAsync(context, 404, "NotFound", $"the server could not find the requested resource {request.Path}");
+            return;
+        }
+        if (request.Method == "POST" && plural == "events" && ns is not null)
+        {
+            await CreateEventAsync(context, ns);
             return;
         }
         var collection = $"{apiVersion}/{plural}";
@@ -377,7 +423,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         lock (_gate)
         {
             var matching = Objects(collection).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value)
-                .Where(o => (ns is null || o["metadata"]!["namespace"]!.GetValue<string>() == ns) && selected(o)).ToList();
+                .Where(o => (ns is null || o["metadata"]!["namespace"]?.GetValue<string>() == ns) && selected(o)).ToList();
             if (offset + limit < matching.Count)
             {
                 next = (offset + limit).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -385,7 +431,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             foreach (var obj in matching.Skip(offset).Take(limit))
             {
                 var item = (JsonObject)obj.DeepClone();
-                if (plural is "secrets" or "endpointslices" or "pods")
+                if (plural is "secrets" or "endpointslices" or "pods" or "namespaces")
                 {
                     // Like the real server, items of built-in lists carry no apiVersion and kind.
                     item.Remove("apiVersion");
@@ -404,6 +450,8 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             "configurations" => "ConfigurationList",
             "endpointslices" => "EndpointSliceList",
             "pods" => "PodList",
+            "namespaces" => "NamespaceList",
+            "tenantlimitpolicies" => "TenantLimitPolicyList",
             _ => "SecretList",
         };
         var list = new JsonObject

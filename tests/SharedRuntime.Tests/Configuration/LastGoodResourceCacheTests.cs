@@ -80,4 +80,20 @@ public sealed class LastGoodResourceCacheTests : IDisposable
         Assert.Empty(set.Tenants);
         Assert.Single(set.RejectedTenants);
     }
+
+    /// <summary>Kubernetes objects served from the cache keep their namespaces: the same app-id in two namespaces stays two tenants.</summary>
+    [Fact]
+    public async Task CachedKubernetesObjectsKeepTheirNamespaces()
+    {
+        static ResourceDocument Tenant(string ns) => new($"kubernetes/{ns}/tenants.v1alpha1/orders",
+            """{"apiVersion":"sharedruntime.io/v1alpha1","kind":"Tenant","metadata":{"name":"orders","namespace":""" + $"\"{ns}\"" +
+            """},"spec":{"apiToken":{"value":""" + $"\"{ns}-token\"" + "}}}");
+        var cache = new LastGoodResourceCache(Path.Combine(_folder, "state"), ["kubernetes:*"]);
+
+        cache.Save([Tenant("team-a"), Tenant("team-b")]);
+        var set = await cache.LoadAsync(CancellationToken.None);
+
+        Assert.Empty(set.RejectedTenants);
+        Assert.Equal(["orders.team-a", "orders.team-b"], set.Tenants.Select(t => t.Id).Order(StringComparer.Ordinal));
+    }
 }

@@ -67,15 +67,35 @@ public sealed class DeployManifestTests
     [Fact]
     public void TheClusterRoleOnlyReadsTheResourcesTheRuntimeWatches()
     {
-        var role = DeployFiles.LoadAll().OfType<V1ClusterRole>().Single();
+        var role = DeployFiles.LoadAll().OfType<V1ClusterRole>().Single(r => r.Metadata.Name == "shared-runtime");
         foreach (var rule in role.Rules)
         {
             // Secrets are read by name only: the runtime can never list or watch them.
             Assert.Equal(rule.Resources.SequenceEqual(["secrets"]) ? ["get"] : ["get", "list", "watch"], rule.Verbs);
         }
         var granted = role.Rules.SelectMany(r => r.ApiGroups.SelectMany(g => r.Resources.Select(res => $"{res}.{g}"))).Order().ToList();
-        Assert.Equal(["components.dapr.io", "configurations.dapr.io", "endpointslices.discovery.k8s.io", "pods.", "resiliencies.dapr.io", "secrets.", "subscriptions.dapr.io",
-            "tenants.sharedruntime.io"], granted);
+        Assert.Equal(["components.dapr.io", "configurations.dapr.io", "endpointslices.discovery.k8s.io", "namespaces.", "pods.", "resiliencies.dapr.io", "secrets.", "subscriptions.dapr.io",
+            "tenantlimitpolicies.sharedruntime.io", "tenants.sharedruntime.io"], granted);
+    }
+
+    [Fact]
+    public void TheRuntimeWritesOnlyEventsAndNothingGrantsWritingTenantLimitPolicies()
+    {
+        var objects = DeployFiles.LoadAll();
+        var writer = objects.OfType<V1ClusterRole>().Single(r => r.Metadata.Name == "shared-runtime-events");
+        var rule = Assert.Single(writer.Rules);
+        Assert.Equal(["create"], rule.Verbs);
+        Assert.Equal(["events"], rule.Resources);
+        Assert.Equal([""], rule.ApiGroups);
+        // No role shipped here may write the ceilings, and none is aggregated into the namespace admin or edit roles.
+        Assert.All(objects.OfType<V1ClusterRole>(), r =>
+        {
+            Assert.DoesNotContain(r.Rules, x => x.Resources.Contains("tenantlimitpolicies") && x.Verbs.Any(v => v is not ("get" or "list" or "watch")));
+            Assert.Null(r.AggregationRule);
+            Assert.False(r.Metadata.Labels?.Keys.Any(k => k.StartsWith("rbac.authorization.k8s.io/aggregate-to", StringComparison.Ordinal)) ?? false);
+        });
+        var crd = objects.OfType<V1CustomResourceDefinition>().Single(c => c.Metadata.Name == "tenantlimitpolicies.sharedruntime.io");
+        Assert.Equal("Cluster", crd.Spec.Scope);
     }
 
     [Fact]
@@ -145,8 +165,7 @@ public sealed class DeployManifestTests
     [Fact]
     public void TheTenantCrdValidatesTheSpec()
     {
-        var crd = DeployFiles.LoadAll().OfType<V1CustomResourceDefinition>().Single();
-        Assert.Equal("tenants.sharedruntime.io", crd.Metadata.Name);
+        var crd = DeployFiles.LoadAll().OfType<V1CustomResourceDefinition>().Single(c => c.Metadata.Name == "tenants.sharedruntime.io");
         var version = crd.Spec.Versions.Single();
         Assert.Equal("v1alpha1", version.Name);
         var spec = version.Schema.OpenAPIV3Schema.Properties["spec"];
@@ -219,7 +238,8 @@ public sealed class DeployManifestTests
         Skip.If(found is null, "kubectl is not installed");
 
         var objects = await KustomizeAsync(found!, DeployFiles.Folder);
-        Assert.Equal(7, objects.Count);
+        // Namespace, 2 CRDs, ServiceAccount, 2 ClusterRoles and their bindings, Service, DaemonSet.
+        Assert.Equal(10, objects.Count);
         Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
             o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
         var image = objects.OfType<V1DaemonSet>().Single().Spec.Template.Spec.Containers.Single().Image;
@@ -235,7 +255,7 @@ public sealed class DeployManifestTests
         Skip.If(found is null, "kubectl is not installed");
 
         var objects = await KustomizeAsync(found!, Path.Combine(DeployFiles.Folder, "deployment"));
-        Assert.Equal(9, objects.Count);
+        Assert.Equal(12, objects.Count);
         Assert.Empty(objects.OfType<V1DaemonSet>());
         Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
             o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
@@ -245,7 +265,7 @@ public sealed class DeployManifestTests
         Assert.StartsWith("ghcr.io/", deployment.Spec.Template.Spec.Containers.Single().Image, StringComparison.Ordinal);
         Assert.Equal(deployment.Metadata.Name, objects.OfType<V2HorizontalPodAutoscaler>().Single().Spec.ScaleTargetRef.Name);
         Assert.Single(objects.OfType<V1PodDisruptionBudget>());
-        Assert.Contains(objects.OfType<V1ClusterRole>().Single().Rules, r => r.Resources.Contains("endpointslices"));
+        Assert.Contains(objects.OfType<V1ClusterRole>().Single(r => r.Metadata.Name == "shared-runtime").Rules, r => r.Resources.Contains("endpointslices"));
     }
 
     [SkippableFact]
