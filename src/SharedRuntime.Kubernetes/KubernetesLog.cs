@@ -4,8 +4,8 @@ namespace SharedRuntime.Kubernetes;
 
 internal static partial class KubernetesLog
 {
-    [LoggerMessage(4001, LogLevel.Warning, "Resource type {Kind} is not installed in the cluster (404); treating it as empty and looking again every {RetrySeconds}s")]
-    public static partial void KindNotInstalled(ILogger logger, string kind, double retrySeconds);
+    [LoggerMessage(4001, LogLevel.Warning, "Resource type {Kind} is not installed in the cluster (404) or, cluster-wide, not readable by the runtime (403); got {Status}; treating it as empty and looking again every {RetrySeconds}s")]
+    public static partial void KindNotInstalled(ILogger logger, string kind, int status, double retrySeconds);
 
     [LoggerMessage(4002, LogLevel.Information, "Resource type {Kind} is now installed; reading it")]
     public static partial void KindInstalled(ILogger logger, string kind);

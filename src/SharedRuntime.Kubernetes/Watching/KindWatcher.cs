@@ -57,13 +57,13 @@ internal sealed class KindWatcher
             string resourceVersion;
             try
             {
-                var list = await _api.ListAsync(_path, cancellationToken).ConfigureAwait(false);
+                var list = await _api.ListAsync(_path, cancellationToken, forbiddenIsEmpty: _kind.ClusterScoped).ConfigureAwait(false);
                 if (list.Missing)
                 {
                     if (!_reportedMissing)
                     {
                         _reportedMissing = true;
-                        KubernetesLog.KindNotInstalled(_logger, _kind.ToString(), _options.MissingKindRetry.TotalSeconds);
+                        KubernetesLog.KindNotInstalled(_logger, _kind.ToString(), list.Status, _options.MissingKindRetry.TotalSeconds);
                     }
                     Replace([]);
                     await Task.Delay(_options.MissingKindRetry, _time, cancellationToken).ConfigureAwait(false);

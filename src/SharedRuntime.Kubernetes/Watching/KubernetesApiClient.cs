@@ -4,10 +4,15 @@ using System.Text.Json;
 
 namespace SharedRuntime.Kubernetes.Watching;
 
-/// <summary>The result of a list: the collection's resourceVersion and its items, or that the resource type does not exist.</summary>
-internal sealed record ListResult(bool Missing, string ResourceVersion, IReadOnlyList<JsonElement> Items)
+/// <summary>
+/// The result of a list: the collection's resourceVersion and its items, or that the resource type does not exist (404)
+/// or, where allowed, may not be read (403); <see cref="Status"/> says which.
+/// </summary>
+internal sealed record ListResult(bool Missing, string ResourceVersion, IReadOnlyList<JsonElement> Items, int Status = 200)
 {
-    public static ListResult NotInstalled { get; } = new(true, "", []);
+    public static ListResult NotInstalled { get; } = new(true, "", [], 404);
+
+    public static ListResult NotReadable { get; } = new(true, "", [], 403);
 }
 
 /// <summary>One line of a watch stream.</summary>
@@ -34,7 +39,9 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
     public const int PageSize = 500;
 
     /// <summary>Lists <paramref name="path"/> page by page (<c>limit</c> and <c>continue</c>), as one consistent list.</summary>
-    public async Task<ListResult> ListAsync(string path, CancellationToken cancellationToken)
+    /// <param name="forbiddenIsEmpty">A 403 reads as an empty, missing type rather than an error: for the optional
+    /// cluster-scoped kinds, which a runtime confined to one namespace by a Role may not read.</param>
+    public async Task<ListResult> ListAsync(string path, CancellationToken cancellationToken, bool forbiddenIsEmpty = false)
     {
         var items = new List<JsonElement>();
         string? version = null;
@@ -47,6 +54,10 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
             if (response.StatusCode == HttpStatusCode.NotFound)
             {
                 return ListResult.NotInstalled;
+            }
+            if (response.StatusCode == HttpStatusCode.Forbidden && forbiddenIsEmpty)
+            {
+                return ListResult.NotReadable;
             }
             await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);
             await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);

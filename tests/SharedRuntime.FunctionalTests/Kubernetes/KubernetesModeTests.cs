@@ -164,6 +164,22 @@ public sealed class KubernetesModeTests
         await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
     }
 
+    /// <summary>
+    /// A runtime confined to one namespace by a Role may not read the cluster-scoped kinds (TenantLimitPolicies and
+    /// Namespaces): it still starts and serves, with no ceilings, rather than waiting for a list it will never get.
+    /// </summary>
+    [Fact]
+    public async Task ClusterScopedKindsTheRuntimeMayNotReadCountAsEmpty()
+    {
+        await using var api = await FakeKubernetesApi.StartAsync();
+        api.Forbid("namespaces.v1");
+        api.Forbid("tenantlimitpolicies.sharedruntime.io");
+        api.Apply(Tenant("orders", "orders-token"));
+        await using var runtime = await TestRuntime.StartKubernetesAsync(api);
+        await StatusAsync(await runtime.Client("orders-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
+        Assert.Null(runtime.Configuration.Current.Tenants["orders.default"].Config.Ceiling);
+    }
+
     [Fact]
     public async Task ReadinessIsFalseUntilTheFirstFullSync()
     {

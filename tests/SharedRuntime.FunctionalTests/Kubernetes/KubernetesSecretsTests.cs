@@ -49,9 +49,9 @@ public sealed class KubernetesSecretsTests
         await using var runtime = await TestRuntime.StartKubernetesAsync(api);
 
         await StatusAsync(await runtime.Client("orders-secret-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
-        Assert.Equal("orders", runtime.Configuration.Current.FindByToken("orders-secret-token")!.AppId);
-        Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("thief"));
-        var loot = runtime.Configuration.Current.Components["loot"];
+        Assert.Equal("orders.shop", runtime.Configuration.Current.FindByToken("orders-secret-token")!.AppId);
+        Assert.False(runtime.Configuration.Current.Tenants.ContainsKey("thief.other"));
+        var loot = runtime.Configuration.Current.Components["other/loot"];
         Assert.DoesNotContain(loot.Config.Metadata, m => m.Value == "orders-secret-token");
         // The other namespace's references were looked up in that namespace only.
         Assert.Contains(api.Requests, r => r.StartsWith("GET /api/v1/namespaces/other/secrets/orders-token", StringComparison.Ordinal));
@@ -87,7 +87,7 @@ public sealed class KubernetesSecretsTests
         api.Apply(Component("store", "state.in-memory", """[{"name":"password","secretKeyRef":{"name":"db","key":"password"}}]""", "shop"));
         await using var runtime = await TestRuntime.StartKubernetesAsync(api);
         await StatusAsync(await runtime.Client("orders-secret-token").GetAsync("/v1.0/metadata"), HttpStatusCode.OK);
-        Assert.Equal("app-side-secret", runtime.Configuration.Current.Tenants["orders"].Config.AppChannel.AppApiToken);
+        Assert.Equal("app-side-secret", runtime.Configuration.Current.Tenants["orders.shop"].Config.AppChannel.AppApiToken);
 
         var files = Directory.GetFiles(runtime.Options.StateDir!, "last-good-resources-*.json");
         var cache = await File.ReadAllTextAsync(Assert.Single(files));
@@ -107,8 +107,8 @@ public sealed class KubernetesSecretsTests
         var cacheFile = Assert.Single(Directory.GetFiles(runtime.Options.StateDir!, "last-good-resources-*.json"));
 
         api.Apply(Component("leak", "secretstores.local.file", $$"""[{"name":"secretsFile","value":"{{cacheFile}}"}]"""));
-        await runtime.WaitForConfigurationAsync(s => s.Components.ContainsKey("leak"));
-        var leak = runtime.Configuration.Current.Components["leak"];
+        await runtime.WaitForConfigurationAsync(s => s.Components.ContainsKey("default/leak"));
+        var leak = runtime.Configuration.Current.Components["default/leak"];
         Assert.Null(leak.Instance);
         Assert.Contains("state folder", leak.Error, StringComparison.Ordinal);
         var answer = await runtime.Client("orders-token").GetAsync("/v1.0/secrets/leak/bulk");

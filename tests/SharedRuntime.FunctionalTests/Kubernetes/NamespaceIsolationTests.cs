@@ -41,7 +41,7 @@ public sealed class NamespaceIsolationTests
                 // Both namespaces point their store at the same database: one backend, two namespaces.
                 api.Apply(Component(ns, "statestore", "state.sqlite", $$"""[{"name":"connectionString","value":"{{file}}"}]"""));
             }
-            await using var runtime = await TestRuntime.StartKubernetesAsync(api);
+            await using var runtime = await TestRuntime.StartKubernetesAsync(api, o => o with { AllowedFileRoots = [folder.FullName] });
             var a = runtime.Client("team-a-token");
             var b = runtime.Client("team-b-token");
 

@@ -25,6 +25,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     private readonly Dictionary<string, Dictionary<string, JsonObject>> _objects = new(StringComparer.Ordinal);
     private readonly List<StoredEvent> _events = [];
     private readonly HashSet<string> _missing = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _forbidden = new(StringComparer.Ordinal);
     private readonly List<string> _requests = [];
     private readonly Dictionary<string, JsonObject> _createdEvents = new(StringComparer.Ordinal);
     private TaskCompletionSource _pulse = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -220,6 +221,15 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         }
     }
 
+    /// <summary>Makes a resource type answer 403, as when the runtime's role does not grant reading it ("namespaces.v1").</summary>
+    public void Forbid(string pluralDotGroup)
+    {
+        lock (_gate)
+        {
+            _forbidden.Add(pluralDotGroup);
+        }
+    }
+
     private static TaskCompletionSource Released()
     {
         var released = new TaskCompletionSource();
@@ -305,11 +315,18 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         }
         var collection = $"{apiVersion}/{plural}";
         bool missing;
+        bool forbidden;
         Task listsReleased;
         lock (_gate)
         {
             missing = _missing.Contains($"{plural}.{apiVersion.Split('/')[0]}");
+            forbidden = _forbidden.Contains($"{plural}.{apiVersion.Split('/')[0]}");
             listsReleased = _listsReleased.Task;
+        }
+        if (forbidden)
+        {
+            await StatusAsync(context, 403, "Forbidden", $"{plural} is forbidden: the runtime's role does not grant it");
+            return;
         }
         if (missing)
         {
