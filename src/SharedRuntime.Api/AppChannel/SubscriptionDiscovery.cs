@@ -27,7 +27,7 @@ namespace SharedRuntime.AppChannel;
 /// answers well, and its declarative subscriptions and every other tenant are unaffected. A failed ask keeps what
 /// the app answered last.
 /// </summary>
-internal sealed class SubscriptionDiscovery : IDisposable
+internal sealed partial class SubscriptionDiscovery : IDisposable
 {
     /// <summary>Largest answer read; a longer one is refused without reading the rest.</summary>
     public const int MaxAnswerBytes = 1024 * 1024;
@@ -348,6 +348,10 @@ internal sealed class SubscriptionDiscovery : IDisposable
         if (channel is null || channel.Endpoint.OriginalString != entry.Endpoint)
         {
             throw new InvalidOperationException("the app's channel is not in place yet");
+        }
+        if (channel.Protocol == Configuration.AppProtocol.Grpc)
+        {
+            return await AskGrpcAsync(entry, channel, cancellationToken).ConfigureAwait(false);
         }
         var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"{channel.Endpoint.OriginalString}/dapr/subscribe", UriKind.Absolute));
         if (channel.Config.AppApiToken is { } token)
