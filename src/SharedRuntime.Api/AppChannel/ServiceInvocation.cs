@@ -262,6 +262,10 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
             message.Content = request.Proxied ? new FlushingStreamContent(callerBody) : new StreamContent(callerBody);
             message.Options.Set(CallerBodyStream.Key, callerBody);
         }
+        if (request.Proxied)
+        {
+            message.Headers.TryAddWithoutValidation("te", "trailers"); // gRPC asks for it; HTTP/2 allows no other TE
+        }
         AddHeaders(message, channel, request, callerAppId, traceparent);
         return message;
     }
