@@ -122,8 +122,8 @@ internal sealed partial class ServiceInvocation
 }
 
 /// <summary>
-/// A caller's streamed body sent on as it arrives, flushed after every read, so that a proxied gRPC stream's messages
-/// reach the app when the caller sends them rather than when a buffer fills.
+/// A caller's streamed body sent on as it arrives, flushed whenever the caller has nothing more ready, so that a
+/// proxied gRPC stream's messages reach the app when the caller sends them rather than when a buffer fills.
 /// </summary>
 internal sealed class FlushingStreamContent(Stream source) : HttpContent
 {
@@ -132,11 +132,18 @@ internal sealed class FlushingStreamContent(Stream source) : HttpContent
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
-            int read;
-            while ((read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            var read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            while (read > 0)
             {
                 await stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                var next = source.ReadAsync(buffer, cancellationToken);
+                if (!next.IsCompleted)
+                {
+                    // The caller has sent nothing more yet: what it sent goes now. Otherwise it leaves with the rest
+                    // (a unary call's message with its end of stream).
+                    await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+                read = await next.ConfigureAwait(false);
             }
         }
         finally

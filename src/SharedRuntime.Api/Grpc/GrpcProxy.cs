@@ -111,24 +111,7 @@ internal static class GrpcProxy
                 var stream = await response.Content.ReadAsStreamAsync(call.Token).ConfigureAwait(false);
                 await using (stream.ConfigureAwait(false))
                 {
-                    if (!answer.Headers.ContainsKey("grpc-status"))
-                    {
-                        // Headers as soon as the app sent them (a server stream may send its first message much later).
-                        await answer.StartAsync(call.Token).ConfigureAwait(false);
-                    }
-                    var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
-                    try
-                    {
-                        int read;
-                        while ((read = await stream.ReadAsync(buffer, call.Token).ConfigureAwait(false)) > 0)
-                        {
-                            await answer.Body.WriteAsync(buffer.AsMemory(0, read), call.Token).ConfigureAwait(false);
-                        }
-                    }
-                    finally
-                    {
-                        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-                    }
+                    await CopyAsync(stream, answer.BodyWriter, call.Token).ConfigureAwait(false);
                 }
                 foreach (var (name, values) in response.TrailingHeaders.NonValidated)
                 {
@@ -150,6 +133,37 @@ internal static class GrpcProxy
                 answer.AppendTrailer("grpc-status", ((int)status).ToString(CultureInfo.InvariantCulture));
                 answer.AppendTrailer("grpc-message", Uri.EscapeDataString(message));
             }
+        }
+    }
+
+    /// <summary>
+    /// The app's messages on to the caller as they come: what has arrived is flushed whenever the app has nothing more
+    /// ready (or 64 KiB are waiting), so a stream's message is never held back, and a unary answer leaves with its
+    /// headers and trailers in one write.
+    /// </summary>
+    private static async Task CopyAsync(Stream source, System.IO.Pipelines.PipeWriter target, CancellationToken cancellationToken)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            var unflushed = 0;
+            var read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            while (read > 0)
+            {
+                System.Buffers.BuffersExtensions.Write(target, buffer.AsSpan(0, read));
+                unflushed += read;
+                var next = source.ReadAsync(buffer, cancellationToken);
+                if (!next.IsCompleted || unflushed >= 64 * 1024)
+                {
+                    unflushed = 0;
+                    await target.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+                read = await next.ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
