@@ -36,15 +36,7 @@ internal sealed partial class EventDelivery
             Path = content.Path!.TrimStart('/'),
             Data = DataOf(root),
         };
-        var extensions = new Struct();
-        foreach (var property in root.EnumerateObject())
-        {
-            if (!EnvelopeAttributes.Contains(property.Name) && extensions.Fields.Count < 64)
-            {
-                extensions.Fields[property.Name] = Value.Parser.ParseJson(property.Value.GetRawText());
-            }
-        }
-        if (extensions.Fields.Count > 0)
+        if (ExtensionsOf(root) is { } extensions)
         {
             envelope.Extensions = extensions;
         }
@@ -58,6 +50,103 @@ internal sealed partial class EventDelivery
             request.Headers.TryAddWithoutValidation(PublisherHeader, publisher);
         }
         return request;
+    }
+
+    /// <summary>
+    /// A batch for an app that speaks gRPC, as Dapr sends it: AppCallback/OnBulkTopicEvent, or for an app that does not
+    /// implement it AppCallbackAlpha/OnBulkTopicEventAlpha1, with every entry's CloudEvent in parts (as for a single
+    /// event), its id, content type and metadata, and the topic, pubsub and path.
+    /// </summary>
+    private static async ValueTask<AppCallResult> SendBulkTopicEventAsync(AppChannel channel, string path, SubscriptionDelivery.ActiveSubscription subscription,
+        IReadOnlyList<BulkEntry> entries, string[] ids, CancellationToken cancellationToken)
+    {
+        var bulk = new AppCallbackGrpc.TopicEventBulkRequest
+        {
+            Id = Guid.NewGuid().ToString(),
+            Topic = subscription.Topic,
+            PubsubName = subscription.PubsubName,
+            Type = "com.dapr.event.sent.bulk",
+            Path = path.TrimStart('/'),
+        };
+        for (var i = 0; i < entries.Count; i++)
+        {
+            using var document = JsonDocument.Parse(entries[i].Content.Body);
+            var root = document.RootElement;
+            var entry = new AppCallbackGrpc.TopicEventBulkRequestEntry
+            {
+                EntryId = ids[i],
+                ContentType = "application/cloudevents+json",
+                CloudEvent = new AppCallbackGrpc.TopicEventCERequest
+                {
+                    Id = StringOf(root, "id"),
+                    Source = StringOf(root, "source"),
+                    Type = StringOf(root, "type"),
+                    SpecVersion = StringOf(root, "specversion"),
+                    DataContentType = StringOf(root, "datacontenttype"),
+                    Data = DataOf(root),
+                    Extensions = ExtensionsOf(root),
+                },
+            };
+            foreach (var (key, value) in entries[i].Message.Metadata)
+            {
+                entry.Metadata[key] = value;
+            }
+            bulk.Entries.Add(entry);
+        }
+        var result = await channel.SendAsync(AppCallbackCalls.Request(channel, AppCallbackCalls.AppCallback, "OnBulkTopicEvent", bulk), ClassifyBulkTopicEventAsync,
+            cancellationToken).ConfigureAwait(false);
+        if (result.StatusCode != 404)
+        {
+            return result;
+        }
+        return await channel.SendAsync(AppCallbackCalls.Request(channel, AppCallbackCalls.Alpha, "OnBulkTopicEventAlpha1", bulk), ClassifyBulkTopicEventAsync,
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Each entry's status as the app answered it; UNIMPLEMENTED (from both methods) drops the batch as a 404 does over HTTP.</summary>
+    internal static async ValueTask<AppCallResult> ClassifyBulkTopicEventAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        using (response)
+        {
+            var answer = await AppCallbackCalls.ReadUnaryAsync(response, AppCallbackGrpc.TopicEventBulkResponse.Parser, MaxBulkAnswerBytes, cancellationToken).ConfigureAwait(false);
+            if (answer.Code == StatusCode.Unimplemented)
+            {
+                return new AppCallResult { StatusCode = 404, Delivery = DeliveryOutcome.Drop };
+            }
+            if (answer.Code != StatusCode.OK)
+            {
+                return new AppCallResult
+                {
+                    StatusCode = BuildingBlocks.DaprErrors.HttpStatusOf(answer.Code), Failed = true, Delivery = DeliveryOutcome.Retry,
+                    Problem = $"the app answered gRPC status {answer.Code}: {answer.Detail}",
+                };
+            }
+            var statuses = new Dictionary<string, DeliveryOutcome>(StringComparer.Ordinal);
+            foreach (var status in answer.Message!.Statuses)
+            {
+                statuses[status.EntryId] = status.Status switch
+                {
+                    AppCallbackGrpc.TopicEventResponse.Types.TopicEventResponseStatus.Success => DeliveryOutcome.Success,
+                    AppCallbackGrpc.TopicEventResponse.Types.TopicEventResponseStatus.Drop => DeliveryOutcome.Drop,
+                    _ => DeliveryOutcome.Retry,
+                };
+            }
+            return new AppCallResult { StatusCode = 200, Delivery = DeliveryOutcome.Success, Statuses = statuses };
+        }
+    }
+
+    /// <summary>The CloudEvent's attributes other than the envelope's own, at most 64.</summary>
+    private static Struct? ExtensionsOf(JsonElement root)
+    {
+        var extensions = new Struct();
+        foreach (var property in root.EnumerateObject())
+        {
+            if (!EnvelopeAttributes.Contains(property.Name) && extensions.Fields.Count < 64)
+            {
+                extensions.Fields[property.Name] = Value.Parser.ParseJson(property.Value.GetRawText());
+            }
+        }
+        return extensions.Fields.Count > 0 ? extensions : null;
     }
 
     private static string StringOf(JsonElement root, string name) =>

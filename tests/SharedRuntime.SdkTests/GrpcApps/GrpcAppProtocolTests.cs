@@ -27,6 +27,11 @@ public sealed class GrpcAppProtocolTests : IAsyncLifetime
     {
         _billing = await GrpcTestApp.StartAsync("billing");
         _billing.State.Subscriptions.Add(new TopicSubscription { PubsubName = "pubsub", Topic = "invoices", Routes = new TopicRoutes { Default = "invoices" } });
+        _billing.State.Subscriptions.Add(new TopicSubscription
+        {
+            PubsubName = "pubsub", Topic = "receipts", Routes = new TopicRoutes { Default = "receipts" },
+            BulkSubscribe = new BulkSubscribeConfig { Enabled = true, MaxMessagesCount = 10, MaxAwaitDurationMs = 200 },
+        });
         _stuck = await GrpcTestApp.StartAsync("stuck");
         _runtime = await TestRuntime.StartAsync(
             $"""
@@ -206,5 +211,26 @@ public sealed class GrpcAppProtocolTests : IAsyncLifetime
         await Eventually.TrueAsync(() => Task.FromResult(_billing.State.Events.Any(e => e.Data.ToStringUtf8().Contains("\"3\"", StringComparison.Ordinal))),
             TimeSpan.FromSeconds(15));
         Assert.Single(_billing.State.Events, e => e.Data.ToStringUtf8().Contains("\"2\"", StringComparison.Ordinal)); // dropped, not delivered again
+    }
+
+    [Fact]
+    public async Task ABulkSubscriptionOfAGrpcAppGetsItsBatchesFromOnBulkTopicEvent()
+    {
+        using var billingHttp = new HttpClient { BaseAddress = _runtime.HttpAddress };
+        billingHttp.DefaultRequestHeaders.Add("dapr-api-token", "billing-token");
+        await Eventually.TrueAsync(async () =>
+        {
+            using var ready = await billingHttp.GetAsync("/v1.0/healthz/outbound");
+            return (await billingHttp.GetStringAsync("/v1.0/metadata")).Contains("\"receipts\"", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(10), "the bulk subscription listed by ListTopicSubscriptions is in place");
+
+        await _orders.PublishEventAsync("pubsub", "receipts", new { id = "r1" });
+        await _orders.PublishEventAsync("pubsub", "receipts", new { id = "r2" });
+
+        await Eventually.TrueAsync(() => Task.FromResult(_billing.State.Batches.Sum(b => b.Entries.Count) >= 2), TimeSpan.FromSeconds(15));
+        var entries = _billing.State.Batches.SelectMany(b => b.Entries).ToList();
+        Assert.Equal(["{\"id\":\"r1\"}", "{\"id\":\"r2\"}"], entries.Select(e => e.CloudEvent.Data.ToStringUtf8()).Order());
+        Assert.All(_billing.State.Batches, b => Assert.Equal(("receipts", "pubsub", "receipts"), (b.Topic, b.PubsubName, b.Path)));
+        Assert.DoesNotContain(_billing.State.Events, e => e.Topic == "receipts");
     }
 }

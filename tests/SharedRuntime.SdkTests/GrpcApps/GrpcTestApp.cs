@@ -76,6 +76,7 @@ public sealed class GrpcTestApp : IAsyncDisposable
         public string Name { get; } = name;
         public ConcurrentQueue<(Autogen.InvokeRequest Request, Metadata Headers)> Invocations { get; } = new();
         public ConcurrentQueue<TopicEventRequest> Events { get; } = new();
+        public ConcurrentQueue<TopicEventBulkRequest> Batches { get; } = new();
         public ConcurrentQueue<Metadata> EchoHeaders { get; } = new();
         public List<TopicSubscription> Subscriptions { get; } = [];
 
@@ -142,6 +143,18 @@ public sealed class GrpcTestApp : IAsyncDisposable
             state.Events.Enqueue(request);
             var status = state.EventAnswers.TryDequeue(out var next) ? next : TopicEventResponse.Types.TopicEventResponseStatus.Success;
             return Task.FromResult(new TopicEventResponse { Status = status });
+        }
+
+        public override Task<TopicEventBulkResponse> OnBulkTopicEvent(TopicEventBulkRequest request, ServerCallContext context)
+        {
+            state.Batches.Enqueue(request);
+            var response = new TopicEventBulkResponse();
+            response.Statuses.AddRange(request.Entries.Select(e => new TopicEventBulkResponseEntry
+            {
+                EntryId = e.EntryId,
+                Status = TopicEventResponse.Types.TopicEventResponseStatus.Success,
+            }));
+            return Task.FromResult(response);
         }
 
         public override Task<ListTopicSubscriptionsResponse> ListTopicSubscriptions(Empty request, ServerCallContext context)
