@@ -20,6 +20,17 @@ if (args.Length == 2 && args[0] == "--serve-bare-grpc")
     await BareGrpc.ServeAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
     return;
 }
+if (args.Length == 2 && args[0] == "--serve-grpc-app")
+{
+    await GrpcProxyScenario.ServeAppAsync(int.Parse(args[1], CultureInfo.InvariantCulture));
+    return;
+}
+if (args.Length >= 4 && args[0] == "--grpc-proxy")
+{
+    ThreadPool.SetMinThreads(64, 64);
+    Environment.ExitCode = await GrpcProxyScenario.RunAsync(args);
+    return;
+}
 if (args.Length >= 4 && args[0] == "--grpc-get")
 {
     ThreadPool.SetMinThreads(64, 64);

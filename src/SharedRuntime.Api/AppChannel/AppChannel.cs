@@ -32,8 +32,8 @@ internal sealed class AppChannel : IDisposable
         Endpoint = endpoint;
         Config = config;
         Protocol = protocol;
-        (_version, _versionPolicy) = protocol == AppProtocol.H2c
-            ? (HttpVersion.Version20, HttpVersionPolicy.RequestVersionExact) // h2c: HTTP/2 by prior knowledge, no upgrade
+        (_version, _versionPolicy) = protocol is AppProtocol.H2c or AppProtocol.Grpc
+            ? (HttpVersion.Version20, HttpVersionPolicy.RequestVersionExact) // h2c and gRPC: HTTP/2 by prior knowledge, no upgrade
             : (HttpVersion.Version11, HttpVersionPolicy.RequestVersionOrLower);
         _invoker = invoker;
         Calls = new FairQueue(Config.MaxConcurrency, Config.MaxQueue);

@@ -77,7 +77,7 @@ internal sealed partial class EventDelivery
             return All(new BulkVerdict(DeliveryOutcome.Retry, "the app has no channel", DeadLetter: false));
         }
         var ids = entries.Select(_ => Guid.NewGuid().ToString()).ToArray();
-        var body = BulkEnvelope(subscription, entries, ids);
+        var body = channel.Protocol == Configuration.AppProtocol.Grpc ? ReadOnlyMemory<byte>.Empty : BulkEnvelope(subscription, entries, ids);
         await channel.Calls.EnterAsync(subscription.DeliveryLine, int.MaxValue, cancellationToken).ConfigureAwait(false);
         AppCallResult? result = null;
         try
@@ -86,7 +86,11 @@ internal sealed partial class EventDelivery
             result = await pipeline.ExecuteAsync(
                 static async (state, token) =>
                 {
-                    var (channel, path, body) = state;
+                    var (channel, path, body, subscription, entries, ids) = state;
+                    if (channel.Protocol == Configuration.AppProtocol.Grpc)
+                    {
+                        return await SendBulkTopicEventAsync(channel, path, subscription, entries, ids, token).ConfigureAwait(false);
+                    }
                     var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{channel.Endpoint.OriginalString}/{path.TrimStart('/')}", UriKind.Absolute))
                     {
                         Content = new ReadOnlyMemoryContent(body),
@@ -98,7 +102,7 @@ internal sealed partial class EventDelivery
                     }
                     return await channel.SendAsync(request, EventDelivery.ClassifyBulkAsync, token).ConfigureAwait(false);
                 },
-                (channel, path, body),
+                (channel, path, body, subscription, entries, ids),
                 cancellationToken).ConfigureAwait(false);
             if (result.Failed)
             {

@@ -126,7 +126,12 @@ internal sealed partial class EventDelivery(AppChannels channels, ResiliencyPoli
             result = await pipeline.ExecuteAsync(
                 static async (state, token) =>
                 {
-                    var (channel, content, publisher, traceParent) = state;
+                    var (channel, content, publisher, traceParent, pubsubName, topic) = state;
+                    if (channel.Protocol == Configuration.AppProtocol.Grpc)
+                    {
+                        return await channel.SendAsync(TopicEventRequest(channel, content, pubsubName, topic, publisher, traceParent), ClassifyTopicEventAsync, token)
+                            .ConfigureAwait(false);
+                    }
                     var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{channel.Endpoint.OriginalString}/{content.Path!.TrimStart('/')}", UriKind.Absolute))
                     {
                         Content = new ReadOnlyMemoryContent(content.Body),
@@ -146,7 +151,7 @@ internal sealed partial class EventDelivery(AppChannels channels, ResiliencyPoli
                     }
                     return await channel.SendAsync(request, EventDelivery.ClassifyAsync, token).ConfigureAwait(false);
                 },
-                (channel, content, publisher, span?.Id ?? content.TraceParent),
+                (channel, content, publisher, span?.Id ?? content.TraceParent, subscription.PubsubName, message.Topic),
                 cancellationToken).ConfigureAwait(false);
 
             if (!result.Failed)

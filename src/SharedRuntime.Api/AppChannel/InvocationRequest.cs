@@ -3,7 +3,7 @@ using Microsoft.Extensions.Primitives;
 namespace SharedRuntime.AppChannel;
 
 /// <summary>One invocation as the runtime forwards it, whichever API it came in on.</summary>
-internal sealed class InvocationRequest
+internal sealed record InvocationRequest
 {
     public required string TargetAppId { get; init; }
 
@@ -34,4 +34,10 @@ internal sealed class InvocationRequest
     public string? Host { get; init; }
 
     public string Scheme { get; init; } = "http";
+
+    /// <summary>
+    /// A gRPC call proxied as it is (a call to the runtime's gRPC port with <c>dapr-app-id</c>): sent to the app over
+    /// HTTP/2 whatever its protocol speaks on top, its body streamed and flushed message by message.
+    /// </summary>
+    public bool Proxied { get; init; }
 }

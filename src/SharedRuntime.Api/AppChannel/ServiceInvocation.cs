@@ -19,7 +19,7 @@ namespace SharedRuntime.AppChannel;
 /// Only the app's own failures move its breakers. The caller's token never reaches the target;
 /// <c>dapr-caller-app-id</c> is always the runtime's own knowledge of the caller.
 /// </summary>
-internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger,
+internal sealed partial class ServiceInvocation(AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger,
     Diagnostics.RuntimeTracing? tracing = null)
 {
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
@@ -76,6 +76,28 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
         if (Unsendable(request) is { } unsendable)
         {
             throw Refused(caller, target.AppId, unsendable);
+        }
+        if (request.Proxied && channel.Protocol == Configuration.AppProtocol.Http)
+        {
+            throw new DaprApiException(400, "ERR_DIRECT_INVOKE", $"failed to proxy a gRPC call to id: {target.AppId}: the app speaks HTTP/1.1 (appProtocol http), not gRPC")
+            {
+                GrpcOverride = (int)global::Grpc.Core.StatusCode.FailedPrecondition,
+            };
+        }
+        if (channel.Protocol == Configuration.AppProtocol.Grpc && !request.Proxied && request.BodyStream is { } whole)
+        {
+            try
+            {
+                request = request with { Body = await ReadWholeAsync(whole, cancellationToken).ConfigureAwait(false), BodyStream = null };
+            }
+            catch (CallerFaultException ex)
+            {
+                throw Refused(caller, target.AppId, ex.Message);
+            }
+            catch (IOException ex)
+            {
+                throw Refused(caller, target.AppId, $"the request body could not be read to its end: {ex.Message}");
+            }
         }
         var method = path.Escaped;
         var body = request.BodyStream is { } stream ? new CallerBodyStream(stream) : null;
@@ -220,7 +242,9 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
     }
 
     private static ValueTask<AppCallResult> SendOnceAsync(AppChannel channel, InvocationRequest request, CallerBodyStream? body, string method, string callerAppId, string traceparent, CancellationToken cancellationToken) =>
-        channel.SendAsync(Build(channel, request, body, method, callerAppId, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
+        channel.Protocol == Configuration.AppProtocol.Grpc && !request.Proxied
+            ? SendOnInvokeAsync(channel, request, method, callerAppId, traceparent, cancellationToken)
+            : channel.SendAsync(Build(channel, request, body, method, callerAppId, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
         {
             Response = response,
             StatusCode = (int)response.StatusCode,
@@ -236,14 +260,34 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
         }
         else if (callerBody is not null)
         {
-            message.Content = new StreamContent(callerBody);
+            // A proxied gRPC stream's messages go on as they come; a plain body may leave in larger writes.
+            message.Content = request.Proxied ? new FlushingStreamContent(callerBody) : new StreamContent(callerBody);
             message.Options.Set(CallerBodyStream.Key, callerBody);
         }
+        if (request.Proxied)
+        {
+            message.Headers.TryAddWithoutValidation("te", "trailers"); // gRPC asks for it; HTTP/2 allows no other TE
+        }
+        AddHeaders(message, channel, request, callerAppId, traceparent);
+        return message;
+    }
+
+    /// <summary>
+    /// The caller's headers less the hop-by-hop and runtime-owned ones, then what the runtime says itself: the caller
+    /// and callee app-ids, the trace parent, X-Forwarded-*, and the target app's own token when it has one.
+    /// </summary>
+    private static void AddHeaders(HttpRequestMessage message, AppChannel channel, InvocationRequest request, string callerAppId, string traceparent, bool asGrpcMetadata = false)
+    {
         foreach (var (name, values) in request.Headers)
         {
             if (DroppedHeaders.Contains(name) || name.Equals("traceparent", StringComparison.OrdinalIgnoreCase))
             {
                 continue;
+            }
+            if (asGrpcMetadata && (name.StartsWith("grpc-", StringComparison.OrdinalIgnoreCase) || name.StartsWith("content-", StringComparison.OrdinalIgnoreCase) ||
+                name.StartsWith(':')))
+            {
+                continue; // gRPC's own headers, and the HTTP body's, which the InvokeRequest carries
             }
             if (values.Count == 1)
             {
@@ -257,7 +301,7 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
                 message.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
             }
         }
-        if (request.ContentType is { } contentType && message.Content is not null)
+        if (request.ContentType is { } contentType && message.Content is not null && !asGrpcMetadata)
         {
             message.Content.Headers.Remove("Content-Type");
             message.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
@@ -276,9 +320,9 @@ internal sealed class ServiceInvocation(AppChannels channels, ResiliencyPolicies
         message.Headers.TryAddWithoutValidation("X-Forwarded-Proto", request.Scheme);
         if (channel.Config.AppApiToken is { } appToken)
         {
+            message.Headers.Remove("dapr-api-token");
             message.Headers.TryAddWithoutValidation("dapr-api-token", appToken);
         }
-        return message;
     }
 
     /// <summary>The shared instance of a common verb spelt exactly as HTTP does (methods are case-sensitive), else a new one.</summary>

@@ -347,6 +347,10 @@ internal sealed partial class SubscriptionDiscovery : IDisposable
         {
             throw new InvalidOperationException("the app's channel is not in place yet");
         }
+        if (channel.Protocol == Configuration.AppProtocol.Grpc)
+        {
+            return await AskGrpcAsync(entry, channel, cancellationToken).ConfigureAwait(false);
+        }
         var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"{channel.Endpoint.OriginalString}/dapr/subscribe", UriKind.Absolute));
         if (channel.Config.AppApiToken is { } token)
         {

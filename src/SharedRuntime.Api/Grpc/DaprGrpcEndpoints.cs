@@ -17,6 +17,7 @@ internal static class DaprGrpcEndpoints
         {
             options.Interceptors.Add<DaprErrorInterceptor>();
             options.MaxReceiveMessageSize = 16 * 1024 * 1024;
+            options.IgnoreUnknownServices = true; // left to the proxy, which answers UNIMPLEMENTED without dapr-app-id
         });
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<RuntimeReadinessCheck>("runtime");
@@ -33,6 +34,7 @@ internal static class DaprGrpcEndpoints
         });
         endpoints.MapGrpcReflectionService().WithMetadata(new ApiEndpointMetadata(Listener.DaprGrpc, "reflection", Anonymous: true));
         endpoints.MapGrpcHealthChecksService().WithMetadata(new ApiEndpointMetadata(Listener.DaprGrpc, "healthz", Anonymous: true));
+        endpoints.MapGrpcProxy();
         return endpoints;
     }
 }

@@ -132,7 +132,8 @@ internal sealed class TenantAdmissionMiddleware(
                 // The gRPC service and its interceptor are singletons: taken from the root container, the call makes no
                 // request scope.
                 context.RequestServices = services;
-                if (await AdmitGrpcMessageAsync(context, tenant).ConfigureAwait(false) is { } refused)
+                if (context.GetEndpoint()?.Metadata.GetMetadata<Grpc.GrpcProxy.EndpointMetadata>() is null && // a proxied stream is not waited for
+                    await AdmitGrpcMessageAsync(context, tenant).ConfigureAwait(false) is { } refused)
                 {
                     Failed(tenant, apiName, refused);
                     await DaprErrorWriter.WriteAsync(context, refused).ConfigureAwait(false);

@@ -10,4 +10,10 @@ public enum AppProtocol
 
     /// <summary><c>h2c</c>: HTTP/2 without TLS (prior knowledge), to an http appEndpoint.</summary>
     H2c,
+
+    /// <summary>
+    /// <c>grpc</c>: the app is a gRPC server (h2c) with Dapr's AppCallback service, which the runtime calls for
+    /// invocations, events and subscriptions; proxied gRPC calls reach it as they are.
+    /// </summary>
+    Grpc,
 }

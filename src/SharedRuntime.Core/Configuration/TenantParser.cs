@@ -118,7 +118,7 @@ internal static class TenantParser
     }
 
     /// <summary>The app protocols a Tenant may ask for, as <c>spec.appProtocol</c> spells them.</summary>
-    private static readonly string[] KnownAppProtocols = ["http", "h2c"];
+    private static readonly string[] KnownAppProtocols = ["http", "h2c", "grpc"];
 
     private static AppProtocol ParseAppProtocol(ResourceNode node, string? endpoint)
     {
@@ -127,11 +127,12 @@ internal static class TenantParser
         {
             null or "http" => AppProtocol.Http,
             "h2c" => AppProtocol.H2c,
+            "grpc" => AppProtocol.Grpc,
             _ => throw node.Error($"'{value}' is not a known app protocol; known protocols are {string.Join(", ", KnownAppProtocols)}"),
         };
-        if (protocol == AppProtocol.H2c && endpoint is not null && endpoint.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
+        if (protocol != AppProtocol.Http && endpoint is not null && endpoint.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
         {
-            throw node.Error("h2c is HTTP/2 without TLS: the appEndpoint must be an http URL");
+            throw node.Error($"{value} is HTTP/2 without TLS: the appEndpoint must be an http URL");
         }
         return protocol;
     }

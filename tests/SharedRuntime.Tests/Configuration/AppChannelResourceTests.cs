@@ -309,7 +309,8 @@ public class AppChannelResourceTests
     [InlineData("", AppProtocol.Http)]
     [InlineData("appProtocol: http", AppProtocol.Http)]
     [InlineData("appProtocol: h2c", AppProtocol.H2c)]
-    public void ATenantAsksForHttpOrH2cAndGetsHttpWhenItSaysNothing(string line, AppProtocol expected)
+    [InlineData("appProtocol: grpc", AppProtocol.Grpc)]
+    public void ATenantAsksForHttpOrH2cOrGrpcAndGetsHttpWhenItSaysNothing(string line, AppProtocol expected)
     {
         var tenant = Assert.Single(Parse($"""
             apiVersion: sharedruntime.io/v1alpha1
@@ -325,9 +326,10 @@ public class AppChannelResourceTests
     }
 
     [Theory]
-    [InlineData("http://127.0.0.1:8081", "appProtocol: grpc", "'grpc' is not a known app protocol; known protocols are http, h2c")]
-    [InlineData("http://127.0.0.1:8081", "appProtocol: HTTP2", "'HTTP2' is not a known app protocol; known protocols are http, h2c")]
+    [InlineData("http://127.0.0.1:8081", "appProtocol: GRPC", "'GRPC' is not a known app protocol; known protocols are http, h2c, grpc")]
+    [InlineData("http://127.0.0.1:8081", "appProtocol: HTTP2", "'HTTP2' is not a known app protocol; known protocols are http, h2c, grpc")]
     [InlineData("https://billing.example", "appProtocol: h2c", "h2c is HTTP/2 without TLS: the appEndpoint must be an http URL")]
+    [InlineData("https://billing.example", "appProtocol: grpc", "grpc is HTTP/2 without TLS: the appEndpoint must be an http URL")]
     public void AnUnknownAppProtocolOrH2cOverTlsRefusesTheTenantNamingTheField(string endpoint, string line, string problem)
     {
         var refused = TenantRefused($"""
