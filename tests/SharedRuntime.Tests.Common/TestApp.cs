@@ -38,7 +38,7 @@ public sealed class TestApp : IAsyncDisposable
                 await app.StartAsync();
                 return new TestApp(app, new Uri($"http://127.0.0.1:{chosen}"));
             }
-            catch (IOException ex) when (attempt < 5 && port is null && TestRuntime.IsAddressInUse(ex))
+            catch (Exception ex) when (attempt < 5 && port is null && TestRuntime.IsAddressInUse(ex))
             {
                 await app.DisposeAsync();
             }

@@ -63,7 +63,7 @@ public sealed class TestRuntime : IAsyncDisposable
                 await RuntimeApplication.StartAsync(app).WaitAsync(TimeSpan.FromSeconds(30));
                 return new TestRuntime(app, options, folder);
             }
-            catch (IOException ex) when (attempt < 5 && IsAddressInUse(ex))
+            catch (Exception ex) when (attempt < 5 && IsAddressInUse(ex))
             {
                 await app.DisposeAsync();
             }
