@@ -172,6 +172,7 @@ public static class RuntimeApplication
                 SecretRefreshInterval = TimeSpan.FromSeconds(options.SecretRefreshSeconds),
                 NodeName = options.NodeName,
                 Pods = configuration.Pods,
+                ProjectedTokens = configuration.ProjectedTokens,
                 ClusterService = options.ClusterService is { } service ? ServiceReference.Parse(service) : null,
                 RejectComponent = configuration.ComponentProblem,
             },

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using SharedRuntime.Configuration;
+using SharedRuntime.Kubernetes.Identity;
 using SharedRuntime.Kubernetes.Replicas;
 using SharedRuntime.Kubernetes.Resources;
 using SharedRuntime.Kubernetes.Watching;
@@ -13,7 +14,8 @@ namespace SharedRuntime.Kubernetes;
 /// ones the resources name are read by name in their own namespace (<see cref="SecretReader"/>). The first load waits until every kind has been listed once, so the runtime reports ready only
 /// with the cluster's full configuration. With a cluster Service set, the EndpointSlices of that Service are watched
 /// as well, and a change in the number of its ready replicas reloads too: the set carries the number, and Tenants
-/// with cluster-wide limits are rebuilt with their new share. Nothing of this is on the request path.
+/// with cluster-wide limits are rebuilt with their new share. Nothing of this is on the request path, except the
+/// TokenReviews of projected ServiceAccount tokens, which the source's API client makes for <see cref="SharedRuntime.Tenancy.ProjectedTokens"/>.
 /// </summary>
 internal sealed class KubernetesResourceSource : IResourceSource
 {
@@ -58,6 +60,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
         _all = [.. _watchers, .. new[] { _replicaSlices, _nodePods }.OfType<KindWatcher>()];
         _builder = new ResourceSetBuilder(options, logger);
         _events = new TenantEventRecorder(api, options.NodeName ?? Environment.MachineName, time, logger);
+        options.ProjectedTokens?.Attach(new TokenReviewer(api));
     }
 
     public string Description => $"kubernetes ({Scope})";
@@ -192,6 +195,7 @@ internal sealed class KubernetesResourceSource : IResourceSource
 
     public async ValueTask DisposeAsync()
     {
+        _options.ProjectedTokens?.Attach(null);
         await _stopping.CancelAsync().ConfigureAwait(false);
         foreach (var task in _running.Append(_reloadLoop ?? Task.CompletedTask))
         {

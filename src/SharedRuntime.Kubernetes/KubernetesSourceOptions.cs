@@ -28,6 +28,9 @@ internal sealed record KubernetesSourceOptions
     /// <summary>Where this node's running pods are published, for tokens bound to their pods.</summary>
     public SharedRuntime.Tenancy.PodDirectory? Pods { get; init; }
 
+    /// <summary>Given this source's API client to review projected ServiceAccount tokens with (TokenReview); null reviews none.</summary>
+    public SharedRuntime.Tenancy.ProjectedTokens? ProjectedTokens { get; init; }
+
     /// <summary>How often the Secrets that resources name are read again (a rotated token applies within this time).</summary>
     public TimeSpan SecretRefreshInterval { get; init; } = TimeSpan.FromSeconds(60);
 

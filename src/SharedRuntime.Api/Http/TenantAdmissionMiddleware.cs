@@ -66,15 +66,53 @@ internal sealed class TenantAdmissionMiddleware(
         }
 
         var start = Stopwatch.GetTimestamp();
+        var token = context.Request.Headers[TokenHeader].ToString();
+        var known = configuration.Current.FindByToken(token);
+        if (known is null && configuration.ProjectedTokens.Enabled && ProjectedTokens.LooksLikeJwt(token))
+        {
+            // Not a tenant's token but maybe a projected ServiceAccount token: only this path waits on a review.
+            return AdmitProjectedAsync(context, token, api, start);
+        }
         // A token bound to its pods (spec.identity) counts only from one of their addresses.
-        var tenant = configuration.Pods.Admit(configuration.Current.FindByToken(context.Request.Headers[TokenHeader].ToString()), context.Connection.RemoteIpAddress);
+        var tenant = configuration.Pods.Admit(known, context.Connection.RemoteIpAddress);
         if (tenant is null)
         {
             ApiLog.Unauthenticated(logger, context.Request.Path.Value ?? "");
             return DaprErrorWriter.WriteAsync(context, new DaprApiException(401, "ERR_TENANT_UNAUTHENTICATED",
                 "missing or unknown dapr-api-token: every request names its app with the token of a configured Tenant"));
         }
+        return Admit(context, tenant, api, start);
+    }
 
+    /// <summary>
+    /// A request whose token may be a projected ServiceAccount token (<see cref="ProjectedTokens"/>): reviewed (or its
+    /// cached verdict read), then admitted as its Tenant's, or refused as an unknown token is (503 when the API server
+    /// could not be asked).
+    /// </summary>
+    private async Task AdmitProjectedAsync(HttpContext context, string token, ApiEndpointMetadata? api, long start)
+    {
+        var (tenant, refusal) = await configuration.ProjectedTokens.ResolveAsync(token, context.Connection.RemoteIpAddress, configuration.Current, configuration.Pods).ConfigureAwait(false);
+        if (tenant is not null)
+        {
+            await Admit(context, tenant, api, start).ConfigureAwait(false);
+            return;
+        }
+        ApiLog.Unauthenticated(logger, context.Request.Path.Value ?? "");
+        await DaprErrorWriter.WriteAsync(context, refusal switch
+        {
+            ProjectedTokenRefusal.Unavailable => new DaprApiException(503, "ERR_TOKEN_REVIEW_UNAVAILABLE",
+                "the ServiceAccount token in dapr-api-token could not be reviewed with the Kubernetes API server; try again") { RetryAfterSeconds = 1 },
+            ProjectedTokenRefusal.Throttled => new DaprApiException(401, "ERR_TENANT_UNAUTHENTICATED",
+                "unknown dapr-api-token: too many unknown tokens from this address to review them all; it was not reviewed"),
+            _ => new DaprApiException(401, "ERR_TENANT_UNAUTHENTICATED",
+                "missing or unknown dapr-api-token: every request names its app with the token of a configured Tenant, or with a ServiceAccount token " +
+                $"for audience {ProjectedTokens.Audience} of the service account one Tenant of its namespace names in spec.identity"),
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>The request of a resolved tenant, from its body limit on.</summary>
+    private Task Admit(HttpContext context, TenantContext tenant, ApiEndpointMetadata? api, long start)
+    {
         discovery.Seen(tenant, healthCheck: false);
         var apiName = api?.Api ?? "unknown";
         var bodyLimit = tenant.Limits.MaxRequestBodyBytes;

@@ -58,10 +58,14 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
         _lastGood = new LastGoodKeeper(metrics, logger);
         _retirement = new SnapshotRetirement(time, logger);
         Pods = new PodDirectory(logger);
+        ProjectedTokens = new ProjectedTokens(time, logger);
     }
 
     /// <summary>This node's running pods by address, for tenants whose token is bound to their pods.</summary>
     public PodDirectory Pods { get; }
+
+    /// <summary>Tenants known by a projected ServiceAccount token, reviewed with the API server (Kubernetes mode only).</summary>
+    public ProjectedTokens ProjectedTokens { get; }
 
     /// <summary>How long a replaced component or tenant is kept for requests still using it.</summary>
     public TimeSpan DrainTime { get => _retirement.DrainTime; init => _retirement.DrainTime = value; }

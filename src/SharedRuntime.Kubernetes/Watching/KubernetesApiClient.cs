@@ -91,9 +91,26 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
             return null;
         }
         await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);
+        return await ReadBoundedAsync(response, path, maxBytes, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// POSTs <paramref name="json"/> to <paramref name="path"/> and reads the answer (an answer longer than
+    /// <paramref name="maxBytes"/> is refused unread): for requests that create nothing but answer, as a TokenReview.
+    /// </summary>
+    public async Task<JsonDocument> PostAsync(string path, string json, long maxBytes, CancellationToken cancellationToken)
+    {
+        using var content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        using var response = await SendAsync(path, HttpCompletionOption.ResponseHeadersRead, cancellationToken, HttpMethod.Post, content).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, path, cancellationToken).ConfigureAwait(false);
+        return await ReadBoundedAsync(response, path, maxBytes, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<JsonDocument> ReadBoundedAsync(HttpResponseMessage response, string path, long maxBytes, CancellationToken cancellationToken)
+    {
         if (response.Content.Headers.ContentLength > maxBytes)
         {
-            throw new KubernetesApiException(413, $"GET {path}: the answer of {response.Content.Headers.ContentLength} bytes is over the limit of {maxBytes}");
+            throw new KubernetesApiException(413, $"{path}: the answer of {response.Content.Headers.ContentLength} bytes is over the limit of {maxBytes}");
         }
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         var buffer = new MemoryStream();
@@ -103,7 +120,7 @@ internal sealed class KubernetesApiClient(k8s.Kubernetes client)
         {
             if (buffer.Length + read > maxBytes)
             {
-                throw new KubernetesApiException(413, $"GET {path}: the answer is over the limit of {maxBytes} bytes");
+                throw new KubernetesApiException(413, $"{path}: the answer is over the limit of {maxBytes} bytes");
             }
             buffer.Write(chunk, 0, read);
         }
