@@ -67,19 +67,19 @@ public sealed class PodBoundTokenTests
         Assert.DoesNotContain(api.Requests, r => r.Contains("/pods", StringComparison.Ordinal));
     }
 
-    private static string BoundTenant(string name, string token, string identity, string @namespace) => $$$"""
+    internal static string BoundTenant(string name, string token, string identity, string @namespace) => $$$"""
         {"apiVersion":"sharedruntime.io/v1alpha1","kind":"Tenant","metadata":{"name":"{{{name}}}","namespace":"{{{@namespace}}}"},
          "spec":{"appId":"{{{name}}}","apiToken":{"value":"{{{token}}}"},"identity":{{{identity}}}}}
         """;
 
-    private static string Pod(string name, string @namespace, string ip, string serviceAccount, string labels, string node = "node-a") => $$$"""
+    internal static string Pod(string name, string @namespace, string ip, string serviceAccount, string labels, string node = "node-a") => $$$"""
         {"apiVersion":"v1","kind":"Pod","metadata":{"name":"{{{name}}}","namespace":"{{{@namespace}}}","labels":{{{labels}}}},
          "spec":{"nodeName":"{{{node}}}","serviceAccountName":"{{{serviceAccount}}}","containers":[{"name":"app","image":"app"}]},
          "status":{"phase":"Running","podIP":"{{{ip}}}","podIPs":[{"ip":"{{{ip}}}"}]}}
         """;
 
     /// <summary>A client of the Dapr HTTP API whose connections come from <paramref name="source"/>.</summary>
-    private static HttpClient From(TestRuntime runtime, string source, string token)
+    internal static HttpClient From(TestRuntime runtime, string source, string token)
     {
         var handler = new SocketsHttpHandler
         {

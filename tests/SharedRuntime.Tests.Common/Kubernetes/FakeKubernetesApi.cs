@@ -28,12 +28,16 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     private readonly HashSet<string> _forbidden = new(StringComparer.Ordinal);
     private readonly List<string> _requests = [];
     private readonly Dictionary<string, JsonObject> _createdEvents = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ServiceAccountToken> _serviceAccountTokens = new(StringComparer.Ordinal);
     private TaskCompletionSource _pulse = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _listsReleased = Released();
     private CancellationTokenSource _dropWatches = new();
     private static readonly DateTime CreationEpoch = new(2025, 1, 1, 0, 0, 0, DateTimeKind.Utc);
     private long _version = 1000;
     private long _oldestWatchable;
+
+    /// <summary>A token the fake authenticates in TokenReviews: whose it is, for which audiences, until when.</summary>
+    private sealed record ServiceAccountToken(string Namespace, string ServiceAccount, string[] Audiences, DateTimeOffset Expires);
 
     private sealed record StoredEvent(long Version, string Collection, string Namespace, string Type, JsonObject Object);
 
@@ -101,6 +105,44 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
                 user: fake
             current-context: fake
             """;
+
+    /// <summary>
+    /// Makes TokenReviews authenticate <paramref name="token"/> as <c>system:serviceaccount:NS:SA</c> while it has not
+    /// expired and for the audiences it was issued for, as the API server does a projected token.
+    /// </summary>
+    public void RegisterServiceAccountToken(string token, string @namespace, string serviceAccount, string[] audiences, DateTimeOffset expires)
+    {
+        lock (_gate)
+        {
+            _serviceAccountTokens[token] = new ServiceAccountToken(@namespace, serviceAccount, audiences, expires);
+        }
+    }
+
+    /// <summary>
+    /// A projected ServiceAccount token as the kubelet mounts one: a JWT whose payload carries the audiences, the
+    /// subject and <c>exp</c> (its signature is random), registered with <see cref="RegisterServiceAccountToken"/>.
+    /// </summary>
+    public string IssueServiceAccountToken(string @namespace, string serviceAccount, string[] audiences, DateTimeOffset expires)
+    {
+        var token = MakeJwt(new JsonObject
+        {
+            ["aud"] = new JsonArray([.. audiences.Select(a => JsonValue.Create(a))]),
+            ["sub"] = $"system:serviceaccount:{@namespace}:{serviceAccount}",
+            ["exp"] = expires.ToUnixTimeSeconds(),
+        });
+        RegisterServiceAccountToken(token, @namespace, serviceAccount, audiences, expires);
+        return token;
+    }
+
+    /// <summary>A JWT of <paramref name="claims"/> with a random signature, known to nobody unless registered.</summary>
+    public static string MakeJwt(JsonObject claims)
+    {
+        static string Segment(byte[] bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
+        return $"{Segment(Encoding.UTF8.GetBytes("""{"alg":"RS256","kid":"fake"}"""))}.{Segment(Encoding.UTF8.GetBytes(claims.ToJsonString()))}.{Segment(System.Security.Cryptography.RandomNumberGenerator.GetBytes(64))}";
+    }
+
+    /// <summary>How many TokenReviews the fake has answered.</summary>
+    public int TokenReviews => Requests.Count(r => r.StartsWith("POST /apis/authentication.k8s.io/v1/tokenreviews", StringComparison.Ordinal));
 
     /// <summary>Creates or replaces an object given as JSON; returns its new resourceVersion.</summary>
     public long Apply(string json) => Apply(JsonNode.Parse(json)!.AsObject());
@@ -296,6 +338,55 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         await context.Response.WriteAsync(obj.ToJsonString());
     }
 
+    /// <summary>
+    /// Answers a TokenReview as the API server does: authenticated when the token is registered, not expired and issued
+    /// for one of the audiences asked for (then <c>status.audiences</c> are those), else not, with an error.
+    /// </summary>
+    private async Task ReviewTokenAsync(HttpContext context)
+    {
+        var review = (await JsonNode.ParseAsync(context.Request.Body))!.AsObject();
+        var token = review["spec"]?["token"]?.GetValue<string>() ?? "";
+        var wanted = review["spec"]?["audiences"]?.AsArray().Select(a => a!.GetValue<string>()).ToArray() ?? [];
+        ServiceAccountToken? known;
+        lock (_gate)
+        {
+            known = _serviceAccountTokens.GetValueOrDefault(token);
+        }
+        var audiences = known?.Audiences.Intersect(wanted, StringComparer.Ordinal).ToArray() ?? [];
+        var status = new JsonObject();
+        if (known is null)
+        {
+            status["authenticated"] = false;
+            status["error"] = "[invalid bearer token, token lookup failed]";
+        }
+        else if (known.Expires <= DateTimeOffset.UtcNow)
+        {
+            status["authenticated"] = false;
+            status["error"] = "[invalid bearer token, square/go-jose/jwt: validation failed, token is expired (exp)]";
+        }
+        else if (audiences.Length == 0)
+        {
+            status["authenticated"] = false;
+            status["error"] = "[invalid bearer token, token audiences [...] is invalid for the target audiences]";
+        }
+        else
+        {
+            status["authenticated"] = true;
+            status["user"] = new JsonObject
+            {
+                ["username"] = $"system:serviceaccount:{known.Namespace}:{known.ServiceAccount}",
+                ["uid"] = $"uid-{known.Namespace}-{known.ServiceAccount}",
+                ["groups"] = new JsonArray("system:serviceaccounts", $"system:serviceaccounts:{known.Namespace}", "system:authenticated"),
+            };
+            status["audiences"] = new JsonArray([.. audiences.Select(a => JsonValue.Create(a))]);
+        }
+        review["status"] = status;
+        review["spec"]!["token"] = "";
+        context.Response.StatusCode = 201;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(review.ToJsonString());
+    }
+
     private async Task HandleAsync(HttpContext context)
     {
         var request = context.Request;
@@ -306,6 +397,11 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         if (!TryRoute(request.Path.Value ?? "", out var apiVersion, out var plural, out var ns, out var objectName))
         {
             await StatusAsync(context, 404, "NotFound", $"the server could not find the requested resource {request.Path}");
+            return;
+        }
+        if (request.Method == "POST" && plural == "tokenreviews" && apiVersion == "authentication.k8s.io/v1" && ns is null)
+        {
+            await ReviewTokenAsync(context);
             return;
         }
         if (request.Method == "POST" && plural == "events" && ns is not null)
