@@ -79,7 +79,7 @@ public sealed class DeployManifestTests
     }
 
     [Fact]
-    public void TheRuntimeWritesOnlyEventsAndNothingGrantsWritingTenantLimitPolicies()
+    public void TheRuntimeCreatesOnlyEventsAndTokenReviewsAndNothingGrantsWritingTenantLimitPolicies()
     {
         var objects = DeployFiles.LoadAll();
         var writer = objects.OfType<V1ClusterRole>().Single(r => r.Metadata.Name == "shared-runtime-events");
@@ -87,6 +87,18 @@ public sealed class DeployManifestTests
         Assert.Equal(["create"], rule.Verbs);
         Assert.Equal(["events"], rule.Resources);
         Assert.Equal([""], rule.ApiGroups);
+        // Besides Events, the runtime creates TokenReviews (which store nothing), and only those.
+        var reviewer = objects.OfType<V1ClusterRole>().Single(r => r.Metadata.Name == "shared-runtime-tokenreviews");
+        var review = Assert.Single(reviewer.Rules);
+        Assert.Equal(["create"], review.Verbs);
+        Assert.Equal(["tokenreviews"], review.Resources);
+        Assert.Equal(["authentication.k8s.io"], review.ApiGroups);
+        var binding = objects.OfType<V1ClusterRoleBinding>().Single(b => b.Metadata.Name == "shared-runtime-tokenreviews");
+        Assert.Equal("shared-runtime-tokenreviews", binding.RoleRef.Name);
+        Assert.Equal(("shared-runtime", "shared-runtime-system"), (Assert.Single(binding.Subjects).Name, binding.Subjects[0].NamespaceProperty));
+        Assert.Equal(["events.", "tokenreviews.authentication.k8s.io"],
+            objects.OfType<V1ClusterRole>().SelectMany(r => r.Rules).Where(x => x.Verbs.Any(v => v is not ("get" or "list" or "watch")))
+                .SelectMany(x => x.ApiGroups.SelectMany(g => x.Resources.Select(res => $"{res}.{g}"))).Order());
         // No role shipped here may write the ceilings, and none is aggregated into the namespace admin or edit roles.
         Assert.All(objects.OfType<V1ClusterRole>(), r =>
         {
@@ -238,8 +250,8 @@ public sealed class DeployManifestTests
         Skip.If(found is null, "kubectl is not installed");
 
         var objects = await KustomizeAsync(found!, DeployFiles.Folder);
-        // Namespace, 2 CRDs, ServiceAccount, 2 ClusterRoles and their bindings, Service, DaemonSet.
-        Assert.Equal(10, objects.Count);
+        // Namespace, 2 CRDs, ServiceAccount, 3 ClusterRoles and their bindings, Service, DaemonSet.
+        Assert.Equal(12, objects.Count);
         Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
             o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
         var image = objects.OfType<V1DaemonSet>().Single().Spec.Template.Spec.Containers.Single().Image;
@@ -255,7 +267,7 @@ public sealed class DeployManifestTests
         Skip.If(found is null, "kubectl is not installed");
 
         var objects = await KustomizeAsync(found!, Path.Combine(DeployFiles.Folder, "deployment"));
-        Assert.Equal(12, objects.Count);
+        Assert.Equal(14, objects.Count);
         Assert.Empty(objects.OfType<V1DaemonSet>());
         Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
             o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
