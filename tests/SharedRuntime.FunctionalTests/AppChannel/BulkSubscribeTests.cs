@@ -213,6 +213,8 @@ public sealed class BulkSubscribeTests : IAsyncDisposable
 
         // The other tenant gets every event, one by one, while the stuck app holds its first batch.
         await Eventually.TrueAsync(() => Task.FromResult(received.Count == 10), TimeSpan.FromSeconds(10), "the other tenant received everything");
+        // The stuck app's first batch may still be on its way (it waits up to 50 ms for a second event); it is the only one.
+        await Eventually.TrueAsync(() => Task.FromResult(stuckBatches.Count > 0), TimeSpan.FromSeconds(10), "the stuck app got its first batch");
         Assert.Single(stuckBatches);
         // Two events, or one when the second was published after the batch's 50 ms wait: never more than maxMessagesCount.
         Assert.InRange(stuckBatches.Single().Entries.Count(), 1, 2);
