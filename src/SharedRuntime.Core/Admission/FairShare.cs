@@ -78,7 +78,7 @@ internal sealed class FairShare : IDisposable
 
     /// <summary>
     /// One step of the controller: reads and resets each gate's counters over <paramref name="elapsed"/>. Fewer than two
-    /// tenants sent: the factor is 1. Saturated for <see cref="SaturatedPeriods"/> periods in a row: the factor becomes
+    /// tenants sent without being refused by their own limits: the factor is 1. Saturated for <see cref="SaturatedPeriods"/> periods in a row: the factor becomes
     /// what was served, plus <see cref="Headroom"/>, divided by the limits of the tenants that sent
     /// anything, so that each such tenant may have its limit's share of what the runtime can serve. (Under first come
     /// first served a flooding tenant's demand cannot be told from what it got, so every tenant that sent counts with its
@@ -98,8 +98,10 @@ internal sealed class FairShare : IDisposable
         var senders = 0;
         foreach (var gate in gates)
         {
-            var (attempts, admitted) = gate.TakeCounts();
-            if (attempts > 0)
+            var (attempts, admitted, limited) = gate.TakeCounts();
+            // A tenant its own limit refused is held at that limit already: scaling it would not free the CPU its
+            // refusals take, and the capacity it leaves is not the runtime's. It counts neither as served nor as weight.
+            if (attempts > 0 && limited == 0)
             {
                 served += admitted / seconds;
                 weight += gate.Limit;
@@ -143,6 +145,7 @@ internal sealed class FairShareGate(FairShare share, double limit)
     private long _theoreticalArrival = long.MinValue;
     private int _attempts;
     private int _admitted;
+    private int _limited;
 
     /// <summary>The tenant's own limit in requests per second: its weight.</summary>
     public double Limit { get; } = Math.Max(limit, 0.001);
@@ -184,8 +187,12 @@ internal sealed class FairShareGate(FairShare share, double limit)
     /// <summary>The attempt that passed was admitted by the tenant's own limit too.</summary>
     public void Admitted() => Interlocked.Increment(ref _admitted);
 
+    /// <summary>The attempt that passed was refused by the tenant's own limit.</summary>
+    public void Limited() => Interlocked.Increment(ref _limited);
+
     /// <summary>The counts since the last call, reset.</summary>
-    internal (int Attempts, int Admitted) TakeCounts() => (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _admitted, 0));
+    internal (int Attempts, int Admitted, int Limited) TakeCounts() =>
+        (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _admitted, 0), Interlocked.Exchange(ref _limited, 0));
 }
 
 /// <summary>

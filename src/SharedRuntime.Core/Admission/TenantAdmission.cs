@@ -67,8 +67,13 @@ public sealed class TenantAdmission : IDisposable
     /// </summary>
     public RejectionReason TryEnter(out TimeSpan retryAfter)
     {
-        if (!Share.TryPass(out retryAfter) || !TryTakeToken(out retryAfter))
+        if (!Share.TryPass(out retryAfter))
         {
+            return RejectionReason.RateLimited;
+        }
+        if (!TryTakeToken(out retryAfter))
+        {
+            Share.Limited();
             return RejectionReason.RateLimited;
         }
         Share.Admitted();

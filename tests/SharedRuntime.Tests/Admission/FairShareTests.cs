@@ -99,6 +99,27 @@ public sealed class FairShareTests
     }
 
     [Fact]
+    public void A_tenant_held_at_its_own_limit_does_not_make_the_others_scaled()
+    {
+        // The runtime is busy refusing a flood over its own limit of 20/s: what it serves (the other tenant's 200/s) is
+        // not its capacity, and the other tenant is not cut to it.
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        FairShareGate[] gates = [new(share, 1000), new(share, 20)];
+        for (var period = 0; period < 3; period++)
+        {
+            Send(gates[..1], 200);
+            Send(gates[1..], 20);
+            for (var i = 0; i < 5000; i++)
+            {
+                Assert.True(gates[1].TryPass(out _));
+                gates[1].Limited();
+            }
+            share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        }
+        Assert.Equal(1, share.Scale);
+    }
+
+    [Fact]
     public void The_factor_never_falls_below_its_floor()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
