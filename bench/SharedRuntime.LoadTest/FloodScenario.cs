@@ -23,6 +23,7 @@ internal static class FloodScenario
         var tenants = int.Parse(Arg("--tenants") ?? "4", CultureInfo.InvariantCulture);
         var fairnessSeconds = int.Parse(Arg("--fairness-seconds") ?? "8", CultureInfo.InvariantCulture);
         var parts = Arg("--parts") ?? "quiet,fairness";
+        var aboveCapacityOnly = args.Contains("--above-capacity-only");
         var store = redis is null ? "state.in-memory" : "state.redis";
 
         var report = new StringBuilder();
@@ -34,7 +35,7 @@ internal static class FloodScenario
         }
         if (parts.Contains("fairness", StringComparison.Ordinal))
         {
-            await AllFloodingAsync(settings, store, redis, tenants, fairnessSeconds, report);
+            await AllFloodingAsync(settings, store, redis, tenants, fairnessSeconds, aboveCapacityOnly, report);
         }
         report.AppendLine(CultureInfo.InvariantCulture, $"load average after: {LoadAverage()}");
         Console.WriteLine(report.ToString());
@@ -110,7 +111,7 @@ internal static class FloodScenario
     /// N tenants flood closed loop, each on as many connections as its weight; served answers per tenant over the run,
     /// divided by its limit, give Jain's index (1: every tenant served in proportion to its limit).
     /// </summary>
-    private static async Task AllFloodingAsync(LoadSettings settings, string store, string? redis, int count, int seconds, StringBuilder report)
+    private static async Task AllFloodingAsync(LoadSettings settings, string store, string? redis, int count, int seconds, bool aboveCapacityOnly, StringBuilder report)
     {
         // Weights 1, 1, 2, 4, ... : the limits. Every tenant floods on the same number of connections.
         var weights = Enumerable.Range(0, count).Select(i => i < 2 ? 1.0 : Math.Pow(2, i - 1)).ToArray();
@@ -123,9 +124,15 @@ internal static class FloodScenario
         {
             ("per-tenant, limits bind", 250, []),
             ("per-tenant, limits above capacity", 10_000, []),
+            ("per-tenant, limits above capacity, fair share off", 10_000, ["--fair-share", "false"]),
+            ("per-tenant, limits above capacity, push-back off", 10_000, ["--pushback-max-delay-ms", "0"]),
             ("per-tenant, limits bind, push-back off", 250, ["--pushback-max-delay-ms", "0"]),
         })
         {
+            if (aboveCapacityOnly && !name.Contains("above", StringComparison.Ordinal))
+            {
+                continue;
+            }
             var limits = weights.Select(w => w * unit).ToArray();
             var yaml = Resources(store, redis, [.. limits.Select((l, i) => ($"t{i}", $"t{i}-token", l, 1024, 2048))]);
             await using var runtime = await RuntimeProcess.StartAsync(settings, yaml, extra);

@@ -45,6 +45,7 @@ public static class RuntimeApplication
         services.AddSingleton(sp => new TenantCpuMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), options.TenantCpuMetrics));
         services.AddSingleton(sp => new SaturationMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RuntimeConfiguration>().NodeMemory));
+        services.AddSingleton(sp => options.FairShare && !options.SharedAdmission ? new Admission.FairShare(sp.GetRequiredService<TimeProvider>()) : Admission.FairShare.Off);
         services.AddHttpClient();
         services.AddEmbeddedComponents();
         services.AddBackendComponents();
@@ -54,6 +55,7 @@ public static class RuntimeApplication
         {
             SharedAdmission = options.SharedAdmission,
             NodeMemory = new Admission.MemoryBudget(options.MaxMemoryBytes),
+            FairShare = sp.GetRequiredService<Admission.FairShare>(),
             LastGood = new LastGoodResourceCache(options.EffectiveStateDir, LastGoodKey(options)),
             OutboundPipelines = new OutboundPipelines(sp.GetRequiredService<TimeProvider>()),
         });
@@ -136,6 +138,12 @@ public static class RuntimeApplication
         var drain = app.Services.GetRequiredService<ShutdownDrain>();
         // The saturation gauge samples the CPU from the start, whether or not anything reads it yet.
         app.Services.GetRequiredService<SaturationMetrics>();
+        // The fair share follows the tenants of whichever snapshot is current.
+        var fairShare = app.Services.GetRequiredService<Admission.FairShare>();
+        if (!ReferenceEquals(fairShare, Admission.FairShare.Off))
+        {
+            fairShare.Start(() => configuration.Current.Tenants.Values.Select(static t => t.Admission.Share));
+        }
         app.Lifetime.ApplicationStopping.Register(drain.Begin);
         app.Lifetime.ApplicationStopped.Register(drain.End);
         // A predecessor that can hand its listeners over answers the probes meanwhile: load first, as standalone does.

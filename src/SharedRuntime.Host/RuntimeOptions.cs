@@ -106,6 +106,13 @@ public sealed record RuntimeOptions
     public bool TenantCpuMetrics { get; init; } = false;
 
     /// <summary>
+    /// While the process is saturated (its CPU, or work queued in its thread pool), scale every tenant's rate by one
+    /// common factor so that what the runtime serves is shared in proportion to the tenants' limits rather than first
+    /// come first served. On by default; off for comparisons.
+    /// </summary>
+    public bool FairShare { get; init; } = true;
+
+    /// <summary>
     /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
     /// isolation behaves. For comparisons in benchmarks only.
     /// </summary>
@@ -198,6 +205,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { StateDir = v }),
         new("--tenant-cpu-metrics", "[true|false]", "measure the CPU time of each tenant's requests with the threads' CPU clocks, as sharedruntime_tenant_cpu_seconds_total{app_id} (default false: two thread-clock reads per request and per resumption, about 4 µs on this kind of VM; Linux only)",
             (o, v) => o with { TenantCpuMetrics = Bool(v) }),
+        new("--fair-share", "true|false", "while the runtime's CPU is saturated, scale every tenant's rate down by one common factor so that what it serves is shared in proportion to the tenants' limits, not first come first served (default true)",
+            (o, v) => o with { FairShare = Bool(v) }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
             {

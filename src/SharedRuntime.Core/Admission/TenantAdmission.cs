@@ -6,15 +6,22 @@ namespace SharedRuntime.Admission;
 /// <summary>
 /// One tenant's admission: a token bucket (sustained rate and burst) in front of a bulkhead (requests in flight and
 /// a bounded wait line). The bucket is refilled lazily from elapsed time on each attempt, so an idle tenant costs no
-/// timer; 10,000 resident tenants cost 10,000 small objects and nothing per second.
+/// timer; 10,000 resident tenants cost 10,000 small objects and nothing per second. In front of the bucket, the tenant's
+/// gate of the runtime's <see cref="FairShare"/> scales its rate down with everyone else's while the process is saturated.
 /// </summary>
 public sealed class TenantAdmission : IDisposable
 {
     private readonly TokenBucketRateLimiter _rate;
 
     public TenantAdmission(TenantLimits limits)
+        : this(limits, FairShare.Off)
+    {
+    }
+
+    internal TenantAdmission(TenantLimits limits, FairShare fairShare)
     {
         Limits = limits;
+        Share = new FairShareGate(fairShare, limits.RequestsPerSecond);
         _rate = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
             TokenLimit = limits.Burst,
@@ -32,6 +39,9 @@ public sealed class TenantAdmission : IDisposable
     public TenantLimits Limits { get; }
 
     public Bulkhead Bulkhead { get; }
+
+    /// <summary>This tenant's gate of the runtime's fair share, and its counts of attempts and admissions.</summary>
+    internal FairShareGate Share { get; }
 
     /// <summary>This tenant's refusals: its announced Retry-After, its parked requests, its log tally.</summary>
     internal TenantRefusals Refusals { get; } = new();
@@ -57,10 +67,16 @@ public sealed class TenantAdmission : IDisposable
     /// </summary>
     public RejectionReason TryEnter(out TimeSpan retryAfter)
     {
-        if (!TryTakeToken(out retryAfter))
+        if (!Share.TryPass(out retryAfter))
         {
             return RejectionReason.RateLimited;
         }
+        if (!TryTakeToken(out retryAfter))
+        {
+            Share.Limited();
+            return RejectionReason.RateLimited;
+        }
+        Share.Admitted();
         return Bulkhead.TryEnter() ? RejectionReason.None : RejectionReason.BulkheadFull;
     }
 

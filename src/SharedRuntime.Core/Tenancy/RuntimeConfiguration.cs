@@ -84,6 +84,9 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
     /// <summary>The node-wide memory ceiling every tenant's budget is charged against as well.</summary>
     public MemoryBudget NodeMemory { get => _tenants.NodeMemory; init => _tenants.NodeMemory = value; }
 
+    /// <summary>Scales every tenant's rate down in proportion to its limit while the process is saturated.</summary>
+    internal FairShare FairShare { get => _tenants.FairShare; init => _tenants.FairShare = value; }
+
     /// <summary>Where the last good configuration is kept; null keeps none.</summary>
     public LastGoodResourceCache? LastGood { get => _lastGood.Cache; init => _lastGood.Cache = value; }
 

@@ -23,6 +23,9 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
     /// <summary>The node-wide memory ceiling every tenant's budget is charged against as well.</summary>
     public MemoryBudget NodeMemory { get; set; } = new(MemoryBudget.DefaultNodeBytes);
 
+    /// <summary>Scales every tenant's rate down in proportion to its limit while the process is saturated.</summary>
+    public FairShare FairShare { get; set; } = FairShare.Off;
+
     /// <summary>Builds each tenant's outbound Resiliency pipelines when its routes are compiled; null builds none.</summary>
     public IOutboundPipelineFactory? OutboundPipelines { get; set; }
 
@@ -47,7 +50,7 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
                 _states[config.Id] = state;
             }
             result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(defaultLimits) : null, NodeMemory,
-                compiler.Compile(config, null, components, resiliencies), policy));
+                compiler.Compile(config, null, components, resiliencies), policy, FairShare));
             if (existing is null)
             {
                 CoreLog.TenantAdded(logger, config.Id);

@@ -16,13 +16,13 @@ namespace SharedRuntime.Tenancy;
 public sealed class TenantContext : IDisposable
 {
     internal TenantContext(TenantConfig config, TenantLimits limits, TenantState state, TenantAdmission? sharedAdmission = null, MemoryBudget? nodeMemory = null,
-        TenantRoutes? routes = null, TenantPolicy? policy = null)
+        TenantRoutes? routes = null, TenantPolicy? policy = null, FairShare? fairShare = null)
     {
         _ownsAdmission = sharedAdmission is null;
         Config = config;
         Limits = limits;
         State = state;
-        Admission = sharedAdmission ?? new TenantAdmission(limits);
+        Admission = sharedAdmission ?? new TenantAdmission(limits, fairShare ?? FairShare.Off);
         Memory = new MemoryBudget(limits.MaxMemoryBytes, nodeMemory);
         TokenUtf8 = config.ApiTokenSha256 is null ? Encoding.UTF8.GetBytes(config.ApiToken) : null;
         TokenKey = config.ApiTokenSha256 is { } hash ? TokenKey.FromHash(hash) : TokenKey.FromUtf8(TokenUtf8);

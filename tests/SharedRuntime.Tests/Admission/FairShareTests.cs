@@ -1,0 +1,224 @@
+using Microsoft.Extensions.Time.Testing;
+using SharedRuntime.Admission;
+
+namespace SharedRuntime.Tests.Admission;
+
+/// <summary>
+/// The fair share's controller against a simulated server on a fake clock: a server that can spend a fixed budget of
+/// work per second, an admitted request costing one unit and a refusal a quarter, and tenants that take turns sending.
+/// </summary>
+public sealed class FairShareTests
+{
+    private static readonly double[] Limits = [1000, 1000, 2000, 4000];
+
+    [Fact]
+    public void Below_the_sum_of_the_limits_every_flooding_tenant_is_served_in_proportion_to_its_limit()
+    {
+        var run = Simulate(capacity: 4000, offered: null, seconds: 10);
+
+        var share = run.Served.Select((s, i) => s / Limits[i]).ToArray();
+        Assert.True(Jain(share) >= 0.99, $"served per limit {string.Join(", ", share)}");
+        // Most of the capacity still goes to requests: refused clients here ask again at once (no push-back), and each
+        // refusal costs a quarter of a request.
+        Assert.True(run.Served.Sum() >= 0.75 * 4000, $"served {run.Served.Sum()}/s of 4000");
+        Assert.True(run.Scale < 1);
+    }
+
+    [Fact]
+    public void Without_scaling_first_come_first_served_is_what_the_same_server_gives()
+    {
+        // The figure the controller is measured against: every tenant the same, whatever its limit.
+        var run = Simulate(capacity: 4000, offered: null, seconds: 10, fairShare: false);
+
+        var share = run.Served.Select((s, i) => s / Limits[i]).ToArray();
+        Assert.True(Jain(share) < 0.85, $"served per limit {string.Join(", ", share)}");
+    }
+
+    [Fact]
+    public void Above_the_sum_of_the_limits_nothing_is_scaled_and_nobody_is_refused()
+    {
+        // Each tenant sends at its own limit (its token bucket holds it there); the server could do 10,000/s.
+        var run = Simulate(capacity: 10_000, offered: Limits, seconds: 10);
+
+        Assert.Equal(1, run.Scale);
+        Assert.Equal(0, run.Refused.Sum());
+        for (var i = 0; i < Limits.Length; i++)
+        {
+            Assert.InRange(run.Served[i], Limits[i] * 0.99, Limits[i] * 1.01);
+        }
+    }
+
+    [Fact]
+    public void A_tenant_under_its_weighted_share_is_never_refused_while_the_others_are()
+    {
+        // The first tenant sends 300/s, under its share of 4000 x 1/8 = 500/s; the others flood.
+        var run = Simulate(capacity: 4000, offered: [300, double.PositiveInfinity, double.PositiveInfinity, double.PositiveInfinity], seconds: 10);
+
+        Assert.Equal(0, run.RefusedTotal[0]);
+        Assert.InRange(run.Served[0], 299, 301);
+        Assert.True(run.RefusedTotal.Skip(1).Sum() > 0);
+        var others = run.Served.Skip(1).Select((s, i) => s / Limits[i + 1]).ToArray();
+        Assert.True(Jain(others) >= 0.99, $"served per limit {string.Join(", ", others)}");
+    }
+
+    [Fact]
+    public void When_the_load_ends_the_factor_grows_back_to_one()
+    {
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        for (var period = 0; period < FairShare.SaturatedPeriods; period++)
+        {
+            Send(gates, 100);
+            share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        }
+        // 200/s served, 10% more shared by limits of 2,000/s.
+        Assert.InRange(share.Scale, 0.109, 0.111);
+
+        for (var i = 0; i < 20; i++)
+        {
+            share.Tick(gates, FairShare.Period, saturated: false);
+        }
+        Assert.Equal(1, share.Scale);
+    }
+
+    [Fact]
+    public void One_saturated_period_alone_or_one_tenant_alone_is_not_scaled()
+    {
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        Send(gates, 100);
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        Assert.Equal(1, share.Scale);
+
+        for (var period = 0; period < 3; period++)
+        {
+            Send(gates[..1], 100);
+            share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        }
+        Assert.Equal(1, share.Scale);
+    }
+
+    [Fact]
+    public void A_tenant_held_at_its_own_limit_does_not_make_the_others_scaled()
+    {
+        // The runtime is busy refusing a flood over its own limit of 20/s: what it serves (the other tenant's 200/s) is
+        // not its capacity, and the other tenant is not cut to it.
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        FairShareGate[] gates = [new(share, 1000), new(share, 20)];
+        for (var period = 0; period < 3; period++)
+        {
+            Send(gates[..1], 200);
+            Send(gates[1..], 20);
+            for (var i = 0; i < 5000; i++)
+            {
+                Assert.True(gates[1].TryPass(out _));
+                gates[1].Limited();
+            }
+            share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        }
+        Assert.Equal(1, share.Scale);
+    }
+
+    [Fact]
+    public void The_factor_never_falls_below_its_floor()
+    {
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        FairShareGate[] gates = [new(share, 1_000_000), new(share, 1_000_000)];
+        for (var period = 0; period < FairShare.SaturatedPeriods; period++)
+        {
+            Send(gates, 1);
+            share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        }
+        Assert.Equal(FairShare.Floor, share.Scale);
+    }
+
+    private static void Send(FairShareGate[] gates, int requests)
+    {
+        foreach (var gate in gates)
+        {
+            for (var i = 0; i < requests; i++)
+            {
+                Assert.True(gate.TryPass(out _));
+                gate.Admitted();
+            }
+        }
+    }
+
+    private sealed record Run(double[] Served, double[] Refused, long[] RefusedTotal, double Scale);
+
+    /// <summary>
+    /// Runs the server for <paramref name="seconds"/> in steps of 1 ms; reports each tenant's served and refused rates
+    /// over the last half (and the refusals over the whole run). <paramref name="offered"/>: each tenant's sending rate (infinity: as fast as it is answered);
+    /// null: all flood.
+    /// </summary>
+    private static Run Simulate(double capacity, double[]? offered, int seconds, bool fairShare = true)
+    {
+        var time = new FakeTimeProvider();
+        var saturated = false;
+        var share = new FairShare(time, () => saturated);
+        var gates = Limits.Select(l => new FairShareGate(share, l)).ToArray();
+        offered ??= [.. Limits.Select(_ => double.PositiveInfinity)];
+        var served = new long[gates.Length];
+        var refused = new long[gates.Length];
+        var refusedTotal = new long[gates.Length];
+        var sent = new double[gates.Length];
+        var step = TimeSpan.FromMilliseconds(1);
+        var steps = seconds * 1000;
+        var budget = 0.0;
+        var busySteps = 0;
+        var next = 0;
+        for (var t = 0; t < steps; t++)
+        {
+            if (t == steps / 2)
+            {
+                Array.Clear(served);
+                Array.Clear(refused);
+            }
+            for (var i = 0; i < gates.Length; i++)
+            {
+                sent[i] = Math.Min(sent[i] + offered[i] * step.TotalSeconds, 1e9);
+            }
+            budget = Math.Min(budget + capacity * step.TotalSeconds, capacity * step.TotalSeconds);
+            var busy = false;
+            while (budget > 0)
+            {
+                // Tenants take turns; one that has nothing to send is skipped.
+                var i = Enumerable.Range(0, gates.Length).Select(k => (next + k) % gates.Length).FirstOrDefault(k => sent[k] >= 1, -1);
+                if (i < 0)
+                {
+                    break;
+                }
+                next = (i + 1) % gates.Length;
+                sent[i]--;
+                if (!fairShare || gates[i].TryPass(out _))
+                {
+                    gates[i].Admitted();
+                    served[i]++;
+                    budget -= 1;
+                }
+                else
+                {
+                    refused[i]++;
+                    refusedTotal[i]++;
+                    budget -= 0.25;
+                }
+                busy = budget <= 0;
+            }
+            busySteps += busy ? 1 : 0;
+            time.Advance(step);
+            if ((t + 1) % (int)FairShare.Period.TotalMilliseconds == 0)
+            {
+                saturated = busySteps >= 0.9 * FairShare.Period.TotalMilliseconds;
+                busySteps = 0;
+                if (fairShare)
+                {
+                    share.Tick(gates, FairShare.Period, saturated);
+                }
+            }
+        }
+        var half = seconds / 2.0;
+        return new Run([.. served.Select(s => s / half)], [.. refused.Select(r => r / half)], refusedTotal, share.Scale);
+    }
+
+    private static double Jain(double[] x) => x.Sum() * x.Sum() / (x.Length * x.Sum(v => v * v));
+}
