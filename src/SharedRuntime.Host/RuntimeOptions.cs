@@ -106,6 +106,12 @@ public sealed record RuntimeOptions
     public bool TenantCpuMetrics { get; init; } = false;
 
     /// <summary>
+    /// Once ready, give back the resident pages of the executable and assemblies that start-up touched
+    /// (<see cref="Lifecycle.StartupPages"/>); Linux only.
+    /// </summary>
+    public bool ReleaseStartupPages { get; init; } = true;
+
+    /// <summary>
     /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
     /// isolation behaves. For comparisons in benchmarks only.
     /// </summary>
@@ -198,6 +204,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { StateDir = v }),
         new("--tenant-cpu-metrics", "[true|false]", "measure the CPU time of each tenant's requests with the threads' CPU clocks, as sharedruntime_tenant_cpu_seconds_total{app_id} (default false: two thread-clock reads per request and per resumption, about 4 µs on this kind of VM; Linux only)",
             (o, v) => o with { TenantCpuMetrics = Bool(v) }),
+        new("--release-startup-pages", "[true|false]", "once ready, give back the pages of the executable and assemblies that start-up touched (clean pages of read-only file mappings; one used again is mapped back from the page cache) (default true; Linux only)",
+            (o, v) => o with { ReleaseStartupPages = Bool(v) }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
             {
