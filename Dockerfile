@@ -4,6 +4,8 @@
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /source
 ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# The native compiler's link step needs a C toolchain.
+RUN apt-get update && apt-get install -y --no-install-recommends clang zlib1g-dev && rm -rf /var/lib/apt/lists/*
 
 # Restore first, from the build settings and project files only, so the package layer is reused until they change.
 COPY global.json Directory.Build.props Directory.Packages.props SharedRuntime.sln ./
@@ -17,15 +19,14 @@ RUN dotnet restore -r linux-x64 src/SharedRuntime.Host/SharedRuntime.Host.csproj
 
 COPY .editorconfig ./
 COPY src/ src/
-# For one runtime identifier, so that every assembly is precompiled (ReadyToRun): faster start, and no slow
-# tier-up of the JIT on a node whose core is already busy.
-RUN dotnet publish src/SharedRuntime.Host/SharedRuntime.Host.csproj -c Release -r linux-x64 --self-contained false --no-restore -o /app
+# One native executable (NativeAOT): no JIT at start or later, a fast start and a small resident set.
+RUN dotnet publish src/SharedRuntime.Host/SharedRuntime.Host.csproj -c Release -r linux-x64 --no-restore -o /app && rm -f /app/*.dbg /app/*.pdb
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0 AS runtime
 WORKDIR /app
 COPY --from=build --chown=root:root /app ./
 # The image's non-root user (uid 1654); the DaemonSet also sets runAsNonRoot and a read-only root filesystem.
 USER $APP_UID
 ENV DOTNET_gcServer=0
 EXPOSE 3500 50001 9090
-ENTRYPOINT ["dotnet", "shared-runtime.dll"]
+ENTRYPOINT ["/app/shared-runtime"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need when it is missing (the .NET SDK must be present).
 # Usage: ./test.sh [extra dotnet test arguments]
+# SHAREDRUNTIME_NATIVE_SMOKE (1; 0 skips publishing the native executable and its smoke tests),
 # SHAREDRUNTIME_FUZZ_CASES (50000) sets the size of the generated-request fuzz run; SHAREDRUNTIME_PARSER_FUZZ_SECONDS (30,
 # 0 to skip) the time the coverage-guided parser fuzzer spends on each parser.
 set -euo pipefail
@@ -31,6 +32,12 @@ status=0
 dotnet test SharedRuntime.sln -c Release --no-build --nologo -m:1 \
   --logger "trx" --results-directory "$results" \
   --blame-hang-timeout 5m "$@" || status=$?
+
+# The shipped build is a native executable: publish it and run the smoke tests against it (SHAREDRUNTIME_NATIVE_SMOKE=0
+# skips this; the publish takes several minutes).
+if [ "${SHAREDRUNTIME_NATIVE_SMOKE:-1}" != "0" ]; then
+  bash scripts/native-smoke.sh "$results" || { echo "the native build or its smoke tests failed" >&2; status=1; }
+fi
 
 # Coverage-guided fuzzing of the parsers of tenant input (SharpFuzz with afl++), bounded in time per parser.
 parser_fuzz_seconds="${SHAREDRUNTIME_PARSER_FUZZ_SECONDS:-30}"

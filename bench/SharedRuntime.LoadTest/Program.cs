@@ -226,16 +226,20 @@ namespace SharedRuntime.LoadTest
             var folder = Directory.CreateTempSubdirectory("sharedruntime-load-").FullName;
             await File.WriteAllTextAsync(Path.Combine(folder, "resources.yaml"), yaml);
             var ports = FreePorts(3);
-            var runtimeArgs = new List<string> { settings.RuntimeDll, "--resources-path", folder, "--dapr-http-port", $"{ports[0]}", "--dapr-grpc-port", $"{ports[1]}", "--metrics-port", $"{ports[2]}", "--log-level", "error" };
-            runtimeArgs.AddRange(extraArgs);
-            var start = new ProcessStartInfo(settings.RuntimeCpu is null ? "dotnet" : "taskset") { RedirectStandardOutput = true, RedirectStandardError = true };
+            // A .dll runs on the dotnet host; anything else is a native executable (a NativeAOT publish), run as it is.
+            var command = new List<string>();
             if (settings.RuntimeCpu is not null)
             {
-                start.ArgumentList.Add("-c");
-                start.ArgumentList.Add(settings.RuntimeCpu);
-                start.ArgumentList.Add("dotnet");
+                command.AddRange(["taskset", "-c", settings.RuntimeCpu]);
             }
-            foreach (var arg in runtimeArgs)
+            if (settings.RuntimeDll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+            {
+                command.Add("dotnet");
+            }
+            command.AddRange([settings.RuntimeDll, "--resources-path", folder, "--dapr-http-port", $"{ports[0]}", "--dapr-grpc-port", $"{ports[1]}", "--metrics-port", $"{ports[2]}", "--log-level", "error"]);
+            command.AddRange(extraArgs);
+            var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in command.Skip(1))
             {
                 start.ArgumentList.Add(arg);
             }

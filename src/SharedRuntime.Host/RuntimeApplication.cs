@@ -165,10 +165,15 @@ public static class RuntimeApplication
         // What start-up left behind (every resource document parsed, the fail-static cache written) is garbage from
         // here on, much of it in the large object heap, which only a full collection frees: collect it once, now, and
         // give the memory back, rather than keep it resident until the heap grows enough for the GC to get to it.
-        _ = Task.Run(static () =>
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host");
+        _ = Task.Run(() =>
         {
             GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
             GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            if (options.ReleaseStartupPages)
+            {
+                HostLog.StartupPagesReleased(logger, StartupPages.Release() / (1024 * 1024));
+            }
         }, CancellationToken.None);
     }
 

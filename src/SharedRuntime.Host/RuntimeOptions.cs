@@ -113,6 +113,12 @@ public sealed record RuntimeOptions
     public bool FairShare { get; init; } = true;
 
     /// <summary>
+    /// Once ready, give back the resident pages of the executable and assemblies that start-up touched
+    /// (<see cref="Lifecycle.StartupPages"/>); Linux only.
+    /// </summary>
+    public bool ReleaseStartupPages { get; init; } = true;
+
+    /// <summary>
     /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
     /// isolation behaves. For comparisons in benchmarks only.
     /// </summary>
@@ -207,6 +213,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { TenantCpuMetrics = Bool(v) }),
         new("--fair-share", "true|false", "while the runtime's CPU is saturated, scale every tenant's rate down by one common factor so that what it serves is shared in proportion to the tenants' limits, not first come first served (default true)",
             (o, v) => o with { FairShare = Bool(v) }),
+        new("--release-startup-pages", "[true|false]", "once ready, give back the pages of the executable and assemblies that start-up touched (clean pages of read-only file mappings; one used again is mapped back from the page cache) (default true; Linux only)",
+            (o, v) => o with { ReleaseStartupPages = Bool(v) }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
             {

@@ -44,16 +44,22 @@ public sealed class RuntimeProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the runtime on the given ports with <paramref name="args"/> added; logs as plain text at info level.</summary>
-    public static RuntimeProcess Start(int httpPort, int grpcPort, int metricsPort, params string[] args)
+    public static RuntimeProcess Start(int httpPort, int grpcPort, int metricsPort, params string[] args) =>
+        StartExecutable(null, httpPort, grpcPort, metricsPort, args);
+
+    /// <summary>As <see cref="Start"/>, running <paramref name="executable"/> (a native build) instead when it is set.</summary>
+    public static RuntimeProcess StartExecutable(string? executable, int httpPort, int grpcPort, int metricsPort, params string[] args)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "shared-runtime.dll");
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        var start = new ProcessStartInfo(executable ?? Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(dll);
+        if (executable is null)
+        {
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "shared-runtime.dll"));
+        }
         foreach (var arg in new[] { "--dapr-http-port", $"{httpPort}", "--dapr-grpc-port", $"{grpcPort}", "--metrics-port", $"{metricsPort}", "--log-level", "info" }.Concat(args))
         {
             start.ArgumentList.Add(arg);
@@ -69,12 +75,15 @@ public sealed class RuntimeProcess : IAsyncDisposable
     /// Starts the runtime on free ports and waits until it is ready. A port another test took between picking and
     /// binding makes the process exit; it is started again on new ports.
     /// </summary>
-    public static async Task<RuntimeProcess> StartReadyAsync(params string[] args)
+    public static Task<RuntimeProcess> StartReadyAsync(params string[] args) => StartExecutableReadyAsync(null, args);
+
+    /// <summary>As <see cref="StartReadyAsync"/>, running <paramref name="executable"/> (a native build) when it is set.</summary>
+    public static async Task<RuntimeProcess> StartExecutableReadyAsync(string? executable, params string[] args)
     {
         for (var attempt = 1; ; attempt++)
         {
             var ports = TestRuntime.FreePorts(3);
-            var process = Start(ports[0], ports[1], ports[2], args);
+            var process = StartExecutable(executable, ports[0], ports[1], ports[2], args);
             try
             {
                 await process.WaitUntilReadyAsync();

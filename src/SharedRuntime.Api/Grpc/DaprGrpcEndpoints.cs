@@ -19,12 +19,11 @@ internal static class DaprGrpcEndpoints
             options.MaxReceiveMessageSize = 16 * 1024 * 1024;
             options.IgnoreUnknownServices = true; // left to the proxy, which answers UNIMPLEMENTED without dapr-app-id
         });
-        services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<RuntimeReadinessCheck>("runtime");
         return services;
     }
 
-    /// <summary>The Dapr service (tenant methods) and server reflection (no token needed), on the gRPC port only.</summary>
+    /// <summary>The Dapr service (tenant methods), the gRPC health service (no token needed) and the proxy to apps, on the gRPC port only.</summary>
     public static IEndpointRouteBuilder MapDaprGrpc(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGrpcService<DaprGrpcService>().Add(builder =>
@@ -32,7 +31,6 @@ internal static class DaprGrpcEndpoints
             var method = builder.Metadata.OfType<GrpcMethodMetadata>().FirstOrDefault()?.Method.Name ?? "";
             builder.Metadata.Add(new ApiEndpointMetadata(Listener.DaprGrpc, DaprServiceBinder.ApiOf(method)));
         });
-        endpoints.MapGrpcReflectionService().WithMetadata(new ApiEndpointMetadata(Listener.DaprGrpc, "reflection", Anonymous: true));
         endpoints.MapGrpcHealthChecksService().WithMetadata(new ApiEndpointMetadata(Listener.DaprGrpc, "healthz", Anonymous: true));
         endpoints.MapGrpcProxy();
         return endpoints;

@@ -40,4 +40,7 @@ internal static partial class HostLog
 
     [LoggerMessage(3013, LogLevel.Warning, "Could not confirm the listener hand-off to the predecessor ({Reason}): it keeps accepting on the same queues until it stops")]
     public static partial void HandoffNotConfirmed(ILogger logger, string reason);
+
+    [LoggerMessage(3014, LogLevel.Debug, "Gave back {Megabytes} MB of executable and assembly pages that start-up touched")]
+    public static partial void StartupPagesReleased(ILogger logger, long megabytes);
 }

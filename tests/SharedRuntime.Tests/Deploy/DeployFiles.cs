@@ -1,5 +1,7 @@
-using k8s;
-using k8s.Models;
+extern alias KubernetesModels;
+
+using KubernetesModels::k8s;
+using KubernetesModels::k8s.Models;
 
 namespace SharedRuntime.Tests.Deploy;
 

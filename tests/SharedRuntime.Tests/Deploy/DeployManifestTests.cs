@@ -1,8 +1,10 @@
+extern alias KubernetesModels;
+
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using k8s.Models;
+using KubernetesModels::k8s.Models;
 using SharedRuntime.Configuration;
 
 namespace SharedRuntime.Tests.Deploy;
@@ -127,7 +129,7 @@ public sealed class DeployManifestTests
                                      c.LabelSelector.MatchLabels.SequenceEqual(deployment.Spec.Selector.MatchLabels));
         Assert.Contains(spread, c => c.TopologyKey == "topology.kubernetes.io/zone");
         pod.TopologySpreadConstraints = null;
-        Assert.Equal(k8s.KubernetesJson.Serialize(daemonSet.Spec.Template), k8s.KubernetesJson.Serialize(deployment.Spec.Template));
+        Assert.Equal(KubernetesModels::k8s.KubernetesJson.Serialize(daemonSet.Spec.Template), KubernetesModels::k8s.KubernetesJson.Serialize(deployment.Spec.Template));
     }
 
     [Fact]
@@ -252,7 +254,7 @@ public sealed class DeployManifestTests
         var objects = await KustomizeAsync(found!, DeployFiles.Folder);
         // Namespace, 2 CRDs, ServiceAccount, 3 ClusterRoles and their bindings, Service, DaemonSet.
         Assert.Equal(12, objects.Count);
-        Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
+        Assert.All(objects.OfType<KubernetesModels::k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
             o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
         var image = objects.OfType<V1DaemonSet>().Single().Spec.Template.Spec.Containers.Single().Image;
         Assert.StartsWith("ghcr.io/", image, StringComparison.Ordinal);
@@ -269,7 +271,7 @@ public sealed class DeployManifestTests
         var objects = await KustomizeAsync(found!, Path.Combine(DeployFiles.Folder, "deployment"));
         Assert.Equal(14, objects.Count);
         Assert.Empty(objects.OfType<V1DaemonSet>());
-        Assert.All(objects.OfType<k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
+        Assert.All(objects.OfType<KubernetesModels::k8s.IKubernetesObject<V1ObjectMeta>>().Where(o => o is not V1Namespace and not V1ClusterRole and not V1ClusterRoleBinding and not V1CustomResourceDefinition),
             o => Assert.Equal("shared-runtime-system", o.Metadata.NamespaceProperty));
         // A regular Service: any ready replica, on any node.
         Assert.Equal("Cluster", objects.OfType<V1Service>().Single().Spec.InternalTrafficPolicy);

@@ -37,12 +37,15 @@ public sealed partial class DockerfileTests
     }
 
     [Fact]
-    public void TheImageRunsThePublishedRuntimeAsANonRootUser()
+    public void TheImageRunsTheNativeExecutableAsANonRootUser()
     {
         Assert.Contains("FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build", Dockerfile);
-        Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:10.0", Dockerfile);
+        // The native executable needs no .NET runtime in the image, only its native dependencies.
+        Assert.Contains("FROM mcr.microsoft.com/dotnet/runtime-deps:10.0", Dockerfile);
+        Assert.Matches(@"RUN dotnet publish src/SharedRuntime.Host/SharedRuntime.Host.csproj -c Release -r linux-x64 ", Dockerfile);
+        Assert.DoesNotContain("--self-contained false", Dockerfile);
         Assert.Contains("USER $APP_UID", Dockerfile);
-        Assert.Contains("""ENTRYPOINT ["dotnet", "shared-runtime.dll"]""", Dockerfile);
+        Assert.Contains("""ENTRYPOINT ["/app/shared-runtime"]""", Dockerfile);
         Assert.Contains("EXPOSE 3500 50001 9090", Dockerfile);
         var runtimeStage = Dockerfile[Dockerfile.LastIndexOf("FROM ", StringComparison.Ordinal)..];
         Assert.DoesNotContain("COPY src", runtimeStage);

@@ -1,0 +1,97 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace SharedRuntime.Host.Lifecycle;
+
+/// <summary>
+/// Gives back the pages of the runtime's own code and read-only data that start-up touched and serving may never touch
+/// again: start-up reads most of the executable once (type data to set up, code that runs once), and those pages would
+/// otherwise stay resident for the life of the process. Only clean pages of read-only file mappings are given back
+/// (<c>madvise(MADV_DONTNEED)</c>), those of the executable and of managed assemblies: they are still in the kernel's
+/// page cache, and a page that is needed again is mapped back from there on its first use. A mapping holding any page
+/// the process changed (relocations, copy-on-write) is left alone. Linux only.
+/// </summary>
+internal static class StartupPages
+{
+    private const int MadviseDontNeed = 4;
+
+    /// <summary>Gives the pages back; returns the bytes that were resident in the mappings given back.</summary>
+    public static long Release()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return 0;
+        }
+        var executable = Environment.ProcessPath;
+        long released = 0;
+        foreach (var mapping in ReadMappings())
+        {
+            if (!mapping.ReadOnlyPrivateFile || mapping.ChangedKb != 0 || mapping.ResidentKb == 0 ||
+                !(mapping.Path == executable || mapping.Path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)))
+            {
+                continue;
+            }
+            if (Madvise((nint)mapping.Start, (nuint)(mapping.End - mapping.Start), MadviseDontNeed) == 0)
+            {
+                released += mapping.ResidentKb * 1024;
+            }
+        }
+        return released;
+    }
+
+    private sealed record Mapping(ulong Start, ulong End, bool ReadOnlyPrivateFile, string Path)
+    {
+        public long ResidentKb { get; set; }
+
+        /// <summary>Pages of the mapping the process has written (anonymous copies, dirty pages).</summary>
+        public long ChangedKb { get; set; }
+    }
+
+    private static List<Mapping> ReadMappings()
+    {
+        var mappings = new List<Mapping>();
+        Mapping? current = null;
+        foreach (var line in File.ReadLines("/proc/self/smaps"))
+        {
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            var dash = line.IndexOf('-', StringComparison.Ordinal);
+            if (dash > 0 && (colon < 0 || dash < colon) && ulong.TryParse(line.AsSpan(0, dash), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var start))
+            {
+                // 7f12a000-7f12c000 r--p 00000000 08:01 1234   /path/to/file
+                var fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+                var range = fields[0].Split('-');
+                var perms = fields[1];
+                var path = fields.Length == 6 ? fields[5].Trim() : "";
+                var fileBacked = fields[4] != "0" && path.StartsWith('/');
+                current = new Mapping(start, ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                    fileBacked && perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p', path);
+                mappings.Add(current);
+                continue;
+            }
+            if (current is null || colon < 0)
+            {
+                continue;
+            }
+            var key = line.AsSpan(0, colon);
+            if (key is "Rss" or "Anonymous" or "Private_Dirty" or "Shared_Dirty")
+            {
+                // "Rss:    568 kB"; anything unreadable counts as changed, so the mapping is left alone.
+                var value = line.AsSpan(colon + 1).Trim();
+                var space = value.IndexOf(' ');
+                var kb = space > 0 && long.TryParse(value[..space], NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) ? parsed : 1;
+                if (key is "Rss")
+                {
+                    current.ResidentKb = kb;
+                }
+                else
+                {
+                    current.ChangedKb += kb;
+                }
+            }
+        }
+        return mappings;
+    }
+
+    [DllImport("libc", EntryPoint = "madvise", SetLastError = true)]
+    private static extern int Madvise(nint address, nuint length, int advice);
+}
