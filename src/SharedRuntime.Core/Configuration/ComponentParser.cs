@@ -55,48 +55,6 @@ internal static class ComponentParser
         };
     }
 
-    private static string YamlText(object? value)
-    {
-        if (value is null or string)
-        {
-            return (string?)value ?? "";
-        }
-        // A mapping or list given as a metadata value is passed on as its JSON text, as Dapr does.
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
-        {
-            WriteJson(writer, value);
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
-    private static void WriteJson(System.Text.Json.Utf8JsonWriter writer, object? value)
-    {
-        switch (value)
-        {
-            case Dictionary<object, object?> map:
-                writer.WriteStartObject();
-                foreach (var (key, item) in map)
-                {
-                    writer.WritePropertyName(key.ToString() ?? "");
-                    WriteJson(writer, item);
-                }
-                writer.WriteEndObject();
-                break;
-            case List<object?> list:
-                writer.WriteStartArray();
-                foreach (var item in list)
-                {
-                    WriteJson(writer, item);
-                }
-                writer.WriteEndArray();
-                break;
-            case null:
-                writer.WriteNullValue();
-                break;
-            default:
-                writer.WriteStringValue(value.ToString());
-                break;
-        }
-    }
+    /// <summary>A metadata value as text: a mapping or list given as a value is passed on as its JSON text, as Dapr does.</summary>
+    private static string YamlText(object? value) => value is null or string ? (string?)value ?? "" : ResourceTree.ToJson(value);
 }

@@ -143,47 +143,7 @@ public sealed class LastGoodResourceCache : IResourceSource
                 changed = true;
             }
         }
-        return changed ? string.Join("\n---\n", raws.Select(r => TreeJson(r.Root))) : document.Text;
-    }
-
-    private static string TreeJson(object? tree)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            WriteTree(writer, tree);
-        }
-        return Encoding.UTF8.GetString(buffer.ToArray());
-    }
-
-    private static void WriteTree(Utf8JsonWriter writer, object? node)
-    {
-        switch (node)
-        {
-            case Dictionary<object, object?> map:
-                writer.WriteStartObject();
-                foreach (var (key, value) in map)
-                {
-                    writer.WritePropertyName(key.ToString() ?? "");
-                    WriteTree(writer, value);
-                }
-                writer.WriteEndObject();
-                break;
-            case List<object?> list:
-                writer.WriteStartArray();
-                foreach (var item in list)
-                {
-                    WriteTree(writer, item);
-                }
-                writer.WriteEndArray();
-                break;
-            case null:
-                writer.WriteNullValue();
-                break;
-            default:
-                writer.WriteStringValue(node.ToString());
-                break;
-        }
+        return changed ? string.Join("\n---\n", raws.Select(r => ResourceTree.ToJson(r.Root))) : document.Text;
     }
 
     /// <summary>

@@ -26,45 +26,4 @@ internal static class ObjectTree
 
     public static string? Text(object? node, string name) =>
         node is Dictionary<object, object?> map && map.TryGetValue(name, out var child) ? child as string : null;
-
-    /// <summary>The tree as JSON text (which is also YAML), for the last-good cache.</summary>
-    public static string ToJson(object? node)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            Write(writer, node);
-        }
-        return Encoding.UTF8.GetString(buffer.ToArray());
-    }
-
-    private static void Write(Utf8JsonWriter writer, object? node)
-    {
-        switch (node)
-        {
-            case Dictionary<object, object?> map:
-                writer.WriteStartObject();
-                foreach (var (key, value) in map)
-                {
-                    writer.WritePropertyName(key.ToString() ?? "");
-                    Write(writer, value);
-                }
-                writer.WriteEndObject();
-                break;
-            case List<object?> list:
-                writer.WriteStartArray();
-                foreach (var item in list)
-                {
-                    Write(writer, item);
-                }
-                writer.WriteEndArray();
-                break;
-            case null:
-                writer.WriteNullValue();
-                break;
-            default:
-                writer.WriteStringValue(node.ToString());
-                break;
-        }
-    }
 }

@@ -88,7 +88,7 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         {
             Tenants = tenants,
             Components = set.Components.Where(c => !rejected.Contains(PathOf(c))).ToList(),
-            Documents = kept.Select(c => new ResourceDocument(c.Path, ObjectTree.ToJson(c.CacheTree))).ToList(),
+            Documents = kept.Select(c => new ResourceDocument(c.Path, ResourceTree.ToJson(c.CacheTree))).ToList(),
         }, notices);
     }
 
