@@ -142,6 +142,8 @@ internal sealed class FairShareGate(FairShare share, double limit)
     /// <summary>How far ahead of its scaled rate a tenant may run: a burst of this much of its scaled rate.</summary>
     internal static readonly TimeSpan Tolerance = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>Whether a controller reads the counts: with the fair share off (the default) nothing is counted.</summary>
+    private readonly bool _counted = !ReferenceEquals(share, FairShare.Off);
     private long _theoreticalArrival = long.MinValue;
     private int _attempts;
     private int _admitted;
@@ -156,8 +158,12 @@ internal sealed class FairShareGate(FairShare share, double limit)
     /// </summary>
     public bool TryPass(out TimeSpan retryAfter)
     {
-        Interlocked.Increment(ref _attempts);
         retryAfter = TimeSpan.Zero;
+        if (!_counted)
+        {
+            return true;
+        }
+        Interlocked.Increment(ref _attempts);
         var scale = share.Scale;
         if (scale >= 1)
         {
@@ -185,10 +191,22 @@ internal sealed class FairShareGate(FairShare share, double limit)
     }
 
     /// <summary>The attempt that passed was admitted by the tenant's own limit too.</summary>
-    public void Admitted() => Interlocked.Increment(ref _admitted);
+    public void Admitted()
+    {
+        if (_counted)
+        {
+            Interlocked.Increment(ref _admitted);
+        }
+    }
 
     /// <summary>The attempt that passed was refused by the tenant's own limit.</summary>
-    public void Limited() => Interlocked.Increment(ref _limited);
+    public void Limited()
+    {
+        if (_counted)
+        {
+            Interlocked.Increment(ref _limited);
+        }
+    }
 
     /// <summary>The counts since the last call, reset.</summary>
     internal (int Attempts, int Admitted, int Limited) TakeCounts() =>
