@@ -1,4 +1,5 @@
 using Grpc.AspNetCore.Server;
+using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,12 +11,12 @@ internal static class DaprGrpcEndpoints
 {
     public static IServiceCollection AddDaprGrpc(this IServiceCollection services)
     {
-        // One service and one interceptor serve every call: gRPC takes them from the container instead of making them per call.
+        // One service serves every call: gRPC takes it from the container instead of making one per call. Its methods
+        // are bound by DaprGrpcService.Methods, not by reflection.
         services.AddSingleton<DaprGrpcService>();
-        services.AddSingleton<DaprErrorInterceptor>();
+        services.AddSingleton<IServiceMethodProvider<DaprGrpcService>, DaprGrpcService.Methods>();
         services.AddGrpc(options =>
         {
-            options.Interceptors.Add<DaprErrorInterceptor>();
             options.MaxReceiveMessageSize = 16 * 1024 * 1024;
             options.IgnoreUnknownServices = true; // left to the proxy, which answers UNIMPLEMENTED without dapr-app-id
         });

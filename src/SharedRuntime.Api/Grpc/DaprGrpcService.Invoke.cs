@@ -9,7 +9,7 @@ using Autogen = Dapr.Client.Autogen.Grpc.v1;
 
 namespace SharedRuntime.Grpc;
 
-internal partial class DaprGrpcService
+internal sealed partial class DaprGrpcService
 {
     /// <summary>Largest app answer passed back over gRPC (the whole message is held in memory).</summary>
     public const int MaxInvokeResponseBytes = 16 * 1024 * 1024;
@@ -18,7 +18,7 @@ internal partial class DaprGrpcService
     /// InvokeService to an HTTP app, as Dapr does it: the HTTP verb and query string from <c>http_extension</c>
     /// (POST when none), the data's bytes as the body; a non-2xx answer becomes the matching gRPC status.
     /// </summary>
-    public virtual async Task<Autogen.InvokeResponse> InvokeService(Autogen.InvokeServiceRequest request, ServerCallContext context)
+    public async Task<Autogen.InvokeResponse> InvokeService(Autogen.InvokeServiceRequest request, ServerCallContext context)
     {
         var httpContext = context.GetHttpContext();
         var message = request.Message ?? throw Errors.Malformed("InvokeServiceRequest.message is required");

@@ -9,9 +9,9 @@ using Autogen = Dapr.Client.Autogen.Grpc.v1;
 namespace SharedRuntime.Grpc;
 
 /// <summary>Streaming subscriptions: <c>SubscribeTopicEventsAlpha1</c> over <see cref="StreamingSubscriptions"/>.</summary>
-internal partial class DaprGrpcService
+internal sealed partial class DaprGrpcService
 {
-    public virtual async Task SubscribeTopicEventsAlpha1(IAsyncStreamReader<Autogen.SubscribeTopicEventsRequestAlpha1> requests,
+    public async Task SubscribeTopicEventsAlpha1(IAsyncStreamReader<Autogen.SubscribeTopicEventsRequestAlpha1> requests,
         IServerStreamWriter<Autogen.SubscribeTopicEventsResponseAlpha1> responses, ServerCallContext context)
     {
         var tenant = Tenant(context);

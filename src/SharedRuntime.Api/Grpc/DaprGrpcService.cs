@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Grpc.AspNetCore.Server;
+using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SharedRuntime.AppChannel;
@@ -20,44 +20,102 @@ namespace SharedRuntime.Grpc;
 /// HTTP); every method calls the same building blocks as the HTTP API. One instance serves every call: it holds only
 /// the building blocks, which are singletons.
 /// </summary>
-[BindServiceMethod(typeof(DaprGrpcService), nameof(BindService))]
-internal partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ServiceInvocation invocation, StreamingSubscriptions streams, ILogger<DaprGrpcService> logger)
+internal sealed partial class DaprGrpcService(StateApi state, PublishApi publish, BindingApi bindings, SecretApi secrets, MetadataApi metadata, ConfigurationApi configurationApi, LockApi locks, ServiceInvocation invocation, StreamingSubscriptions streams, ILogger<DaprGrpcService> logger)
 {
     private static readonly Empty None = new();
 
-    /// <summary>The Dapr service descriptor; gRPC reflection lists the service from it.</summary>
-    public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Autogen.Dapr.Descriptor;
-
     /// <summary>
-    /// Binds the methods below (virtual, as the gRPC binder requires of hand-bound services) to the Dapr service.
+    /// The methods below, bound to the Dapr service without reflection. Each is wrapped once here: a Dapr error a
+    /// building block answered becomes its gRPC status (<see cref="DaprErrors"/>) and is left on the request for
+    /// <see cref="TenantAdmissionMiddleware"/>, which logs and counts it as it does an HTTP one; a unary answer is
+    /// charged to the request's memory, since it is serialized whole into the connection's buffers before it is sent.
     /// </summary>
-    public static void BindService(ServiceBinderBase binder, DaprGrpcService? service)
+    internal sealed class Methods : IServiceMethodProvider<DaprGrpcService>
     {
-        binder.AddMethod(DaprServiceBinder.Unary("GetState", Autogen.GetStateRequest.Parser, Autogen.GetStateResponse.Parser), service is null ? null : service.GetState);
-        binder.AddMethod(DaprServiceBinder.Unary("GetBulkState", Autogen.GetBulkStateRequest.Parser, Autogen.GetBulkStateResponse.Parser), service is null ? null : service.GetBulkState);
-        binder.AddMethod(DaprServiceBinder.Unary("SaveState", Autogen.SaveStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.SaveState);
-        binder.AddMethod(DaprServiceBinder.Unary("DeleteState", Autogen.DeleteStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.DeleteState);
-        binder.AddMethod(DaprServiceBinder.Unary("DeleteBulkState", Autogen.DeleteBulkStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.DeleteBulkState);
-        binder.AddMethod(DaprServiceBinder.Unary("ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.ExecuteStateTransaction);
-        binder.AddMethod(DaprServiceBinder.Unary("PublishEvent", Autogen.PublishEventRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.PublishEvent);
-        binder.AddMethod(DaprServiceBinder.Unary("BulkPublishEvent", Autogen.BulkPublishRequest.Parser, Autogen.BulkPublishResponse.Parser), service is null ? null : service.BulkPublishEvent);
-        binder.AddMethod(DaprServiceBinder.Unary("BulkPublishEventAlpha1", Autogen.BulkPublishRequest.Parser, Autogen.BulkPublishResponse.Parser), service is null ? null : service.BulkPublishEventAlpha1);
-        binder.AddMethod(DaprServiceBinder.Unary("InvokeBinding", Autogen.InvokeBindingRequest.Parser, Autogen.InvokeBindingResponse.Parser), service is null ? null : service.InvokeBinding);
-        binder.AddMethod(DaprServiceBinder.Unary("GetSecret", Autogen.GetSecretRequest.Parser, Autogen.GetSecretResponse.Parser), service is null ? null : service.GetSecret);
-        binder.AddMethod(DaprServiceBinder.Unary("GetBulkSecret", Autogen.GetBulkSecretRequest.Parser, Autogen.GetBulkSecretResponse.Parser), service is null ? null : service.GetBulkSecret);
-        binder.AddMethod(DaprServiceBinder.Unary("GetMetadata", Autogen.GetMetadataRequest.Parser, Autogen.GetMetadataResponse.Parser), service is null ? null : service.GetMetadata);
-        binder.AddMethod(DaprServiceBinder.Unary("SetMetadata", Autogen.SetMetadataRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.SetMetadata);
-        binder.AddMethod(DaprServiceBinder.Unary("GetConfiguration", Autogen.GetConfigurationRequest.Parser, Autogen.GetConfigurationResponse.Parser), service is null ? null : service.GetConfiguration);
-        binder.AddMethod(DaprServiceBinder.Unary("GetConfigurationAlpha1", Autogen.GetConfigurationRequest.Parser, Autogen.GetConfigurationResponse.Parser), service is null ? null : service.GetConfigurationAlpha1);
-        binder.AddMethod(DaprServiceBinder.ServerStreaming("SubscribeConfiguration", Autogen.SubscribeConfigurationRequest.Parser, Autogen.SubscribeConfigurationResponse.Parser), service is null ? null : service.SubscribeConfiguration);
-        binder.AddMethod(DaprServiceBinder.ServerStreaming("SubscribeConfigurationAlpha1", Autogen.SubscribeConfigurationRequest.Parser, Autogen.SubscribeConfigurationResponse.Parser), service is null ? null : service.SubscribeConfigurationAlpha1);
-        binder.AddMethod(DaprServiceBinder.Unary("UnsubscribeConfiguration", Autogen.UnsubscribeConfigurationRequest.Parser, Autogen.UnsubscribeConfigurationResponse.Parser), service is null ? null : service.UnsubscribeConfiguration);
-        binder.AddMethod(DaprServiceBinder.Unary("UnsubscribeConfigurationAlpha1", Autogen.UnsubscribeConfigurationRequest.Parser, Autogen.UnsubscribeConfigurationResponse.Parser), service is null ? null : service.UnsubscribeConfigurationAlpha1);
-        binder.AddMethod(DaprServiceBinder.Unary("TryLockAlpha1", Autogen.TryLockRequest.Parser, Autogen.TryLockResponse.Parser), service is null ? null : service.TryLockAlpha1);
-        binder.AddMethod(DaprServiceBinder.Unary("UnlockAlpha1", Autogen.UnlockRequest.Parser, Autogen.UnlockResponse.Parser), service is null ? null : service.UnlockAlpha1);
-        binder.AddMethod(DaprServiceBinder.Unary("InvokeService", Autogen.InvokeServiceRequest.Parser, Dapr.Client.Autogen.Grpc.v1.InvokeResponse.Parser), service is null ? null : service.InvokeService);
-        binder.AddMethod(DaprServiceBinder.DuplexStreaming("SubscribeTopicEventsAlpha1", Autogen.SubscribeTopicEventsRequestAlpha1.Parser, Autogen.SubscribeTopicEventsResponseAlpha1.Parser), service is null ? null : service.SubscribeTopicEventsAlpha1);
-        binder.AddMethod(DaprServiceBinder.Unary("Shutdown", Autogen.ShutdownRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser), service is null ? null : service.Shutdown);
+        public void OnServiceMethodDiscovery(ServiceMethodProviderContext<DaprGrpcService> context)
+        {
+            Unary(context, "GetState", Autogen.GetStateRequest.Parser, Autogen.GetStateResponse.Parser, static (service, request, call) => service.GetState(request, call));
+            Unary(context, "GetBulkState", Autogen.GetBulkStateRequest.Parser, Autogen.GetBulkStateResponse.Parser, static (service, request, call) => service.GetBulkState(request, call));
+            Unary(context, "SaveState", Autogen.SaveStateRequest.Parser, Empty.Parser, static (service, request, call) => service.SaveState(request, call));
+            Unary(context, "DeleteState", Autogen.DeleteStateRequest.Parser, Empty.Parser, static (service, request, call) => service.DeleteState(request, call));
+            Unary(context, "DeleteBulkState", Autogen.DeleteBulkStateRequest.Parser, Empty.Parser, static (service, request, call) => service.DeleteBulkState(request, call));
+            Unary(context, "ExecuteStateTransaction", Autogen.ExecuteStateTransactionRequest.Parser, Empty.Parser, static (service, request, call) => service.ExecuteStateTransaction(request, call));
+            Unary(context, "PublishEvent", Autogen.PublishEventRequest.Parser, Empty.Parser, static (service, request, call) => service.PublishEvent(request, call));
+            Unary(context, "BulkPublishEvent", Autogen.BulkPublishRequest.Parser, Autogen.BulkPublishResponse.Parser, static (service, request, call) => service.BulkPublishEvent(request, call));
+            Unary(context, "BulkPublishEventAlpha1", Autogen.BulkPublishRequest.Parser, Autogen.BulkPublishResponse.Parser, static (service, request, call) => service.BulkPublishEventAlpha1(request, call));
+            Unary(context, "InvokeBinding", Autogen.InvokeBindingRequest.Parser, Autogen.InvokeBindingResponse.Parser, static (service, request, call) => service.InvokeBinding(request, call));
+            Unary(context, "GetSecret", Autogen.GetSecretRequest.Parser, Autogen.GetSecretResponse.Parser, static (service, request, call) => service.GetSecret(request, call));
+            Unary(context, "GetBulkSecret", Autogen.GetBulkSecretRequest.Parser, Autogen.GetBulkSecretResponse.Parser, static (service, request, call) => service.GetBulkSecret(request, call));
+            Unary(context, "GetMetadata", Autogen.GetMetadataRequest.Parser, Autogen.GetMetadataResponse.Parser, static (service, request, call) => service.GetMetadata(request, call));
+            Unary(context, "SetMetadata", Autogen.SetMetadataRequest.Parser, Empty.Parser, static (service, request, call) => service.SetMetadata(request, call));
+            Unary(context, "GetConfiguration", Autogen.GetConfigurationRequest.Parser, Autogen.GetConfigurationResponse.Parser, static (service, request, call) => service.GetConfiguration(request, call));
+            Unary(context, "GetConfigurationAlpha1", Autogen.GetConfigurationRequest.Parser, Autogen.GetConfigurationResponse.Parser, static (service, request, call) => service.GetConfigurationAlpha1(request, call));
+            ServerStreaming(context, "SubscribeConfiguration", Autogen.SubscribeConfigurationRequest.Parser, Autogen.SubscribeConfigurationResponse.Parser, static (service, request, stream, call) => service.SubscribeConfiguration(request, stream, call));
+            ServerStreaming(context, "SubscribeConfigurationAlpha1", Autogen.SubscribeConfigurationRequest.Parser, Autogen.SubscribeConfigurationResponse.Parser, static (service, request, stream, call) => service.SubscribeConfigurationAlpha1(request, stream, call));
+            Unary(context, "UnsubscribeConfiguration", Autogen.UnsubscribeConfigurationRequest.Parser, Autogen.UnsubscribeConfigurationResponse.Parser, static (service, request, call) => service.UnsubscribeConfiguration(request, call));
+            Unary(context, "UnsubscribeConfigurationAlpha1", Autogen.UnsubscribeConfigurationRequest.Parser, Autogen.UnsubscribeConfigurationResponse.Parser, static (service, request, call) => service.UnsubscribeConfigurationAlpha1(request, call));
+            Unary(context, "TryLockAlpha1", Autogen.TryLockRequest.Parser, Autogen.TryLockResponse.Parser, static (service, request, call) => service.TryLockAlpha1(request, call));
+            Unary(context, "UnlockAlpha1", Autogen.UnlockRequest.Parser, Autogen.UnlockResponse.Parser, static (service, request, call) => service.UnlockAlpha1(request, call));
+            Unary(context, "InvokeService", Autogen.InvokeServiceRequest.Parser, Autogen.InvokeResponse.Parser, static (service, request, call) => service.InvokeService(request, call));
+            DuplexStreaming(context, "SubscribeTopicEventsAlpha1", Autogen.SubscribeTopicEventsRequestAlpha1.Parser, Autogen.SubscribeTopicEventsResponseAlpha1.Parser, static (service, requests, stream, call) => service.SubscribeTopicEventsAlpha1(requests, stream, call));
+            Unary(context, "Shutdown", Autogen.ShutdownRequest.Parser, Empty.Parser, static (service, request, call) => service.Shutdown(request, call));
+        }
+
+        private static void Unary<TRequest, TResponse>(ServiceMethodProviderContext<DaprGrpcService> context, string name,
+            MessageParser<TRequest> request, MessageParser<TResponse> response, UnaryServerMethod<DaprGrpcService, TRequest, TResponse> handler)
+            where TRequest : class, IMessage<TRequest>
+            where TResponse : class, IMessage<TResponse> =>
+            context.AddUnaryMethod(DaprServiceBinder.Unary(name, request, response), [], async (service, message, call) =>
+            {
+                try
+                {
+                    var answer = await handler(service, message, call);
+                    call.GetHttpContext().Memory().Charge(answer.CalculateSize(), "the gRPC answer");
+                    return answer;
+                }
+                catch (DaprApiException ex)
+                {
+                    throw Answered(call, ex);
+                }
+            });
+
+        private static void ServerStreaming<TRequest, TResponse>(ServiceMethodProviderContext<DaprGrpcService> context, string name,
+            MessageParser<TRequest> request, MessageParser<TResponse> response, ServerStreamingServerMethod<DaprGrpcService, TRequest, TResponse> handler)
+            where TRequest : class, IMessage<TRequest>
+            where TResponse : class, IMessage<TResponse> =>
+            context.AddServerStreamingMethod(DaprServiceBinder.ServerStreaming(name, request, response), [], async (service, message, stream, call) =>
+            {
+                try
+                {
+                    await handler(service, message, stream, call);
+                }
+                catch (DaprApiException ex)
+                {
+                    throw Answered(call, ex);
+                }
+            });
+
+        private static void DuplexStreaming<TRequest, TResponse>(ServiceMethodProviderContext<DaprGrpcService> context, string name,
+            MessageParser<TRequest> request, MessageParser<TResponse> response, DuplexStreamingServerMethod<DaprGrpcService, TRequest, TResponse> handler)
+            where TRequest : class, IMessage<TRequest>
+            where TResponse : class, IMessage<TResponse> =>
+            context.AddDuplexStreamingMethod(DaprServiceBinder.DuplexStreaming(name, request, response), [], async (service, requests, stream, call) =>
+            {
+                try
+                {
+                    await handler(service, requests, stream, call);
+                }
+                catch (DaprApiException ex)
+                {
+                    throw Answered(call, ex);
+                }
+            });
+
+        private static RpcException Answered(ServerCallContext call, DaprApiException error)
+        {
+            call.GetHttpContext().Features.Set(error);
+            return DaprErrors.ToRpcException(error);
+        }
     }
 
     private static TenantContext Tenant(ServerCallContext context) =>
@@ -83,7 +141,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
 
     // ---- state
 
-    public virtual async Task<Autogen.GetStateResponse> GetState(Autogen.GetStateRequest request, ServerCallContext context)
+    public async Task<Autogen.GetStateResponse> GetState(Autogen.GetStateRequest request, ServerCallContext context)
     {
         var entry = await state.GetAsync(Tenant(context), request.StoreName, request.Key, context.CancellationToken);
         var response = new Autogen.GetStateResponse();
@@ -96,7 +154,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return response;
     }
 
-    public virtual async Task<Autogen.GetBulkStateResponse> GetBulkState(Autogen.GetBulkStateRequest request, ServerCallContext context)
+    public async Task<Autogen.GetBulkStateResponse> GetBulkState(Autogen.GetBulkStateRequest request, ServerCallContext context)
     {
         var items = await state.GetBulkAsync(Tenant(context), request.StoreName, request.Keys, request.Parallelism,
             context.GetHttpContext().Memory(), context.CancellationToken);
@@ -124,19 +182,19 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
     private static StateSaveItem ToItem(Autogen.StateItem item) =>
         new(item.Key, item.Value.Memory, item.Etag?.Value, Concurrency(item.Options), Map(item.Metadata), item.Metadata.GetValueOrDefault("contentType"));
 
-    public virtual async Task<Empty> SaveState(Autogen.SaveStateRequest request, ServerCallContext context)
+    public async Task<Empty> SaveState(Autogen.SaveStateRequest request, ServerCallContext context)
     {
         await state.SaveAsync(Tenant(context), request.StoreName, request.States.Select(ToItem).ToList(), context.CancellationToken);
         return None;
     }
 
-    public virtual async Task<Empty> DeleteState(Autogen.DeleteStateRequest request, ServerCallContext context)
+    public async Task<Empty> DeleteState(Autogen.DeleteStateRequest request, ServerCallContext context)
     {
         await state.DeleteAsync(Tenant(context), request.StoreName, request.Key, request.Etag?.Value, Concurrency(request.Options), context.CancellationToken);
         return None;
     }
 
-    public virtual async Task<Empty> DeleteBulkState(Autogen.DeleteBulkStateRequest request, ServerCallContext context)
+    public async Task<Empty> DeleteBulkState(Autogen.DeleteBulkStateRequest request, ServerCallContext context)
     {
         var tenant = Tenant(context);
         foreach (var item in request.States)
@@ -146,7 +204,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return None;
     }
 
-    public virtual async Task<Empty> ExecuteStateTransaction(Autogen.ExecuteStateTransactionRequest request, ServerCallContext context)
+    public async Task<Empty> ExecuteStateTransaction(Autogen.ExecuteStateTransactionRequest request, ServerCallContext context)
     {
         var operations = request.Operations.Select(o => StateTransactionItem.Of(o.OperationType, o.Request is null ? null : ToItem(o.Request))).ToList();
         await state.TransactAsync(Tenant(context), request.StoreName, operations, context.CancellationToken);
@@ -155,7 +213,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
 
     // ---- publish
 
-    public virtual async Task<Empty> PublishEvent(Autogen.PublishEventRequest request, ServerCallContext context)
+    public async Task<Empty> PublishEvent(Autogen.PublishEventRequest request, ServerCallContext context)
     {
         var headers = RequestHeaders(context);
         await publish.PublishAsync(Tenant(context), new PublishRequest(request.PubsubName, request.Topic, request.Data.Memory,
@@ -164,7 +222,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return None;
     }
 
-    public virtual async Task<Autogen.BulkPublishResponse> BulkPublishEvent(Autogen.BulkPublishRequest request, ServerCallContext context)
+    public async Task<Autogen.BulkPublishResponse> BulkPublishEvent(Autogen.BulkPublishRequest request, ServerCallContext context)
     {
         var entries = request.Entries
             .Select(e => new BulkPublishEntry(e.EntryId, e.Event.Memory, string.IsNullOrEmpty(e.ContentType) ? null : e.ContentType, e.Metadata))
@@ -178,11 +236,11 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return response;
     }
 
-    public virtual Task<Autogen.BulkPublishResponse> BulkPublishEventAlpha1(Autogen.BulkPublishRequest request, ServerCallContext context) => BulkPublishEvent(request, context);
+    public Task<Autogen.BulkPublishResponse> BulkPublishEventAlpha1(Autogen.BulkPublishRequest request, ServerCallContext context) => BulkPublishEvent(request, context);
 
     // ---- bindings, secrets, metadata
 
-    public virtual async Task<Autogen.InvokeBindingResponse> InvokeBinding(Autogen.InvokeBindingRequest request, ServerCallContext context)
+    public async Task<Autogen.InvokeBindingResponse> InvokeBinding(Autogen.InvokeBindingRequest request, ServerCallContext context)
     {
         var result = await bindings.InvokeAsync(Tenant(context), request.Name, new BindingRequest(request.Operation, request.Data.Memory, Map(request.Metadata)), context.CancellationToken);
         var response = new Autogen.InvokeBindingResponse { Data = ByteString.CopyFrom(result.Data.Span) };
@@ -190,7 +248,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return response;
     }
 
-    public virtual async Task<Autogen.GetSecretResponse> GetSecret(Autogen.GetSecretRequest request, ServerCallContext context)
+    public async Task<Autogen.GetSecretResponse> GetSecret(Autogen.GetSecretRequest request, ServerCallContext context)
     {
         var secret = await secrets.GetAsync(Tenant(context), request.StoreName, request.Key, Map(request.Metadata), context.CancellationToken);
         var response = new Autogen.GetSecretResponse();
@@ -198,7 +256,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return response;
     }
 
-    public virtual async Task<Autogen.GetBulkSecretResponse> GetBulkSecret(Autogen.GetBulkSecretRequest request, ServerCallContext context)
+    public async Task<Autogen.GetBulkSecretResponse> GetBulkSecret(Autogen.GetBulkSecretRequest request, ServerCallContext context)
     {
         var all = await secrets.GetBulkAsync(Tenant(context), request.StoreName, Map(request.Metadata), context.CancellationToken);
         var response = new Autogen.GetBulkSecretResponse();
@@ -211,7 +269,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return response;
     }
 
-    public virtual Task<Autogen.GetMetadataResponse> GetMetadata(Autogen.GetMetadataRequest request, ServerCallContext context)
+    public Task<Autogen.GetMetadataResponse> GetMetadata(Autogen.GetMetadataRequest request, ServerCallContext context)
     {
         var view = metadata.Describe(Tenant(context));
         var response = new Autogen.GetMetadataResponse { Id = view.AppId, RuntimeVersion = MetadataApi.RuntimeVersion };
@@ -236,7 +294,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return Task.FromResult(response);
     }
 
-    public virtual Task<Empty> SetMetadata(Autogen.SetMetadataRequest request, ServerCallContext context)
+    public Task<Empty> SetMetadata(Autogen.SetMetadataRequest request, ServerCallContext context)
     {
         MetadataApi.Set(Tenant(context), request.Key, request.Value);
         return Task.FromResult(None);
@@ -244,7 +302,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
 
     // ---- configuration and lock
 
-    public virtual async Task<Autogen.GetConfigurationResponse> GetConfiguration(Autogen.GetConfigurationRequest request, ServerCallContext context)
+    public async Task<Autogen.GetConfigurationResponse> GetConfiguration(Autogen.GetConfigurationRequest request, ServerCallContext context)
     {
         var items = await configurationApi.GetAsync(Tenant(context), request.StoreName, request.Keys, context.CancellationToken);
         var response = new Autogen.GetConfigurationResponse();
@@ -255,7 +313,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         return response;
     }
 
-    public virtual Task<Autogen.GetConfigurationResponse> GetConfigurationAlpha1(Autogen.GetConfigurationRequest request, ServerCallContext context) => GetConfiguration(request, context);
+    public Task<Autogen.GetConfigurationResponse> GetConfigurationAlpha1(Autogen.GetConfigurationRequest request, ServerCallContext context) => GetConfiguration(request, context);
 
     private static Autogen.ConfigurationItem ToItem(ConfigurationItem item)
     {
@@ -269,7 +327,7 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
     /// every later message carries the items that changed since the one before. The stream ends when the app
     /// unsubscribes, goes away, or no longer sees the store.
     /// </summary>
-    public virtual async Task SubscribeConfiguration(Autogen.SubscribeConfigurationRequest request, IServerStreamWriter<Autogen.SubscribeConfigurationResponse> stream, ServerCallContext context)
+    public async Task SubscribeConfiguration(Autogen.SubscribeConfigurationRequest request, IServerStreamWriter<Autogen.SubscribeConfigurationResponse> stream, ServerCallContext context)
     {
         var tenant = Tenant(context);
         await using var subscription = await configurationApi.SubscribeAsync(tenant, request.StoreName, request.Keys, context.CancellationToken);
@@ -298,25 +356,25 @@ internal partial class DaprGrpcService(StateApi state, PublishApi publish, Bindi
         }
     }
 
-    public virtual Task SubscribeConfigurationAlpha1(Autogen.SubscribeConfigurationRequest request, IServerStreamWriter<Autogen.SubscribeConfigurationResponse> stream, ServerCallContext context) =>
+    public Task SubscribeConfigurationAlpha1(Autogen.SubscribeConfigurationRequest request, IServerStreamWriter<Autogen.SubscribeConfigurationResponse> stream, ServerCallContext context) =>
         SubscribeConfiguration(request, stream, context);
 
-    public virtual Task<Autogen.UnsubscribeConfigurationResponse> UnsubscribeConfiguration(Autogen.UnsubscribeConfigurationRequest request, ServerCallContext context)
+    public Task<Autogen.UnsubscribeConfigurationResponse> UnsubscribeConfiguration(Autogen.UnsubscribeConfigurationRequest request, ServerCallContext context)
     {
         var ok = configurationApi.Unsubscribe(Tenant(context).AppId, string.IsNullOrEmpty(request.StoreName) ? null : request.StoreName, request.Id);
         return Task.FromResult(new Autogen.UnsubscribeConfigurationResponse { Ok = ok, Message = ok ? "" : $"subscription {request.Id} not found" });
     }
 
-    public virtual Task<Autogen.UnsubscribeConfigurationResponse> UnsubscribeConfigurationAlpha1(Autogen.UnsubscribeConfigurationRequest request, ServerCallContext context) =>
+    public Task<Autogen.UnsubscribeConfigurationResponse> UnsubscribeConfigurationAlpha1(Autogen.UnsubscribeConfigurationRequest request, ServerCallContext context) =>
         UnsubscribeConfiguration(request, context);
 
-    public virtual async Task<Autogen.TryLockResponse> TryLockAlpha1(Autogen.TryLockRequest request, ServerCallContext context) =>
+    public async Task<Autogen.TryLockResponse> TryLockAlpha1(Autogen.TryLockRequest request, ServerCallContext context) =>
         new() { Success = await locks.TryLockAsync(Tenant(context), request.StoreName, request.ResourceId, request.LockOwner, request.ExpiryInSeconds, context.CancellationToken) };
 
-    public virtual async Task<Autogen.UnlockResponse> UnlockAlpha1(Autogen.UnlockRequest request, ServerCallContext context) =>
+    public async Task<Autogen.UnlockResponse> UnlockAlpha1(Autogen.UnlockRequest request, ServerCallContext context) =>
         new() { Status = (Autogen.UnlockResponse.Types.Status)(int)await locks.UnlockAsync(Tenant(context), request.StoreName, request.ResourceId, request.LockOwner, context.CancellationToken) };
 
-    public virtual Task<Empty> Shutdown(Autogen.ShutdownRequest request, ServerCallContext context)
+    public Task<Empty> Shutdown(Autogen.ShutdownRequest request, ServerCallContext context)
     {
         ApiLog.ShutdownIgnored(logger, Tenant(context).AppId);
         return Task.FromResult(None);

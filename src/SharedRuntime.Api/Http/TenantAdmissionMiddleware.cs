@@ -277,7 +277,7 @@ internal sealed class TenantAdmissionMiddleware(
     }
 
     /// <summary>
-    /// After the gRPC service answered: a Dapr error it answered (left on the request by <c>DaprErrorInterceptor</c>) is
+    /// After the gRPC service answered: a Dapr error it answered (left on the request by <c>DaprGrpcService.Methods</c>) is
     /// logged and counted as over HTTP; so is a Dapr error gRPC answered before the service ran (a message that is not
     /// valid protobuf), known by its error code trailer.
     /// </summary>
