@@ -32,6 +32,19 @@ internal sealed class PostgreSqlStateSql(string table, string bareTable)
     public string Get { get; } = $"SELECT value, etag, expiresat, contenttype FROM {table} WHERE key = @key AND {Live}";
 
     /// <summary>
+    /// The common write on its own: an update of an existing row by a value that counts as much as the row did (the same
+    /// key, as many bytes: <c>@cost</c>), whose etag condition holds (<c>@condition</c> 0, none, or 2, the live row of
+    /// version <c>@version</c>). The app's usage does not change, so nothing else is read, locked or written, and the
+    /// statement costs what a bare update does. Its conditions are evaluated on the row it updates, also when a concurrent
+    /// writer changed the row first. No row returned: nothing was written, and <see cref="Write"/> decides.
+    /// </summary>
+    public string Overwrite { get; } = $"""
+        UPDATE {table} t SET value = @value, etag = t.etag + 1, expiresat = {Expires}, contenttype = @contenttype
+        WHERE t.key = @key AND {Cost} = @cost AND (@condition = 0 OR ({Live} AND t.etag = @version))
+        RETURNING t.etag
+        """;
+
+    /// <summary>
     /// One write of one key, its etag check, its quota check and its usage change, in one statement (one round trip,
     /// atomic on its own or as part of a transaction). In order, each step feeding the next:
     /// <list type="number">

@@ -156,9 +156,19 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
             : new(operation, ETagCondition.For(operation.Delete!), StateKeys.PrefixOf(operation.Key).ToString(), default);
     }
 
-    /// <summary>One statement, committed on its own: it writes nothing unless the etag and the allowance pass.</summary>
+    /// <summary>
+    /// One statement, committed on its own: it writes nothing unless the etag and the allowance pass. A set is first
+    /// tried as an overwrite that leaves the app's usage as it is (<see cref="PostgreSqlStateSql.Overwrite"/>, as cheap
+    /// as a bare update); when it finds no such row (a new key, a value of another size, an etag that does not match),
+    /// the full statement decides, at the price of that one more round trip.
+    /// </summary>
     private async Task<WriteOutcome> WriteOneAsync(NpgsqlConnection connection, PlannedWrite write, StateAllowance? allowance, CancellationToken cancellationToken)
     {
+        if (write.Operation.Set is not null && write.Condition.Kind != ETagConditionKind.MustNotExist
+            && await OverwriteAsync(connection, write, cancellationToken).ConfigureAwait(false) is { } version)
+        {
+            return new WriteOutcome([version], null);
+        }
         var limit = allowance is { } a && string.Equals(a.Prefix, write.Prefix, StringComparison.Ordinal) ? a : (StateAllowance?)null;
         await using var command = WriteCommand(connection, write, limit);
         await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
@@ -176,6 +186,26 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         }
         return new WriteOutcome([result.Version], null);
     }
+
+    /// <summary>The new etag of an overwrite that changed the row, or null when no row was changed.</summary>
+    private async Task<string?> OverwriteAsync(NpgsqlConnection connection, PlannedWrite write, CancellationToken cancellationToken)
+    {
+        var set = write.Operation.Set!;
+        await using var command = new NpgsqlCommand(_sql.Overwrite, connection);
+        command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = set.Key });
+        command.Parameters.Add(new NpgsqlParameter("value", NpgsqlDbType.Bytea) { Value = set.Value });
+        command.Parameters.Add(new NpgsqlParameter("ttlms", NpgsqlDbType.Bigint) { Value = TtlMilliseconds(set) });
+        command.Parameters.Add(new NpgsqlParameter("contenttype", NpgsqlDbType.Text) { Value = (object?)set.ContentType ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter<long>("cost", NpgsqlDbType.Bigint) { TypedValue = write.Stored.Bytes });
+        command.Parameters.Add(new NpgsqlParameter<int>("condition", NpgsqlDbType.Integer) { TypedValue = (int)write.Condition.Kind });
+        command.Parameters.Add(new NpgsqlParameter<long>("version", NpgsqlDbType.Bigint) { TypedValue = write.Condition.Version });
+        await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long etag
+            ? etag.ToString(CultureInfo.InvariantCulture)
+            : null;
+    }
+
+    private static object TtlMilliseconds(StateSetRequest set) => set.Ttl is { } ttl ? Math.Max(1, (long)ttl.TotalMilliseconds) : DBNull.Value;
 
     /// <summary>
     /// Several operations as one batch in one transaction: the keys locked in order, the usage rows too when there are
@@ -280,7 +310,7 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         parameters.Add(new NpgsqlParameter<string>("prefix", NpgsqlDbType.Text) { TypedValue = write.Prefix });
         parameters.Add(new NpgsqlParameter<bool>("isset", NpgsqlDbType.Boolean) { TypedValue = set is not null });
         parameters.Add(new NpgsqlParameter("value", NpgsqlDbType.Bytea) { Value = set is null ? DBNull.Value : set.Value });
-        parameters.Add(new NpgsqlParameter("ttlms", NpgsqlDbType.Bigint) { Value = set?.Ttl is { } ttl ? Math.Max(1, (long)ttl.TotalMilliseconds) : DBNull.Value });
+        parameters.Add(new NpgsqlParameter("ttlms", NpgsqlDbType.Bigint) { Value = set is null ? DBNull.Value : TtlMilliseconds(set) });
         parameters.Add(new NpgsqlParameter("contenttype", NpgsqlDbType.Text) { Value = (object?)set?.ContentType ?? DBNull.Value });
         parameters.Add(new NpgsqlParameter<long>("cost", NpgsqlDbType.Bigint) { TypedValue = write.Stored.Bytes });
         parameters.Add(new NpgsqlParameter<int>("condition", NpgsqlDbType.Integer) { TypedValue = (int)write.Condition.Kind });
