@@ -227,7 +227,14 @@ public sealed class JsSdkTests : IAsyncLifetime
             {
                 start.Environment[name] = value;
             }
-            return new NodeApp(Process.Start(start)!);
+            try
+            {
+                return new NodeApp(Process.Start(start)!);
+            }
+            catch (System.ComponentModel.Win32Exception ex)
+            {
+                throw new InvalidOperationException($"Node.js (20 or later) must be on PATH to run the JS SDK app: {ex.Message}", ex);
+            }
         }
 
         private void Add(string? line)
