@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using SharedRuntime.Admission;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Components;
 using SharedRuntime.Configuration;
@@ -16,11 +17,16 @@ internal sealed record StreamedEvent(string Id, string CloudEventId, string Sour
 /// it keeps open, in its own consumer group, and answers each with SUCCESS, RETRY or DROP, which end the event as an
 /// app's answer to a pushed delivery does (DROP to the dead-letter topic when the stream named one). Per tenant at most
 /// <see cref="MaxStreamsPerApp"/> streams are open and each holds at most <see cref="MaxInFlightPerStream"/> events
-/// not yet answered; further events wait in the broker. A tenant streams a topic only where it may subscribe, and only
-/// once: not while another stream or a pushed subscription of its own delivers that topic. When the stream closes,
-/// events not answered go back to the broker.
+/// not yet answered; further events wait in the broker. A stream's events in flight also take slots of the tenant's
+/// app channel, in the lines pushed deliveries use (one per topic, served in turn; see <see cref="AppChannel.Calls"/>),
+/// so a tenant's streams, its pushed deliveries and the invocations into its app together hold at most its
+/// <c>appChannel.maxConcurrency</c>, and none of them can take the slots the others are waiting for. A tenant without
+/// an appEndpoint has no channel: its streams share a bound of the same size of their own. A tenant streams a topic
+/// only where it may subscribe, and only once: not while another stream or a pushed subscription of its own delivers
+/// that topic. When the stream closes, events not answered go back to the broker.
 /// </summary>
-internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, TimeProvider time, Metrics.RuntimeMetrics metrics, ILogger<StreamingSubscriptions> logger)
+internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, AppChannels channels, TimeProvider time, Metrics.RuntimeMetrics metrics,
+    ILogger<StreamingSubscriptions> logger)
 {
     /// <summary>Open streams per tenant.</summary>
     public const int MaxStreamsPerApp = 8;
@@ -28,11 +34,40 @@ internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, TimePr
     /// <summary>Events handed to one stream and not answered yet.</summary>
     public const int MaxInFlightPerStream = 32;
 
-    private readonly ConcurrentDictionary<string, int> _open = new(StringComparer.Ordinal);
+    private readonly Lock _openLock = new();
+    private readonly Dictionary<string, TenantStreams> _open = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string AppId, string PubsubName, string Topic), byte> _topics = new();
 
     /// <summary>Streams open now for <paramref name="appId"/>, for tests.</summary>
-    internal int OpenFor(string appId) => _open.GetValueOrDefault(appId);
+    internal int OpenFor(string appId)
+    {
+        lock (_openLock)
+        {
+            return _open.TryGetValue(appId, out var streams) ? streams.Open : 0;
+        }
+    }
+
+    /// <summary>
+    /// Events of the streams of <paramref name="appId"/>, a tenant without an app channel, holding one of their shared
+    /// slots and waiting for one; for tests.
+    /// </summary>
+    internal (int InFlight, int Queued) SlotsInUse(string appId)
+    {
+        FairQueue? slots;
+        lock (_openLock)
+        {
+            slots = _open.TryGetValue(appId, out var streams) ? streams.Slots : null;
+        }
+        return slots is null
+            ? (0, 0)
+            : (slots.InFlight, _topics.Keys.Where(k => k.AppId == appId).Sum(k => slots.QueuedFor(AppChannel.DeliveryLine(k.PubsubName, k.Topic))));
+    }
+
+    /// <summary>
+    /// Where a stream's events wait for a slot: the tenant's app channel when it has one (a reload may give it one, or
+    /// replace it, while the stream is open), else the slots its streams share.
+    /// </summary>
+    private FairQueue SlotsFor(string appId, FairQueue own) => channels.Find(appId)?.Calls ?? own;
 
     /// <summary>
     /// Opens a stream of <paramref name="topic"/> of <paramref name="pubsubName"/> for the tenant, or throws the
@@ -69,12 +104,12 @@ internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, TimePr
         {
             throw new DaprApiException(400, "ERR_PUBSUB_SUBSCRIBE", $"app {tenant.AppId} already subscribes to topic {topic} of pubsub {pubsubName}");
         }
-        if (_open.AddOrUpdate(tenant.AppId, 1, static (_, count) => count + 1) > MaxStreamsPerApp)
+        if (Count(tenant.AppId, tenant.Config.AppChannel.MaxConcurrency) is not { } own)
         {
-            Close(key);
+            _topics.TryRemove(key, out _);
             throw new DaprApiException(429, "ERR_TENANT_STREAMS_EXCEEDED", $"app {tenant.AppId} has {MaxStreamsPerApp} streaming subscriptions open, its limit");
         }
-        var subscription = new StreamingSubscription(this, key, broker, deadLetterTopic, send);
+        var subscription = new StreamingSubscription(this, key, broker, deadLetterTopic, own, send);
         try
         {
             await subscription.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -88,17 +123,52 @@ internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, TimePr
         return subscription;
     }
 
+    /// <summary>Counts one more open stream of <paramref name="appId"/> and returns its streams' own slots; null at its limit.</summary>
+    private FairQueue? Count(string appId, int maxConcurrency)
+    {
+        lock (_openLock)
+        {
+            if (!_open.TryGetValue(appId, out var streams))
+            {
+                streams = new TenantStreams(new FairQueue(maxConcurrency, maxQueuedPerTenant: 0));
+                _open.Add(appId, streams);
+            }
+            if (streams.Open >= MaxStreamsPerApp)
+            {
+                return null;
+            }
+            streams.Open++;
+            return streams.Slots;
+        }
+    }
+
     private void Close((string AppId, string PubsubName, string Topic) key)
     {
         _topics.TryRemove(key, out _);
-        _open.AddOrUpdate(key.AppId, 0, static (_, count) => count - 1);
-        _open.TryRemove(new KeyValuePair<string, int>(key.AppId, 0));
+        lock (_openLock)
+        {
+            // A tenant's own slots go with its last stream, whose events hold none any more.
+            if (_open.TryGetValue(key.AppId, out var streams) && --streams.Open == 0)
+            {
+                _open.Remove(key.AppId);
+            }
+        }
+    }
+
+    /// <summary>A tenant's open streams, and the slots they share when the tenant has no app channel.</summary>
+    private sealed class TenantStreams(FairQueue slots)
+    {
+        public FairQueue Slots { get; } = slots;
+
+        public int Open { get; set; }
     }
 
     /// <summary>One open stream: events handed out and waiting for the app's answer.</summary>
     internal sealed class StreamingSubscription(StreamingSubscriptions owner, (string AppId, string PubsubName, string Topic) key, IPubSubBroker broker, string? deadLetterTopic,
-        Func<StreamedEvent, CancellationToken, Task> send) : IAsyncDisposable
+        FairQueue ownSlots, Func<StreamedEvent, CancellationToken, Task> send) : IAsyncDisposable
     {
+        /// <summary>The line its events wait in for a slot: the one a pushed subscription of the topic would use.</summary>
+        private readonly string _line = AppChannel.DeliveryLine(key.PubsubName, key.Topic);
         private readonly ConcurrentDictionary<string, TaskCompletionSource<DeliveryOutcome>> _waiting = new(StringComparer.Ordinal);
         private readonly CompiledSubscription _compiled = new(new SubscriptionConfig
         {
@@ -147,6 +217,16 @@ internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, TimePr
             {
                 return (DeliveryOutcome.Drop, "expired");
             }
+            // The event waits in its stream's line until the tenant has a slot free, and holds it until answered.
+            var slots = owner.SlotsFor(key.AppId, ownSlots);
+            try
+            {
+                await slots.EnterAsync(_line, int.MaxValue, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return (DeliveryOutcome.Retry, "retry"); // the stream closed while the event waited: the broker keeps it
+            }
             var waiting = new TaskCompletionSource<DeliveryOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiting[streamed.Id] = waiting;
             try
@@ -169,6 +249,7 @@ internal sealed class StreamingSubscriptions(SubscriptionDelivery pushed, TimePr
             finally
             {
                 _waiting.TryRemove(streamed.Id, out _);
+                slots.Exit();
             }
         }
 
