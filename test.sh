@@ -21,6 +21,12 @@ if [ "$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo 1)" = "0" ]; 
   fi
 fi
 
+# The JS SDK's DaprServer (tests/js, @dapr/dapr pinned in its package-lock.json) for the SDK tests.
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 results="$(pwd)/artifacts/test-results"
 rm -rf "$results"
