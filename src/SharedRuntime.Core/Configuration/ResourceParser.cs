@@ -82,7 +82,14 @@ internal static class ResourceParser
                     break;
                 case HttpEndpointConfig.KindName when raw.ApiVersion == DaprApiVersion:
                     CheckUnique(seen, identity, raw);
-                    httpEndpoints.Add(HttpEndpointParser.Parse(raw, secrets));
+                    try
+                    {
+                        httpEndpoints.Add(HttpEndpointParser.Parse(raw, secrets));
+                    }
+                    catch (ResourceException) when (fromCache)
+                    {
+                        // The cache keeps Secret references, never their values: such an endpoint waits for the cluster.
+                    }
                     break;
                 case TenantConfig.KindName:
                     rejectedTenants.Add(raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}"));
