@@ -117,6 +117,19 @@ public sealed class ExternalInvocationTests : IAsyncLifetime
         var (_, code, _) = await ErrorOf(error.Response!);
         Assert.Equal("ERR_DIRECT_INVOKE", code);
     }
+
+    [Fact]
+    public async Task TheMetadataApiListsTheEndpointsATenantMayInvoke()
+    {
+        static async Task<string[]> EndpointsOf(HttpClient client)
+        {
+            using var json = JsonDocument.Parse(await client.GetStringAsync("/v1.0/metadata"));
+            return [.. json.RootElement.GetProperty("httpEndpoints").EnumerateArray().Select(e => e.GetProperty("name").GetString()!)];
+        }
+
+        Assert.Equal(["down", "weather"], await EndpointsOf(_runtime.Client("orders-token")));
+        Assert.Equal(["down"], await EndpointsOf(_runtime.Client("shipping-token")));
+    }
 #pragma warning restore CS0618
 
     [Fact]

@@ -74,6 +74,10 @@ internal sealed class ExternalEndpoints : IDisposable
         return new ExternalDestination(origin, url, origin, [], "url:" + origin, Refusal(table, url, "the URL"));
     }
 
+    /// <summary>The names of the HTTPEndpoints <paramref name="caller"/> may invoke, for the metadata API.</summary>
+    public IReadOnlyList<string> VisibleTo(TenantContext caller) =>
+        [.. _table.Endpoints.Values.Where(e => e.Config.IsVisibleTo(caller.Config.AppId, caller.Namespace)).Select(e => e.Config.Name).Order(StringComparer.Ordinal)];
+
     /// <summary>Whether <paramref name="target"/> is a URL rather than an app-id (no app-id has ':').</summary>
     public static bool LooksLikeUrl(string target) =>
         target.StartsWith("http:", StringComparison.OrdinalIgnoreCase) || target.StartsWith("https:", StringComparison.OrdinalIgnoreCase) ||
