@@ -75,6 +75,8 @@ public static class RuntimeApplication
         services.AddSingleton<LockApi>();
         services.AddSingleton<AppChannels>();
         services.AddSingleton<ResiliencyPolicies>();
+        services.AddSingleton(options.InvokeAllowlist);
+        services.AddSingleton<ExternalEndpoints>();
         services.AddSingleton<ServiceInvocation>();
         services.AddSingleton<SubscriptionDiscovery>();
         services.AddSingleton<SubscriptionDelivery>();

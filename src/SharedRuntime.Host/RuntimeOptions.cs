@@ -150,6 +150,15 @@ public sealed record RuntimeOptions
     /// <summary>The share of a tenant's calls traced when its Configuration sets no <c>tracing.samplingRate</c>.</summary>
     public double TraceSamplingRate { get; init; } = 1;
 
+    /// <summary>
+    /// Hosts invocation may reach outside the runtime's apps, for HTTPEndpoints and invoke-by-URL alike: <c>host</c>,
+    /// <c>host:port</c>, <c>*.domain</c> or <c>*</c>. Empty (the default): none, and both are refused with a 403.
+    /// </summary>
+    public IReadOnlyList<string> AllowedInvokeHosts { get; init; } = [];
+
+    /// <summary>The allowlist as invocation checks it (the flag's patterns were checked when it was read).</summary>
+    internal AppChannel.InvokeAllowlist InvokeAllowlist => AppChannel.InvokeAllowlist.Parse(AllowedInvokeHosts);
+
     /// <summary>Addresses to listen on: the flag, else 127.0.0.1 standalone and 0.0.0.0 on Kubernetes.</summary>
     public IReadOnlyList<string> EffectiveListenAddresses =>
         ListenAddresses.Count > 0 ? ListenAddresses : [Mode == RuntimeMode.Kubernetes ? "0.0.0.0" : "127.0.0.1"];
@@ -257,11 +266,20 @@ public sealed record RuntimeOptions
                     _ => throw new FormatException($"--otlp-protocol must be grpc or http/protobuf, not '{v}'"),
                 },
             }),
+        new("--allowed-invoke-hosts", "HOST[,HOST]", "hosts that service invocation may reach outside the runtime's apps, through HTTPEndpoint resources or a URL in place of the app-id: host (any port), host:port, *.domain or *; link-local addresses (cloud metadata), the runtime's own ports and tenants' apps are refused whatever it says (default: none, both are refused)",
+            (o, v) => o with { AllowedInvokeHosts = [.. o.AllowedInvokeHosts, .. ParsedInvokeHosts(v)] }),
         new("--trace-sampling-rate", "RATE", "share of a tenant's API calls traced when its Configuration sets no tracing.samplingRate, 0 to 1 (default 1)",
             (o, v) => o with { TraceSamplingRate = Number(v, 0, 1) }),
         new("--max-memory-bytes", "SIZE", "memory all tenants' requests in flight may hold together; keep it well under the pod's memory limit (default 192Mi)",
             (o, v) => o with { MaxMemoryBytes = Size(v) }),
     ];
+
+    private static string[] ParsedInvokeHosts(string value)
+    {
+        var hosts = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        AppChannel.InvokeAllowlist.Parse(hosts); // refuses a bad pattern at start-up
+        return hosts;
+    }
 
     /// <summary>Parses flags over environment forms over defaults. Returns null and sets <paramref name="help"/> for --help.</summary>
     public static RuntimeOptions? Parse(IReadOnlyList<string> args, Func<string, string?> environment, out bool help)

@@ -20,7 +20,7 @@ namespace SharedRuntime.AppChannel;
 /// <c>dapr-caller-app-id</c> is always the runtime's own knowledge of the caller.
 /// </summary>
 internal sealed partial class ServiceInvocation(AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger,
-    Diagnostics.RuntimeTracing? tracing = null)
+    Diagnostics.RuntimeTracing? tracing = null, ExternalEndpoints? external = null)
 {
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
     public const long MaxBufferedBody = 1024 * 1024;
@@ -53,6 +53,11 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
     /// </summary>
     public async Task<HttpResponseMessage> InvokeAsync(TenantContext caller, InvocationRequest request, CancellationToken cancellationToken)
     {
+        // Dapr's order: an HTTPEndpoint the caller may see, then a URL, then an app-id.
+        if (external?.Find(caller, request.TargetAppId) is { } destination)
+        {
+            return await InvokeExternalAsync(caller, destination, request, cancellationToken).ConfigureAwait(false);
+        }
         // The target, its channel and its access control, as the last applied snapshot compiled them.
         // A bare app-id stays in the caller's namespace; app-id.namespace names another (Dapr's form).
         var target = channels.FindTarget(ResourceNamespace.Target(request.TargetAppId, caller.Namespace))
@@ -99,7 +104,16 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
                 throw Refused(caller, target.AppId, $"the request body could not be read to its end: {ex.Message}");
             }
         }
-        var method = path.Escaped;
+        return await ForwardAsync(caller, channel, target.AppId, request, path.Escaped, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends a checked call through <paramref name="channel"/>: a slot on the caller's own line, then the caller's
+    /// resiliency pipeline for <paramref name="targetName"/>; maps what failed to the caller's Dapr error.
+    /// </summary>
+    private async Task<HttpResponseMessage> ForwardAsync(TenantContext caller, AppChannel channel, string targetName, InvocationRequest request, string method,
+        ExternalDestination? destination, CancellationToken cancellationToken)
+    {
         var body = request.BodyStream is { } stream ? new CallerBodyStream(stream) : null;
 
         try
@@ -109,21 +123,21 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         }
         catch (FairQueueFullException)
         {
-            throw new DaprApiException(429, "ERR_TENANT_APP_BUSY", new AppBusyException(target.AppId, caller.AppId, channel.Config.MaxConcurrency, channel.Config.MaxQueue).Message)
+            throw new DaprApiException(429, "ERR_TENANT_APP_BUSY", new AppBusyException(targetName, caller.AppId, channel.Config.MaxConcurrency, channel.Config.MaxQueue).Message)
             {
                 RetryAfterSeconds = 1,
             };
         }
         try
         {
-            var pipeline = policies.ForApp(caller.AppId, target.AppId);
+            var pipeline = policies.ForApp(caller.AppId, targetName);
             var traceparent = TraceParent(request.Headers);
-            using var span = tracing?.StartInvoke(caller.AppId, target.AppId, method, traceparent);
+            using var span = tracing?.StartInvoke(caller.AppId, targetName, method, traceparent);
             traceparent = span?.Id ?? traceparent;
             if (pipeline == ResiliencePipeline<AppCallResult>.Empty)
             {
                 // No policy: one attempt, without a resilience context.
-                var once = await SendOnceAsync(channel, request, body, method, caller.Config.AppId, traceparent, cancellationToken).ConfigureAwait(false);
+                var once = await SendOnceAsync(channel, destination, request, body, method, caller.Config.AppId, traceparent, cancellationToken).ConfigureAwait(false);
                 return once.Response!;
             }
             var context = ResilienceContextPool.Shared.Get(cancellationToken);
@@ -132,9 +146,9 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
             try
             {
                 var result = await pipeline.ExecuteAsync(
-                    static (ctx, state) => SendOnceAsync(state.channel, state.request, state.body, state.method, state.AppId, state.traceparent, ctx.CancellationToken),
+                    static (ctx, state) => SendOnceAsync(state.channel, state.destination, state.request, state.body, state.method, state.AppId, state.traceparent, ctx.CancellationToken),
                     context,
-                    (channel, request, body, method, caller.Config.AppId, traceparent)).ConfigureAwait(false);
+                    (channel, destination, request, body, method, caller.Config.AppId, traceparent)).ConfigureAwait(false);
                 return result.Response!;
             }
             finally
@@ -144,18 +158,18 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         }
         catch (CallerFaultException ex)
         {
-            InvocationLog.CallerFault(logger, caller.AppId, target.AppId, ex.Message);
-            throw new DaprApiException(ex.TimedOut ? 408 : 400, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}: {ex.Message}", ex);
+            InvocationLog.CallerFault(logger, caller.AppId, targetName, ex.Message);
+            throw new DaprApiException(ex.TimedOut ? 408 : 400, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {targetName}: {ex.Message}", ex);
         }
         catch (TimeoutRejectedException ex) when (body is { IsCallersFault: true })
         {
-            InvocationLog.CallerFault(logger, caller.AppId, target.AppId, "the request body did not arrive in time");
-            throw new DaprApiException(408, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}: the request body did not arrive in time", ex);
+            InvocationLog.CallerFault(logger, caller.AppId, targetName, "the request body did not arrive in time");
+            throw new DaprApiException(408, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {targetName}: the request body did not arrive in time", ex);
         }
         catch (Exception ex) when (ex is CircuitOpenException or TimeoutException or TimeoutRejectedException or HttpRequestException)
         {
-            InvocationLog.Failed(logger, caller.AppId, target.AppId, method, ex.Message);
-            throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {target.AppId}, err: {ex.Message}", ex)
+            InvocationLog.Failed(logger, caller.AppId, targetName, method, ex.Message);
+            throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {targetName}, err: {ex.Message}", ex)
             {
                 GrpcOverride = ex is CircuitOpenException ? 14 : ex is HttpRequestException ? 14 : 4,
             };
@@ -241,10 +255,11 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         return true;
     }
 
-    private static ValueTask<AppCallResult> SendOnceAsync(AppChannel channel, InvocationRequest request, CallerBodyStream? body, string method, string callerAppId, string traceparent, CancellationToken cancellationToken) =>
+    private static ValueTask<AppCallResult> SendOnceAsync(AppChannel channel, ExternalDestination? destination, InvocationRequest request, CallerBodyStream? body, string method, string callerAppId,
+        string traceparent, CancellationToken cancellationToken) =>
         channel.Protocol == Configuration.AppProtocol.Grpc && !request.Proxied
             ? SendOnInvokeAsync(channel, request, method, callerAppId, traceparent, cancellationToken)
-            : channel.SendAsync(Build(channel, request, body, method, callerAppId, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
+            : channel.SendAsync(destination is null ? Build(channel, request, body, method, callerAppId, traceparent) : BuildExternal(destination, request, body, method, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
         {
             Response = response,
             StatusCode = (int)response.StatusCode,

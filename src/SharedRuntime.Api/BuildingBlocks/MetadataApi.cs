@@ -5,7 +5,7 @@ using SharedRuntime.Tenancy;
 namespace SharedRuntime.BuildingBlocks;
 
 /// <summary>The metadata API: what one tenant can see of the runtime.</summary>
-internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions = null)
+internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions = null, AppChannel.ExternalEndpoints? external = null)
 {
     public const string RuntimeVersion = "1.18.0-sharedruntime";
 
@@ -15,6 +15,9 @@ internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions
     {
         /// <summary>The subscriptions being delivered to this app now (declarative and programmatic).</summary>
         public IReadOnlyList<Configuration.SubscriptionConfig> Subscriptions { get; init; } = [];
+
+        /// <summary>The names of the HTTPEndpoints this app may invoke.</summary>
+        public IReadOnlyList<string> HttpEndpoints { get; init; } = [];
     }
 
     public TenantView Describe(TenantContext tenant)
@@ -26,7 +29,11 @@ internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions
         {
             ["daprRuntimeVersion"] = RuntimeVersion,
         };
-        return new TenantView(tenant.Config.AppId, components, extended) { Subscriptions = subscriptions?.ActiveFor(tenant.AppId) ?? [] };
+        return new TenantView(tenant.Config.AppId, components, extended) 
+        {
+            Subscriptions = subscriptions?.ActiveFor(tenant.AppId) ?? [],
+            HttpEndpoints = external?.VisibleTo(tenant) ?? [],
+        };
     }
 
     public static void Set(TenantContext tenant, string key, string value)

@@ -280,6 +280,7 @@ internal sealed partial class DaprGrpcService(StateApi state, PublishApi publish
             response.RegisteredComponents.Add(registered);
         }
         response.ExtendedMetadata.Add(view.Extended.ToDictionary());
+        response.HttpEndpoints.Add(view.HttpEndpoints.Select(name => new Autogen.MetadataHTTPEndpoint { Name = name }));
         foreach (var subscription in view.Subscriptions)
         {
             var item = new Autogen.PubsubSubscription { PubsubName = subscription.PubsubName, Topic = subscription.Topic, DeadLetterTopic = subscription.DeadLetterTopic ?? "", Rules = new Autogen.PubsubSubscriptionRules() };

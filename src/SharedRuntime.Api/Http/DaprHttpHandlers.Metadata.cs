@@ -77,6 +77,12 @@ internal sealed partial class DaprHttpHandlers
             }
             writer.WriteEndArray();
             writer.WriteStartArray("httpEndpoints");
+            foreach (var name in view.HttpEndpoints)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", name);
+                writer.WriteEndObject();
+            }
             writer.WriteEndArray();
             writer.WritePropertyName("extended");
             WriteStringMap(writer, view.Extended);

@@ -12,7 +12,7 @@ namespace SharedRuntime.Http;
 
 /// <summary>
 /// Service invocation over HTTP: <c>/v1.0/invoke/{appId}/method/{method}</c> with any verb, and any other path that
-/// carries a <c>dapr-app-id</c> header. Bodies stream through unless a retry policy could need them twice. Both forms
+/// carries a <c>dapr-app-id</c> header; the app-id may also be an HTTPEndpoint's name or a URL (Dapr's invoke-by-URL). Bodies stream through unless a retry policy could need them twice. Both forms
 /// hand the invocation the path as Kestrel decoded it, which it refuses when still ambiguous (an encoded slash).
 /// </summary>
 internal static class DaprHttpInvokeApi
@@ -27,6 +27,10 @@ internal static class DaprHttpInvokeApi
         endpoints.MapFallback(static context =>
             {
                 var appId = context.Request.Headers[AppIdHeader].ToString();
+                if (appId.Length == 0 && TrySplitUrlForm(context.Request.Path.Value ?? "", out var url, out var urlMethod))
+                {
+                    return ForwardAsync(context, url, urlMethod);
+                }
                 if (appId.Length == 0)
                 {
                     throw new DaprApiException(404, "ERR_NOT_FOUND", $"no Dapr API at {context.Request.Method} {context.Request.Path}; to invoke an app, send a dapr-app-id header");
@@ -35,6 +39,32 @@ internal static class DaprHttpInvokeApi
             })
             .WithMetadata(new ApiEndpointMetadata(Listener.DaprHttp, "invoke"));
         return endpoints;
+    }
+
+    private const string InvokePrefix = "/v1.0/invoke/";
+
+    /// <summary>
+    /// Dapr's invoke-by-URL form, <c>/v1.0/invoke/http://host:port/method/{method}</c>, which the route above cannot
+    /// match (the URL has slashes): the URL runs to the first <c>/method/</c> after its host.
+    /// </summary>
+    internal static bool TrySplitUrlForm(string path, out string url, out string method)
+    {
+        url = method = "";
+        if (!path.StartsWith(InvokePrefix, StringComparison.Ordinal) || !ExternalEndpoints.LooksLikeUrl(path[InvokePrefix.Length..]))
+        {
+            return false;
+        }
+        var rest = path.AsSpan(InvokePrefix.Length);
+        var scheme = rest.IndexOf("//", StringComparison.Ordinal);
+        var split = scheme < 0 ? -1 : rest[(scheme + 2)..].IndexOf("/method/", StringComparison.Ordinal);
+        if (split < 0)
+        {
+            return false;
+        }
+        split += scheme + 2;
+        url = rest[..split].ToString();
+        method = rest[(split + "/method/".Length)..].ToString();
+        return true;
     }
 
     private static async Task ForwardAsync(HttpContext context, string appId, string method)

@@ -3,7 +3,8 @@ namespace SharedRuntime.Configuration;
 /// <summary>
 /// Turns raw YAML documents into a checked <see cref="ResourceSet"/>, naming file, document and field on error. Each
 /// kind has its own parser (<see cref="TenantParser"/>, <see cref="ComponentParser"/>, <see cref="SubscriptionParser"/>,
-/// <see cref="ResiliencyParser"/>, <see cref="ConfigurationParser"/>); this one applies the rules across documents:
+/// <see cref="ResiliencyParser"/>, <see cref="ConfigurationParser"/>,
+/// <see cref="HttpEndpointParser"/>); this one applies the rules across documents:
 /// unique names, app-ids and tokens, subscriptions per app, and Configurations a tenant names.
 /// </summary>
 internal static class ResourceParser
@@ -18,6 +19,7 @@ internal static class ResourceParser
         var subscriptions = new List<SubscriptionConfig>();
         var resiliencies = new List<ResiliencyConfig>();
         var configurations = new List<ConfigurationResourceConfig>();
+        var httpEndpoints = new List<HttpEndpointConfig>();
         var configReferences = new List<(TenantConfig Tenant, RawResource Raw)>();
         var seen = new Dictionary<string, RawResource>(StringComparer.Ordinal);
         var appIds = new Dictionary<string, RawResource>(StringComparer.Ordinal);
@@ -78,11 +80,23 @@ internal static class ResourceParser
                     CheckUnique(seen, identity, raw);
                     configurations.Add(ConfigurationParser.Parse(raw));
                     break;
+                case HttpEndpointConfig.KindName when raw.ApiVersion == DaprApiVersion:
+                    CheckUnique(seen, identity, raw);
+                    try
+                    {
+                        httpEndpoints.Add(HttpEndpointParser.Parse(raw, secrets));
+                    }
+                    catch (ResourceException) when (fromCache)
+                    {
+                        // The cache keeps Secret references, never their values: such an endpoint waits for the cluster.
+                    }
+                    break;
                 case TenantConfig.KindName:
                     rejectedTenants.Add(raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}"));
                     break;
                 case ComponentConfig.KindName:
                 case ResiliencyConfig.KindName:
+                case HttpEndpointConfig.KindName:
                     throw raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}");
                 default:
                     break;
@@ -105,6 +119,7 @@ internal static class ResourceParser
             Subscriptions = subscriptions,
             Resiliencies = resiliencies,
             Configurations = configurations,
+            HttpEndpoints = httpEndpoints,
             RejectedTenants = rejectedTenants,
             RejectedSubscriptions = rejectedSubscriptions,
         };

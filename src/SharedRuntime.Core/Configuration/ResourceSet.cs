@@ -11,6 +11,7 @@ public sealed record ResourceSet
     public IReadOnlyList<SubscriptionConfig> Subscriptions { get; init; } = [];
     public IReadOnlyList<ResiliencyConfig> Resiliencies { get; init; } = [];
     public IReadOnlyList<ConfigurationResourceConfig> Configurations { get; init; } = [];
+    public IReadOnlyList<HttpEndpointConfig> HttpEndpoints { get; init; } = [];
 
     /// <summary>
     /// Tenant documents that could not be used (a bad field, a duplicate app-id or token), each naming file, document and

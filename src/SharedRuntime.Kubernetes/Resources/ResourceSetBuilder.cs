@@ -163,6 +163,11 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             }
             ResolveComponentSecrets(tree, ns, path, secrets, reported);
         }
+        else if (kind.Kind == HttpEndpointConfig.KindName)
+        {
+            cacheTree = Normalized(kind, obj, out _, out _); // Secret references as written: no header value reaches the disk
+            ResolveHeaderSecrets(tree, ns, secrets);
+        }
         var raw = new RawResource
         {
             File = $"kubernetes namespace {ns}",
@@ -211,6 +216,24 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         if (secrets.Find(ns, name, key) is { } token)
         {
             parent[field] = new Dictionary<object, object?> { ["value"] = token };
+        }
+    }
+
+    /// <summary>Replaces the <c>secretKeyRef</c> of each HTTPEndpoint header with its value when the Secret has it; otherwise the parser says what is missing.</summary>
+    private static void ResolveHeaderSecrets(Dictionary<object, object?> tree, string ns, SecretIndex secrets)
+    {
+        if (ObjectTree.Map(tree, "spec") is not { } spec || !spec.TryGetValue("headers", out var items) || items is not List<object?> list)
+        {
+            return;
+        }
+        for (var i = 0; i < list.Count; i++)
+        {
+            var reference = ObjectTree.Map(list[i], "secretKeyRef");
+            if (reference is not null && ObjectTree.Text(list[i], "name") is { } header && ObjectTree.Text(reference, "name") is { } secretName &&
+                ObjectTree.Text(reference, "key") is { } key && secrets.Find(ns, secretName, key) is { } value)
+            {
+                list[i] = new Dictionary<object, object?> { ["name"] = header, ["value"] = value };
+            }
         }
     }
 

@@ -7,7 +7,8 @@ namespace SharedRuntime.Kubernetes.Resources;
 /// <summary>
 /// The Secret keys the watched resources name, each in the resource's own namespace: a Tenant's
 /// <c>spec.apiToken.secretKeyRef</c> and <c>spec.appChannel.appApiToken.secretKeyRef</c>, and a Component's
-/// <c>secretKeyRef</c> metadata when it names no <c>auth.secretStore</c> or names <c>kubernetes</c>. Nothing else is read.
+/// <c>secretKeyRef</c> metadata when it names no <c>auth.secretStore</c> or names <c>kubernetes</c>, and an HTTPEndpoint's
+/// <c>spec.headers[].secretKeyRef</c>. Nothing else is read.
 /// </summary>
 internal static class SecretReferences
 {
@@ -24,6 +25,13 @@ internal static class SecretReferences
                 {
                     Add(references, ns, Property(Property(spec, "apiToken"), "secretKeyRef"), defaultKey: false);
                     Add(references, ns, Property(Property(Property(spec, "appChannel"), "appApiToken"), "secretKeyRef"), defaultKey: false);
+                }
+                else if (kind.Kind == HttpEndpointConfig.KindName && Property(spec, "headers") is { ValueKind: JsonValueKind.Array } headers)
+                {
+                    foreach (var header in headers.EnumerateArray())
+                    {
+                        Add(references, ns, Property(header, "secretKeyRef"), defaultKey: false);
+                    }
                 }
                 else if (kind.Kind == ComponentConfig.KindName &&
                          Text(Property(obj, "auth"), "secretStore") is null or "kubernetes" &&

@@ -57,7 +57,7 @@ internal sealed class KindWatcher
             string resourceVersion;
             try
             {
-                var list = await _api.ListAsync(_path, cancellationToken, forbiddenIsEmpty: _kind.ClusterScoped).ConfigureAwait(false);
+                var list = await _api.ListAsync(_path, cancellationToken, forbiddenIsEmpty: _kind.ClusterScoped || _kind.Optional).ConfigureAwait(false);
                 if (list.Missing)
                 {
                     if (!_reportedMissing)

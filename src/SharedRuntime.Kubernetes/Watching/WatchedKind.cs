@@ -2,12 +2,14 @@ namespace SharedRuntime.Kubernetes.Watching;
 
 /// <summary>One Kubernetes resource type the runtime reads: where its list and watch live and what its objects are called.</summary>
 /// <param name="ClusterScoped">Objects of the kind belong to no namespace: it is read across the cluster even when the source reads one namespace.</param>
-internal sealed record WatchedKind(string Group, string Version, string Plural, string Kind, bool ClusterScoped = false)
+/// <param name="Optional">A list the runtime may not read (403, a ClusterRole from before the kind was read) counts as empty, as a type not installed does.</param>
+internal sealed record WatchedKind(string Group, string Version, string Plural, string Kind, bool ClusterScoped = false, bool Optional = false)
 {
     public static WatchedKind Tenants { get; } = new("sharedruntime.io", "v1alpha1", "tenants", "Tenant");
     public static WatchedKind Components { get; } = new("dapr.io", "v1alpha1", "components", "Component");
     public static WatchedKind Resiliencies { get; } = new("dapr.io", "v1alpha1", "resiliencies", "Resiliency");
     public static WatchedKind Configurations { get; } = new("dapr.io", "v1alpha1", "configurations", "Configuration");
+    public static WatchedKind HttpEndpoints { get; } = new("dapr.io", "v1alpha1", "httpendpoints", "HTTPEndpoint", Optional: true);
     public static WatchedKind SubscriptionsV2 { get; } = new("dapr.io", "v2alpha1", "subscriptions", "Subscription");
     public static WatchedKind SubscriptionsV1 { get; } = new("dapr.io", "v1alpha1", "subscriptions", "Subscription");
     /// <summary>Read one by one by name (<see cref="SecretReader"/>), never listed or watched (not in <see cref="All"/>).</summary>
@@ -27,7 +29,7 @@ internal sealed record WatchedKind(string Group, string Version, string Plural, 
 
     /// <summary>Every kind, in the order their objects are handed to the parser.</summary>
     public static IReadOnlyList<WatchedKind> All { get; } =
-        [Tenants, Components, Resiliencies, Configurations, SubscriptionsV2, SubscriptionsV1, TenantLimitPolicies, Namespaces];
+        [Tenants, Components, Resiliencies, Configurations, HttpEndpoints, SubscriptionsV2, SubscriptionsV1, TenantLimitPolicies, Namespaces];
 
     public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
 
