@@ -12,9 +12,14 @@ namespace SharedRuntime.Host.Lifecycle;
 /// </summary>
 /// <remarks>
 /// <para>Clients thus open their next connections to the process that took over while this one is fully alive, and
-/// have left by the time Kestrel stops. Left to Kestrel's stop alone, a gRPC client met the stop with connections it
-/// had opened to this process and never used (a pool opens a spare one as it moves), and its next call, sent on the
-/// spare just as the stop's GOAWAY arrived, was retried from one closing connection to the next.</para>
+/// have left by the time Kestrel stops. Left to Kestrel's stop alone, gRPC calls failed there: Grpc.Net.Client connects
+/// a socket ahead of need (its subchannel's "initial socket") and gives it to HTTP/2 only when a new connection is
+/// wanted, which a GOAWAY causes. Its spare socket was still connected to this process, never having sent a byte, when
+/// the stop's GOAWAYs made the client want a connection; the client checks the socket is quiet, then starts HTTP/2 on
+/// it, while Kestrel's stop closes the same connection. The call failed with "did not complete the HTTP/2 handshake" or
+/// "HTTP/2 error code NO_ERROR". Now the GOAWAYs go out at the hand-off, while this process still answers: the client
+/// drops its spare socket with its last connection here, or starts HTTP/2 on it and gets SETTINGS, then GOAWAY, and
+/// retries the call on a connection to the new process.</para>
 /// <para>Kestrel answers a close request that arrives before it has read the client's preface with a GOAWAY as its
 /// first frame and no SETTINGS: a client counts that as a failed handshake and fails the call it opened the connection
 /// for, without retrying it. So a connection accepted in the instant before the hand-off is asked to close only after

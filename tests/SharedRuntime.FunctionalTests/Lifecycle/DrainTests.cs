@@ -84,7 +84,8 @@ public sealed class DrainTests : IDisposable
         var grpc = new IPEndPoint(IPAddress.Loopback, runtime.GrpcAddress.Port);
 
         // One connection accepted but not yet past its preface, as a client that connected in the instant before a
-        // hand-off; then one in use. The listener accepts in order, so once the second is answered the first is accepted.
+        // hand-off, or as the socket Grpc.Net.Client connects ahead of need and starts HTTP/2 on later; then one in use.
+        // The listener accepts in order, so once the second is answered the first is accepted.
         using var fresh = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await fresh.ConnectAsync(grpc).WaitAsync(Timeout);
         using var established = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
