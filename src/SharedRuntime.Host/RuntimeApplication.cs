@@ -222,11 +222,8 @@ public static class RuntimeApplication
             kestrel.Listen(ip, options.DaprGrpcPort, l =>
             {
                 l.Protocols = HttpProtocols.Http2;
-                if (options.DrainLingerMilliseconds > 0)
-                {
-                    l.Use(next => new Http2LingeringClose(next, l.ApplicationServices.GetRequiredService<ShutdownDrain>(),
-                        TimeSpan.FromMilliseconds(options.DrainLingerMilliseconds), TimeProvider.System).OnConnectionAsync);
-                }
+                l.Use(next => new Http2ConnectionDrain(next, l.ApplicationServices.GetRequiredService<ShutdownDrain>(),
+                    TimeSpan.FromMilliseconds(options.DrainLingerMilliseconds), TimeProvider.System).OnConnectionAsync);
             });
             kestrel.Listen(ip, options.MetricsPort, l => l.Protocols = HttpProtocols.Http1);
         }

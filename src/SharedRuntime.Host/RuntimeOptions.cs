@@ -209,7 +209,7 @@ public sealed record RuntimeOptions
         new("--log-as-json", "[true|false]", "write logs as JSON lines", (o, v) => o with { LogAsJson = Bool(v) }),
         new("--config", "FILE", "a Dapr Configuration resource file (checked to exist; its settings are not applied yet)", (o, v) => o with { ConfigFile = v }),
         new("--dapr-graceful-shutdown-seconds", "N", "how long to finish requests in flight on shutdown (default 5)", (o, v) => o with { GracefulShutdownSeconds = (int)Number(v, 0, 3600) }),
-        new("--drain-linger-ms", "N", "on shutdown, how long HTTP/2 connections stay open after their final GOAWAY so clients move their next calls to the new process (default 1000)",
+        new("--drain-linger-ms", "N", "on drain (hand-off or shutdown), how long HTTP/2 connections stay open after their final GOAWAY so clients move their next calls to the new process (default 1000)",
             (o, v) => o with { DrainLingerMilliseconds = (int)Number(v, 0, 60_000) }),
         new("--drain-delay-ms", "N", "on shutdown, how long open connections keep being served (HTTP/1.1 responses with Connection: close) after the listeners close and before the server stops (default 1000)",
             (o, v) => o with { DrainDelayMilliseconds = (int)Number(v, 0, 60_000) }),

@@ -3,7 +3,7 @@ namespace SharedRuntime.Host.Lifecycle;
 /// <summary>
 /// Holds off Kestrel's stop for <see cref="RuntimeOptions.DrainDelayMilliseconds"/> once a drain has begun (SIGTERM): the
 /// listeners are already closed and readiness is false, and connections still open keep being served, HTTP/1.1 responses
-/// with <c>Connection: close</c>. Clients thus move to the process that took over on their own, after a response,
+/// with <c>Connection: close</c>, HTTP/2 connections after their GOAWAY (<see cref="Http2ConnectionDrain"/>). Clients thus move to the process that took over on their own, after a response,
 /// instead of having a connection closed under a request they are just sending when Kestrel closes idle connections.
 /// </summary>
 /// <remarks>

@@ -4,7 +4,7 @@ namespace SharedRuntime.Host.Lifecycle;
 /// First in the pipeline: counts requests in flight for the drain, and once the listeners are closed answers HTTP/1.x
 /// requests with <c>Connection: close</c> so keep-alive clients open their next connection to the process that took over.
 /// The check is made when the response starts, so a request already in flight when the drain began closes its
-/// connection too. HTTP/2 needs nothing here: Kestrel sends GOAWAY when it stops.
+/// connection too. HTTP/2 connections get GOAWAY when the drain begins (<see cref="Http2ConnectionDrain"/>).
 /// </summary>
 internal sealed class DrainMiddleware(RequestDelegate next, ShutdownDrain drain)
 {

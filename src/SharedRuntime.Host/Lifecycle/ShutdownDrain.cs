@@ -4,9 +4,10 @@ namespace SharedRuntime.Host.Lifecycle;
 
 /// <summary>
 /// The shutdown sequence on SIGTERM: readiness turns false, the listeners close (new connections go only to a
-/// process that took over the ports), HTTP/1.1 responses from then on carry <c>Connection: close</c>; then Kestrel
-/// stops: it closes idle connections, sends HTTP/2 GOAWAY and waits up to the drain time (the host's shutdown timeout)
-/// for requests in flight. This class runs the first steps and counts what is in flight.
+/// process that took over the ports), HTTP/1.1 responses from then on carry <c>Connection: close</c> and HTTP/2
+/// connections get GOAWAY (<see cref="Http2ConnectionDrain"/>); then Kestrel stops: it closes idle connections and
+/// waits up to the drain time (the host's shutdown timeout) for requests in flight. This class runs the first steps
+/// and counts what is in flight.
 /// </summary>
 /// <remarks>
 /// The listeners close before any connection is asked to close: a client reconnecting after <c>Connection: close</c>
@@ -18,6 +19,7 @@ namespace SharedRuntime.Host.Lifecycle;
 internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listeners, RuntimeOptions options, TimeProvider time, ILogger<ShutdownDrain> logger)
 {
     private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _draining = new();
     private int _inFlight;
     private long _startedAt;
     private bool _begun;
@@ -31,6 +33,9 @@ internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listener
     public void RequestStarted() => Interlocked.Increment(ref _inFlight);
 
     public void RequestFinished() => Interlocked.Decrement(ref _inFlight);
+
+    /// <summary>Cancelled once <see cref="Begin"/> ran, after the listeners closed: open connections should move on.</summary>
+    public CancellationToken Draining => _draining.Token;
 
     /// <summary>True once <see cref="Begin"/> ran.</summary>
     public bool Begun
@@ -63,6 +68,8 @@ internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listener
             listeners.CloseAll();
             HostLog.DrainStarted(logger, InFlight, options.GracefulShutdownSeconds);
         }
+        // Outside the lock: the callbacks ask Kestrel to close connections.
+        _draining.Cancel();
     }
 
     /// <summary>Called when the host has stopped: Kestrel has closed every connection.</summary>

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -74,6 +75,80 @@ public sealed class DrainTests : IDisposable
         Assert.Contains("ERR_HEALTH_NOT_READY", await health.Content.ReadAsStringAsync());
         Assert.True(health.Headers.ConnectionClose);
         await Assert.ThrowsAsync<HttpRequestException>(() => ProbeAsync(runtime.HttpAddress, throwOnRefused: true));
+    }
+
+    [Fact]
+    public async Task Http2ConnectionsGetGoAwayWhenTheDrainBeginsAndANewOneGetsTheServerPrefaceFirst()
+    {
+        await using var runtime = await TestRuntime.StartAsync(Resources.Tenant("draining-app", "draining-token"));
+        var grpc = new IPEndPoint(IPAddress.Loopback, runtime.GrpcAddress.Port);
+
+        // One connection accepted but not yet past its preface, as a client that connected in the instant before a
+        // hand-off, or as the socket Grpc.Net.Client connects ahead of need and starts HTTP/2 on later; then one in use.
+        // The listener accepts in order, so once the second is answered the first is accepted.
+        using var fresh = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await fresh.ConnectAsync(grpc).WaitAsync(Timeout);
+        using var established = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await established.ConnectAsync(grpc).WaitAsync(Timeout);
+        await SendPrefaceAsync(established);
+        Assert.Equal(Http2Settings, await ReadFrameTypeAsync(established));
+
+        runtime.App.Services.GetRequiredService<ShutdownDrain>().Begin();
+
+        // The connection in use hears GOAWAY now, while the process still serves, not when the server stops.
+        Assert.True(await ReadUntilGoAwayAsync(established), "an established HTTP/2 connection gets GOAWAY when the drain begins");
+        // The other one completes its handshake first: a GOAWAY in place of SETTINGS fails the client's call outright.
+        await SendPrefaceAsync(fresh);
+        Assert.Equal(Http2Settings, await ReadFrameTypeAsync(fresh));
+        Assert.True(await ReadUntilGoAwayAsync(fresh), "a connection accepted before the drain gets GOAWAY after its SETTINGS");
+    }
+
+    private const byte Http2Settings = 0x4;
+    private const byte Http2GoAway = 0x7;
+
+    private static async Task SendPrefaceAsync(Socket socket)
+    {
+        // The client preface and an empty SETTINGS frame.
+        byte[] preface = [.. "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8, 0, 0, 0, Http2Settings, 0, 0, 0, 0, 0];
+        await socket.SendAsync(preface.AsMemory()).AsTask().WaitAsync(Timeout);
+    }
+
+    /// <summary>Reads one frame and returns its type; -1 when the connection ends first.</summary>
+    private static async Task<int> ReadFrameTypeAsync(Socket socket)
+    {
+        var header = new byte[9];
+        if (!await ReadExactlyAsync(socket, header))
+        {
+            return -1;
+        }
+        var payload = new byte[(header[0] << 16) | (header[1] << 8) | header[2]];
+        return await ReadExactlyAsync(socket, payload) ? header[3] : -1;
+    }
+
+    private static async Task<bool> ReadUntilGoAwayAsync(Socket socket)
+    {
+        while (await ReadFrameTypeAsync(socket) is var type and not -1)
+        {
+            if (type == Http2GoAway)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static async Task<bool> ReadExactlyAsync(Socket socket, byte[] buffer)
+    {
+        for (var read = 0; read < buffer.Length;)
+        {
+            var n = await socket.ReceiveAsync(buffer.AsMemory(read)).AsTask().WaitAsync(Timeout);
+            if (n == 0)
+            {
+                return false;
+            }
+            read += n;
+        }
+        return true;
     }
 
     /// <summary>A readiness probe on a new connection, as a kubelet sends it: the status, or null when refused.</summary>

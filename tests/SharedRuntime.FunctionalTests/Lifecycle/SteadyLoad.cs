@@ -19,25 +19,15 @@ internal sealed class SteadyLoad : IAsyncDisposable
 
     public ConcurrentQueue<string> Failures { get; } = new();
 
-    /// <summary>
-    /// gRPC calls that failed while the client was still setting up a new HTTP/2 connection to a process that stopped
-    /// in that instant ("Error starting gRPC call" with an unfinished handshake or a NO_ERROR close): the known race
-    /// at the old process's final stop, kept apart only by a load started with <c>separateConnectionRaces</c>.
-    /// </summary>
-    public ConcurrentQueue<string> ConnectionRaces { get; } = new();
-
-    private bool _separateConnectionRaces;
-
     public long Succeeded => Interlocked.Read(ref _httpSucceeded) + Interlocked.Read(ref _grpcSucceeded);
 
     public long HttpSucceeded => Interlocked.Read(ref _httpSucceeded);
 
     public long GrpcSucceeded => Interlocked.Read(ref _grpcSucceeded);
 
-    public static SteadyLoad Start(Uri http, Uri grpc, string token, string store, int httpWorkers = 4, int grpcWorkers = 4, int grpcChannels = 1,
-        bool separateConnectionRaces = false)
+    public static SteadyLoad Start(Uri http, Uri grpc, string token, string store, int httpWorkers = 4, int grpcWorkers = 4, int grpcChannels = 1)
     {
-        var load = new SteadyLoad { _separateConnectionRaces = separateConnectionRaces };
+        var load = new SteadyLoad();
         for (var i = 0; i < httpWorkers; i++)
         {
             var client = new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
@@ -101,16 +91,10 @@ internal sealed class SteadyLoad : IAsyncDisposable
             catch (RpcException ex)
             {
                 // The time lines the failure up with the processes' logs; the client's exception says where it came from.
-                var failure = $"{Now} gRPC {ex.StatusCode}: {ex.Status.Detail} [{ex.Status.DebugException}]";
-                (_separateConnectionRaces && IsConnectionRace(ex) ? ConnectionRaces : Failures).Enqueue(failure);
+                Failures.Enqueue($"{Now} gRPC {ex.StatusCode}: {ex.Status.Detail} [{ex.Status.DebugException}]");
             }
         }
     }
-
-    private static bool IsConnectionRace(RpcException ex) =>
-        ex.Status.Detail.StartsWith("Error starting gRPC call", StringComparison.Ordinal) &&
-        (ex.Status.Detail.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal) ||
-         ex.Status.Detail.Contains("HTTP/2 error code 'NO_ERROR'", StringComparison.Ordinal));
 
     private static string Now => TimeProvider.System.GetUtcNow().ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
 
