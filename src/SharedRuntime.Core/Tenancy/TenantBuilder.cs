@@ -39,10 +39,10 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
         foreach (var config in set.Tenants)
         {
             previous.Tenants.TryGetValue(config.Id, out var existing);
-            if (sameRest && existing is not null && ReferenceEquals(existing.Config, config))
+            if (sameRest && existing is not null && existing.Config == config)
             {
-                // The same resource (an unchanged file's Tenant is the same object), and nothing its limits, routes or
-                // policy are made from changed: the tenant is carried over as it is, at the cost of one look-up.
+                // The same resource (an unchanged file's Tenant is the same object, so this is a reference check), and
+                // nothing its limits, routes or policy are made from changed: the tenant is carried over as it is.
                 result.Add(existing);
                 carried++;
                 continue;
