@@ -3,7 +3,8 @@ namespace SharedRuntime.Configuration;
 /// <summary>
 /// Resources from <c>--resources-path</c> folders. Files are watched; a burst of changes is folded into one reload
 /// after a short quiet time. A periodic scan backs the watcher up where file events are lost (network volumes,
-/// ConfigMap symlink swaps).
+/// ConfigMap symlink swaps). A reload reads and parses again only the files whose size, write time or link target
+/// changed; the others' documents are reused as they were parsed.
 /// </summary>
 internal sealed class FileResourceSource : IResourceSource
 {
@@ -11,20 +12,29 @@ internal sealed class FileResourceSource : IResourceSource
     private readonly Func<string, string?> _environment;
     private readonly TimeProvider _time;
     private readonly TimeSpan _quietTime;
+    private readonly TimeSpan _maxQuietTime;
     private readonly TimeSpan _scanInterval;
     private readonly List<FileSystemWatcher> _watchers = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
     private Task? _loop;
-    private string _lastStamp = "";
+    private List<(string File, FileStamp Stamp)> _lastStamp = [];
+    private readonly Lock _filesGate = new();
+    private Dictionary<string, ParsedFile> _files = new(StringComparer.Ordinal);
 
+    /// <param name="quietTime">
+    /// How long the folders must stay quiet after an event before they are read: editors write, rename and touch in quick
+    /// succession, and a burst is folded into one reload. Each further event waits this long again, up to
+    /// <paramref name="maxQuietTime"/> after the first.
+    /// </param>
     public FileResourceSource(IReadOnlyList<string> folders, TimeProvider time, Func<string, string?>? environment = null,
-        TimeSpan? quietTime = null, TimeSpan? scanInterval = null)
+        TimeSpan? quietTime = null, TimeSpan? scanInterval = null, TimeSpan? maxQuietTime = null)
     {
         _folders = folders.Select(Path.GetFullPath).ToArray();
         _time = time;
         _environment = environment ?? Environment.GetEnvironmentVariable;
-        _quietTime = quietTime ?? TimeSpan.FromMilliseconds(150);
+        _quietTime = quietTime ?? TimeSpan.FromMilliseconds(20);
+        _maxQuietTime = maxQuietTime ?? TimeSpan.FromSeconds(1);
         _scanInterval = scanInterval ?? TimeSpan.FromSeconds(1);
     }
 
@@ -41,24 +51,38 @@ internal sealed class FileResourceSource : IResourceSource
                 throw new ResourceException(folder, "folder", null, "does not exist");
             }
         }
-        _lastStamp = Stamp();
-        var raws = new List<RawResource>();
-        var documents = new List<ResourceDocument>();
-        foreach (var file in ResourceReader.ListFiles(_folders))
+        var stamps = Stamp();
+        _lastStamp = stamps;
+        lock (_filesGate)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            try
+            // A file whose stamp is unchanged is not read again: its parsed documents (and what the parsers made of them,
+            // RawResource.Parsed) are reused, so a change costs the files it touches, not the whole folder.
+            var files = new Dictionary<string, ParsedFile>(stamps.Count, StringComparer.Ordinal);
+            var raws = new List<RawResource>();
+            var documents = new List<ResourceDocument>(stamps.Count);
+            foreach (var (file, stamp) in stamps)
             {
-                var text = ResourceReader.ReadFileText(file);
-                raws.AddRange(ResourceReader.ReadText(file, text));
-                documents.Add(new ResourceDocument(file, text));
+                cancellationToken.ThrowIfCancellationRequested();
+                if (!_files.TryGetValue(file, out var parsed) || parsed.Stamp != stamp)
+                {
+                    try
+                    {
+                        var text = ResourceReader.ReadFileText(file);
+                        parsed = new ParsedFile(stamp, new ResourceDocument(file, text), ResourceReader.ReadText(file, text));
+                    }
+                    catch (IOException ex) when (!File.Exists(file))
+                    {
+                        _ = ex; // removed while listing: it is simply gone
+                        continue;
+                    }
+                }
+                files[file] = parsed;
+                raws.AddRange(parsed.Raws);
+                documents.Add(parsed.Document);
             }
-            catch (IOException ex) when (!File.Exists(file))
-            {
-                _ = ex; // removed while listing: it is simply gone
-            }
+            _files = files;
+            return ValueTask.FromResult(ResourceParser.Parse(raws, _environment) with { Documents = documents });
         }
-        return ValueTask.FromResult(ResourceParser.Parse(raws, _environment) with { Documents = documents });
     }
 
     public void Watch(Func<CancellationToken, Task> changed)
@@ -99,15 +123,10 @@ internal sealed class FileResourceSource : IResourceSource
                 var signalled = await _signal.WaitAsync(_scanInterval, token).ConfigureAwait(false);
                 if (signalled)
                 {
-                    // Fold a burst of events (editors write, rename and touch) into one reload.
-                    await Task.Delay(_quietTime, _time, token).ConfigureAwait(false);
-                    while (_signal.CurrentCount > 0)
-                    {
-                        await _signal.WaitAsync(token).ConfigureAwait(false);
-                    }
+                    await WaitForQuietAsync(token).ConfigureAwait(false);
                 }
                 var stamp = Stamp();
-                if (!signalled && stamp == _lastStamp)
+                if (!signalled && SameStamps(stamp, _lastStamp))
                 {
                     continue;
                 }
@@ -125,23 +144,88 @@ internal sealed class FileResourceSource : IResourceSource
         }
     }
 
-    /// <summary>Names, sizes and write times of every resource file: a cheap way to notice missed events.</summary>
-    private string Stamp()
+    /// <summary>
+    /// Folds a burst of events (editors write, rename and touch; a ConfigMap swaps its data folder) into one reload:
+    /// waits until no event came for the quiet time, but no longer than the longest quiet time after the first.
+    /// </summary>
+    private async Task WaitForQuietAsync(CancellationToken token)
     {
-        var parts = new List<string>();
+        var deadline = _time.GetTimestamp() + (long)(_maxQuietTime.TotalSeconds * _time.TimestampFrequency);
+        while (true)
+        {
+            var left = deadline - _time.GetTimestamp();
+            if (left <= 0)
+            {
+                break;
+            }
+            var wait = TimeSpan.FromSeconds(Math.Min(_quietTime.TotalSeconds, (double)left / _time.TimestampFrequency));
+            if (!await _signal.WaitAsync(wait, token).ConfigureAwait(false))
+            {
+                break; // quiet
+            }
+            while (_signal.CurrentCount > 0)
+            {
+                await _signal.WaitAsync(token).ConfigureAwait(false);
+            }
+        }
+        while (_signal.CurrentCount > 0)
+        {
+            await _signal.WaitAsync(token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Every resource file with its size and write time (a symbolic link's by its final target, so a ConfigMap's swap of
+    /// its data folder shows): a cheap way to notice missed events, and what tells which files a reload must read again.
+    /// </summary>
+    private List<(string File, FileStamp Stamp)> Stamp()
+    {
+        var stamps = new List<(string, FileStamp)>(_lastStamp.Count + 1);
         foreach (var file in ResourceReader.ListFiles(_folders))
+        {
+            stamps.Add((file, FileStamp.Of(file)));
+        }
+        return stamps;
+    }
+
+    private static bool SameStamps(List<(string File, FileStamp Stamp)> a, List<(string File, FileStamp Stamp)> b)
+    {
+        if (a.Count != b.Count)
+        {
+            return false;
+        }
+        for (var i = 0; i < a.Count; i++)
+        {
+            if (!string.Equals(a[i].File, b[i].File, StringComparison.Ordinal) || a[i].Stamp != b[i].Stamp)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>One file as last read: its stamp, its text (for the last-good cache) and its documents.</summary>
+    private sealed record ParsedFile(FileStamp Stamp, ResourceDocument Document, List<RawResource> Raws);
+
+    /// <summary>What a file is known by between reads: the path it resolves to, its length and its write time.</summary>
+    private readonly record struct FileStamp(string? Target, long Length, long WriteTicks)
+    {
+        public static FileStamp Of(string file)
         {
             try
             {
                 var info = new FileInfo(file);
-                parts.Add($"{file}:{info.Length}:{info.LastWriteTimeUtc.Ticks}");
+                if (info.Attributes.HasFlag(FileAttributes.ReparsePoint) && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
+                {
+                    return new FileStamp(target.FullName, target.Length, target.LastWriteTimeUtc.Ticks);
+                }
+                return new FileStamp(null, info.Length, info.LastWriteTimeUtc.Ticks);
             }
             catch (IOException)
             {
-                parts.Add(file);
+                return new FileStamp(null, -1, -1); // gone or unreadable: read again (and fail there) if it is still listed
             }
         }
-        return string.Join('|', parts);
     }
 
     public async ValueTask DisposeAsync()

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -18,6 +20,12 @@ public sealed class LastGoodResourceCache : IResourceSource
     private const int FormatVersion = 1;
     private readonly string _folder;
     private readonly Func<string, string?> _environment;
+
+    /// <summary>
+    /// Each document as written (<c>{"path":...,"text":...}</c>, its tokens hashed), kept while the document is: a
+    /// source hands an unchanged file's document over again, so a save reads and encodes only the documents that changed.
+    /// </summary>
+    private readonly ConditionalWeakTable<ResourceDocument, byte[]> _encoded = new();
 
     public LastGoodResourceCache(string folder, IReadOnlyList<string> sourceFolders, Func<string, string?>? environment = null)
     {
@@ -55,22 +63,19 @@ public sealed class LastGoodResourceCache : IResourceSource
         {
             using (var stream = new FileStream(temp, options))
             {
-                using (var json = new Utf8JsonWriter(stream))
+                // {"version":1,"documents":[{"path":...,"text":...},...]}, each document's part encoded once.
+                stream.Write("{\"version\":"u8);
+                stream.Write(Encoding.UTF8.GetBytes(FormatVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                stream.Write(",\"documents\":["u8);
+                for (var i = 0; i < documents.Count; i++)
                 {
-                    json.WriteStartObject();
-                    json.WriteNumber("version", FormatVersion);
-                    json.WriteStartArray("documents");
-                    foreach (var document in documents)
+                    if (i > 0)
                     {
-                        json.WriteStartObject();
-                        json.WriteString("path", document.Path);
-                        json.WritePropertyName("text");
-                        WriteInSegments(json, WithTokenHashes(document));
-                        json.WriteEndObject();
+                        stream.Write(","u8);
                     }
-                    json.WriteEndArray();
-                    json.WriteEndObject();
+                    stream.Write(_encoded.GetValue(documents[i], static d => Encode(d)));
                 }
+                stream.Write("]}"u8);
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, FilePath, overwrite: true);
@@ -80,6 +85,21 @@ public sealed class LastGoodResourceCache : IResourceSource
             File.Delete(temp);
             throw;
         }
+    }
+
+    /// <summary>One document as the cache file has it: <c>{"path":...,"text":...}</c>, its tokens hashed.</summary>
+    private static byte[] Encode(ResourceDocument document)
+    {
+        var buffer = new ArrayBufferWriter<byte>(document.Text.Length + document.Path.Length + 64);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("path", document.Path);
+            json.WritePropertyName("text");
+            WriteInSegments(json, WithTokenHashes(document));
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>Reads the cached files as they were when they applied; paths stay the original ones.</summary>

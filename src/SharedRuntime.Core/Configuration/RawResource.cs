@@ -15,6 +15,17 @@ internal sealed class RawResource
 
     public string Document => Name.Length > 0 ? $"{Kind}/{Name}" : $"document {Index + 1}";
 
+    /// <summary>What names it among every resource of a set: <c>Kind/namespace/name</c>.</summary>
+    public string Identity => _identity ??= $"{Kind}/{ResourceNamespace.Key(Name, Namespace)}";
+
+    /// <summary>
+    /// What <see cref="ResourceParser"/> made of this document the last time, reused while the document is (a file that
+    /// did not change keeps its documents) and what it read from the environment still reads the same.
+    /// </summary>
+    internal ParsedResource? Parsed { get; set; }
+
+    private string? _identity;
+
     public ResourceNode Node => new(this, "", Root);
 
     public ResourceException Error(string? field, string problem) => new(File, Document, string.IsNullOrEmpty(field) ? null : field, problem);

@@ -14,31 +14,32 @@ internal static class ResourceParser
 
     public static ResourceSet Parse(IEnumerable<RawResource> raws, Func<string, string?> environment, SecretResolver? secrets = null, bool fromCache = false)
     {
-        var tenants = new List<TenantConfig>();
+        var count = raws.TryGetNonEnumeratedCount(out var known) ? known : 0;
+        var tenants = new List<TenantConfig>(count);
         var components = new List<ComponentConfig>();
         var subscriptions = new List<SubscriptionConfig>();
         var resiliencies = new List<ResiliencyConfig>();
         var configurations = new List<ConfigurationResourceConfig>();
         var httpEndpoints = new List<HttpEndpointConfig>();
         var configReferences = new List<(TenantConfig Tenant, RawResource Raw)>();
-        var seen = new Dictionary<string, RawResource>(StringComparer.Ordinal);
-        var appIds = new Dictionary<string, RawResource>(StringComparer.Ordinal);
-        var tokens = new Dictionary<string, RawResource>(StringComparer.Ordinal);
+        var seen = new Dictionary<string, RawResource>(count, StringComparer.Ordinal);
+        var appIds = new Dictionary<string, RawResource>(count, StringComparer.Ordinal);
+        var tokens = new Dictionary<string, RawResource>(count, StringComparer.Ordinal);
         var rejectedTenants = new List<ResourceException>();
         var rejectedSubscriptions = new List<RejectedSubscription>();
         var subscriptionsPerApp = new SubscriptionCounter();
 
         foreach (var raw in raws)
         {
-            var identity = $"{raw.Kind}/{ResourceNamespace.Key(raw.Name, raw.Namespace)}";
+            var identity = raw.Identity;
             switch (raw.Kind)
             {
                 case TenantConfig.KindName when raw.ApiVersion == TenantConfig.ApiVersion:
                     try
                     {
                         CheckUnique(seen, identity, raw);
-                        var tenant = TenantParser.Parse(raw, environment, secrets, fromCache);
-                        CheckUniqueTenant(tenant, raw, appIds, tokens);
+                        var tenant = ParseTenant(raw, environment, secrets, fromCache, out var digest);
+                        CheckUniqueTenant(tenant, digest, raw, appIds, tokens);
                         tenants.Add(tenant);
                         if (tenant.ConfigName is not null)
                         {
@@ -52,7 +53,7 @@ internal static class ResourceParser
                     break;
                 case ComponentConfig.KindName when raw.ApiVersion == ComponentConfig.ApiVersion:
                     CheckUnique(seen, identity, raw);
-                    components.Add(ComponentParser.Parse(raw));
+                    components.Add(Memoized(raw, ComponentParser.Parse));
                     break;
                 case SubscriptionConfig.KindName:
                     try
@@ -62,7 +63,7 @@ internal static class ResourceParser
                             throw raw.Error("apiVersion", $"'{raw.ApiVersion}' is not a known apiVersion for {raw.Kind}");
                         }
                         CheckUnique(seen, identity, raw);
-                        var subscription = SubscriptionParser.Parse(raw);
+                        var subscription = Memoized(raw, SubscriptionParser.Parse);
                         subscriptionsPerApp.Add(subscription, raw);
                         subscriptions.Add(subscription);
                     }
@@ -74,11 +75,11 @@ internal static class ResourceParser
                     break;
                 case ResiliencyConfig.KindName when raw.ApiVersion == DaprApiVersion:
                     CheckUnique(seen, identity, raw);
-                    resiliencies.Add(ResiliencyParser.Parse(raw));
+                    resiliencies.Add(Memoized(raw, ResiliencyParser.Parse));
                     break;
                 case ConfigurationResourceConfig.KindName when raw.ApiVersion == DaprApiVersion:
                     CheckUnique(seen, identity, raw);
-                    configurations.Add(ConfigurationParser.Parse(raw));
+                    configurations.Add(Memoized(raw, ConfigurationParser.Parse));
                     break;
                 case HttpEndpointConfig.KindName when raw.ApiVersion == DaprApiVersion:
                     CheckUnique(seen, identity, raw);
@@ -129,19 +130,58 @@ internal static class ResourceParser
     /// App-ids (within a namespace) and tokens (everywhere) are unique: the first tenant in file order keeps them, a
     /// later one is refused.
     /// </summary>
-    private static void CheckUniqueTenant(TenantConfig tenant, RawResource raw, Dictionary<string, RawResource> appIds, Dictionary<string, RawResource> tokens)
+    private static void CheckUniqueTenant(TenantConfig tenant, string digest, RawResource raw, Dictionary<string, RawResource> appIds, Dictionary<string, RawResource> tokens)
     {
         if (appIds.TryGetValue(tenant.Id, out var otherApp))
         {
             throw raw.Error("spec.appId", $"app-id '{tenant.AppId}' is already declared by {otherApp.File}: {otherApp.Document}");
         }
-        var digest = tenant.TokenDigest;
         if (tokens.TryGetValue(digest, out var otherToken))
         {
             throw raw.Error("spec.apiToken", $"the same token is already used by {otherToken.File}: {otherToken.Document}; every tenant needs its own token");
         }
         appIds[tenant.Id] = raw;
         tokens[digest] = raw;
+    }
+
+    /// <summary>
+    /// The Tenant of <paramref name="raw"/>, and its token's digest. A document parsed before (an unchanged file) gives its
+    /// earlier Tenant while the environment variables it read are unchanged; one whose secrets come from a resolver
+    /// (Kubernetes Secrets) is parsed every time. A document that fails is never kept: it fails again.
+    /// </summary>
+    private static TenantConfig ParseTenant(RawResource raw, Func<string, string?> environment, SecretResolver? secrets, bool fromCache, out string digest)
+    {
+        if (secrets is null && raw.Parsed is { Config: TenantConfig cached, TokenDigest: { } cachedDigest } parsed && parsed.StillValid(environment))
+        {
+            digest = cachedDigest;
+            return cached;
+        }
+        List<(string, string?)>? reads = null;
+        var tenant = TenantParser.Parse(raw, name =>
+        {
+            var value = environment(name);
+            (reads ??= []).Add((name, value));
+            return value;
+        }, secrets, fromCache);
+        digest = tenant.TokenDigest;
+        if (secrets is null)
+        {
+            raw.Parsed = new ParsedResource(tenant, reads is null ? [] : reads, digest);
+        }
+        return tenant;
+    }
+
+    /// <summary>The resource <paramref name="parse"/> makes of <paramref name="raw"/>, parsed once per document (these kinds read nothing else).</summary>
+    private static T Memoized<T>(RawResource raw, Func<RawResource, T> parse)
+        where T : class
+    {
+        if (raw.Parsed is { Config: T cached })
+        {
+            return cached;
+        }
+        var config = parse(raw);
+        raw.Parsed = new ParsedResource(config, []);
+        return config;
     }
 
     private static void CheckUnique(Dictionary<string, RawResource> seen, string identity, RawResource raw)

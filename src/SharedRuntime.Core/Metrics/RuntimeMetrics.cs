@@ -21,8 +21,7 @@ public sealed class RuntimeMetrics
     private readonly UpDownCounter<long> _inflight;
     private readonly Counter<long> _reloads;
     private readonly Counter<long> _deliveries;
-    private volatile IReadOnlyList<Measurement<double>> _limits = [];
-    private volatile IReadOnlyList<Measurement<int>> _clamped = [];
+    private volatile TenantLimitMeasurements _tenantLimits = new([]);
     private int _servingLastGood;
     private int _refusedTenants;
 
@@ -40,34 +39,48 @@ public sealed class RuntimeMetrics
             description: "1 while the runtime serves its cached last good configuration because its source failed at start-up.");
         meter.CreateObservableGauge("sharedruntime.config.refused_tenants", () => Volatile.Read(ref _refusedTenants),
             description: "Tenant documents in the current configuration that were refused (bad field, duplicate app-id or token); those tenants are unusable.");
-        meter.CreateObservableGauge("sharedruntime.tenant.limit", () => _limits,
+        meter.CreateObservableGauge("sharedruntime.tenant.limit", () => _tenantLimits.Limits,
             description: "A tenant's effective limit on this runtime (what it asked, within its namespace's TenantLimitPolicy ceiling), by tenant and limit.");
-        meter.CreateObservableGauge("sharedruntime.tenant.limits_clamped", () => _clamped,
+        meter.CreateObservableGauge("sharedruntime.tenant.limits_clamped", () => _tenantLimits.Clamped,
             description: "How many of a tenant's limits its namespace's TenantLimitPolicy lowered below what it asked, by tenant.");
     }
 
-    /// <summary>The effective limits of every tenant of the configuration now in place, and how many were clamped.</summary>
-    public void TenantLimits(IEnumerable<(string AppId, Configuration.TenantLimits Limits, int Clamped)> tenants)
-    {
-        var limits = new List<Measurement<double>>();
-        var clamped = new List<Measurement<int>>();
-        foreach (var (appId, l, count) in tenants)
-        {
-            var app = new KeyValuePair<string, object?>("app_id", appId);
-            Add("requestsPerSecond", l.RequestsPerSecond);
-            Add("burst", l.Burst);
-            Add("maxConcurrency", l.MaxConcurrency);
-            Add("maxQueue", l.MaxQueue);
-            Add("maxRequestBodyBytes", l.MaxRequestBodyBytes);
-            Add("stateMaxKeys", l.StateMaxKeys);
-            Add("stateMaxBytes", l.StateMaxBytes);
-            Add("maxMemoryBytes", l.MaxMemoryBytes);
-            clamped.Add(new Measurement<int>(count, app));
+    /// <summary>
+    /// The effective limits of every tenant of the configuration now in place, and how many were clamped. The
+    /// measurements are made when first observed, so a reload pays nothing for them when nothing collects metrics.
+    /// </summary>
+    public void TenantLimits(IEnumerable<(string AppId, Configuration.TenantLimits Limits, int Clamped)> tenants) => _tenantLimits = new(tenants);
 
-            void Add(string name, double value) => limits.Add(new Measurement<double>(value, app, new KeyValuePair<string, object?>("limit", name)));
+    /// <summary>The tenant limit gauges' measurements of one configuration, made once, when first observed.</summary>
+    private sealed class TenantLimitMeasurements(IEnumerable<(string AppId, Configuration.TenantLimits Limits, int Clamped)> tenants)
+    {
+        private readonly Lazy<(IReadOnlyList<Measurement<double>> Limits, IReadOnlyList<Measurement<int>> Clamped)> _made = new(() => Make(tenants));
+
+        public IReadOnlyList<Measurement<double>> Limits => _made.Value.Limits;
+
+        public IReadOnlyList<Measurement<int>> Clamped => _made.Value.Clamped;
+
+        private static (IReadOnlyList<Measurement<double>>, IReadOnlyList<Measurement<int>>) Make(IEnumerable<(string AppId, Configuration.TenantLimits Limits, int Clamped)> tenants)
+        {
+            var limits = new List<Measurement<double>>();
+            var clamped = new List<Measurement<int>>();
+            foreach (var (appId, l, count) in tenants)
+            {
+                var app = new KeyValuePair<string, object?>("app_id", appId);
+                Add("requestsPerSecond", l.RequestsPerSecond);
+                Add("burst", l.Burst);
+                Add("maxConcurrency", l.MaxConcurrency);
+                Add("maxQueue", l.MaxQueue);
+                Add("maxRequestBodyBytes", l.MaxRequestBodyBytes);
+                Add("stateMaxKeys", l.StateMaxKeys);
+                Add("stateMaxBytes", l.StateMaxBytes);
+                Add("maxMemoryBytes", l.MaxMemoryBytes);
+                clamped.Add(new Measurement<int>(count, app));
+
+                void Add(string name, double value) => limits.Add(new Measurement<double>(value, app, new KeyValuePair<string, object?>("limit", name)));
+            }
+            return (limits, clamped);
         }
-        _limits = limits;
-        _clamped = clamped;
     }
 
     public void RequestStarted(string appId)

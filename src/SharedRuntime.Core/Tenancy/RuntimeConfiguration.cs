@@ -179,7 +179,7 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
             CoreLog.ConfigurationApplied(_logger, source, tenants.Count, components.Count, next.Generation);
             _lastGood.Save(set);
             _tenants.ForgetRemoved(previous, next);
-            _retirement.Retire(previous, next);
+            _retirement.Retire(previous, next, _tenants.CarriedEveryTenant);
             Changed?.Invoke(next);
         }
         finally

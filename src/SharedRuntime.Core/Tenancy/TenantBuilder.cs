@@ -34,14 +34,25 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
         var compiler = new RouteCompiler(OutboundPipelines);
         var resiliencies = set.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
         var result = new List<TenantContext>(set.Tenants.Count);
+        var sameRest = SameRouteInputs(set, previous, components);
+        var carried = 0;
         foreach (var config in set.Tenants)
         {
-            var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas, config.Ceiling);
             previous.Tenants.TryGetValue(config.Id, out var existing);
+            if (sameRest && existing is not null && existing.Config == config)
+            {
+                // The same resource (an unchanged file's Tenant is the same object, so this is a reference check), and
+                // nothing its limits, routes or policy are made from changed: the tenant is carried over as it is.
+                result.Add(existing);
+                carried++;
+                continue;
+            }
+            var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas, config.Ceiling);
             var policy = PolicyOf(set, config, existing);
             if (existing is not null && existing.Config == config && existing.Limits == limits)
             {
                 result.Add(existing.WithRoutes(compiler.Compile(config, existing.Routes, components, resiliencies), policy));
+                carried++;
                 continue;
             }
             if (!_states.TryGetValue(config.Id, out var state))
@@ -60,7 +71,52 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
                 CoreLog.TenantChanged(logger, config.Id);
             }
         }
+        CarriedEveryTenant = carried == previous.Tenants.Count;
         return result;
+    }
+
+    /// <summary>
+    /// Whether the last <see cref="Build"/> carried every tenant of the previous snapshot over with its admission (none
+    /// was removed or changed), so there is nothing to forget or retire.
+    /// </summary>
+    public bool CarriedEveryTenant { get; private set; }
+
+    /// <summary>
+    /// Whether everything besides a tenant's own resource that goes into its context is what <paramref name="previous"/>
+    /// was built from: the same component entries (so the same instances), the same Resiliency and Configuration resources
+    /// (the same objects, as an unchanged file gives them) and the same number of replicas.
+    /// </summary>
+    private static bool SameRouteInputs(ResourceSet set, RuntimeSnapshot previous, List<ComponentEntry> components)
+    {
+        if (set.RuntimeReplicas != previous.Resources.RuntimeReplicas || components.Count != previous.Components.Count)
+        {
+            return false;
+        }
+        foreach (var entry in components)
+        {
+            if (!previous.Components.TryGetValue(entry.Config.Key, out var old) || !ReferenceEquals(old, entry))
+            {
+                return false;
+            }
+        }
+        return SameObjects(set.Resiliencies, previous.Resources.Resiliencies) && SameObjects(set.Configurations, previous.Resources.Configurations);
+    }
+
+    private static bool SameObjects<T>(IReadOnlyList<T> a, IReadOnlyList<T> b)
+        where T : class
+    {
+        if (a.Count != b.Count)
+        {
+            return false;
+        }
+        for (var i = 0; i < a.Count; i++)
+        {
+            if (!ReferenceEquals(a[i], b[i]))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>
@@ -77,6 +133,10 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
     /// <summary>Forgets the state of each tenant of <paramref name="previous"/> that <paramref name="next"/> no longer has.</summary>
     public void ForgetRemoved(RuntimeSnapshot previous, RuntimeSnapshot next)
     {
+        if (CarriedEveryTenant)
+        {
+            return;
+        }
         foreach (var tenant in previous.Tenants.Values.Where(t => !next.Tenants.ContainsKey(t.AppId)))
         {
             _states.Remove(tenant.AppId);
