@@ -263,8 +263,9 @@ namespace SharedRuntime.LoadTest
                         break;
                     }
                 }
-                catch (HttpRequestException)
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
                 {
+                    // Not listening yet, or too slow to answer on a busy machine: not ready.
                 }
                 if (clock.Elapsed > TimeSpan.FromSeconds(30))
                 {

@@ -55,9 +55,6 @@ public sealed class TestRuntime : IAsyncDisposable
                 // Without SO_REUSEPORT a port another test took fails the bind and is retried below, instead of
                 // two runtimes silently sharing it.
                 ReusePort = false,
-                // Many runtimes share this process, whose CPU is the whole test run's: fair share would read another
-                // test's load as this runtime's saturation. Its tests give it a saturation signal of their own.
-                FairShare = false,
             };
             options = configure?.Invoke(options) ?? options;
             var app = RuntimeApplication.Build(options, services);

@@ -1,34 +1,48 @@
 namespace SharedRuntime.Admission;
 
 /// <summary>
-/// Shares the runtime's own capacity among tenants in proportion to their rate limits while it is saturated. Each
-/// tenant's limit is what it may have; when the tenants together want more than the process can serve, first come first
-/// served would give every flooding tenant the same throughput whatever its limit. Instead every tenant's rate is
-/// scaled by one common factor, <see cref="Scale"/>, chosen so that the scaled rates of the tenants that sent add up to
-/// what the runtime served in the last period (a little more, so that the measure is of capacity and not of the scaled
-/// rates themselves). A tenant under its weighted share is not touched; the others are refused (429 with Retry-After,
-/// and push-back). When the process is no longer saturated the factor grows back to 1, where the
-/// gate costs one read per request.
+/// Shares the runtime's own capacity among tenants by their rate limits while it is saturated: a weighted max-min fair
+/// (water-filling) allocation. Each tenant's limit is its weight; when the tenants together want more than the process
+/// can serve, first come first served would give every flooding tenant the same throughput whatever its limit. Instead
+/// a tenant whose demand over the last period is well under its weighted share is not limited at all (its gate stays
+/// open, with no shrunken burst), and the capacity it leaves is shared among the others by weight: each of them is
+/// capped at its limit times one water level, <see cref="Level"/>, and refused above it (429 with Retry-After, and
+/// push-back). When the process is no longer saturated the caps grow back until they reach the limits.
 /// <para>
-/// Recomputed every <see cref="Period"/> off the request path from per-tenant counters (<see cref="FairShareGate"/>);
-/// the request path reads the factor and, only while it is below 1, updates one timestamp with a compare-and-swap.
+/// Recomputed every <see cref="Period"/> off the request path from per-tenant counters (<see cref="FairShareGate"/>).
+/// While the process is not saturated and nobody is capped, the request path costs one read; the counters run only
+/// from the first saturated period until every cap is lifted again.
 /// </para>
 /// </summary>
 internal sealed class FairShare : IDisposable
 {
     public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>The scaled rates add up to this much more than was served, so that the runtime stays busy.</summary>
+    /// <summary>The allocation adds up to this much more than was served, so that the runtime stays busy.</summary>
     internal const double Headroom = 0.1;
 
-    /// <summary>Saturated periods in a row before the rates are scaled: one busy moment is not a saturated process.</summary>
+    /// <summary>Saturated periods in a row before anyone is capped: one busy moment is not a saturated process.</summary>
     internal const int SaturatedPeriods = 2;
 
-    /// <summary>Growth of the factor per period once the process is no longer saturated.</summary>
+    /// <summary>Growth of the caps per period once the process is no longer saturated.</summary>
     internal const double Recovery = 1.25;
 
-    /// <summary>No tenant is scaled below this fraction of its limit.</summary>
+    /// <summary>No tenant is capped below this fraction of its limit.</summary>
     internal const double Floor = 0.01;
+
+    /// <summary>
+    /// A tenant that was not refused by its cap and used less than this fraction of its weighted share is light: it is not
+    /// capped. Under first come first served a flooding tenant's demand cannot be told from what it got (it would take
+    /// more if it were given more), so a tenant near its share counts as wanting more; one this far under it does not.
+    /// </summary>
+    internal const double LightFraction = 0.25;
+
+    /// <summary>
+    /// A tenant that sent at most this many requests in a period is light whatever its share: a few requests are never
+    /// refused by the fair share, however little the runtime serves while a flood saturates it (a flood of expensive
+    /// requests leaves a small capacity to share, and a bystander's few requests could otherwise be a large part of it).
+    /// </summary>
+    internal const int Handful = 16;
 
     /// <summary>The process is saturated when its CPU over a period is at least this fraction of the cores it may use.</summary>
     internal const double BusyThreshold = 0.9;
@@ -38,7 +52,8 @@ internal sealed class FairShare : IDisposable
     private ITimer? _timer;
     private long _lastTick;
     private int _saturatedInARow;
-    private double _scale = 1;
+    private double _level = 1;
+    private volatile bool _counting;
 
     /// <param name="time">The clock of the gates and of the period.</param>
     /// <param name="saturated">Whether the process was saturated over the period just ended; null measures it (<see cref="ProcessSaturation"/>).</param>
@@ -49,15 +64,21 @@ internal sealed class FairShare : IDisposable
         _lastTick = time.GetTimestamp();
     }
 
-    /// <summary>A fair share that never scales (the runtime option turned off, or shared admission).</summary>
+    /// <summary>A fair share that never caps (the runtime option turned off, or shared admission).</summary>
     public static FairShare Off { get; } = new(TimeProvider.System, static () => false);
 
     public TimeProvider Time { get; }
 
-    /// <summary>Every tenant's rate is its limit times this, 0 to 1; 1 when the runtime is not saturated.</summary>
-    public double Scale => Volatile.Read(ref _scale);
+    /// <summary>
+    /// The water level, 0 to 1: a capped tenant may have its limit times this. 1 when nobody is capped. The caps of
+    /// tenants recovering after the saturation ended may be above it.
+    /// </summary>
+    public double Level => Volatile.Read(ref _level);
 
-    /// <summary>Starts recomputing the factor every <see cref="Period"/> over the gates <paramref name="gates"/> returns.</summary>
+    /// <summary>Whether the gates count their attempts: from the first saturated period until every cap is lifted.</summary>
+    internal bool Counting => _counting;
+
+    /// <summary>Starts recomputing the allocation every <see cref="Period"/> over the gates <paramref name="gates"/> returns.</summary>
     public void Start(Func<IEnumerable<FairShareGate>> gates)
     {
         _gates = gates;
@@ -77,14 +98,18 @@ internal sealed class FairShare : IDisposable
     }
 
     /// <summary>
-    /// One step of the controller: reads and resets each gate's counters over <paramref name="elapsed"/>. Fewer than two
-    /// tenants sent without being refused by their own limits: the factor is 1. Saturated for <see cref="SaturatedPeriods"/> periods in a row: the factor becomes
-    /// what was served, plus <see cref="Headroom"/>, divided by the limits of the tenants that sent
-    /// anything, so that each such tenant may have its limit's share of what the runtime can serve. (Under first come
-    /// first served a flooding tenant's demand cannot be told from what it got, so every tenant that sent counts with its
-    /// whole weight; one that uses less than its share leaves CPU idle, the process is no longer saturated, and the
-    /// factor grows back.) Not saturated: the factor grows by <see cref="Recovery"/>, up to 1. A saturated period in
-    /// which nothing was served says nothing and leaves the factor as it is.
+    /// One step of the controller: reads and resets each gate's counts over <paramref name="elapsed"/>.
+    /// <list type="bullet">
+    /// <item>Not saturated: every cap grows by <see cref="Recovery"/> and is lifted once it reaches the limit; with no cap
+    /// left the gates stop counting.</item>
+    /// <item>Saturated for <see cref="SaturatedPeriods"/> periods in a row, with at least two contending tenants: water-filling
+    /// over what was served plus <see cref="Headroom"/>. Light tenants (<see cref="LightFraction"/>) keep what they
+    /// use and are not capped; the rest is shared among the others in proportion to their limits.</item>
+    /// <item>Fewer than two contending tenants: nobody is capped; one tenant alone has nobody to be fair to.</item>
+    /// </list>
+    /// A tenant its own limit refused is held at that limit already: capping it would not free the CPU its refusals take,
+    /// and the capacity it leaves is not the runtime's. It contends neither as served nor as weight, and is not capped.
+    /// A saturated period in which nothing was served says nothing and leaves the caps as they are.
     /// </summary>
     internal void Tick(IEnumerable<FairShareGate> gates, TimeSpan elapsed, bool saturated)
     {
@@ -93,85 +118,160 @@ internal sealed class FairShare : IDisposable
         {
             return;
         }
+        _saturatedInARow = saturated ? _saturatedInARow + 1 : 0;
+        if (!_counting)
+        {
+            // Nobody was counted or capped: the first saturated period starts the counts the next one reads.
+            if (saturated)
+            {
+                foreach (var gate in gates)
+                {
+                    gate.TakeCounts();
+                }
+                _counting = true;
+            }
+            return;
+        }
+
+        var contenders = new List<Contender>();
         var served = 0.0;
-        var weight = 0.0;
-        var senders = 0;
+        var all = new List<FairShareGate>();
         foreach (var gate in gates)
         {
-            var (attempts, admitted, limited) = gate.TakeCounts();
-            // A tenant its own limit refused is held at that limit already: scaling it would not free the CPU its
-            // refusals take, and the capacity it leaves is not the runtime's. It counts neither as served nor as weight.
+            all.Add(gate);
+            var (attempts, refused, limited) = gate.TakeCounts();
             if (attempts > 0 && limited == 0)
             {
-                served += admitted / seconds;
-                weight += gate.Limit;
-                senders++;
+                var used = (attempts - refused) / seconds;
+                served += used;
+                contenders.Add(new Contender(gate, used, refused > 0, attempts <= Handful));
             }
         }
-        _saturatedInARow = saturated ? _saturatedInARow + 1 : 0;
-        var scale = Scale;
-        if (senders < 2)
+
+        if (!saturated)
         {
-            // One tenant alone has nobody to be fair to: it gets what the runtime can give.
-            scale = 1;
+            Recover(all);
+            return;
         }
-        else if (saturated)
+        if (contenders.Count < 2)
         {
-            if (served > 0 && _saturatedInARow >= SaturatedPeriods)
+            Lift(all);
+            return;
+        }
+        if (served <= 0 || _saturatedInARow < SaturatedPeriods)
+        {
+            return;
+        }
+        Fill(all, contenders, served * (1 + Headroom));
+    }
+
+    /// <summary>Water-filling of <paramref name="capacity"/> requests per second over the contending tenants.</summary>
+    private void Fill(List<FairShareGate> all, List<Contender> contenders, double capacity)
+    {
+        // Lightest first (a handful before anything else): a tenant light at the level of everyone heavier is light at
+        // any level the others leave.
+        contenders.Sort(static (a, b) => a.Handful != b.Handful ? (a.Handful ? -1 : 1) : (a.Used / a.Gate.Limit).CompareTo(b.Used / b.Gate.Limit));
+        var weight = contenders.Sum(static c => c.Gate.Limit);
+        var light = 0;
+        while (light < contenders.Count)
+        {
+            var (gate, used, refused, handful) = contenders[light];
+            var level = Math.Max(capacity, 0) / weight;
+            if (!handful && (refused || used >= LightFraction * gate.Limit * level))
             {
-                scale = served * (1 + Headroom) / weight;
+                break;
+            }
+            capacity -= used;
+            weight -= gate.Limit;
+            light++;
+        }
+        var water = light < contenders.Count ? Math.Clamp(Math.Max(capacity, 0) / weight, Floor, 1) : 1;
+        Volatile.Write(ref _level, water);
+        var heavy = new HashSet<FairShareGate>(contenders.Skip(light).Select(static c => c.Gate));
+        foreach (var gate in all)
+        {
+            gate.Cap(water < 1 && heavy.Contains(gate) ? water : 1);
+        }
+    }
+
+    private void Recover(List<FairShareGate> all)
+    {
+        var capped = false;
+        foreach (var gate in all)
+        {
+            if (gate.CapFraction < 1)
+            {
+                var fraction = Math.Min(gate.CapFraction * Recovery, 1);
+                gate.Cap(fraction);
+                capped |= fraction < 1;
             }
         }
-        else if (scale < 1)
+        Volatile.Write(ref _level, Math.Min(Level * Recovery, 1));
+        if (!capped)
         {
-            scale *= Recovery;
+            Lift(all);
         }
-        Volatile.Write(ref _scale, Math.Clamp(scale, Floor, 1));
+    }
+
+    private void Lift(List<FairShareGate> all)
+    {
+        foreach (var gate in all)
+        {
+            gate.Cap(1);
+        }
+        Volatile.Write(ref _level, 1);
+        _counting = false;
     }
 
     public void Dispose() => _timer?.Dispose();
+
+    /// <summary>A tenant that sent in the last period, not held by its own limit: what it used, whether its cap refused it, whether it sent only a handful.</summary>
+    private readonly record struct Contender(FairShareGate Gate, double Used, bool Refused, bool Handful);
 }
 
 /// <summary>
-/// One tenant's gate of the <see cref="FairShare"/>: a rate of its limit times the common factor, kept as the theoretical
-/// arrival time of its next request (a generic cell rate algorithm: one long, one compare-and-swap, no lock and no
-/// allocation), and the counts of its attempts and admissions that the controller reads each period.
+/// One tenant's gate of the <see cref="FairShare"/>: while the tenant is capped, a rate of its limit times its cap
+/// fraction, kept as the theoretical arrival time of its next request (a generic cell rate algorithm: one long, one
+/// compare-and-swap, no lock and no allocation); and, while the controller counts, the counts of its attempts, of its
+/// refusals by the cap and of its refusals by its own limit.
 /// </summary>
 internal sealed class FairShareGate(FairShare share, double limit)
 {
-    /// <summary>How far ahead of its scaled rate a tenant may run: a burst of this much of its scaled rate.</summary>
+    /// <summary>How far ahead of its capped rate a tenant may run: a burst of this much of its capped rate.</summary>
     internal static readonly TimeSpan Tolerance = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>Whether a controller reads the counts: with the fair share off (the default) nothing is counted.</summary>
-    private readonly bool _counted = !ReferenceEquals(share, FairShare.Off);
     private long _theoreticalArrival = long.MinValue;
+    /// <summary>Timestamp ticks between two requests at the capped rate; 0 while the tenant is not capped.</summary>
+    private long _interval;
     private int _attempts;
-    private int _admitted;
+    private int _refused;
     private int _limited;
 
     /// <summary>The tenant's own limit in requests per second: its weight.</summary>
     public double Limit { get; } = Math.Max(limit, 0.001);
 
+    /// <summary>The fraction of its limit the tenant is capped at; 1 when it is not capped.</summary>
+    public double CapFraction { get; private set; } = 1;
+
     /// <summary>
-    /// Counts an attempt; true when the tenant is within its scaled rate (always, while the factor is 1). On refusal,
-    /// <paramref name="retryAfter"/> says when it will be within it again.
+    /// True when the tenant is within its cap (always, while it is not capped). While the controller does not count,
+    /// this is one read. On refusal, <paramref name="retryAfter"/> says when it will be within it again.
     /// </summary>
     public bool TryPass(out TimeSpan retryAfter)
     {
         retryAfter = TimeSpan.Zero;
-        if (!_counted)
+        if (!share.Counting)
         {
             return true;
         }
         Interlocked.Increment(ref _attempts);
-        var scale = share.Scale;
-        if (scale >= 1)
+        var interval = Volatile.Read(ref _interval);
+        if (interval == 0)
         {
             return true;
         }
         var time = share.Time;
         var frequency = time.TimestampFrequency;
-        var interval = (long)(frequency / (Limit * scale));
         var tolerance = (long)(frequency * Tolerance.TotalSeconds);
         var now = time.GetTimestamp();
         while (true)
@@ -180,6 +280,7 @@ internal sealed class FairShareGate(FairShare share, double limit)
             var next = Math.Max(arrival, now);
             if (next - now > tolerance)
             {
+                Interlocked.Increment(ref _refused);
                 retryAfter = TimeSpan.FromSeconds((double)(next - now - tolerance) / frequency);
                 return false;
             }
@@ -190,27 +291,25 @@ internal sealed class FairShareGate(FairShare share, double limit)
         }
     }
 
-    /// <summary>The attempt that passed was admitted by the tenant's own limit too.</summary>
-    public void Admitted()
-    {
-        if (_counted)
-        {
-            Interlocked.Increment(ref _admitted);
-        }
-    }
-
     /// <summary>The attempt that passed was refused by the tenant's own limit.</summary>
     public void Limited()
     {
-        if (_counted)
+        if (share.Counting)
         {
             Interlocked.Increment(ref _limited);
         }
     }
 
-    /// <summary>The counts since the last call, reset.</summary>
-    internal (int Attempts, int Admitted, int Limited) TakeCounts() =>
-        (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _admitted, 0), Interlocked.Exchange(ref _limited, 0));
+    /// <summary>Caps the tenant at <paramref name="fraction"/> of its limit; 1 lifts the cap. Called by the controller only.</summary>
+    internal void Cap(double fraction)
+    {
+        CapFraction = fraction;
+        Volatile.Write(ref _interval, fraction >= 1 ? 0 : Math.Max(1, (long)(share.Time.TimestampFrequency / (Limit * fraction))));
+    }
+
+    /// <summary>The counts since the last call, reset: attempts, refusals by the cap, refusals by the tenant's own limit.</summary>
+    internal (int Attempts, int Refused, int Limited) TakeCounts() =>
+        (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _refused, 0), Interlocked.Exchange(ref _limited, 0));
 }
 
 /// <summary>

@@ -7,7 +7,8 @@ namespace SharedRuntime.Admission;
 /// One tenant's admission: a token bucket (sustained rate and burst) in front of a bulkhead (requests in flight and
 /// a bounded wait line). The bucket is refilled lazily from elapsed time on each attempt, so an idle tenant costs no
 /// timer; 10,000 resident tenants cost 10,000 small objects and nothing per second. In front of the bucket, the tenant's
-/// gate of the runtime's <see cref="FairShare"/> scales its rate down with everyone else's while the process is saturated.
+/// gate of the runtime's <see cref="FairShare"/> caps its rate at its weighted share while the process is saturated and
+/// the tenant wants more than that share.
 /// </summary>
 public sealed class TenantAdmission : IDisposable
 {
@@ -76,7 +77,6 @@ public sealed class TenantAdmission : IDisposable
             Share.Limited();
             return RejectionReason.RateLimited;
         }
-        Share.Admitted();
         return Bulkhead.TryEnter() ? RejectionReason.None : RejectionReason.BulkheadFull;
     }
 

@@ -8,8 +8,9 @@ namespace SharedRuntime.FunctionalTests.Http;
 
 /// <summary>
 /// While the runtime is saturated, tenants are served in proportion to their limits: one over its weighted share is
-/// refused (429, rate limited), one under its share is not refused at all. The saturation is reported as constant and
-/// the fair share's clock is a fake one that moves only when the test moves it, so the shares are known.
+/// refused (429, rate limited), one under its share or sending a handful of requests is not refused at all. The
+/// saturation is reported as constant and the fair share's clock is a fake one that moves only when the test moves it,
+/// so the shares are known.
 /// </summary>
 public sealed class FairShareTests
 {
@@ -43,12 +44,13 @@ public sealed class FairShareTests
             }
             time.Advance(FairShare.Period);
         }
-        await Eventually.TrueAsync(() => Task.FromResult(fairShare.Scale < 1), TimeSpan.FromSeconds(10), "the saturated runtime scales the rates");
-        // Served: 155 requests in 250 ms, 620/s; 10% more is shared by the limits: each tenant may have about 341/s.
-        Assert.InRange(fairShare.Scale * 20_000, 320, 360);
+        await Eventually.TrueAsync(() => Task.FromResult(fairShare.Level < 1), TimeSpan.FromSeconds(10), "the saturated runtime caps the flood");
+        // The first saturated period starts the counts; the second is read. Served: 155 requests in 250 ms, 620/s, and
+        // 10% more, 682/s; the quiet tenant sent a handful (20/s) and keeps it, the flood may have the rest, 662/s.
+        Assert.InRange(fairShare.Level * 20_000, 640, 680);
 
-        // The clock stands still: the flood has its burst of 100 ms at its share (about 35 requests), then is refused;
-        // the quiet tenant's requests, sent among the flood's, all pass: it is under its share.
+        // The clock stands still: the flood has its burst of 100 ms at its cap (about 66 requests), then is refused;
+        // the quiet tenant's requests, sent among the flood's, all pass: it is not capped.
         var floodAnswers = new List<HttpStatusCode>();
         for (var i = 0; i < 200; i++)
         {
@@ -63,8 +65,81 @@ public sealed class FairShareTests
                 await StatusAsync(await quiet.GetAsync("/v1.0/state/store/k"), HttpStatusCode.OK);
             }
         }
-        Assert.InRange(floodAnswers.Count(s => s == HttpStatusCode.OK), 30, 45);
+        Assert.InRange(floodAnswers.Count(s => s == HttpStatusCode.OK), 60, 75);
         Assert.All(floodAnswers, s => Assert.True(s is HttpStatusCode.OK or HttpStatusCode.TooManyRequests, $"{s}"));
         Assert.Contains(HttpStatusCode.TooManyRequests, floodAnswers);
+    }
+
+    [Fact]
+    public async Task Under_saturation_a_light_tenant_is_never_refused_and_flooding_tenants_are_served_by_their_limits()
+    {
+        var time = new FakeTimeProvider();
+        var fairShare = new FairShare(time, static () => true);
+        var resources =
+            Resources.Tenant("light", "light-token", "requestsPerSecond: 10000\nburst: 40000") +
+            Resources.Tenant("one", "one-token", "requestsPerSecond: 10000\nburst: 40000") +
+            Resources.Tenant("three", "three-token", "requestsPerSecond: 30000\nburst: 40000") +
+            Resources.Component("store", "state.in-memory");
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string> { ["r.yaml"] = resources },
+            o => o with { PushbackMaxDelayMilliseconds = 0 }, services => services.AddSingleton(fairShare));
+        var light = runtime.Client("light-token");
+        HttpClient[] floods = [runtime.Client("one-token"), runtime.Client("three-token")];
+        foreach (var client in (HttpClient[])[light, .. floods])
+        {
+            await StatusAsync(await client.PostAsync("/v1.0/state/store", Json("""[{"key":"k","value":1}]""")), HttpStatusCode.NoContent);
+        }
+
+        // Two periods in which each flood takes 30 requests and the light tenant 3: the second is the one read.
+        for (var period = 0; period < FairShare.SaturatedPeriods; period++)
+        {
+            foreach (var flood in floods)
+            {
+                for (var i = 0; i < 30; i++)
+                {
+                    await StatusAsync(await flood.GetAsync("/v1.0/state/store/k"), HttpStatusCode.OK);
+                }
+            }
+            for (var i = 0; i < 3; i++)
+            {
+                await StatusAsync(await light.GetAsync("/v1.0/state/store/k"), HttpStatusCode.OK);
+            }
+            time.Advance(FairShare.Period);
+        }
+        await Eventually.TrueAsync(() => Task.FromResult(fairShare.Level < 1), TimeSpan.FromSeconds(10), "the saturated runtime caps the floods");
+
+        // Two periods in steps of 10 ms: each flood sends 500/s, above its cap (about 66/s and 199/s at first); the light
+        // tenant sends a few requests a period.
+        var served = new int[floods.Length];
+        var refused = new int[floods.Length];
+        for (var step = 0; step < 2 * 25; step++)
+        {
+            for (var f = 0; f < floods.Length; f++)
+            {
+                for (var i = 0; i < 5; i++)
+                {
+                    using var answer = await floods[f].GetAsync("/v1.0/state/store/k");
+                    if (answer.StatusCode == HttpStatusCode.TooManyRequests)
+                    {
+                        await ErrorAsync(answer, HttpStatusCode.TooManyRequests, "ERR_TENANT_RATE_LIMITED");
+                        refused[f]++;
+                    }
+                    else
+                    {
+                        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+                        served[f]++;
+                    }
+                }
+            }
+            if (step % 10 == 0)
+            {
+                using var answer = await light.GetAsync("/v1.0/state/store/k");
+                Assert.True(answer.StatusCode == HttpStatusCode.OK, $"the light tenant got {(int)answer.StatusCode} at step {step}");
+            }
+            time.Advance(TimeSpan.FromMilliseconds(10));
+        }
+
+        Assert.All(refused, r => Assert.True(r > 0, $"refused {string.Join(", ", refused)}"));
+        var ratio = (double)served[1] / served[0];
+        Assert.True(ratio is > 2.4 and < 3.6, $"served {served[0]} and {served[1]}: {ratio:0.00}, not about 1:3");
     }
 }

@@ -21,7 +21,7 @@ public sealed class FairShareTests
         // Most of the capacity still goes to requests: refused clients here ask again at once (no push-back), and each
         // refusal costs a quarter of a request.
         Assert.True(run.Served.Sum() >= 0.75 * 4000, $"served {run.Served.Sum()}/s of 4000");
-        Assert.True(run.Scale < 1);
+        Assert.True(run.Level < 1);
     }
 
     [Fact]
@@ -35,12 +35,12 @@ public sealed class FairShareTests
     }
 
     [Fact]
-    public void Above_the_sum_of_the_limits_nothing_is_scaled_and_nobody_is_refused()
+    public void Above_the_sum_of_the_limits_nobody_is_capped_or_refused()
     {
         // Each tenant sends at its own limit (its token bucket holds it there); the server could do 10,000/s.
         var run = Simulate(capacity: 10_000, offered: Limits, seconds: 10);
 
-        Assert.Equal(1, run.Scale);
+        Assert.Equal(1, run.Level);
         Assert.Equal(0, run.Refused.Sum());
         for (var i = 0; i < Limits.Length; i++)
         {
@@ -62,49 +62,146 @@ public sealed class FairShareTests
     }
 
     [Fact]
-    public void When_the_load_ends_the_factor_grows_back_to_one()
+    public void Two_flooding_tenants_with_limits_one_to_three_are_served_one_to_three()
+    {
+        var run = Simulate(capacity: 2000, offered: null, seconds: 10, limits: [1000, 3000]);
+
+        // The tenant refused pays for its refusals out of the capacity: the other stays a little under its cap.
+        Assert.InRange(run.Served[1] / run.Served[0], 2.5, 3.3);
+        Assert.True(Jain([run.Served[0] / 1000, run.Served[1] / 3000]) >= 0.99);
+        Assert.True(run.Level < 1);
+    }
+
+    [Fact]
+    public void A_tenant_sending_a_handful_of_requests_at_once_next_to_a_flood_is_never_refused()
+    {
+        // Equal limits; each period the flood sends 500 requests at once and the light tenant five, on a clock that
+        // stands still meanwhile. The light tenant is far under its share: it is not capped, so its burst is not
+        // shrunk either, while the flood runs past its capped burst.
+        var time = new FakeTimeProvider();
+        var share = new FairShare(time, static () => true);
+        FairShareGate[] gates = [new(share, 10_000), new(share, 10_000)];
+        StartCounting(share, gates);
+        var floodRefused = 0;
+        for (var period = 0; period < 20; period++)
+        {
+            for (var i = 0; i < 500; i++)
+            {
+                floodRefused += gates[1].TryPass(out _) ? 0 : 1;
+            }
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.True(gates[0].TryPass(out _), $"the light tenant was refused in period {period}");
+            }
+            time.Advance(FairShare.Period);
+            share.Tick(gates, FairShare.Period, saturated: true);
+        }
+        Assert.Equal(1, gates[0].CapFraction);
+        Assert.True(gates[1].CapFraction < 1);
+        Assert.True(floodRefused > 0);
+    }
+
+    [Fact]
+    public void The_capacity_a_light_tenant_leaves_is_shared_by_the_heavy_ones()
+    {
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        FairShareGate[] gates = [new(share, 1000), new(share, 1000), new(share, 1000)];
+        StartCounting(share, gates);
+        Send(gates[..1], 20);
+        Send(gates[1..], 500);
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+
+        // Served 1,020/s; 1,122/s to share. In proportion to the limits each would have 374/s; the light tenant uses 20,
+        // so the two heavy ones have (1,122 - 20) / 2 = 551/s each.
+        Assert.Equal(1, gates[0].CapFraction);
+        Assert.InRange(gates[1].CapFraction, 0.550, 0.552);
+        Assert.InRange(gates[2].CapFraction, 0.550, 0.552);
+        Assert.Equal(gates[1].CapFraction, share.Level);
+    }
+
+    [Fact]
+    public void A_tenant_refused_by_its_cap_stays_capped_however_little_it_got()
+    {
+        var time = new FakeTimeProvider();
+        var share = new FairShare(time, static () => true);
+        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        StartCounting(share, gates);
+        Send(gates, 100);
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        Assert.True(gates[0].CapFraction < 1);
+
+        // The clock stands still: the first tenant runs past its burst and is refused; what it got is small.
+        var refused = 0;
+        for (var i = 0; i < 100; i++)
+        {
+            refused += gates[0].TryPass(out _) ? 0 : 1;
+            gates[1].TryPass(out _);
+        }
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+
+        Assert.True(refused > 0);
+        Assert.True(gates[0].CapFraction < 1);
+    }
+
+    [Fact]
+    public void When_the_load_ends_the_caps_grow_back_and_the_gates_stop_counting()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
         FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
-        for (var period = 0; period < FairShare.SaturatedPeriods; period++)
-        {
-            Send(gates, 100);
-            share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
-        }
+        StartCounting(share, gates);
+        Send(gates, 100);
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
         // 200/s served, 10% more shared by limits of 2,000/s.
-        Assert.InRange(share.Scale, 0.109, 0.111);
+        Assert.InRange(share.Level, 0.109, 0.111);
+        Assert.InRange(gates[0].CapFraction, 0.109, 0.111);
 
         for (var i = 0; i < 20; i++)
         {
             share.Tick(gates, FairShare.Period, saturated: false);
         }
-        Assert.Equal(1, share.Scale);
+        Assert.Equal(1, share.Level);
+        Assert.All(gates, g => Assert.Equal(1, g.CapFraction));
+        Assert.False(share.Counting);
     }
 
     [Fact]
-    public void One_saturated_period_alone_or_one_tenant_alone_is_not_scaled()
+    public void Not_saturated_the_gates_count_nothing()
+    {
+        var share = new FairShare(new FakeTimeProvider(), static () => false);
+        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        Send(gates, 100);
+        share.Tick(gates, FairShare.Period, saturated: false);
+
+        Assert.False(share.Counting);
+        Assert.Equal((0, 0, 0), gates[0].TakeCounts());
+    }
+
+    [Fact]
+    public void One_saturated_period_alone_or_one_tenant_alone_is_not_capped()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
         FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
         Send(gates, 100);
         share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
-        Assert.Equal(1, share.Scale);
+        Assert.Equal(1, share.Level);
 
         for (var period = 0; period < 3; period++)
         {
             Send(gates[..1], 100);
             share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
         }
-        Assert.Equal(1, share.Scale);
+        Assert.Equal(1, share.Level);
+        Assert.All(gates, g => Assert.Equal(1, g.CapFraction));
     }
 
     [Fact]
-    public void A_tenant_held_at_its_own_limit_does_not_make_the_others_scaled()
+    public void A_tenant_held_at_its_own_limit_does_not_make_the_others_capped()
     {
         // The runtime is busy refusing a flood over its own limit of 20/s: what it serves (the other tenant's 200/s) is
         // not its capacity, and the other tenant is not cut to it.
         var share = new FairShare(new FakeTimeProvider(), static () => true);
         FairShareGate[] gates = [new(share, 1000), new(share, 20)];
+        StartCounting(share, gates);
         for (var period = 0; period < 3; period++)
         {
             Send(gates[..1], 200);
@@ -116,20 +213,20 @@ public sealed class FairShareTests
             }
             share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
         }
-        Assert.Equal(1, share.Scale);
+        Assert.Equal(1, share.Level);
+        Assert.All(gates, g => Assert.Equal(1, g.CapFraction));
     }
 
     [Fact]
-    public void The_factor_never_falls_below_its_floor()
+    public void A_cap_never_falls_below_its_floor()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
         FairShareGate[] gates = [new(share, 1_000_000), new(share, 1_000_000)];
-        for (var period = 0; period < FairShare.SaturatedPeriods; period++)
-        {
-            Send(gates, 1);
-            share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
-        }
-        Assert.Equal(FairShare.Floor, share.Scale);
+        StartCounting(share, gates);
+        Send(gates, 100);
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        Assert.Equal(FairShare.Floor, share.Level);
+        Assert.All(gates, g => Assert.Equal(FairShare.Floor, g.CapFraction));
     }
 
     private static void Send(FairShareGate[] gates, int requests)
@@ -139,25 +236,32 @@ public sealed class FairShareTests
             for (var i = 0; i < requests; i++)
             {
                 Assert.True(gate.TryPass(out _));
-                gate.Admitted();
             }
         }
     }
 
-    private sealed record Run(double[] Served, double[] Refused, long[] RefusedTotal, double Scale);
+    /// <summary>A saturated period with nothing counted yet: the gates start counting.</summary>
+    private static void StartCounting(FairShare share, FairShareGate[] gates)
+    {
+        share.Tick(gates, FairShare.Period, saturated: true);
+        Assert.True(share.Counting);
+    }
+
+    private sealed record Run(double[] Served, double[] Refused, long[] RefusedTotal, double Level);
 
     /// <summary>
     /// Runs the server for <paramref name="seconds"/> in steps of 1 ms; reports each tenant's served and refused rates
     /// over the last half (and the refusals over the whole run). <paramref name="offered"/>: each tenant's sending rate (infinity: as fast as it is answered);
     /// null: all flood.
     /// </summary>
-    private static Run Simulate(double capacity, double[]? offered, int seconds, bool fairShare = true)
+    private static Run Simulate(double capacity, double[]? offered, int seconds, bool fairShare = true, double[]? limits = null)
     {
+        limits ??= Limits;
         var time = new FakeTimeProvider();
         var saturated = false;
         var share = new FairShare(time, () => saturated);
-        var gates = Limits.Select(l => new FairShareGate(share, l)).ToArray();
-        offered ??= [.. Limits.Select(_ => double.PositiveInfinity)];
+        var gates = limits.Select(l => new FairShareGate(share, l)).ToArray();
+        offered ??= [.. limits.Select(_ => double.PositiveInfinity)];
         var served = new long[gates.Length];
         var refused = new long[gates.Length];
         var refusedTotal = new long[gates.Length];
@@ -192,7 +296,6 @@ public sealed class FairShareTests
                 sent[i]--;
                 if (!fairShare || gates[i].TryPass(out _))
                 {
-                    gates[i].Admitted();
                     served[i]++;
                     budget -= 1;
                 }
@@ -217,7 +320,7 @@ public sealed class FairShareTests
             }
         }
         var half = seconds / 2.0;
-        return new Run([.. served.Select(s => s / half)], [.. refused.Select(r => r / half)], refusedTotal, share.Scale);
+        return new Run([.. served.Select(s => s / half)], [.. refused.Select(r => r / half)], refusedTotal, share.Level);
     }
 
     private static double Jain(double[] x) => x.Sum() * x.Sum() / (x.Length * x.Sum(v => v * v));
