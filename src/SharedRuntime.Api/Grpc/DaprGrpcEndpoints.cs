@@ -1,7 +1,9 @@
 using Grpc.AspNetCore.Server;
+using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using SharedRuntime.Http;
 
 namespace SharedRuntime.Grpc;
@@ -13,6 +15,7 @@ internal static class DaprGrpcEndpoints
         // One service and one interceptor serve every call: gRPC takes them from the container instead of making them per call.
         services.AddSingleton<DaprGrpcService>();
         services.AddSingleton<DaprErrorInterceptor>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IServiceMethodProvider<DaprGrpcService>, DaprGrpcMethodProvider>());
         services.AddGrpc(options =>
         {
             options.Interceptors.Add<DaprErrorInterceptor>();
@@ -35,4 +38,10 @@ internal static class DaprGrpcEndpoints
         endpoints.MapGrpcProxy();
         return endpoints;
     }
+}
+
+/// <summary>Binds the Dapr service's methods without reflection (<see cref="DaprGrpcService.BindService"/>).</summary>
+internal sealed class DaprGrpcMethodProvider : IServiceMethodProvider<DaprGrpcService>
+{
+    public void OnServiceMethodDiscovery(ServiceMethodProviderContext<DaprGrpcService> context) => DaprGrpcService.BindService(context);
 }
