@@ -263,8 +263,9 @@ namespace SharedRuntime.LoadTest
                         break;
                     }
                 }
-                catch (HttpRequestException)
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
                 {
+                    // Not listening yet, or (on a busy machine) not answering within the probe's timeout.
                 }
                 if (clock.Elapsed > TimeSpan.FromSeconds(30))
                 {
