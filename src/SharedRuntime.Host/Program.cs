@@ -1,5 +1,9 @@
 using SharedRuntime.Configuration;
 using SharedRuntime.Host;
+using SharedRuntime.Host.Lifecycle;
+
+// No collection until the runtime is ready: start-up's objects mostly live on (see StartupCollections).
+StartupCollections.HoldOff();
 
 RuntimeOptions? options;
 try

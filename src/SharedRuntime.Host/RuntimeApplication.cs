@@ -25,6 +25,7 @@ public static class RuntimeApplication
     /// <summary>Builds the web application for <paramref name="options"/>; call <see cref="StartAsync"/> to load resources and listen.</summary>
     public static WebApplication Build(RuntimeOptions options, Action<IServiceCollection>? configureServices = null)
     {
+        var timeline = new StartupTimeline(TimeProvider.System);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         ConfigureLogging(builder.Logging, options);
         builder.WebHost.ConfigureKestrel(kestrel => ConfigureKestrel(kestrel, options));
@@ -37,6 +38,7 @@ public static class RuntimeApplication
 
         var services = builder.Services;
         services.AddSingleton(options);
+        services.AddSingleton(timeline);
         services.AddSingleton(new FileRoots(options.EffectiveAllowedFileRoots, [options.EffectiveStateDir]));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(new ListenerPorts { DaprHttp = options.DaprHttpPort, DaprGrpc = options.DaprGrpcPort, Metrics = options.MetricsPort });
@@ -100,6 +102,7 @@ public static class RuntimeApplication
         app.MapDaprGrpc();
         app.MapDaprHttpInvoke();
         app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new ApiEndpointMetadata(Listener.Metrics, "metrics", Anonymous: true));
+        timeline.Mark("host built");
         return app;
     }
 
@@ -138,6 +141,7 @@ public static class RuntimeApplication
         var options = app.Services.GetRequiredService<RuntimeOptions>();
         var configuration = app.Services.GetRequiredService<RuntimeConfiguration>();
         var drain = app.Services.GetRequiredService<ShutdownDrain>();
+        var timeline = app.Services.GetRequiredService<StartupTimeline>();
         // The saturation gauge samples the CPU from the start, whether or not anything reads it yet.
         app.Services.GetRequiredService<SaturationMetrics>();
         // The fair share follows the tenants of whichever snapshot is current.
@@ -152,14 +156,18 @@ public static class RuntimeApplication
         if (options.Mode == RuntimeMode.Kubernetes && !app.Services.GetRequiredService<ListenerHandoff>().PredecessorMayAnswer)
         {
             await app.StartAsync(cancellationToken);
+            timeline.Mark("listening");
             await configuration.StartAsync(CreateKubernetesSource(app.Services, options, configuration), cancellationToken);
+            timeline.Mark("resources loaded");
         }
         else
         {
             IResourceSource source = options.Mode == RuntimeMode.Kubernetes ? CreateKubernetesSource(app.Services, options, configuration)
                 : new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
             await configuration.StartAsync(source, cancellationToken);
+            timeline.Mark("resources loaded");
             await app.StartAsync(cancellationToken);
+            timeline.Mark("listening");
         }
         HostLog.Ready(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host"),
             configuration.Current.Tenants.Count, options.DaprHttpPort, options.DaprGrpcPort, options.MetricsPort,
@@ -168,6 +176,8 @@ public static class RuntimeApplication
         // here on, much of it in the large object heap, which only a full collection frees: collect it once, now, and
         // give the memory back, rather than keep it resident until the heap grows enough for the GC to get to it.
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host");
+        StartupCollections.Resume();
+        HostLog.StartupTimes(logger, timeline.Total.TotalMilliseconds, timeline.Phases(), GC.GetTotalAllocatedBytes() / (1024.0 * 1024), GC.CollectionCount(0));
         _ = Task.Run(() =>
         {
             GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;

@@ -43,4 +43,7 @@ internal static partial class HostLog
 
     [LoggerMessage(3014, LogLevel.Debug, "Gave back {Megabytes} MB of executable and assembly pages that start-up touched")]
     public static partial void StartupPagesReleased(ILogger logger, long megabytes);
+
+    [LoggerMessage(3030, LogLevel.Debug, "Start-up took {TotalMs:0} ms: {Phases}; {AllocatedMb:0.0} MB allocated, {Collections} collections")]
+    public static partial void StartupTimes(ILogger logger, double totalMs, string phases, double allocatedMb, int collections);
 }
