@@ -10,17 +10,6 @@ cd "$(dirname "$0")"
 # Real servers (Redis, PostgreSQL, NATS) for the component tests; each test starts its own instances.
 bash scripts/install-test-servers.sh
 
-# The handover tests start a second runtime on the same ports and stop the first. Connections still waiting in the
-# stopped process's accept queue are reset unless the kernel hands them to the other listener: let it (Linux 5.14+,
-# per network namespace; the same setting the DaemonSet documents for nodes).
-if [ "$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo 1)" = "0" ]; then
-  if [ "$(id -u)" -eq 0 ] && sysctl -q -w net.ipv4.tcp_migrate_req=1 2>/dev/null; then
-    echo "set net.ipv4.tcp_migrate_req=1 for the handover tests"
-  else
-    echo "warning: net.ipv4.tcp_migrate_req is 0 and cannot be set here; the handover tests may see reset connections" >&2
-  fi
-fi
-
 # The JS SDK's DaprServer (tests/js, @dapr/dapr pinned in its package-lock.json) for the SDK tests.
 if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
