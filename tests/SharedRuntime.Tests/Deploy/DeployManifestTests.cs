@@ -76,7 +76,7 @@ public sealed class DeployManifestTests
             Assert.Equal(rule.Resources.SequenceEqual(["secrets"]) ? ["get"] : ["get", "list", "watch"], rule.Verbs);
         }
         var granted = role.Rules.SelectMany(r => r.ApiGroups.SelectMany(g => r.Resources.Select(res => $"{res}.{g}"))).Order().ToList();
-        Assert.Equal(["components.dapr.io", "configurations.dapr.io", "endpointslices.discovery.k8s.io", "namespaces.", "pods.", "resiliencies.dapr.io", "secrets.", "subscriptions.dapr.io",
+        Assert.Equal(["components.dapr.io", "configurations.dapr.io", "endpointslices.discovery.k8s.io", "httpendpoints.dapr.io", "namespaces.", "pods.", "resiliencies.dapr.io", "secrets.", "subscriptions.dapr.io",
             "tenantlimitpolicies.sharedruntime.io", "tenants.sharedruntime.io"], granted);
     }
 
