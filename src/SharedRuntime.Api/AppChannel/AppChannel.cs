@@ -49,19 +49,28 @@ internal sealed class AppChannel : IDisposable
     /// The channel's own pool of connections to its app: never more connections than calls the channel lets in at
     /// once, so one tenant's calls never wait for, or take, another tenant's connections to the same address.
     /// </summary>
-    private static HttpMessageInvoker CreateInvoker(AppChannelConfig config) =>
-        new(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            ActivityHeadersPropagator = null,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
-            MaxConnectionsPerServer = config.MaxConcurrency,
-            EnableMultipleHttp2Connections = true, // another HTTP/2 connection only once the app's stream limit is reached
-        }, disposeHandler: true);
+    private static HttpMessageInvoker CreateInvoker(AppChannelConfig config)
+    {
+        var handler = ForwardingHandler(config.MaxConcurrency);
+        handler.EnableMultipleHttp2Connections = true; // another HTTP/2 connection only once the app's stream limit is reached
+        return new(handler, disposeHandler: true);
+    }
+
+    /// <summary>
+    /// A pool of at most <paramref name="maxConnections"/> connections that forwards as it is told: no proxy, no
+    /// redirects, no decompression, no cookies, no trace headers of its own (the runtime sets <c>traceparent</c>).
+    /// </summary>
+    internal static SocketsHttpHandler ForwardingHandler(int maxConnections) => new()
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        ActivityHeadersPropagator = null,
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+        MaxConnectionsPerServer = maxConnections,
+    };
 
     public string AppId { get; }
 

@@ -196,20 +196,13 @@ internal sealed class ExternalEndpoints : IDisposable
     /// One caller's connections to one destination, never to a link-local address even when a name resolves to one
     /// (a DNS answer cannot lead a call to the metadata service).
     /// </summary>
-    private static HttpMessageInvoker CreateInvoker() =>
-        new(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            ActivityHeadersPropagator = null,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
-            MaxConnectionsPerServer = ChannelConfig.MaxConcurrency,
-            MaxResponseHeadersLength = 64, // KiB, as the app channel's default
-            ConnectCallback = ConnectAsync,
-        }, disposeHandler: true);
+    private static HttpMessageInvoker CreateInvoker()
+    {
+        var handler = AppChannel.ForwardingHandler(ChannelConfig.MaxConcurrency);
+        handler.MaxResponseHeadersLength = 64; // KiB, as the app channel's default
+        handler.ConnectCallback = ConnectAsync;
+        return new(handler, disposeHandler: true);
+    }
 
     private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
     {
