@@ -63,7 +63,9 @@ internal sealed class FileResourceSource : IResourceSource
             foreach (var (file, stamp) in stamps)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (!_files.TryGetValue(file, out var parsed) || parsed.Stamp != stamp)
+                // A document whose tree was let go and whose parsed resource no longer holds (an environment variable it
+                // read changed) is read again with its whole file.
+                if (!_files.TryGetValue(file, out var parsed) || parsed.Stamp != stamp || !parsed.Raws.TrueForAll(r => r.Reusable(_environment)))
                 {
                     try
                     {
@@ -81,7 +83,12 @@ internal sealed class FileResourceSource : IResourceSource
                 documents.Add(parsed.Document);
             }
             _files = files;
-            return ValueTask.FromResult(ResourceParser.Parse(raws, _environment) with { Documents = documents });
+            var set = ResourceParser.Parse(raws, _environment) with { Documents = documents };
+            foreach (var raw in raws)
+            {
+                raw.Release();
+            }
+            return ValueTask.FromResult(set);
         }
     }
 

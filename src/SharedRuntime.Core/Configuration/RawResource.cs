@@ -8,7 +8,11 @@ internal sealed class RawResource
     public required string ApiVersion { get; init; }
     public required string Kind { get; init; }
     public required string Name { get; init; }
-    public required object? Root { get; init; }
+    /// <summary>
+    /// The document's tree; null once a source has let it go (<see cref="Release"/>) because <see cref="Parsed"/> holds
+    /// what the parsers made of it.
+    /// </summary>
+    public required object? Root { get; set; }
 
     /// <summary>The Kubernetes namespace the resource lives in; null for resource files (one namespace, as standalone Dapr).</summary>
     public string? Namespace { get; init; }
@@ -25,6 +29,21 @@ internal sealed class RawResource
     internal ParsedResource? Parsed { get; set; }
 
     private string? _identity;
+
+    /// <summary>Whether the document can be used again as it is: it keeps its tree, or its parsed resource still holds.</summary>
+    public bool Reusable(Func<string, string?> environment) => Root is not null || Parsed?.StillValid(environment) == true;
+
+    /// <summary>
+    /// Lets the tree go once the document is parsed: what an unchanged file keeps is its typed resource, not a second copy
+    /// of it as a tree. A document the parsers did not keep (it failed, or its kind is parsed every time) keeps its tree.
+    /// </summary>
+    public void Release()
+    {
+        if (Parsed is not null)
+        {
+            Root = null;
+        }
+    }
 
     public ResourceNode Node => new(this, "", Root);
 
