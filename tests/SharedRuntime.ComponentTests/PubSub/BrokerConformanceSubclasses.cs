@@ -35,6 +35,12 @@ public sealed class JetStreamBrokerConformanceTests(NatsServer server) : PubSubB
 {
     protected override TimeSpan RedeliveryWait => TimeSpan.FromMilliseconds(1500);
 
+    /// <summary>
+    /// The count is the server's. nats-server 2.9 has reported a first delivery (once in CI, not in 15 local runs) for a
+    /// message nak'd while its consumer's pull requests were ending; the message still comes, which the test asserts.
+    /// </summary>
+    protected override bool CountsAttemptsAcrossRestart => false;
+
     protected override Task<IPubSubBroker> CreateBrokerAsync()
     {
         TestServers.Require("nats-server", server.Missing);

@@ -33,6 +33,12 @@ public abstract class PubSubBrokerConformanceTests : IAsyncLifetime
         return next;
     }
 
+    /// <summary>
+    /// Whether a message in flight at a stop is counted as a second attempt when it comes again. The runtime counts it
+    /// itself for in-memory and Redis; a NATS server keeps its own count.
+    /// </summary>
+    protected virtual bool CountsAttemptsAcrossRestart => true;
+
     /// <summary>Longer than the broker takes to deliver a message answered Retry again.</summary>
     protected abstract TimeSpan RedeliveryWait { get; }
 
@@ -251,7 +257,7 @@ public abstract class PubSubBrokerConformanceTests : IAsyncLifetime
 
         var message = await after.NextAsync();
         Assert.Equal("unfinished", Text(message));
-        Assert.True(message.Attempt > 1, $"redelivery after restart reported attempt {message.Attempt}");
+        Assert.True(message.Attempt > 1 || !CountsAttemptsAcrossRestart, $"redelivery after restart reported attempt {message.Attempt}");
     }
 
     [SkippableFact]
