@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Publishes the shipped build, a NativeAOT executable (trim and AOT warnings are errors), and runs the native smoke
-# tests against it through the Dapr SDK: state on every embedded store, publish and delivery, gRPC, Kubernetes mode.
+# tests against it through the Dapr SDK: state on every embedded store, publish and delivery, gRPC, Kubernetes mode, and
+# the Redis, PostgreSQL and NATS components against real servers (installed by scripts/install-test-servers.sh).
 # Usage: scripts/native-smoke.sh [results folder for the trx file]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +21,6 @@ echo "native executable: $(du -h "$out/shared-runtime" | cut -f1)"
 dotnet build tests/SharedRuntime.SdkTests -c Release -nologo -v quiet
 SHAREDRUNTIME_NATIVE_EXECUTABLE="$out/shared-runtime" dotnet test tests/SharedRuntime.SdkTests -c Release --no-build --nologo \
   --filter "FullyQualifiedName~NativeExecutableTests" --logger "trx;LogFileName=native-smoke.trx" --results-directory "$results"
+dotnet build tests/SharedRuntime.ComponentTests -c Release -nologo -v quiet
+SHAREDRUNTIME_NATIVE_EXECUTABLE="$out/shared-runtime" dotnet test tests/SharedRuntime.ComponentTests -c Release --no-build --nologo \
+  --filter "FullyQualifiedName~NativeBackendStoresTests" --logger "trx;LogFileName=native-backends.trx" --results-directory "$results"
