@@ -29,6 +29,15 @@ internal sealed partial class AppHealthProbes : IHostedService, IAsyncDisposable
     private static readonly Google.Protobuf.WellKnownTypes.Empty EmptyMessage = new();
     private static readonly MediaTypeHeaderValue GrpcType = new("application/grpc");
 
+    /// <summary>First probes started together when a load enables many apps' checks at once; the next ones wait <see cref="FirstProbeSpacing"/>.</summary>
+    internal const int FirstProbeBurst = 500;
+
+    /// <summary>
+    /// The wait between bursts of first probes: 10,000 apps enabled at once have all had their first probe within
+    /// 2 s, and their probes stay spread out that way after.
+    /// </summary>
+    internal static readonly TimeSpan FirstProbeSpacing = TimeSpan.FromMilliseconds(100);
+
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
@@ -93,6 +102,8 @@ internal sealed partial class AppHealthProbes : IHostedService, IAsyncDisposable
         {
             var previous = _states;
             var next = new Dictionary<string, AppHealthState>(StringComparer.Ordinal);
+            var now = _time.GetTimestamp();
+            var started = 0;
             foreach (var tenant in snapshot.Tenants.Values)
             {
                 var config = tenant.Config;
@@ -111,7 +122,8 @@ internal sealed partial class AppHealthProbes : IHostedService, IAsyncDisposable
                 var healthy = old is not null && old.Endpoint == uri && old.Protocol == config.AppProtocol && old.IsHealthy;
                 var state = new AppHealthState(tenant.AppId, health, uri, config.AppProtocol, config.AppChannel.AppApiToken, healthy);
                 next[tenant.AppId] = state;
-                Schedule(state, _time.GetTimestamp());
+                // The first probe at once, as Dapr's; when a load starts many, at most FirstProbeBurst of them per FirstProbeSpacing.
+                Schedule(state, now + Ticks(FirstProbeSpacing * (started++ / FirstProbeBurst)));
                 changed |= !healthy;
                 if (old is null)
                 {
@@ -212,7 +224,7 @@ internal sealed partial class AppHealthProbes : IHostedService, IAsyncDisposable
         }
         if (stopping.IsCancellationRequested)
         {
-            state.EndProbe(null);
+            state.AbandonProbe();
             return;
         }
         switch (state.EndProbe(failure))
@@ -237,8 +249,8 @@ internal sealed partial class AppHealthProbes : IHostedService, IAsyncDisposable
     /// <summary>Sends one probe; returns why it failed, or null when the app is healthy.</summary>
     private async Task<string?> SendProbeAsync(AppHealthState state, CancellationToken stopping)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        timeout.CancelAfter(state.Config.ProbeTimeout);
+        using var timer = new CancellationTokenSource(state.Config.ProbeTimeout, _time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping, timer.Token);
         using var request = Request(state);
         try
         {

@@ -46,7 +46,7 @@ internal sealed class AppHealthState : IDisposable
     /// <summary>When the next probe is due, as a <see cref="TimeProvider"/> timestamp; kept by the probe loop.</summary>
     internal long Due { get; set; }
 
-    /// <summary>Whether this state probes the same app the same way as <paramref name="other"/> would.</summary>
+    /// <summary>Whether this state probes the same app the same way as the given settings would.</summary>
     public bool SameAs(AppHealthConfig config, Uri endpoint, AppProtocol protocol, string? appApiToken) =>
         Config == config && Endpoint == endpoint && Protocol == protocol && AppApiToken == appApiToken;
 
@@ -89,6 +89,19 @@ internal sealed class AppHealthState : IDisposable
                 return null;
             }
             return IsHealthy == wasHealthy ? null : IsHealthy;
+        }
+    }
+
+    /// <summary>A probe ended by the runtime stopping: it says nothing about the app.</summary>
+    public void AbandonProbe()
+    {
+        lock (_gate)
+        {
+            _probing = false;
+            if (_retired)
+            {
+                DisposeInvoker();
+            }
         }
     }
 
