@@ -196,6 +196,18 @@ public sealed class AppHealthTests : IAsyncDisposable
         {
             await StatusAsync(served, HttpStatusCode.OK);
         }
+        // Each tenant's app health is a gauge of its own.
+        using (var metrics = new HttpClient())
+        {
+            await Eventually.TrueAsync(async () =>
+            {
+                var lines = (await metrics.GetStringAsync(new Uri(runtime.MetricsAddress, "/metrics"))).Split('\n')
+                    .Where(l => l.StartsWith("sharedruntime_app_healthy{", StringComparison.Ordinal)).ToList();
+                return lines.Count == 2 && // caller enables no check: no series
+                    lines.Any(l => l.Contains("app_id=\"alpha\"", StringComparison.Ordinal) && l.Contains("} 0", StringComparison.Ordinal)) &&
+                    lines.Any(l => l.Contains("app_id=\"beta\"", StringComparison.Ordinal) && l.Contains("} 1", StringComparison.Ordinal));
+            }, Wait, "the health gauge shows alpha unhealthy and beta healthy");
+        }
         // Failed probes are not calls: the app's own circuit breaker has not moved.
         Assert.Equal(CircuitState.Closed, runtime.App.Services.GetRequiredService<AppChannels>().Find("alpha")!.BreakerState);
 
