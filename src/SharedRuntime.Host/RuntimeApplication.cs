@@ -76,6 +76,8 @@ public static class RuntimeApplication
         services.AddSingleton<ConfigurationApi>();
         services.AddSingleton<LockApi>();
         services.AddSingleton<AppChannels>();
+        services.AddSingleton<AppHealthProbes>();
+        services.AddHostedService(sp => sp.GetRequiredService<AppHealthProbes>());
         services.AddSingleton<ResiliencyPolicies>();
         services.AddSingleton(options.InvokeAllowlist);
         services.AddSingleton<ExternalEndpoints>();

@@ -20,7 +20,7 @@ namespace SharedRuntime.AppChannel;
 /// <c>dapr-caller-app-id</c> is always the runtime's own knowledge of the caller.
 /// </summary>
 internal sealed partial class ServiceInvocation(AppChannels channels, ResiliencyPolicies policies, ILogger<ServiceInvocation> logger,
-    Diagnostics.RuntimeTracing? tracing = null, ExternalEndpoints? external = null)
+    Diagnostics.RuntimeTracing? tracing = null, ExternalEndpoints? external = null, AppHealthProbes? health = null)
 {
     /// <summary>Bodies up to this size are held in memory when a retry policy could send them again; larger ones stream once.</summary>
     public const long MaxBufferedBody = 1024 * 1024;
@@ -103,6 +103,10 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
             {
                 throw Refused(caller, target.AppId, $"the request body could not be read to its end: {ex.Message}");
             }
+        }
+        if (health?.Refusal(target.AppId) is { } unhealthy)
+        {
+            throw unhealthy; // Dapr's answer while the app fails its health checks: the app is not called
         }
         return await ForwardAsync(caller, channel, target.AppId, request, path.Escaped, null, cancellationToken).ConfigureAwait(false);
     }

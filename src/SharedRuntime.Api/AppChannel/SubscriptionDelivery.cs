@@ -21,6 +21,7 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
     private readonly TimeProvider _time;
     private readonly SubscriptionDiscovery _discovery;
     private readonly ILogger _logger;
+    private readonly AppHealthProbes? _health;
     private readonly Channel<bool> _changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Dictionary<(string AppId, string PubsubName, string Topic), ActiveSubscription> _active = [];
     private readonly CancellationTokenSource _stopping = new();
@@ -28,14 +29,19 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
 
     public SubscriptionDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, Metrics.RuntimeMetrics metrics,
         SubscriptionDiscovery discovery, TimeProvider time, ILogger<SubscriptionDelivery> logger,
-        Diagnostics.RuntimeTracing? tracing = null)
+        Diagnostics.RuntimeTracing? tracing = null, AppHealthProbes? health = null)
     {
+        _health = health;
         _configuration = configuration;
         _logger = logger;
         _delivery = new EventDelivery(channels, policies, metrics, time, logger, tracing);
         _time = time;
         _discovery = discovery;
         _discovery.Changed += Signal;
+        if (_health is not null)
+        {
+            _health.Changed += Signal;
+        }
     }
 
     /// <summary>The subscriptions being delivered now, for the metadata API and tests.</summary>
@@ -95,6 +101,10 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             {
                 subscriptions.AddRange(_discovery.For(tenant));
                 discovering.Add(tenant.AppId);
+            }
+            if (_health?.IsHealthy(tenant.AppId) == false)
+            {
+                continue; // an unhealthy app's subscriptions stop until it is healthy again; its events wait in the broker
             }
             foreach (var subscription in subscriptions)
             {
@@ -235,6 +245,10 @@ internal sealed partial class SubscriptionDelivery : IHostedService, IAsyncDispo
             await StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
         _discovery.Changed -= Signal;
+        if (_health is not null)
+        {
+            _health.Changed -= Signal;
+        }
     }
 
     /// <summary>One broker subscription of one tenant; its routes can change while it runs.</summary>

@@ -29,14 +29,17 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
     private readonly AppChannels _channels;
     private readonly ResiliencyPolicies _policies;
     private readonly ILogger _logger;
+    private readonly AppHealthProbes? _health;
     private readonly Dictionary<IInputBinding, Reader> _readers = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<(string AppId, string Binding)> _inFlight = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly string _owner = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
     private int _deliveries;
 
-    public InputBindingDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<InputBindingDelivery> logger)
+    public InputBindingDelivery(RuntimeConfiguration configuration, AppChannels channels, ResiliencyPolicies policies, ILogger<InputBindingDelivery> logger,
+        AppHealthProbes? health = null)
     {
+        _health = health;
         _configuration = configuration;
         _channels = channels;
         _policies = policies;
@@ -94,6 +97,11 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
             if (!entry.IsVisibleTo(tenant.Config) || _channels.Find(tenant.AppId) is null)
             {
                 continue;
+            }
+            if (_health?.IsHealthy(tenant.AppId) == false)
+            {
+                Unhealthy(_logger, tenant.AppId, name);
+                continue; // as Dapr stops an unhealthy app's input bindings
             }
             lock (_inFlight)
             {
@@ -241,6 +249,9 @@ internal sealed partial class InputBindingDelivery : IHostedService, IAsyncDispo
 
     [LoggerMessage(2302, LogLevel.Warning, "Tenant {AppId}: an event of input binding {Binding} was not delivered: claiming it in lock store {LockStore} failed ({Problem})")]
     private static partial void NotClaimed(ILogger logger, string appId, string binding, string lockStore, string problem);
+
+    [LoggerMessage(2304, LogLevel.Debug, "Tenant {AppId}: an event of input binding {Binding} was not delivered, the app is unhealthy")]
+    private static partial void Unhealthy(ILogger logger, string appId, string binding);
 
     [LoggerMessage(2303, LogLevel.Error, "Input binding {Binding} stopped reading")]
     private static partial void ReadFailed(ILogger logger, string binding, Exception exception);

@@ -13,6 +13,9 @@ public sealed record TenantConfig
     /// <summary>How the app is spoken to (<c>spec.appProtocol</c>): HTTP/1.1 unless it asks for h2c.</summary>
     public AppProtocol AppProtocol { get; init; } = AppProtocol.Http;
 
+    /// <summary>How the app's health is probed (<c>spec.enableAppHealthCheck</c> and the rest); null when it is not (Dapr's default).</summary>
+    public AppHealthConfig? AppHealth { get; init; }
+
     /// <summary>The resolved API token. Never logged. Empty when only its hash is known (<see cref="ApiTokenSha256"/>).</summary>
     public required string ApiToken { get; init; }
 

@@ -44,6 +44,7 @@ internal static class TenantParser
             AppId = appId,
             AppEndpoint = endpoint?.TrimEnd('/'),
             AppProtocol = protocol,
+            AppHealth = AppHealthParser.Parse(spec, endpoint),
             ApiToken = token,
             ApiTokenSha256 = tokenHash,
             Limits = limitsConfig,

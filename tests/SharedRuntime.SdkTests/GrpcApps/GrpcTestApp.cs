@@ -108,6 +108,10 @@ public sealed class GrpcTestApp : IAsyncDisposable
         }
 
         public void ReleaseHung() => _release.TrySetResult();
+
+        /// <summary>Whether AppCallbackHealthCheck/HealthCheck fails (UNAVAILABLE), and how often it was called.</summary>
+        public volatile bool Unhealthy;
+        public int HealthChecks;
     }
 
     private sealed class Callback(AppState state) : AppCallback.AppCallbackBase
@@ -168,9 +172,15 @@ public sealed class GrpcTestApp : IAsyncDisposable
         }
     }
 
-    private sealed class Health : AppCallbackHealthCheck.AppCallbackHealthCheckBase
+    private sealed class Health(AppState state) : AppCallbackHealthCheck.AppCallbackHealthCheckBase
     {
-        public override Task<HealthCheckResponse> HealthCheck(Empty request, ServerCallContext context) => Task.FromResult(new HealthCheckResponse());
+        public override Task<HealthCheckResponse> HealthCheck(Empty request, ServerCallContext context)
+        {
+            Interlocked.Increment(ref state.HealthChecks);
+            return state.Unhealthy
+                ? throw new RpcException(new Status(StatusCode.Unavailable, "the app is not ready"))
+                : Task.FromResult(new HealthCheckResponse());
+        }
     }
 }
 
