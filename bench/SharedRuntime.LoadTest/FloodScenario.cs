@@ -123,8 +123,8 @@ internal static class FloodScenario
         foreach (var (name, unit, extra) in new (string, double, string[])[]
         {
             ("per-tenant, limits bind", 250, []),
-            ("per-tenant, limits above capacity, fair share on", 10_000, ["--fair-share", "true"]),
-            ("per-tenant, limits above capacity, fair share off (the default)", 10_000, ["--fair-share", "false"]),
+            ("per-tenant, limits above capacity, fair share on (the default)", 10_000, ["--fair-share", "true"]),
+            ("per-tenant, limits above capacity, fair share off", 10_000, ["--fair-share", "false"]),
             ("per-tenant, limits above capacity, fair share on, push-back off", 10_000, ["--fair-share", "true", "--pushback-max-delay-ms", "0"]),
             ("per-tenant, limits bind, push-back off", 250, ["--pushback-max-delay-ms", "0"]),
         })

@@ -108,12 +108,11 @@ public sealed record RuntimeOptions
     /// <summary>
     /// While the process is saturated (its CPU, or work queued in its thread pool), share what the runtime serves among
     /// the tenants by their limits (max-min fair), rather than first come first served: a tenant far under its weighted
-    /// share, or sending a handful of requests, is not capped at all; the others are capped at their limit times a common
-    /// level. While the process is not saturated it costs one read per request. Off by default: a tenant calling as fast
-    /// as it is answered (closed loop) next to a flood is capped at its share like the flood, and gets 429s (the
-    /// hostile-tenant test with made-up app-ids, once in three runs).
+    /// share, sending a handful of requests, or keeping at most two requests in flight at a time (a client that waits for
+    /// each answer, however fast it is answered) is not capped at all; the others are capped at their limit times a common
+    /// level. While the process is not saturated it costs one read per request. On by default.
     /// </summary>
-    public bool FairShare { get; init; } = false;
+    public bool FairShare { get; init; } = true;
 
     /// <summary>
     /// Once ready, give back the resident pages of the executable and assemblies that start-up touched
@@ -223,7 +222,7 @@ public sealed record RuntimeOptions
             (o, v) => o with { StateDir = v }),
         new("--tenant-cpu-metrics", "[true|false]", "measure the CPU time of each tenant's requests with the threads' CPU clocks, as sharedruntime_tenant_cpu_seconds_total{app_id} (default false: two thread-clock reads per request and per resumption, about 4 µs on this kind of VM; Linux only)",
             (o, v) => o with { TenantCpuMetrics = Bool(v) }),
-        new("--fair-share", "true|false", "while the runtime's CPU is saturated, share what it serves among the tenants by their limits (max-min fair), not first come first served: a tenant far under its weighted share or sending a handful of requests is never capped, the others are capped at their limit times a common level (default false)",
+        new("--fair-share", "true|false", "while the runtime's CPU is saturated, share what it serves among the tenants by their limits (max-min fair), not first come first served: a tenant far under its weighted share, sending a handful of requests, or keeping at most two requests in flight at a time is never capped; the others are capped at their limit times a common level (default true)",
             (o, v) => o with { FairShare = Bool(v) }),
         new("--release-startup-pages", "[true|false]", "once ready, give back the pages of the executable and assemblies that start-up touched (clean pages of read-only file mappings; one used again is mapped back from the page cache) (default true; Linux only)",
             (o, v) => o with { ReleaseStartupPages = Bool(v) }),

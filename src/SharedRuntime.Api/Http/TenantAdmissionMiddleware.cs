@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using System.Buffers;
 using System.Buffers.Binary;
@@ -127,7 +128,8 @@ internal sealed class TenantAdmissionMiddleware(
             sizeFeature.MaxRequestBodySize = bodyLimit;
         }
 
-        switch (tenant.Admission.TryEnter(out var retryAfter))
+        var connection = tenant.Admission.Share.Counting ? ConnectionTurnOf(context) : null;
+        switch (tenant.Admission.TryEnter(connection, out var retryAfter))
         {
             case RejectionReason.None:
                 return RunAsync(context, tenant, apiName, start);
@@ -136,6 +138,26 @@ internal sealed class TenantAdmissionMiddleware(
             default:
                 return WaitForSlotAsync(context, tenant, apiName, start);
         }
+    }
+
+    /// <summary>
+    /// The tenant's last turn on this request's connection (HTTP/1.1) or pooled stream (HTTP/2), kept in its persistent
+    /// state: asked for only while the fair share counts, so a connection holds one small object from the first saturated
+    /// period on, and nothing before.
+    /// </summary>
+    private static ConnectionTurn? ConnectionTurnOf(HttpContext context)
+    {
+        if (context.Features.Get<IPersistentStateFeature>()?.State is not { } state)
+        {
+            return null;
+        }
+        if (state.TryGetValue(typeof(ConnectionTurn), out var kept) && kept is ConnectionTurn turn)
+        {
+            return turn;
+        }
+        turn = new ConnectionTurn();
+        state[typeof(ConnectionTurn)] = turn;
+        return turn;
     }
 
     private async Task WaitForSlotAsync(HttpContext context, TenantContext tenant, string apiName, long start)

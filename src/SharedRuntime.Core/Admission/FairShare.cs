@@ -4,8 +4,9 @@ namespace SharedRuntime.Admission;
 /// Shares the runtime's own capacity among tenants by their rate limits while it is saturated: a weighted max-min fair
 /// (water-filling) allocation. Each tenant's limit is its weight; when the tenants together want more than the process
 /// can serve, first come first served would give every flooding tenant the same throughput whatever its limit. Instead
-/// a tenant whose demand over the last period is well under its weighted share is not limited at all (its gate stays
-/// open, with no shrunken burst), and the capacity it leaves is shared among the others by weight: each of them is
+/// a tenant whose demand over the last period is well under its weighted share, or that keeps at most
+/// <see cref="ClosedLoop"/> requests in flight, is not limited at all (its gate stays open, with no shrunken burst), and
+/// the capacity it leaves is shared among the others by weight: each of them is
 /// capped at its limit times one water level, <see cref="Level"/>, and refused above it (429 with Retry-After, and
 /// push-back). When the process is no longer saturated the caps grow back until they reach the limits.
 /// <para>
@@ -43,6 +44,23 @@ internal sealed class FairShare : IDisposable
     /// requests leaves a small capacity to share, and a bystander's few requests could otherwise be a large part of it).
     /// </summary>
     internal const int Handful = 16;
+
+    /// <summary>
+    /// A tenant that keeps at most this many requests in flight at once is light whatever its rate: a client that waits
+    /// for each answer before it sends again (a closed loop) is held to one request per round trip by its own latency, so
+    /// it cannot flood a core however fast it is answered, and taking its share away would only refuse it. Two, not one:
+    /// the answer reaches such a client a moment before the runtime has counted its request out, so its next request can
+    /// find the last one still counted. A flood keeps many requests in flight: it is the client's own queue that a
+    /// saturated runtime does not see, on as many connections or streams as it keeps busy.
+    /// <para>
+    /// An attempt overlaps when it finds the tenant with more than this many requests in flight (itself included), or when
+    /// more than this many of the tenant's attempts came since the last one on its connection (HTTP/1.1) or stream
+    /// (HTTP/2): a client that keeps N connections busy comes back to each one after about N of its requests, even when the
+    /// runtime answers each request at once and so never holds two. A tenant is concurrent in a period when more than
+    /// half its attempts overlapped: a background call or a connection that comes back after a while is not a flood.
+    /// </para>
+    /// </summary>
+    internal const int ClosedLoop = 2;
 
     /// <summary>The process is saturated when its CPU over a period is at least this fraction of the cores it may use.</summary>
     internal const double BusyThreshold = 0.9;
@@ -103,8 +121,9 @@ internal sealed class FairShare : IDisposable
     /// <item>Not saturated: every cap grows by <see cref="Recovery"/> and is lifted once it reaches the limit; with no cap
     /// left the gates stop counting.</item>
     /// <item>Saturated for <see cref="SaturatedPeriods"/> periods in a row, with at least two contending tenants: water-filling
-    /// over what was served plus <see cref="Headroom"/>. Light tenants (<see cref="LightFraction"/>) keep what they
-    /// use and are not capped; the rest is shared among the others in proportion to their limits.</item>
+    /// over what was served plus <see cref="Headroom"/>. Light tenants (<see cref="LightFraction"/>, <see cref="Handful"/>,
+    /// <see cref="ClosedLoop"/>) keep what they use and are not capped; the rest is shared among the others in proportion
+    /// to their limits.</item>
     /// <item>Fewer than two contending tenants: nobody is capped; one tenant alone has nobody to be fair to.</item>
     /// </list>
     /// A tenant its own limit refused is held at that limit already: capping it would not free the CPU its refusals take,
@@ -139,12 +158,12 @@ internal sealed class FairShare : IDisposable
         foreach (var gate in gates)
         {
             all.Add(gate);
-            var (attempts, refused, limited) = gate.TakeCounts();
+            var (attempts, refused, limited, overlapping) = gate.TakeCounts();
             if (attempts > 0 && limited == 0)
             {
                 var used = (attempts - refused) / seconds;
                 served += used;
-                contenders.Add(new Contender(gate, used, refused > 0, attempts <= Handful));
+                contenders.Add(new Contender(gate, used, refused > 0, Exempt: attempts <= Handful || 2 * overlapping <= attempts));
             }
         }
 
@@ -168,16 +187,16 @@ internal sealed class FairShare : IDisposable
     /// <summary>Water-filling of <paramref name="capacity"/> requests per second over the contending tenants.</summary>
     private void Fill(List<FairShareGate> all, List<Contender> contenders, double capacity)
     {
-        // Lightest first (a handful before anything else): a tenant light at the level of everyone heavier is light at
+        // Lightest first (the exempt before anything else): a tenant light at the level of everyone heavier is light at
         // any level the others leave.
-        contenders.Sort(static (a, b) => a.Handful != b.Handful ? (a.Handful ? -1 : 1) : (a.Used / a.Gate.Limit).CompareTo(b.Used / b.Gate.Limit));
+        contenders.Sort(static (a, b) => a.Exempt != b.Exempt ? (a.Exempt ? -1 : 1) : (a.Used / a.Gate.Limit).CompareTo(b.Used / b.Gate.Limit));
         var weight = contenders.Sum(static c => c.Gate.Limit);
         var light = 0;
         while (light < contenders.Count)
         {
-            var (gate, used, refused, handful) = contenders[light];
+            var (gate, used, refused, exempt) = contenders[light];
             var level = Math.Max(capacity, 0) / weight;
-            if (!handful && (refused || used >= LightFraction * gate.Limit * level))
+            if (!exempt && (refused || used >= LightFraction * gate.Limit * level))
             {
                 break;
             }
@@ -225,17 +244,24 @@ internal sealed class FairShare : IDisposable
 
     public void Dispose() => _timer?.Dispose();
 
-    /// <summary>A tenant that sent in the last period, not held by its own limit: what it used, whether its cap refused it, whether it sent only a handful.</summary>
-    private readonly record struct Contender(FairShareGate Gate, double Used, bool Refused, bool Handful);
+    /// <summary>
+    /// A tenant that sent in the last period, not held by its own limit: what it used, whether its cap refused it, and
+    /// whether it is exempt from capping (it sent only a <see cref="Handful"/>, or it was not concurrent, <see cref="ClosedLoop"/>).
+    /// </summary>
+    private readonly record struct Contender(FairShareGate Gate, double Used, bool Refused, bool Exempt);
 }
 
 /// <summary>
 /// One tenant's gate of the <see cref="FairShare"/>: while the tenant is capped, a rate of its limit times its cap
 /// fraction, kept as the theoretical arrival time of its next request (a generic cell rate algorithm: one long, one
 /// compare-and-swap, no lock and no allocation); and, while the controller counts, the counts of its attempts, of its
-/// refusals by the cap and of its refusals by its own limit.
+/// refusals by the cap, of its refusals by its own limit and of its attempts that overlapped others
+/// (<see cref="FairShare.ClosedLoop"/>).
 /// </summary>
-internal sealed class FairShareGate(FairShare share, double limit)
+/// <param name="share">The runtime's fair share.</param>
+/// <param name="limit">The tenant's own limit in requests per second: its weight.</param>
+/// <param name="bulkhead">The tenant's bulkhead, whose count of requests in flight the gate reads while it counts; null when there is none.</param>
+internal sealed class FairShareGate(FairShare share, double limit, Bulkhead? bulkhead = null)
 {
     /// <summary>How far ahead of its capped rate a tenant may run: a burst of this much of its capped rate.</summary>
     internal static readonly TimeSpan Tolerance = TimeSpan.FromMilliseconds(100);
@@ -246,6 +272,9 @@ internal sealed class FairShareGate(FairShare share, double limit)
     private int _attempts;
     private int _refused;
     private int _limited;
+    private int _overlapping;
+    /// <summary>The tenant's attempts while counting, never reset: an attempt's turn, to tell how many came between two on one connection.</summary>
+    private long _turn;
 
     /// <summary>The tenant's own limit in requests per second: its weight.</summary>
     public double Limit { get; } = Math.Max(limit, 0.001);
@@ -253,11 +282,19 @@ internal sealed class FairShareGate(FairShare share, double limit)
     /// <summary>The fraction of its limit the tenant is capped at; 1 when it is not capped.</summary>
     public double CapFraction { get; private set; } = 1;
 
+    /// <summary>Whether the controller counts attempts: only then does an attempt need its <see cref="ConnectionTurn"/>.</summary>
+    public bool Counting => share.Counting;
+
+    /// <inheritdoc cref="TryPass(ConnectionTurn?, out TimeSpan)"/>
+    public bool TryPass(out TimeSpan retryAfter) => TryPass(null, out retryAfter);
+
     /// <summary>
     /// True when the tenant is within its cap (always, while it is not capped). While the controller does not count,
     /// this is one read. On refusal, <paramref name="retryAfter"/> says when it will be within it again.
+    /// <paramref name="connection"/> is the tenant's last turn on the attempt's connection (or HTTP/2 stream), if known:
+    /// with the tenant's requests in flight it tells whether the attempt overlapped others (<see cref="FairShare.ClosedLoop"/>).
     /// </summary>
-    public bool TryPass(out TimeSpan retryAfter)
+    public bool TryPass(ConnectionTurn? connection, out TimeSpan retryAfter)
     {
         retryAfter = TimeSpan.Zero;
         if (!share.Counting)
@@ -265,6 +302,10 @@ internal sealed class FairShareGate(FairShare share, double limit)
             return true;
         }
         Interlocked.Increment(ref _attempts);
+        if (Overlaps(connection))
+        {
+            Interlocked.Increment(ref _overlapping);
+        }
         var interval = Volatile.Read(ref _interval);
         if (interval == 0)
         {
@@ -291,6 +332,24 @@ internal sealed class FairShareGate(FairShare share, double limit)
         }
     }
 
+    /// <summary>
+    /// Whether this attempt finds more than <see cref="FairShare.ClosedLoop"/> of the tenant's requests in flight, itself
+    /// included, or more than that many of its attempts since its last one on the same connection.
+    /// </summary>
+    private bool Overlaps(ConnectionTurn? connection)
+    {
+        var overlaps = (bulkhead?.InFlight ?? 0) + 1 > FairShare.ClosedLoop;
+        if (connection is not null)
+        {
+            var turn = Interlocked.Increment(ref _turn);
+            // One connection's requests come one after another (HTTP/1.1), as do one pooled HTTP/2 stream's.
+            overlaps |= ReferenceEquals(connection.Gate, this) && turn - connection.Turn > FairShare.ClosedLoop;
+            connection.Gate = this;
+            connection.Turn = turn;
+        }
+        return overlaps;
+    }
+
     /// <summary>The attempt that passed was refused by the tenant's own limit.</summary>
     public void Limited()
     {
@@ -307,9 +366,21 @@ internal sealed class FairShareGate(FairShare share, double limit)
         Volatile.Write(ref _interval, fraction >= 1 ? 0 : Math.Max(1, (long)(share.Time.TimestampFrequency / (Limit * fraction))));
     }
 
-    /// <summary>The counts since the last call, reset: attempts, refusals by the cap, refusals by the tenant's own limit.</summary>
-    internal (int Attempts, int Refused, int Limited) TakeCounts() =>
-        (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _refused, 0), Interlocked.Exchange(ref _limited, 0));
+    /// <summary>The counts since the last call, reset: attempts, refusals by the cap, refusals by the tenant's own limit, attempts that overlapped others.</summary>
+    internal (int Attempts, int Refused, int Limited, int Overlapping) TakeCounts() =>
+        (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _refused, 0), Interlocked.Exchange(ref _limited, 0), Interlocked.Exchange(ref _overlapping, 0));
+}
+
+/// <summary>
+/// The last turn of a tenant's attempts (<see cref="FairShareGate"/>) that came on one connection, or one pooled HTTP/2
+/// stream: kept with the connection while the fair share counts, so that its next attempt can tell how many of the
+/// tenant's attempts came meanwhile on others. A connection's requests come one at a time, so it needs no lock.
+/// </summary>
+internal sealed class ConnectionTurn
+{
+    public FairShareGate? Gate { get; set; }
+
+    public long Turn { get; set; }
 }
 
 /// <summary>

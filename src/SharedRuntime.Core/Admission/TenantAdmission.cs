@@ -8,7 +8,7 @@ namespace SharedRuntime.Admission;
 /// a bounded wait line). The bucket is refilled lazily from elapsed time on each attempt, so an idle tenant costs no
 /// timer; 10,000 resident tenants cost 10,000 small objects and nothing per second. In front of the bucket, the tenant's
 /// gate of the runtime's <see cref="FairShare"/> caps its rate at its weighted share while the process is saturated and
-/// the tenant wants more than that share.
+/// the tenant wants more than that share with more than a couple of requests in flight (its bulkhead's count).
 /// </summary>
 public sealed class TenantAdmission : IDisposable
 {
@@ -22,7 +22,8 @@ public sealed class TenantAdmission : IDisposable
     internal TenantAdmission(TenantLimits limits, FairShare fairShare)
     {
         Limits = limits;
-        Share = new FairShareGate(fairShare, limits.RequestsPerSecond);
+        Bulkhead = new Bulkhead(limits.MaxConcurrency, limits.MaxQueue);
+        Share = new FairShareGate(fairShare, limits.RequestsPerSecond, Bulkhead);
         _rate = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
             TokenLimit = limits.Burst,
@@ -34,7 +35,6 @@ public sealed class TenantAdmission : IDisposable
             AutoReplenishment = false,
             QueueLimit = 0,
         });
-        Bulkhead = new Bulkhead(limits.MaxConcurrency, limits.MaxQueue);
     }
 
     public TenantLimits Limits { get; }
@@ -66,9 +66,14 @@ public sealed class TenantAdmission : IDisposable
     /// (the caller must <see cref="Exit"/>), <see cref="RejectionReason.BulkheadFull"/> when the caller should
     /// <see cref="EnterAsync"/> to wait in line, or <see cref="RejectionReason.RateLimited"/>.
     /// </summary>
-    public RejectionReason TryEnter(out TimeSpan retryAfter)
+    public RejectionReason TryEnter(out TimeSpan retryAfter) => TryEnter(null, out retryAfter);
+
+    /// <inheritdoc cref="TryEnter(out TimeSpan)"/>
+    /// <param name="connection">The tenant's last turn on the request's connection, while the fair share counts (<see cref="FairShareGate.Counting"/>).</param>
+    /// <param name="retryAfter">On refusal, when the tenant may try again.</param>
+    internal RejectionReason TryEnter(ConnectionTurn? connection, out TimeSpan retryAfter)
     {
-        if (!Share.TryPass(out retryAfter))
+        if (!Share.TryPass(connection, out retryAfter))
         {
             return RejectionReason.RateLimited;
         }

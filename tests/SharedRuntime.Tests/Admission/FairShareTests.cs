@@ -6,6 +6,8 @@ namespace SharedRuntime.Tests.Admission;
 /// <summary>
 /// The fair share's controller against a simulated server on a fake clock: a server that can spend a fixed budget of
 /// work per second, an admitted request costing one unit and a refusal a quarter, and tenants that take turns sending.
+/// Unless a test says otherwise, each tenant keeps several requests in flight (<see cref="Flooding"/>): a tenant that
+/// keeps at most <see cref="FairShare.ClosedLoop"/> is never capped.
 /// </summary>
 public sealed class FairShareTests
 {
@@ -80,7 +82,7 @@ public sealed class FairShareTests
         // shrunk either, while the flood runs past its capped burst.
         var time = new FakeTimeProvider();
         var share = new FairShare(time, static () => true);
-        FairShareGate[] gates = [new(share, 10_000), new(share, 10_000)];
+        FairShareGate[] gates = [Flooding(share, 10_000), Flooding(share, 10_000)];
         StartCounting(share, gates);
         var floodRefused = 0;
         for (var period = 0; period < 20; period++)
@@ -105,7 +107,7 @@ public sealed class FairShareTests
     public void The_capacity_a_light_tenant_leaves_is_shared_by_the_heavy_ones()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
-        FairShareGate[] gates = [new(share, 1000), new(share, 1000), new(share, 1000)];
+        FairShareGate[] gates = [Flooding(share, 1000), Flooding(share, 1000), Flooding(share, 1000)];
         StartCounting(share, gates);
         Send(gates[..1], 20);
         Send(gates[1..], 500);
@@ -124,7 +126,7 @@ public sealed class FairShareTests
     {
         var time = new FakeTimeProvider();
         var share = new FairShare(time, static () => true);
-        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        FairShareGate[] gates = [Flooding(share, 1000), Flooding(share, 1000)];
         StartCounting(share, gates);
         Send(gates, 100);
         share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
@@ -147,7 +149,7 @@ public sealed class FairShareTests
     public void When_the_load_ends_the_caps_grow_back_and_the_gates_stop_counting()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
-        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        FairShareGate[] gates = [Flooding(share, 1000), Flooding(share, 1000)];
         StartCounting(share, gates);
         Send(gates, 100);
         share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
@@ -168,19 +170,19 @@ public sealed class FairShareTests
     public void Not_saturated_the_gates_count_nothing()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => false);
-        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        FairShareGate[] gates = [Flooding(share, 1000), Flooding(share, 1000)];
         Send(gates, 100);
         share.Tick(gates, FairShare.Period, saturated: false);
 
         Assert.False(share.Counting);
-        Assert.Equal((0, 0, 0), gates[0].TakeCounts());
+        Assert.Equal((0, 0, 0, 0), gates[0].TakeCounts());
     }
 
     [Fact]
     public void One_saturated_period_alone_or_one_tenant_alone_is_not_capped()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
-        FairShareGate[] gates = [new(share, 1000), new(share, 1000)];
+        FairShareGate[] gates = [Flooding(share, 1000), Flooding(share, 1000)];
         Send(gates, 100);
         share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
         Assert.Equal(1, share.Level);
@@ -200,7 +202,7 @@ public sealed class FairShareTests
         // The runtime is busy refusing a flood over its own limit of 20/s: what it serves (the other tenant's 200/s) is
         // not its capacity, and the other tenant is not cut to it.
         var share = new FairShare(new FakeTimeProvider(), static () => true);
-        FairShareGate[] gates = [new(share, 1000), new(share, 20)];
+        FairShareGate[] gates = [Flooding(share, 1000), Flooding(share, 20)];
         StartCounting(share, gates);
         for (var period = 0; period < 3; period++)
         {
@@ -221,12 +223,119 @@ public sealed class FairShareTests
     public void A_cap_never_falls_below_its_floor()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => true);
-        FairShareGate[] gates = [new(share, 1_000_000), new(share, 1_000_000)];
+        FairShareGate[] gates = [Flooding(share, 1_000_000), Flooding(share, 1_000_000)];
         StartCounting(share, gates);
         Send(gates, 100);
         share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
         Assert.Equal(FairShare.Floor, share.Level);
         Assert.All(gates, g => Assert.Equal(FairShare.Floor, g.CapFraction));
+    }
+
+    [Fact]
+    public void A_closed_loop_tenant_with_one_request_in_flight_is_never_refused_however_fast_it_sends()
+    {
+        // Equal limits; each period the closed-loop tenant sends 400 requests one after another on one connection (one in
+        // flight, the one it sends) and the flood 400 with several in flight. Both use far more than a quarter of their
+        // share: only concurrency tells them apart.
+        var time = new FakeTimeProvider();
+        var share = new FairShare(time, static () => true);
+        FairShareGate[] gates = [new(share, 10_000, new Bulkhead(64, 0)), Flooding(share, 10_000)];
+        var connection = new ConnectionTurn();
+        StartCounting(share, gates);
+        var closedLoopRefused = 0;
+        var floodRefused = 0;
+        for (var period = 0; period < 20; period++)
+        {
+            for (var i = 0; i < 400; i++)
+            {
+                closedLoopRefused += gates[0].TryPass(connection, out _) ? 0 : 1;
+                floodRefused += gates[1].TryPass(out _) ? 0 : 1;
+            }
+            time.Advance(FairShare.Period);
+            share.Tick(gates, FairShare.Period, saturated: true);
+        }
+        Assert.Equal(0, closedLoopRefused);
+        Assert.Equal(1, gates[0].CapFraction);
+        Assert.True(gates[1].CapFraction < 1);
+        Assert.True(floodRefused > 0);
+    }
+
+    [Fact]
+    public void A_tenant_answered_one_request_at_a_time_on_many_connections_is_capped_as_a_flood()
+    {
+        // A runtime that answers each request before it reads the next never holds two of the flood's requests; the flood
+        // shows by coming back to each of its eight connections after seven others. The closed loop keeps to one.
+        var time = new FakeTimeProvider();
+        var share = new FairShare(time, static () => true);
+        FairShareGate[] gates = [new(share, 10_000, new Bulkhead(64, 0)), new(share, 10_000, new Bulkhead(64, 0))];
+        var closedLoop = new ConnectionTurn();
+        var flood = Enumerable.Range(0, 8).Select(_ => new ConnectionTurn()).ToArray();
+        StartCounting(share, gates);
+        var closedLoopRefused = 0;
+        var floodRefused = 0;
+        for (var period = 0; period < 20; period++)
+        {
+            for (var i = 0; i < 400; i++)
+            {
+                closedLoopRefused += gates[0].TryPass(closedLoop, out _) ? 0 : 1;
+                floodRefused += gates[1].TryPass(flood[i % flood.Length], out _) ? 0 : 1;
+            }
+            time.Advance(FairShare.Period);
+            share.Tick(gates, FairShare.Period, saturated: true);
+        }
+        Assert.Equal(0, closedLoopRefused);
+        Assert.Equal(1, gates[0].CapFraction);
+        Assert.True(gates[1].CapFraction < 1);
+        Assert.True(floodRefused > 0);
+    }
+
+    [Fact]
+    public void A_tenant_whose_calls_overlap_now_and_then_is_not_a_flood()
+    {
+        // A closed loop with a background call now and then: one attempt in ten finds three in flight, one in ten comes
+        // on a connection it left a while ago. Far from the flood's every attempt.
+        var time = new FakeTimeProvider();
+        var share = new FairShare(time, static () => true);
+        var bulkhead = new Bulkhead(64, 0);
+        FairShareGate[] gates = [new(share, 10_000, bulkhead), Flooding(share, 10_000)];
+        ConnectionTurn[] connections = [new(), new()];
+        StartCounting(share, gates);
+        var refused = 0;
+        for (var period = 0; period < 20; period++)
+        {
+            for (var i = 0; i < 400; i++)
+            {
+                var background = i % 10 == 0;
+                if (background)
+                {
+                    Assert.True(bulkhead.TryEnter());
+                    Assert.True(bulkhead.TryEnter());
+                }
+                refused += gates[0].TryPass(connections[i % 10 == 5 ? 1 : 0], out _) ? 0 : 1;
+                if (background)
+                {
+                    bulkhead.Exit();
+                    bulkhead.Exit();
+                }
+                gates[1].TryPass(out _);
+            }
+            time.Advance(FairShare.Period);
+            share.Tick(gates, FairShare.Period, saturated: true);
+        }
+        Assert.Equal(0, refused);
+        Assert.Equal(1, gates[0].CapFraction);
+        Assert.True(gates[1].CapFraction < 1);
+    }
+
+    /// <summary>A tenant's gate whose bulkhead holds three requests in flight: every attempt overlaps others.</summary>
+    private static FairShareGate Flooding(FairShare share, double limit)
+    {
+        var bulkhead = new Bulkhead(64, 0);
+        for (var i = 0; i < FairShare.ClosedLoop + 1; i++)
+        {
+            Assert.True(bulkhead.TryEnter());
+        }
+        return new FairShareGate(share, limit, bulkhead);
     }
 
     private static void Send(FairShareGate[] gates, int requests)
@@ -260,7 +369,7 @@ public sealed class FairShareTests
         var time = new FakeTimeProvider();
         var saturated = false;
         var share = new FairShare(time, () => saturated);
-        var gates = limits.Select(l => new FairShareGate(share, l)).ToArray();
+        var gates = limits.Select(l => Flooding(share, l)).ToArray();
         offered ??= [.. limits.Select(_ => double.PositiveInfinity)];
         var served = new long[gates.Length];
         var refused = new long[gates.Length];
