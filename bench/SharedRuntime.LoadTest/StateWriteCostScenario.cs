@@ -86,11 +86,19 @@ internal static class StateWriteCostScenario
             await ClosedLoopAsync(client, port, store, isSave, TimeSpan.FromSeconds(1), null);
         }
         var results = phases.ToDictionary(p => p.Name, _ => new Samples());
+        // CPU time each phase cost the runtime, the database server's processes and this load tool, to tell which one
+        // a phase's rate is bound by (each process's user + system time, from /proc).
+        var server = backend == "postgresql" ? "postgres" : "redis-server";
+        var cpu = phases.ToDictionary(p => p.Name, _ => new double[3]);
         for (var round = 0; round < settings.Rounds; round++)
         {
             foreach (var (name, store, isSave) in phases)
             {
+                var before = (runtime.CpuMs, ServerCpuMs(server), LoadToolCpuMs());
                 await ClosedLoopAsync(client, port, store, isSave, TimeSpan.FromSeconds(settings.PhaseSeconds), results[name]);
+                cpu[name][0] += runtime.CpuMs - before.Item1;
+                cpu[name][1] += ServerCpuMs(server) - before.Item2;
+                cpu[name][2] += LoadToolCpuMs() - before.Item3;
             }
         }
 
@@ -99,12 +107,16 @@ internal static class StateWriteCostScenario
         report.AppendLine(CultureInfo.InvariantCulture,
             $"one tenant, closed loop on {Connections} connections (HTTP/1.1), runtime pinned to core 0, load tool and {backend} server on core 1; two state.{backend} stores on one server: `empty` and `crowded` ({(backend == "postgresql" ? "table state_crowded" : "database 1")}, {crowdedNote}); phases alternate, {settings.Rounds} rounds of {settings.PhaseSeconds}s each, pooled; save: POST /v1.0/state/{{store}} of one key ({KeysPerWorker} keys per connection, round robin, ~50-byte JSON value); get: GET /v1.0/state/{{store}}/k");
         report.AppendLine();
-        report.AppendLine("| phase | req/s | p50 ms | p99 ms | requests | errors |");
-        report.AppendLine("|---|---|---|---|---|---|");
+        report.AppendLine($"| phase | req/s | p50 ms | p99 ms | requests | errors | runtime CPU µs/req | {server} CPU µs/req | load tool CPU µs/req | runtime core busy | core 1 busy |");
+        report.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        var phaseMs = settings.Rounds * settings.PhaseSeconds * 1000.0;
         foreach (var (name, _, _) in phases)
         {
             var s = results[name];
-            report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {Rate(name):0} | {s.Percentile(0.5):0.00} | {s.Percentile(0.99):0.00} | {s.Requests} | {s.Errors} |"));
+            var c = cpu[name];
+            double PerRequest(double ms) => s.Requests == 0 ? 0 : ms * 1000 / s.Requests;
+            report.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {Rate(name):0} | {s.Percentile(0.5):0.00} | {s.Percentile(0.99):0.00} | {s.Requests} | {s.Errors} | {PerRequest(c[0]):0} | {PerRequest(c[1]):0} | {PerRequest(c[2]):0} | {c[0] / phaseMs:P0} | {(c[1] + c[2]) / phaseMs:P0} |"));
         }
         report.AppendLine();
         report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- save / get, empty database: **{Rate(phases[1].Name) / Rate(phases[0].Name):0.00}x** (target >= 0.5x)"));
@@ -117,6 +129,37 @@ internal static class StateWriteCostScenario
             await File.WriteAllTextAsync(output, report.ToString());
         }
     }
+
+    /// <summary>CPU time (user + system, ms) of every running process named <paramref name="name"/>: the database server's, all its backends included.</summary>
+    private static double ServerCpuMs(string name)
+    {
+        long ticks = 0;
+        foreach (var folder in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(folder), out _))
+            {
+                continue;
+            }
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(folder, "stat"));
+                var open = stat.IndexOf('(', StringComparison.Ordinal);
+                var close = stat.LastIndexOf(')');
+                if (stat.AsSpan(open + 1, close - open - 1).SequenceEqual(name))
+                {
+                    var fields = stat[(close + 2)..].Split(' ');
+                    ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // The process ended meanwhile.
+            }
+        }
+        return ticks * 10.0;
+    }
+
+    private static double LoadToolCpuMs() => Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
 
     private static HttpRequestMessage Save(int port, string store, int worker, long n) =>
         new(HttpMethod.Post, $"http://127.0.0.1:{port}/v1.0/state/{store}")

@@ -320,11 +320,8 @@ internal sealed class StateApi(TimeProvider time)
         {
             throw Refused(route, outcome, route.Name, code, context);
         }
-        if (usage.IsTracked(route.Name))
-        {
-            // Another store's allowance counts this one's usage: read it again (O(1)), after this request.
-            usage.Refresh(store, route.Name, tenant.AppId, time);
-        }
+        // Another store's allowance counts this one's usage: the next write there reads it again.
+        usage.Written(route.Name);
     }
 
     /// <summary>A limit minus usage elsewhere; an unlimited (<see cref="long.MaxValue"/>) limit stays unlimited.</summary>

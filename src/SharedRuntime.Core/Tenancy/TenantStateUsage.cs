@@ -8,9 +8,11 @@ namespace SharedRuntime.Tenancy;
 /// its allowance: the tenant's quota minus what it stores in its OTHER stores. The written store itself checks its own
 /// usage atomically with the write (<see cref="IStateStore.TransactAsync(IReadOnlyList{StateOperation}, StateAllowance, CancellationToken)"/>),
 /// so within one store the quota is exact across nodes; across stores it is as fresh as these readings.
-/// A reading is refreshed in the background (an O(1) read of the store's kept usage) when it is older than
-/// <see cref="MaxAge"/> or after this process wrote to that store; a store not read yet counts as empty until its first
-/// reading arrives. The request path never waits for a reading. Bounded by the number of state stores the tenant sees.
+/// A reading is refreshed in the background (an O(1) read of the store's kept usage) by a write to another store that
+/// needs it, when it is older than <see cref="MaxAge"/> or this process wrote to its store since it was taken; a store
+/// not read yet counts as empty until its first reading arrives. A write never reads its own store's usage back: a run
+/// of writes to one store costs the backend nothing more than the writes. The request path never waits for a reading.
+/// Bounded by the number of state stores the tenant sees.
 /// </summary>
 public sealed class TenantStateUsage
 {
@@ -21,6 +23,9 @@ public sealed class TenantStateUsage
     {
         public Reading? Last;
         public int Refreshing;
+
+        /// <summary>1 when this process wrote to the store after <see cref="Last"/> was read (or while it was being read).</summary>
+        public int Written;
     }
 
     private sealed record Reading(StateUsage Usage, DateTimeOffset At);
@@ -44,7 +49,7 @@ public sealed class TenantStateUsage
             {
                 total += last.Usage;
             }
-            if (last is null || time.GetUtcNow() - last.At > MaxAge)
+            if (last is null || Volatile.Read(ref slot.Written) == 1 || time.GetUtcNow() - last.At > MaxAge)
             {
                 Refresh(slot, store, tenant.AppId, time);
             }
@@ -52,15 +57,15 @@ public sealed class TenantStateUsage
         return total;
     }
 
-    /// <summary>True when some write reads <paramref name="storeName"/>'s usage (the tenant has another store).</summary>
-    public bool IsTracked(string storeName) => _stores.ContainsKey(storeName);
-
-    /// <summary>Reads <paramref name="storeName"/>'s usage again in the background.</summary>
-    public void Refresh(IStateStore store, string storeName, string prefix, TimeProvider time)
+    /// <summary>
+    /// Notes that this process wrote to <paramref name="storeName"/>: the next write to another store that counts its usage
+    /// reads it again (in the background). Nothing is read now, so a write costs no second round trip.
+    /// </summary>
+    public void Written(string storeName)
     {
-        if (_stores.TryGetValue(storeName, out var slot))
+        if (_stores.TryGetValue(storeName, out var slot) && Volatile.Read(ref slot.Written) == 0)
         {
-            Refresh(slot, store, prefix, time);
+            Volatile.Write(ref slot.Written, 1);
         }
     }
 
@@ -77,6 +82,8 @@ public sealed class TenantStateUsage
         try
         {
             await Task.Yield();
+            // A write from now on is not surely in this reading: it marks the slot again.
+            Volatile.Write(ref slot.Written, 0);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), time);
             var usage = await store.GetUsageAsync(prefix, timeout.Token).ConfigureAwait(false);
             Volatile.Write(ref slot.Last, new Reading(usage, time.GetUtcNow()));

@@ -1,5 +1,8 @@
 using System.Net;
+using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using SharedRuntime.Components;
 using static SharedRuntime.FunctionalTests.Http.HttpAssert;
 
 namespace SharedRuntime.FunctionalTests.Http;
@@ -149,5 +152,76 @@ public sealed class TenantLimitsTests
             return (int)refused.StatusCode == 507;
         }, TimeSpan.FromSeconds(10), "store two never counted store one's keys");
         await StatusAsync(await capped.GetAsync($"/v1.0/state/two/{key}"), HttpStatusCode.NoContent);
+    }
+
+    /// <summary>
+    /// A run of writes to one store reads nothing back from it: its usage is read again only when a write to another
+    /// store of the same tenant needs it. (Each save once read its own store's usage back, one more round trip to the
+    /// backend per save.) Another tenant's writes never read the first tenant's usage.
+    /// </summary>
+    [Fact]
+    public async Task WritesToOneStoreReadItsUsageOnlyWhenAWriteToAnotherStoreNeedsIt()
+    {
+        var counting = new CountingStores();
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string>
+        {
+            ["components.yaml"] = Resources.Component("counted", "state.test-counting") + Resources.Component("other", "state.in-memory"),
+            ["tenants.yaml"] = Resources.Tenant("capped", "capped-token", "stateMaxKeys: 1000") + Resources.Tenant("neighbour", "neighbour-token", "stateMaxKeys: 1000"),
+        }, services: s => s.AddSingleton<IComponentFactory>(counting));
+        var capped = runtime.Client("capped-token");
+
+        // The first write to each store reads the other's usage once.
+        await StatusAsync(await capped.PostAsync("/v1.0/state/other", Json("""[{"key":"a","value":1}]""")), HttpStatusCode.NoContent);
+        await StatusAsync(await capped.PostAsync("/v1.0/state/counted", Json("""[{"key":"b","value":2}]""")), HttpStatusCode.NoContent);
+        await Eventually.TrueAsync(() => Task.FromResult(counting.Reads("capped") == 1), TimeSpan.FromSeconds(10), "store counted's usage was never read");
+
+        for (var i = 0; i < 20; i++)
+        {
+            await StatusAsync(await capped.PostAsync("/v1.0/state/counted", Json($$"""[{"key":"b{{i}}","value":{{i}}}]""")), HttpStatusCode.NoContent);
+        }
+        await StatusAsync(await runtime.Client("neighbour-token").PostAsync("/v1.0/state/counted", Json("""[{"key":"n","value":3}]""")), HttpStatusCode.NoContent);
+        await StatusAsync(await runtime.Client("neighbour-token").PostAsync("/v1.0/state/other", Json("""[{"key":"n","value":3}]""")), HttpStatusCode.NoContent);
+        Assert.Equal(20 + 1, counting.Writes("capped"));
+        Assert.Equal(1, counting.Reads("capped"));
+
+        // A write to the other store reads it again, once.
+        await StatusAsync(await capped.PostAsync("/v1.0/state/other", Json("""[{"key":"c","value":3}]""")), HttpStatusCode.NoContent);
+        await Eventually.TrueAsync(() => Task.FromResult(counting.Reads("capped") == 2), TimeSpan.FromSeconds(10), "store counted's usage was not read again");
+        await StatusAsync(await capped.PostAsync("/v1.0/state/other", Json("""[{"key":"d","value":4}]""")), HttpStatusCode.NoContent);
+        Assert.Equal(2, counting.Reads("capped"));
+    }
+
+    /// <summary>A state store that keeps nothing and counts, per app, the writes it takes and the reads of its usage.</summary>
+    private sealed class CountingStores : IComponentFactory, IStateStore
+    {
+        private readonly ConcurrentDictionary<string, int> _reads = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, int> _writes = new(StringComparer.Ordinal);
+
+        public IReadOnlyCollection<string> Types { get; } = ["state.test-counting"];
+        public IReadOnlyList<string> Capabilities { get; } = [];
+
+        public int Reads(string appId) => _reads.GetValueOrDefault(appId);
+        public int Writes(string appId) => _writes.GetValueOrDefault(appId);
+
+        public IComponent Create(ComponentContext context) => this;
+        public ValueTask InitAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+        public ValueTask<StateEntry?> GetAsync(string key, CancellationToken cancellationToken) => ValueTask.FromResult<StateEntry?>(null);
+        public ValueTask<string> SetAsync(StateSetRequest request, CancellationToken cancellationToken) => throw new NotSupportedException();
+        public ValueTask DeleteAsync(StateDeleteRequest request, CancellationToken cancellationToken) => throw new NotSupportedException();
+        public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public ValueTask TransactAsync(IReadOnlyList<StateOperation> operations, StateAllowance allowance, CancellationToken cancellationToken)
+        {
+            _writes.AddOrUpdate(allowance.Prefix, 1, static (_, n) => n + 1);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask<StateUsage> GetUsageAsync(string prefix, CancellationToken cancellationToken)
+        {
+            _reads.AddOrUpdate(prefix, 1, static (_, n) => n + 1);
+            return ValueTask.FromResult(default(StateUsage));
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
