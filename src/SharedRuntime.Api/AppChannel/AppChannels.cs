@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using SharedRuntime.Configuration;
 using SharedRuntime.Tenancy;
 
@@ -8,13 +7,15 @@ namespace SharedRuntime.AppChannel;
 /// The app channel of every tenant that has an appEndpoint, and what a call into each tenant needs, compiled from one
 /// snapshot when it applies, so that a call reads no configuration. A tenant whose endpoint, protocol and channel
 /// settings did not change keeps its channel (slots, connections and breaker state) across reloads; a replaced channel
-/// closes its connections once the calls on their way through it have their answers.
+/// closes its connections once the calls on their way through it have their answers. A reload that changed a few
+/// tenants updates only theirs (<see cref="RuntimeSnapshot"/>'s changes), the table keeping every other entry.
 /// </summary>
 internal sealed class AppChannels : IDisposable
 {
     private readonly TimeProvider _time;
     private readonly Lock _updating = new();
-    private volatile FrozenDictionary<string, AppTarget> _targets = FrozenDictionary<string, AppTarget>.Empty;
+    private volatile LayeredTable<string, AppTarget> _targets = LayeredTable<string, AppTarget>.Empty;
+    private RuntimeSnapshot? _applied;
 
     public AppChannels(RuntimeConfiguration configuration, TimeProvider time)
     {
@@ -34,35 +35,85 @@ internal sealed class AppChannels : IDisposable
         lock (_updating)
         {
             var previous = _targets;
-            var next = new Dictionary<string, AppTarget>(StringComparer.Ordinal);
-            foreach (var tenant in snapshot.Tenants.Values)
+            LayeredTable<string, AppTarget> next;
+            if (_applied is { } applied && snapshot.Changes is { } changes && applied.Generation == snapshot.Generation - 1 &&
+                SameObjects(applied.Resources.Configurations, snapshot.Resources.Configurations))
             {
-                var config = tenant.Config;
-                var acl = snapshot.Resources.ConfigurationOf(config)?.AccessControl;
-                AppChannel? channel = null;
-                if (config.AppEndpoint is { } endpoint)
+                // Only the tenants the reload made or removed; the rest keep their targets as they are.
+                var updates = new List<KeyValuePair<string, AppTarget?>>(changes.Updated.Count + changes.Removed.Count);
+                foreach (var removed in changes.Removed)
                 {
-                    channel = previous.GetValueOrDefault(tenant.AppId)?.Channel is { } existing &&
-                        existing.Endpoint.OriginalString == endpoint && existing.Protocol == config.AppProtocol && existing.Config == config.AppChannel
-                        ? existing
-                        : new AppChannel(config.AppId, config.AppChannel, new Uri(endpoint, UriKind.Absolute), config.AppProtocol, _time);
+                    updates.Add(new(removed.AppId, null));
                 }
-                next[tenant.AppId] = new AppTarget(tenant.AppId, channel, acl);
+                foreach (var (_, tenant) in changes.Updated)
+                {
+                    updates.Add(new(tenant.AppId, Target(snapshot, tenant, previous)));
+                }
+                next = updates.Count == 0 ? previous : previous.With(updates);
+                _targets = next;
+                foreach (var (appId, _) in updates)
+                {
+                    RetireReplaced(previous.GetValueOrDefault(appId), next.GetValueOrDefault(appId));
+                }
             }
-            _targets = next.ToFrozenDictionary(StringComparer.Ordinal);
-            foreach (var (appId, old) in previous)
+            else
             {
-                if (old.Channel is { } oldChannel && !ReferenceEquals(next.GetValueOrDefault(appId)?.Channel, oldChannel))
+                next = LayeredTable<string, AppTarget>.From(
+                    snapshot.Tenants.Values.Select(tenant => KeyValuePair.Create(tenant.AppId, Target(snapshot, tenant, previous))), StringComparer.Ordinal);
+                _targets = next;
+                foreach (var (appId, old) in previous)
                 {
-                    oldChannel.Retire();
+                    RetireReplaced(old, next.GetValueOrDefault(appId));
                 }
+            }
+            _applied = snapshot;
+        }
+    }
+
+    /// <summary><paramref name="tenant"/> as a call into it sees it, keeping its channel when its endpoint and channel settings are unchanged.</summary>
+    private AppTarget Target(RuntimeSnapshot snapshot, TenantContext tenant, LayeredTable<string, AppTarget> previous)
+    {
+        var config = tenant.Config;
+        var acl = snapshot.Resources.ConfigurationOf(config)?.AccessControl;
+        AppChannel? channel = null;
+        if (config.AppEndpoint is { } endpoint)
+        {
+            channel = previous.GetValueOrDefault(tenant.AppId)?.Channel is { } existing &&
+                existing.Endpoint.OriginalString == endpoint && existing.Protocol == config.AppProtocol && existing.Config == config.AppChannel
+                ? existing
+                : new AppChannel(config.AppId, config.AppChannel, new Uri(endpoint, UriKind.Absolute), config.AppProtocol, _time);
+        }
+        return new AppTarget(tenant.AppId, channel, acl);
+    }
+
+    private static void RetireReplaced(AppTarget? old, AppTarget? now)
+    {
+        if (old?.Channel is { } oldChannel && !ReferenceEquals(now?.Channel, oldChannel))
+        {
+            oldChannel.Retire();
+        }
+    }
+
+    private static bool SameObjects<T>(IReadOnlyList<T> a, IReadOnlyList<T> b)
+        where T : class
+    {
+        if (a.Count != b.Count)
+        {
+            return false;
+        }
+        for (var i = 0; i < a.Count; i++)
+        {
+            if (!ReferenceEquals(a[i], b[i]))
+            {
+                return false;
             }
         }
+        return true;
     }
 
     public void Dispose()
     {
-        foreach (var target in _targets.Values)
+        foreach (var (_, target) in _targets)
         {
             target.Channel?.Dispose();
         }

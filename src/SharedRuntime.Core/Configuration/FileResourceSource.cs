@@ -21,6 +21,8 @@ internal sealed class FileResourceSource : IResourceSource
     private List<(string File, FileStamp Stamp)> _lastStamp = [];
     private readonly Lock _filesGate = new();
     private Dictionary<string, ParsedFile> _files = new(StringComparer.Ordinal);
+    private readonly List<RawResource> _raws = [];
+    private readonly ResourceParser.UniquenessTables _unique = new();
 
     /// <param name="quietTime">
     /// How long the folders must stay quiet after an event before they are read: editors write, rename and touch in quick
@@ -58,7 +60,9 @@ internal sealed class FileResourceSource : IResourceSource
             // A file whose stamp is unchanged is not read again: its parsed documents (and what the parsers made of them,
             // RawResource.Parsed) are reused, so a change costs the files it touches, not the whole folder.
             var files = new Dictionary<string, ParsedFile>(stamps.Count, StringComparer.Ordinal);
-            var raws = new List<RawResource>();
+            // The list and the parser's tables are kept between loads: with thousands of documents they are large arrays.
+            var raws = _raws;
+            raws.Clear();
             var documents = new List<ResourceDocument>(stamps.Count);
             foreach (var (file, stamp) in stamps)
             {
@@ -83,11 +87,12 @@ internal sealed class FileResourceSource : IResourceSource
                 documents.Add(parsed.Document);
             }
             _files = files;
-            var set = ResourceParser.Parse(raws, _environment) with { Documents = documents };
+            var set = ResourceParser.Parse(raws, _environment, null, false, _unique) with { Documents = documents };
             foreach (var raw in raws)
             {
                 raw.Release();
             }
+            raws.Clear();
             return ValueTask.FromResult(set);
         }
     }

@@ -12,7 +12,50 @@ internal static class ResourceParser
     public const string DaprApiVersion = "dapr.io/v1alpha1";
     public const string DaprApiVersion2 = "dapr.io/v2alpha1";
 
-    public static ResourceSet Parse(IEnumerable<RawResource> raws, Func<string, string?> environment, SecretResolver? secrets = null, bool fromCache = false)
+    /// <summary>
+    /// The resolver for documents whose Secret references their source resolved into the tree itself (Kubernetes): a
+    /// reference left there names a key that does not exist. Such a source makes a new document when a Secret value it
+    /// used changes, so what the parsers make of a document is kept with it, as for a file's.
+    /// </summary>
+    public static SecretResolver ResolvedBySource { get; } = static (_, _) => null;
+
+    /// <summary>
+    /// The tables that check names, app-ids and tokens are unique, kept by a source between its parses: with thousands of
+    /// tenants each is a large array, made once instead of on every reload.
+    /// </summary>
+    internal sealed class UniquenessTables
+    {
+        public Dictionary<string, RawResource> Names { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, RawResource> AppIds { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, RawResource> Tokens { get; } = new(StringComparer.Ordinal);
+
+        public void Clear()
+        {
+            Names.Clear();
+            AppIds.Clear();
+            Tokens.Clear();
+        }
+    }
+
+    public static ResourceSet Parse(IEnumerable<RawResource> raws, Func<string, string?> environment, SecretResolver? secrets = null, bool fromCache = false) =>
+        Parse(raws, environment, secrets, fromCache, null);
+
+    internal static ResourceSet Parse(IEnumerable<RawResource> raws, Func<string, string?> environment, SecretResolver? secrets, bool fromCache, UniquenessTables? tables)
+    {
+        tables ??= new UniquenessTables();
+        tables.Clear();
+        try
+        {
+            return ParseWith(raws, environment, secrets, fromCache, tables.Names, tables.AppIds, tables.Tokens);
+        }
+        finally
+        {
+            tables.Clear(); // keeps the arrays, not the documents
+        }
+    }
+
+    private static ResourceSet ParseWith(IEnumerable<RawResource> raws, Func<string, string?> environment, SecretResolver? secrets, bool fromCache,
+        Dictionary<string, RawResource> seen, Dictionary<string, RawResource> appIds, Dictionary<string, RawResource> tokens)
     {
         var count = raws.TryGetNonEnumeratedCount(out var known) ? known : 0;
         var tenants = new List<TenantConfig>(count);
@@ -22,9 +65,6 @@ internal static class ResourceParser
         var configurations = new List<ConfigurationResourceConfig>();
         var httpEndpoints = new List<HttpEndpointConfig>();
         var configReferences = new List<(TenantConfig Tenant, RawResource Raw)>();
-        var seen = new Dictionary<string, RawResource>(count, StringComparer.Ordinal);
-        var appIds = new Dictionary<string, RawResource>(count, StringComparer.Ordinal);
-        var tokens = new Dictionary<string, RawResource>(count, StringComparer.Ordinal);
         var rejectedTenants = new List<ResourceException>();
         var rejectedSubscriptions = new List<RejectedSubscription>();
         var subscriptionsPerApp = new SubscriptionCounter();
@@ -145,13 +185,14 @@ internal static class ResourceParser
     }
 
     /// <summary>
-    /// The Tenant of <paramref name="raw"/>, and its token's digest. A document parsed before (an unchanged file) gives its
-    /// earlier Tenant while the environment variables it read are unchanged; one whose secrets come from a resolver
-    /// (Kubernetes Secrets) is parsed every time. A document that fails is never kept: it fails again.
+    /// The Tenant of <paramref name="raw"/>, and its token's digest. A document parsed before (an unchanged file or API
+    /// object) gives its earlier Tenant while the environment variables it read are unchanged; one whose secrets come from
+    /// a resolver that reads them is parsed every time. A document that fails is never kept: it fails again.
     /// </summary>
     private static TenantConfig ParseTenant(RawResource raw, Func<string, string?> environment, SecretResolver? secrets, bool fromCache, out string digest)
     {
-        if (secrets is null && raw.Parsed is { Config: TenantConfig cached, TokenDigest: { } cachedDigest } parsed && parsed.StillValid(environment))
+        var keep = secrets is null || secrets == ResolvedBySource;
+        if (keep && raw.Parsed is { Config: TenantConfig cached, TokenDigest: { } cachedDigest } parsed && parsed.StillValid(environment))
         {
             digest = cachedDigest;
             return cached;
@@ -164,7 +205,7 @@ internal static class ResourceParser
             return value;
         }, secrets, fromCache);
         digest = tenant.TokenDigest;
-        if (secrets is null)
+        if (keep)
         {
             raw.Parsed = new ParsedResource(tenant, reads is null ? [] : reads, digest);
         }

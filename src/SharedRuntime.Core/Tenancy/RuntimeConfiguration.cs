@@ -168,18 +168,19 @@ public sealed class RuntimeConfiguration : IAsyncDisposable
         {
             var previous = _current;
             var components = await _components.BuildAsync(set, previous, cancellationToken).ConfigureAwait(false);
-            var tenants = _tenants.Build(set, previous, components);
+            var changes = _tenants.Build(set, previous, components);
             // The files' texts go to the last-good cache below and are not kept with the snapshot.
-            var next = new RuntimeSnapshot(previous.Generation + 1, tenants, components, set with { Documents = [] });
+            var next = new RuntimeSnapshot(previous, changes, components, set with { Documents = [] });
+            var tenants = next.Tenants;
             _metrics.RefusedTenants(set.RejectedTenants.Count);
-            _metrics.TenantLimits(tenants.Select(t => (t.AppId, t.Limits, t.Config.Ceiling?.Clamps(t.Config.Limits).Count ?? 0)));
+            _metrics.TenantLimits(tenants.Values.Select(t => (t.AppId, t.Limits, t.Config.Ceiling?.Clamps(t.Config.Limits).Count ?? 0)));
             _current = next;
             _metrics.Reloaded(true);
             LogRefusals(set);
             CoreLog.ConfigurationApplied(_logger, source, tenants.Count, components.Count, next.Generation);
             _lastGood.Save(set);
-            _tenants.ForgetRemoved(previous, next);
-            _retirement.Retire(previous, next, _tenants.CarriedEveryTenant);
+            _tenants.ForgetRemoved(changes);
+            _retirement.Retire(previous, next, changes);
             Changed?.Invoke(next);
         }
         finally

@@ -6,28 +6,45 @@ namespace SharedRuntime.Tenancy;
 
 /// <summary>
 /// Everything a request needs to know about the configuration, frozen at one moment. A request reads the current
-/// snapshot once and takes no lock; a reload builds a new snapshot and swaps it in.
+/// snapshot once and takes no lock; a reload builds a new snapshot and swaps it in. A reload that changes a few tenants
+/// makes its tenant tables from the previous snapshot's and those changes (<see cref="LayeredTable{TKey, TValue}"/>),
+/// not from every tenant again.
 /// </summary>
 public sealed class RuntimeSnapshot
 {
-    private readonly FrozenDictionary<TokenKey, TenantContext> _byToken;
+    private readonly LayeredTable<TokenKey, TenantContext> _byToken;
+    private readonly LayeredTable<string, TenantContext> _tenants;
 
     internal RuntimeSnapshot(long generation, IEnumerable<TenantContext> tenants, IEnumerable<ComponentEntry> components, ResourceSet resources)
     {
         Generation = generation;
         var list = tenants.ToList();
-        _byToken = list.ToFrozenDictionary(t => t.TokenKey);
-        Tenants = list.ToFrozenDictionary(t => t.AppId, StringComparer.Ordinal);
+        _byToken = LayeredTable<TokenKey, TenantContext>.From(list.Select(static t => KeyValuePair.Create(t.TokenKey, t)));
+        _tenants = LayeredTable<string, TenantContext>.From(list.Select(static t => KeyValuePair.Create(t.AppId, t)), StringComparer.Ordinal);
         Components = components.ToFrozenDictionary(c => c.Config.Key, StringComparer.Ordinal);
         Resources = resources;
     }
+
+    /// <summary>The snapshot after <paramref name="previous"/>: its tenants with <paramref name="changes"/> applied.</summary>
+    internal RuntimeSnapshot(RuntimeSnapshot previous, TenantChanges changes, IEnumerable<ComponentEntry> components, ResourceSet resources)
+    {
+        Generation = previous.Generation + 1;
+        _byToken = changes.IsEmpty ? previous._byToken : previous._byToken.With(changes.ByToken());
+        _tenants = changes.IsEmpty ? previous._tenants : previous._tenants.With(changes.ById());
+        Components = components.ToFrozenDictionary(c => c.Config.Key, StringComparer.Ordinal);
+        Resources = resources;
+        Changes = changes;
+    }
+
+    /// <summary>What this snapshot changed in the tenants of the one before it (generation - 1); null when it was built whole.</summary>
+    internal TenantChanges? Changes { get; }
 
     public static RuntimeSnapshot Empty { get; } = new(0, [], [], ResourceSet.Empty);
 
     public long Generation { get; }
 
     /// <summary>Tenants by <see cref="TenantContext.AppId"/> (in Kubernetes <c>app-id.namespace</c>).</summary>
-    public FrozenDictionary<string, TenantContext> Tenants { get; }
+    public IReadOnlyDictionary<string, TenantContext> Tenants => _tenants;
 
     /// <summary>Components by <see cref="ComponentConfig.Key"/> (<c>namespace/name</c> in Kubernetes; all of them; a request finds the ones its tenant may use in <see cref="TenantContext"/>'s routes).</summary>
     public FrozenDictionary<string, ComponentEntry> Components { get; }

@@ -15,17 +15,22 @@ internal sealed class SnapshotRetirement(TimeProvider time, ILogger logger)
     /// <summary>How long a replaced component or tenant is kept for requests still using it.</summary>
     public TimeSpan DrainTime { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <param name="tenantsCarried">Every tenant of <paramref name="previous"/> is in <paramref name="next"/> with its admission: none to retire.</param>
-    public void Retire(RuntimeSnapshot previous, RuntimeSnapshot next, bool tenantsCarried = false)
+    /// <param name="changes">The tenants <paramref name="next"/> made or removed; the others were carried over with their admission.</param>
+    public void Retire(RuntimeSnapshot previous, RuntimeSnapshot next, TenantChanges changes)
     {
         var liveInstances = next.Components.Values.Select(c => c.Instance).Where(i => i is not null).ToHashSet();
         var retiredComponents = previous.Components.Values
             .Where(c => c.Instance is not null && !liveInstances.Contains(c.Instance))
             .ToList();
         // A tenant carried into the new snapshot keeps its admission; one changed or removed is retired with it.
-        List<TenantContext> retiredTenants = tenantsCarried ? [] : previous.Tenants.Values
-            .Where(t => !next.Tenants.TryGetValue(t.AppId, out var now) || !ReferenceEquals(now.Admission, t.Admission))
-            .ToList();
+        List<TenantContext> retiredTenants = [.. changes.Removed];
+        foreach (var (before, after) in changes.Updated)
+        {
+            if (before is not null && !ReferenceEquals(before.Admission, after.Admission))
+            {
+                retiredTenants.Add(before);
+            }
+        }
         foreach (var component in previous.Components.Values.Where(c => !next.Components.ContainsKey(c.Config.Key)))
         {
             CoreLog.ComponentRemoved(logger, component.Name);

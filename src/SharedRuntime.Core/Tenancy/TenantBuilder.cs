@@ -29,30 +29,35 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
     /// <summary>Builds each tenant's outbound Resiliency pipelines when its routes are compiled; null builds none.</summary>
     public IOutboundPipelineFactory? OutboundPipelines { get; set; }
 
-    public List<TenantContext> Build(ResourceSet set, RuntimeSnapshot previous, List<ComponentEntry> components)
+    /// <summary>
+    /// What <paramref name="set"/> changes in <paramref name="previous"/>'s tenants: the contexts made for new and changed
+    /// tenants, and the tenants removed. A tenant carried over as it is costs a look-up and a reference check.
+    /// </summary>
+    public TenantChanges Build(ResourceSet set, RuntimeSnapshot previous, List<ComponentEntry> components)
     {
         var compiler = new RouteCompiler(OutboundPipelines);
         var resiliencies = set.Resiliencies.OrderBy(r => r.Name, StringComparer.Ordinal).ToList();
-        var result = new List<TenantContext>(set.Tenants.Count);
+        var changes = new TenantChanges();
         var sameRest = SameRouteInputs(set, previous, components);
-        var carried = 0;
+        var kept = 0;
         foreach (var config in set.Tenants)
         {
             previous.Tenants.TryGetValue(config.Id, out var existing);
+            if (existing is not null)
+            {
+                kept++;
+            }
             if (sameRest && existing is not null && existing.Config == config)
             {
                 // The same resource (an unchanged file's Tenant is the same object, so this is a reference check), and
                 // nothing its limits, routes or policy are made from changed: the tenant is carried over as it is.
-                result.Add(existing);
-                carried++;
                 continue;
             }
             var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas, config.Ceiling);
             var policy = PolicyOf(set, config, existing);
             if (existing is not null && existing.Config == config && existing.Limits == limits)
             {
-                result.Add(existing.WithRoutes(compiler.Compile(config, existing.Routes, components, resiliencies), policy));
-                carried++;
+                changes.Updated.Add((existing, existing.WithRoutes(compiler.Compile(config, existing.Routes, components, resiliencies), policy)));
                 continue;
             }
             if (!_states.TryGetValue(config.Id, out var state))
@@ -60,8 +65,8 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
                 state = new TenantState(config.Id);
                 _states[config.Id] = state;
             }
-            result.Add(new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(defaultLimits) : null, NodeMemory,
-                compiler.Compile(config, null, components, resiliencies), policy, FairShare));
+            changes.Updated.Add((existing, new TenantContext(config, limits, state, SharedAdmission ? _sharedAdmission ??= new TenantAdmission(defaultLimits) : null, NodeMemory,
+                compiler.Compile(config, null, components, resiliencies), policy, FairShare)));
             if (existing is null)
             {
                 CoreLog.TenantAdded(logger, config.Id);
@@ -71,15 +76,14 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
                 CoreLog.TenantChanged(logger, config.Id);
             }
         }
-        CarriedEveryTenant = carried == previous.Tenants.Count;
-        return result;
+        if (kept < previous.Tenants.Count)
+        {
+            // Some tenant is gone: only then is every id of the set looked at again.
+            var ids = set.Tenants.Select(static t => t.Id).ToHashSet(StringComparer.Ordinal);
+            changes.Removed.AddRange(previous.Tenants.Values.Where(t => !ids.Contains(t.AppId)));
+        }
+        return changes;
     }
-
-    /// <summary>
-    /// Whether the last <see cref="Build"/> carried every tenant of the previous snapshot over with its admission (none
-    /// was removed or changed), so there is nothing to forget or retire.
-    /// </summary>
-    public bool CarriedEveryTenant { get; private set; }
 
     /// <summary>
     /// Whether everything besides a tenant's own resource that goes into its context is what <paramref name="previous"/>
@@ -130,14 +134,10 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
         return existing is not null && Equals(existing.Policy.Source, source) ? existing.Policy : TenantPolicy.Compile(source);
     }
 
-    /// <summary>Forgets the state of each tenant of <paramref name="previous"/> that <paramref name="next"/> no longer has.</summary>
-    public void ForgetRemoved(RuntimeSnapshot previous, RuntimeSnapshot next)
+    /// <summary>Forgets the state of each tenant the last build removed.</summary>
+    public void ForgetRemoved(TenantChanges changes)
     {
-        if (CarriedEveryTenant)
-        {
-            return;
-        }
-        foreach (var tenant in previous.Tenants.Values.Where(t => !next.Tenants.ContainsKey(t.AppId)))
+        foreach (var tenant in changes.Removed)
         {
             _states.Remove(tenant.AppId);
             CoreLog.TenantRemoved(logger, tenant.AppId);

@@ -15,11 +15,19 @@ namespace SharedRuntime.Kubernetes.Resources;
 /// keeps its namespace and applies only there (see <see cref="ResourceNamespace"/>); the TenantLimitPolicies of the
 /// cluster give each Tenant its namespace's ceiling. A Tenant that is refused or whose limits are clamped is noticed
 /// (<see cref="TenantNotice"/>), for a Kubernetes Event on it.
+/// A build turns again only the objects that changed since the last one: an object with the same uid and
+/// resourceVersion, whose Secret values and secret store are what they were, keeps its candidate, and with it what the
+/// parsers made of it (<see cref="RawResource.Parsed"/>) and its text for the last-good cache. An object gone from the
+/// cluster is gone from the cache with the build that no longer sees it.
 /// </summary>
 internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogger logger)
 {
     private HashSet<string> _reported = new(StringComparer.Ordinal);
     private HashSet<(string Namespace, string Name)> _secretStores = [];
+    private Dictionary<string, Candidate> _candidates = new(StringComparer.Ordinal);
+    private readonly ResourceParser.UniquenessTables _unique = new();
+    private Dictionary<string, LimitCeiling> _ceilings = new(StringComparer.Ordinal);
+    private Dictionary<TenantConfig, TenantConfig> _withCeiling = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>The secret store Components by namespace: a Component's auth.secretStore may name only one of its own namespace.</summary>
     private static HashSet<(string, string)> SecretStores(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds) =>
@@ -29,15 +37,79 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             .Select(o => (o.GetProperty("metadata").TryGetProperty("namespace", out var ns) ? ns.GetString() ?? "" : "", o.GetProperty("metadata").GetProperty("name").GetString() ?? ""))
             .ToHashSet();
 
-    /// <param name="CacheTree">What the fail-static cache keeps: the object with its API token resolved (the cache keeps
-    /// its hash) but every other Secret reference as written, so no other Secret value reaches the disk.</param>
-    private sealed record Candidate(RawResource Raw, string Path, object Tree, object CacheTree, string Uid, string ResourceVersion);
+    /// <summary>
+    /// One API object as the parser reads it. <paramref name="Document"/> is what the fail-static cache keeps: the object
+    /// with its API token resolved (the cache keeps its hash) but every other Secret reference as written, so no other
+    /// Secret value reaches the disk. <paramref name="Reads"/> is what the object was resolved with; <paramref name="Reports"/>
+    /// the problems reported about it, kept reported while it is reused.
+    /// </summary>
+    private sealed record Candidate(RawResource Raw, string Path, ResourceDocument Document, string Uid, string ResourceVersion, string CreatedAt,
+        string NamespacedName, ResolvedReads Reads, List<string> Reports)
+    {
+        /// <summary>Whether <paramref name="obj"/> is the object this was made from and resolves as it did.</summary>
+        public bool StillHolds(JsonElement metadata, SecretIndex secrets, HashSet<(string, string)> secretStores) =>
+            Uid.Length > 0 && ResourceVersion.Length > 0 && metadata.TryGetProperty("resourceVersion", out var version) &&
+            version.ValueKind == JsonValueKind.String && version.ValueEquals(ResourceVersion) && Reads.Same(secrets, secretStores);
+    }
+
+    /// <summary>
+    /// The Secret keys and secret stores one object looked up while it was resolved, with what each gave. It reads through
+    /// the build's index only while the object is resolved (<see cref="Detach"/>): a kept candidate holds the values it
+    /// used, never a whole index of an older build.
+    /// </summary>
+    private sealed class ResolvedReads(SecretIndex secrets, HashSet<(string, string)> secretStores)
+    {
+        private SecretIndex? _index = secrets;
+        private HashSet<(string, string)>? _storeIndex = secretStores;
+        private List<(string Namespace, string Name, string Key, string? Value)>? _secrets;
+        private List<(string Namespace, string Store, bool Known)>? _stores;
+
+        public string? Find(string ns, string name, string key)
+        {
+            var value = (_index ?? throw new InvalidOperationException("resolved already")).Find(ns, name, key);
+            (_secrets ??= []).Add((ns, name, key, value));
+            return value;
+        }
+
+        public bool IsSecretStore(string ns, string store)
+        {
+            var known = (_storeIndex ?? throw new InvalidOperationException("resolved already")).Contains((ns, store));
+            (_stores ??= []).Add((ns, store, known));
+            return known;
+        }
+
+        public void Detach()
+        {
+            _index = null;
+            _storeIndex = null;
+        }
+
+        public bool Same(SecretIndex now, HashSet<(string, string)> storesNow)
+        {
+            foreach (var (ns, name, key, value) in _secrets ?? [])
+            {
+                if (!string.Equals(now.Find(ns, name, key), value, StringComparison.Ordinal))
+                {
+                    return false;
+                }
+            }
+            foreach (var (ns, store, known) in _stores ?? [])
+            {
+                if (storesNow.Contains((ns, store)) != known)
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
 
     public (ResourceSet Set, IReadOnlyList<TenantNotice> Notices) Build(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds, SecretIndex secrets)
     {
         var reported = new HashSet<string>(StringComparer.Ordinal);
         _secretStores = SecretStores(kinds);
         var candidates = new List<Candidate>();
+        var known = new Dictionary<string, Candidate>(_candidates.Count + 1, StringComparer.Ordinal);
         var ceilings = new LimitPolicyIndex(ObjectsOf(kinds, WatchedKind.TenantLimitPolicies), ObjectsOf(kinds, WatchedKind.Namespaces),
             (resource, problem) => Report(reported, resource, problem));
         foreach (var (kind, objects) in kinds)
@@ -46,19 +118,48 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             {
                 continue;
             }
-            // Oldest first: when two objects claim the same app-id or token, the one created first keeps it.
-            foreach (var obj in objects.OrderBy(CreationTimestamp, StringComparer.Ordinal).ThenBy(NamespacedName, StringComparer.Ordinal))
+            var ofKind = new List<Candidate>(objects.Count);
+            foreach (var obj in objects)
             {
-                candidates.Add(ToCandidate(kind, obj, secrets, reported));
+                var metadata = obj.TryGetProperty("metadata", out var m) && m.ValueKind == JsonValueKind.Object ? m : default;
+                var uid = Text(metadata, "uid");
+                Candidate candidate;
+                if (uid.Length > 0 && _candidates.TryGetValue(uid, out var cached) && cached.StillHolds(metadata, secrets, _secretStores))
+                {
+                    // Unchanged since the last build: the same raw document, so the parser reuses what it made of it.
+                    candidate = cached;
+                    foreach (var entry in candidate.Reports)
+                    {
+                        reported.Add(entry);
+                    }
+                }
+                else
+                {
+                    candidate = ToCandidate(kind, obj, secrets, reported);
+                }
+                if (candidate.Uid.Length > 0)
+                {
+                    known[candidate.Uid] = candidate;
+                }
+                ofKind.Add(candidate);
             }
+            // Oldest first: when two objects claim the same app-id or token, the one created first keeps it.
+            ofKind.Sort(static (a, b) =>
+            {
+                var byTime = string.CompareOrdinal(a.CreatedAt, b.CreatedAt);
+                return byTime != 0 ? byTime : string.CompareOrdinal(a.NamespacedName, b.NamespacedName);
+            });
+            candidates.AddRange(ofKind);
         }
+        _candidates = known;
 
         ResourceSet set;
         while (true)
         {
             try
             {
-                set = ResourceParser.Parse(candidates.Select(c => c.Raw), static _ => null, static (_, _) => null);
+                // Secret references are resolved into each object's tree here; one left there names a key that does not exist.
+                set = ResourceParser.Parse(candidates.Select(c => c.Raw), static _ => null, ResourceParser.ResolvedBySource, false, _unique);
                 break;
             }
             catch (ResourceException ex) when (Culprit(candidates, ex) is { } culprit)
@@ -80,17 +181,61 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
                 }
             }
         }
-        var tenants = set.Tenants.Select(t => ceilings.For(t.Namespace) is { } ceiling ? t with { Ceiling = ceiling } : t).ToList();
+        var tenants = WithCeilings(set.Tenants, ceilings);
         var notices = Notices(candidates, set.RejectedTenants, tenants, reported);
         _reported = reported;
-        var kept = candidates.Where(c => !(c.Raw.Kind == ComponentConfig.KindName && rejected.Contains(c.Path)));
+        var documents = new List<ResourceDocument>(candidates.Count);
+        foreach (var candidate in candidates)
+        {
+            // What the parsers made of the object is kept with it; its tree is not needed again.
+            candidate.Raw.Release();
+            if (!(candidate.Raw.Kind == ComponentConfig.KindName && rejected.Contains(candidate.Path)))
+            {
+                documents.Add(candidate.Document);
+            }
+        }
         return (set with
         {
             Tenants = tenants,
-            Components = set.Components.Where(c => !rejected.Contains(PathOf(c))).ToList(),
-            Documents = kept.Select(c => new ResourceDocument(c.Path, ResourceTree.ToJson(c.CacheTree))).ToList(),
+            Components = rejected.Count == 0 ? set.Components : set.Components.Where(c => !rejected.Contains(PathOf(c))).ToList(),
+            Documents = documents,
         }, notices);
     }
+
+    /// <summary>
+    /// Each Tenant with its namespace's ceiling. A ceiling the same as the last build's is that build's object, and a
+    /// Tenant given the same ceiling again is the same object as then: an unchanged Tenant under a TenantLimitPolicy stays
+    /// unchanged, so it keeps its context and limiter state across reloads.
+    /// </summary>
+    private List<TenantConfig> WithCeilings(IReadOnlyList<TenantConfig> parsed, LimitPolicyIndex index)
+    {
+        var ceilings = new Dictionary<string, LimitCeiling>(StringComparer.Ordinal);
+        var withCeiling = new Dictionary<TenantConfig, TenantConfig>(ReferenceEqualityComparer.Instance);
+        var tenants = new List<TenantConfig>(parsed.Count);
+        foreach (var tenant in parsed)
+        {
+            if (index.For(tenant.Namespace) is not { } ceiling)
+            {
+                tenants.Add(tenant);
+                continue;
+            }
+            var ns = tenant.Namespace ?? "";
+            if (!ceilings.TryGetValue(ns, out var kept))
+            {
+                kept = _ceilings.TryGetValue(ns, out var before) && SameCeiling(before, ceiling) ? before : ceiling;
+                ceilings[ns] = kept;
+            }
+            var limited = _withCeiling.TryGetValue(tenant, out var earlier) && ReferenceEquals(earlier.Ceiling, kept) ? earlier : tenant with { Ceiling = kept };
+            withCeiling[tenant] = limited;
+            tenants.Add(limited);
+        }
+        _ceilings = ceilings;
+        _withCeiling = withCeiling;
+        return tenants;
+    }
+
+    private static bool SameCeiling(LimitCeiling a, LimitCeiling b) =>
+        a.Defaults == b.Defaults && a.Maximum == b.Maximum && a.Policies.SequenceEqual(b.Policies, StringComparer.Ordinal);
 
     private static IReadOnlyList<JsonElement> ObjectsOf(IReadOnlyList<(WatchedKind Kind, IReadOnlyList<JsonElement> Objects)> kinds, WatchedKind kind) =>
         kinds.FirstOrDefault(k => k.Kind == kind).Objects ?? [];
@@ -105,11 +250,13 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
     private List<TenantNotice> Notices(List<Candidate> candidates, IReadOnlyList<ResourceException> refused, List<TenantConfig> tenants, HashSet<string> reported)
     {
         var notices = new List<TenantNotice>();
-        var byDocument = candidates.Where(c => c.Raw.Kind == TenantConfig.KindName)
+        // Made only when there is something to notice: most builds refuse and clamp nothing.
+        Dictionary<(string, string), Candidate>? tenantsByDocument = null;
+        Dictionary<(string, string), Candidate> ByDocument() => tenantsByDocument ??= candidates.Where(c => c.Raw.Kind == TenantConfig.KindName)
             .GroupBy(c => (c.Raw.File, c.Raw.Document)).ToDictionary(g => g.Key, g => g.Last());
         foreach (var error in refused)
         {
-            if (byDocument.TryGetValue((error.File, error.Document), out var candidate))
+            if (ByDocument().TryGetValue((error.File, error.Document), out var candidate))
             {
                 var why = error.Field is null ? error.Problem : $"{error.Field}: {error.Problem}";
                 notices.Add(new TenantNotice(candidate.Raw.Namespace ?? "", candidate.Raw.Name, candidate.Uid, candidate.ResourceVersion, TenantNotice.Refused,
@@ -119,7 +266,7 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         foreach (var tenant in tenants)
         {
             if (tenant.Ceiling is not { } ceiling || ceiling.Clamps(tenant.Limits) is not { Count: > 0 } clamps ||
-                !byDocument.TryGetValue(($"kubernetes namespace {tenant.Namespace}", $"{TenantConfig.KindName}/{tenant.Name}"), out var candidate))
+                !ByDocument().TryGetValue(($"kubernetes namespace {tenant.Namespace}", $"{TenantConfig.KindName}/{tenant.Name}"), out var candidate))
             {
                 continue;
             }
@@ -141,6 +288,8 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
 
     private Candidate ToCandidate(WatchedKind kind, JsonElement obj, SecretIndex secrets, HashSet<string> reported)
     {
+        var reads = new ResolvedReads(secrets, _secretStores);
+        var reports = new List<string>();
         var tree = Normalized(kind, obj, out var ns, out var name);
         var cacheTree = tree;
         var metadata = obj.TryGetProperty("metadata", out var m) && m.ValueKind == JsonValueKind.Object ? m : default;
@@ -150,8 +299,8 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         if (kind.Kind == TenantConfig.KindName)
         {
             cacheTree = Normalized(kind, obj, out _, out _);
-            ResolveToken(ObjectTree.Map(cacheTree, "spec"), "apiToken", ns, secrets);
-            ResolveTenantToken(tree, ns, secrets);
+            ResolveToken(ObjectTree.Map(cacheTree, "spec"), "apiToken", ns, reads);
+            ResolveTenantToken(tree, ns, reads);
         }
         else if (kind.Kind == ComponentConfig.KindName)
         {
@@ -161,12 +310,12 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
                 // Read back from the cache, the references must not resolve through a store that took the name.
                 cacheTree["auth"] = new Dictionary<object, object?>();
             }
-            ResolveComponentSecrets(tree, ns, path, secrets, reported);
+            ResolveComponentSecrets(tree, ns, path, reads, reported, reports);
         }
         else if (kind.Kind == HttpEndpointConfig.KindName)
         {
             cacheTree = Normalized(kind, obj, out _, out _); // Secret references as written: no header value reaches the disk
-            ResolveHeaderSecrets(tree, ns, secrets);
+            ResolveHeaderSecrets(tree, ns, reads);
         }
         var raw = new RawResource
         {
@@ -178,7 +327,10 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             Root = tree,
             Namespace = ns,
         };
-        return new Candidate(raw, path, tree, cacheTree, uid, resourceVersion);
+        var createdAt = Text(metadata, "creationTimestamp");
+        reads.Detach();
+        return new Candidate(raw, path, new ResourceDocument(path, ResourceTree.ToJson(cacheTree)), uid, resourceVersion, createdAt, $"{ns}/{name}",
+            reads, reports);
     }
 
     /// <summary>The object as the parser reads it: its kind, and of its metadata the name and namespace only.</summary>
@@ -199,14 +351,14 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
     /// Replaces the <c>secretKeyRef</c> of <c>spec.apiToken</c> and <c>spec.appChannel.appApiToken</c> with the value when
     /// the Secret has it; otherwise the parser says what is missing.
     /// </summary>
-    private static void ResolveTenantToken(Dictionary<object, object?> tree, string ns, SecretIndex secrets)
+    private static void ResolveTenantToken(Dictionary<object, object?> tree, string ns, ResolvedReads secrets)
     {
         var spec = ObjectTree.Map(tree, "spec");
         ResolveToken(spec, "apiToken", ns, secrets);
         ResolveToken(ObjectTree.Map(spec, "appChannel"), "appApiToken", ns, secrets);
     }
 
-    private static void ResolveToken(Dictionary<object, object?>? parent, string field, string ns, SecretIndex secrets)
+    private static void ResolveToken(Dictionary<object, object?>? parent, string field, string ns, ResolvedReads secrets)
     {
         var reference = ObjectTree.Map(ObjectTree.Map(parent, field), "secretKeyRef");
         if (parent is null || reference is null || ObjectTree.Text(reference, "name") is not { } name || ObjectTree.Text(reference, "key") is not { } key)
@@ -220,7 +372,7 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
     }
 
     /// <summary>Replaces the <c>secretKeyRef</c> of each HTTPEndpoint header with its value when the Secret has it; otherwise the parser says what is missing.</summary>
-    private static void ResolveHeaderSecrets(Dictionary<object, object?> tree, string ns, SecretIndex secrets)
+    private static void ResolveHeaderSecrets(Dictionary<object, object?> tree, string ns, ResolvedReads secrets)
     {
         if (ObjectTree.Map(tree, "spec") is not { } spec || !spec.TryGetValue("headers", out var items) || items is not List<object?> list)
         {
@@ -237,16 +389,17 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
         }
     }
 
-    private void ResolveComponentSecrets(Dictionary<object, object?> tree, string ns, string path, SecretIndex secrets, HashSet<string> reported)
+    private void ResolveComponentSecrets(Dictionary<object, object?> tree, string ns, string path, ResolvedReads secrets, HashSet<string> reported,
+        List<string> reports)
     {
         var store = ObjectTree.Text(ObjectTree.Map(tree, "auth"), "secretStore");
         if (store is not null && store != "kubernetes")
         {
-            if (!_secretStores.Contains((ns, store)))
+            if (!secrets.IsSecretStore(ns, store))
             {
                 // A store of another namespace (or none): its references stay unresolved and the component says so.
                 tree["auth"] = new Dictionary<object, object?>();
-                Report(reported, path, $"auth.secretStore '{store}' is not a secret store of namespace {ns}");
+                reports.Add(Report(reported, path, $"auth.secretStore '{store}' is not a secret store of namespace {ns}"));
             }
             return;
         }
@@ -271,31 +424,29 @@ internal sealed class ResourceSetBuilder(KubernetesSourceOptions options, ILogge
             {
                 list[i] = new Dictionary<object, object?> { ["name"] = itemName, ["value"] = value };
             }
-            else if (reported.Add($"{path}|secret|{itemName}") && !_reported.Contains($"{path}|secret|{itemName}"))
+            else
             {
-                KubernetesLog.ComponentSecretMissing(logger, path, itemName, secretName, key, ns);
+                var entry = $"{path}|secret|{itemName}";
+                reports.Add(entry);
+                if (reported.Add(entry) && !_reported.Contains(entry))
+                {
+                    KubernetesLog.ComponentSecretMissing(logger, path, itemName, secretName, key, ns);
+                }
             }
         }
     }
 
-    private void Report(HashSet<string> reported, string resource, string problem)
+    /// <summary>Logs a problem once while it lasts; returns the entry that keeps it reported.</summary>
+    private string Report(HashSet<string> reported, string resource, string problem)
     {
         var entry = $"{resource}|{problem}";
         if (reported.Add(entry) && !_reported.Contains(entry))
         {
             KubernetesLog.ResourceIgnored(logger, resource, problem);
         }
+        return entry;
     }
 
     private static string Text(JsonElement metadata, string field) =>
         metadata.ValueKind == JsonValueKind.Object && metadata.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() ?? "" : "";
-
-    /// <summary>RFC 3339 in UTC, so ordinal order is time order.</summary>
-    private static string CreationTimestamp(JsonElement obj) =>
-        obj.TryGetProperty("metadata", out var m) && m.TryGetProperty("creationTimestamp", out var t) ? t.GetString() ?? "" : "";
-
-    private static string NamespacedName(JsonElement obj) =>
-        obj.TryGetProperty("metadata", out var m)
-            ? $"{(m.TryGetProperty("namespace", out var ns) ? ns.GetString() : "")}/{(m.TryGetProperty("name", out var n) ? n.GetString() : "")}"
-            : "";
 }

@@ -22,6 +22,7 @@ internal sealed class KindWatcher
     private readonly Lock _gate = new();
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Dictionary<string, JsonElement> _objects = new(StringComparer.Ordinal);
+    private JsonElement[]? _snapshot;
     private bool _reportedMissing;
 
     /// <param name="path">The collection to read, with a label selector if any; null for the kind's in the source's namespace.</param>
@@ -41,11 +42,12 @@ internal sealed class KindWatcher
     /// <summary>Completes once the first list has been applied (an uninstalled kind counts as an empty list).</summary>
     public Task Synced => _synced.Task;
 
+    /// <summary>The objects now; the same array until the next change, so a reload that another kind caused copies nothing here.</summary>
     public IReadOnlyList<JsonElement> Snapshot()
     {
         lock (_gate)
         {
-            return [.. _objects.Values];
+            return _snapshot ??= [.. _objects.Values];
         }
     }
 
@@ -127,6 +129,7 @@ internal sealed class KindWatcher
                 lock (_gate)
                 {
                     _objects[KeyOf(change.Object)] = change.Object;
+                    _snapshot = null;
                 }
                 _changed();
                 return VersionOf(change.Object);
@@ -135,6 +138,7 @@ internal sealed class KindWatcher
                 lock (_gate)
                 {
                     removed = _objects.Remove(KeyOf(change.Object));
+                    _snapshot = null;
                 }
                 if (removed)
                 {
@@ -164,6 +168,7 @@ internal sealed class KindWatcher
         {
             changed = !SameObjects(_objects, next);
             _objects = next;
+            _snapshot = null;
         }
         var first = _synced.TrySetResult();
         if (changed || first)

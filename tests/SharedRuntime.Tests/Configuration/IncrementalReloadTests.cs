@@ -99,6 +99,33 @@ public sealed class IncrementalReloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAddedTenantIsTheOnlyChangeTheNewSnapshotMakesAndEveryOtherTenantIsFoundAsBefore()
+    {
+        Write("store.yaml", Store);
+        Write("many.yaml", string.Join("\n---\n", Enumerable.Range(0, 200).Select(i => Resources.Tenant($"t{i}", $"t{i}-token"))));
+        await StartAsync();
+        var before = _configuration.Current;
+
+        Write("new.yaml", Resources.Tenant("new", "new-token"));
+        await _configuration.ReloadAsync(CancellationToken.None);
+
+        var after = _configuration.Current;
+        var changes = after.Changes!;
+        Assert.Equal("new", Assert.Single(changes.Updated).After.AppId);
+        Assert.Null(changes.Updated[0].Before);
+        Assert.Empty(changes.Removed);
+        Assert.Equal(201, after.Tenants.Count);
+        Assert.Equal("new", Find("new-token")!.AppId);
+        Assert.All(Enumerable.Range(0, 200), i => Assert.Same(before.Tenants[$"t{i}"], Find($"t{i}-token")));
+
+        File.Delete(Path.Combine(_folder, "new.yaml"));
+        await _configuration.ReloadAsync(CancellationToken.None);
+        Assert.Equal("new", Assert.Single(_configuration.Current.Changes!.Removed).AppId);
+        Assert.Null(Find("new-token"));
+        Assert.Equal(200, _configuration.Current.Tenants.Count);
+    }
+
+    [Fact]
     public async Task ARemovedFileRemovesItsTenant()
     {
         Write("store.yaml", Store);
