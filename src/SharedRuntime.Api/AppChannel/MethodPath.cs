@@ -39,6 +39,15 @@ internal readonly record struct MethodPath
     /// <summary>Normalises <paramref name="method"/>, or gives the reason it is refused.</summary>
     public static bool TryParse(string method, MethodPathForm form, out MethodPath path, out string? problem)
     {
+        if (IsPlain(method))
+        {
+            // Letters, digits, '-', '_' and '.' in segments that are neither empty nor dots (a gRPC method's
+            // /package.Service/Method, most REST paths): nothing to decode, drop or escape.
+            var plain = method.StartsWith('/') ? method[1..] : method;
+            path = new MethodPath(plain, plain);
+            problem = null;
+            return true;
+        }
         path = default;
         var segments = new List<string>();
         foreach (var raw in method.Split('/'))
@@ -79,6 +88,31 @@ internal readonly record struct MethodPath
         }
         path = new MethodPath(string.Join('/', segments), escaped);
         problem = null;
+        return true;
+    }
+
+    private static readonly System.Buffers.SearchValues<char> Unreserved =
+        System.Buffers.SearchValues.Create("-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz");
+
+    /// <summary>
+    /// Whether <paramref name="method"/> (after one optional leading '/') is segments of unreserved characters but '~'
+    /// separated by single slashes, none of them "." or "..": the form <see cref="TryParse"/> would give back unchanged.
+    /// </summary>
+    internal static bool IsPlain(string method)
+    {
+        var rest = method.AsSpan(method.StartsWith('/') ? 1 : 0);
+        if (rest.IsEmpty)
+        {
+            return false;
+        }
+        foreach (var segment in rest.Split('/'))
+        {
+            var text = rest[segment];
+            if (text.IsEmpty || text is "." or ".." || text.IndexOfAnyExcept(Unreserved) >= 0)
+            {
+                return false;
+            }
+        }
         return true;
     }
 

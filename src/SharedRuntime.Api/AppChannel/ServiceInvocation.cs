@@ -272,6 +272,10 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
 
     private static HttpRequestMessage Build(AppChannel channel, InvocationRequest request, CallerBodyStream? callerBody, string method, string callerAppId, string traceparent)
     {
+        if (request.Proxied)
+        {
+            return BuildProxied(channel, request, callerBody, method, callerAppId, traceparent);
+        }
         var message = new HttpRequestMessage(MethodOf(request.Verb), new Uri($"{channel.Endpoint.OriginalString}/{method}{request.Query}", UriKind.Absolute));
         if (request.Body is { } body)
         {
@@ -279,13 +283,8 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         }
         else if (callerBody is not null)
         {
-            // A proxied gRPC stream's messages go on as they come; a plain body may leave in larger writes.
-            message.Content = request.Proxied ? new FlushingStreamContent(callerBody) : new StreamContent(callerBody);
+            message.Content = new StreamContent(callerBody);
             message.Options.Set(CallerBodyStream.Key, callerBody);
-        }
-        if (request.Proxied)
-        {
-            message.Headers.TryAddWithoutValidation("te", "trailers"); // gRPC asks for it; HTTP/2 allows no other TE
         }
         AddHeaders(message, channel, request, callerAppId, traceparent);
         return message;

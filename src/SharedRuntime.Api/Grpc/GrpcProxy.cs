@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using System.IO.Pipelines;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -16,7 +18,8 @@ namespace SharedRuntime.Grpc;
 /// <c>dapr-app-id</c> metadata, goes on as it is to that app (appProtocol <c>grpc</c> or <c>h2c</c>). It takes the same
 /// way as any invocation: the caller's admission and body limit, the target's access control (the operation is the
 /// full method name, the verb POST), a slot in the caller's line at the target, the caller's resiliency pipeline (a
-/// streamed body is never sent twice) and the target's breaker. Messages stream both ways as they come, and the
+/// streamed body is never sent twice; messages that had all arrived when the call began, as a unary call's mostly
+/// has, go in one piece and may be) and the target's breaker. Messages stream both ways as they come, and the
 /// app's trailers come back as its status. The caller's deadline (<c>grpc-timeout</c>) goes to the app and ends the
 /// call here too (DEADLINE_EXCEEDED); a caller that cancels cancels the app's call.
 /// </summary>
@@ -42,7 +45,7 @@ internal static class GrpcProxy
         return endpoints;
     }
 
-    private static async Task ProxyAsync(HttpContext context)
+    private static Task ProxyAsync(HttpContext context)
     {
         var request = context.Request;
         if (!DaprErrorWriter.IsGrpc(context))
@@ -55,12 +58,24 @@ internal static class GrpcProxy
             throw new DaprApiException(501, "ERR_NOT_FOUND", $"unknown service or method {request.Path}; to proxy a call to an app, send dapr-app-id metadata");
         }
         var invocation = context.RequestServices.GetRequiredService<ServiceInvocation>();
-        using var call = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        var deadline = Deadline(request.Headers["grpc-timeout"]);
-        if (deadline is { } timeout)
-        {
-            call.CancelAfter(timeout);
-        }
+        // The caller's deadline, when it gave one, ends the call here too; without one the call ends with the caller's.
+        return Deadline(request.Headers["grpc-timeout"]) is { } deadline
+            ? ForwardWithDeadlineAsync(context, invocation, appId, deadline)
+            : ForwardAsync(context, invocation, appId, null, null);
+    }
+
+    private static async Task ForwardWithDeadlineAsync(HttpContext context, ServiceInvocation invocation, string appId, TimeSpan deadline)
+    {
+        using var deadlineSource = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        deadlineSource.CancelAfter(deadline);
+        await ForwardAsync(context, invocation, appId, deadline, deadlineSource).ConfigureAwait(false);
+    }
+
+    private static async Task ForwardAsync(HttpContext context, ServiceInvocation invocation, string appId, TimeSpan? deadline, CancellationTokenSource? deadlineSource)
+    {
+        var request = context.Request;
+        var token = deadlineSource?.Token ?? context.RequestAborted;
+        var arrived = ArrivedBody(request.BodyReader);
         HttpResponseMessage response;
         try
         {
@@ -71,19 +86,20 @@ internal static class GrpcProxy
                 MethodForm = MethodPathForm.Decoded,
                 Verb = "POST",
                 Headers = request.Headers,
-                BodyStream = request.Body,
+                Body = arrived,
+                BodyStream = arrived is null ? request.Body : null,
                 ContentType = request.ContentType,
                 ClientAddress = context.Connection.RemoteIpAddress?.ToString(),
                 Host = request.Host.Value,
                 Scheme = request.Scheme,
                 Proxied = true,
-            }, call.Token).ConfigureAwait(false);
+            }, token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (call.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (DeadlinePassed(context, deadlineSource))
         {
             throw DeadlineExceeded(appId, deadline);
         }
-        catch (DaprApiException) when (call.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        catch (DaprApiException) when (DeadlinePassed(context, deadlineSource))
         {
             throw DeadlineExceeded(appId, deadline); // a body read cut short by the deadline is blamed on nobody
         }
@@ -108,10 +124,10 @@ internal static class GrpcProxy
             }
             try
             {
-                var stream = await response.Content.ReadAsStreamAsync(call.Token).ConfigureAwait(false);
+                var stream = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
                 await using (stream.ConfigureAwait(false))
                 {
-                    await CopyAsync(stream, answer.BodyWriter, call.Token).ConfigureAwait(false);
+                    await CopyAsync(stream, answer.BodyWriter, token).ConfigureAwait(false);
                 }
                 foreach (var (name, values) in response.TrailingHeaders.NonValidated)
                 {
@@ -121,7 +137,7 @@ internal static class GrpcProxy
             catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException && !context.RequestAborted.IsCancellationRequested)
             {
                 // The app's stream broke (or the deadline passed) after its headers: the status goes in the trailers.
-                var (status, message) = call.IsCancellationRequested
+                var (status, message) = deadlineSource is { IsCancellationRequested: true }
                     ? (global::Grpc.Core.StatusCode.DeadlineExceeded, DeadlineExceeded(appId, deadline).Message)
                     : (global::Grpc.Core.StatusCode.Unavailable, $"the call to app {appId} broke off: {ex.Message}");
                 if (!answer.HasStarted)
@@ -136,21 +152,50 @@ internal static class GrpcProxy
         }
     }
 
+    /// <summary>Most bytes of a caller's messages that are sent on in one piece (<see cref="ArrivedBody"/>).</summary>
+    internal const int MaxArrivedBody = 64 * 1024;
+
+    /// <summary>
+    /// The caller's messages when all of them had already arrived with the end of its stream (a unary call's message,
+    /// mostly) and are at most <see cref="MaxArrivedBody"/> bytes: sent on in one piece, and sent again should the
+    /// caller's resiliency policy retry. Otherwise null, and the messages stream on as they come.
+    /// </summary>
+    private static ReadOnlyMemory<byte>? ArrivedBody(PipeReader reader)
+    {
+        if (!reader.TryRead(out var result))
+        {
+            return null;
+        }
+        var buffer = result.Buffer;
+        if (result.IsCompleted && !result.IsCanceled && buffer.Length <= MaxArrivedBody)
+        {
+            var whole = buffer.ToArray();
+            reader.AdvanceTo(buffer.End);
+            return whole;
+        }
+        reader.AdvanceTo(buffer.Start);
+        return null;
+    }
+
+    /// <summary>Whether the caller's deadline, not the caller itself, ended the call.</summary>
+    private static bool DeadlinePassed(HttpContext context, CancellationTokenSource? deadlineSource) =>
+        deadlineSource is { IsCancellationRequested: true } && !context.RequestAborted.IsCancellationRequested;
+
     /// <summary>
     /// The app's messages on to the caller as they come: what has arrived is flushed whenever the app has nothing more
     /// ready (or 64 KiB are waiting), so a stream's message is never held back, and a unary answer leaves with its
     /// headers and trailers in one write.
     /// </summary>
-    private static async Task CopyAsync(Stream source, System.IO.Pipelines.PipeWriter target, CancellationToken cancellationToken)
+    private static async Task CopyAsync(Stream source, PipeWriter target, CancellationToken cancellationToken)
     {
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
             var unflushed = 0;
             var read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
             while (read > 0)
             {
-                System.Buffers.BuffersExtensions.Write(target, buffer.AsSpan(0, read));
+                target.Write(buffer.AsSpan(0, read));
                 unflushed += read;
                 var next = source.ReadAsync(buffer, cancellationToken);
                 if (!next.IsCompleted || unflushed >= 64 * 1024)
@@ -163,7 +208,7 @@ internal static class GrpcProxy
         }
         finally
         {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -101,4 +101,27 @@ public class MethodPathTests
     [Fact]
     public void A_renamed_operation_matches_its_new_name() =>
         Assert.True((new OperationAccess("/a/*", ["*"], AccessAction.Deny) with { Name = "/b/*" }).Matches("/b/1"));
+    [Theory]
+    [InlineData("/sharedruntime.bench.Echo/Say", true)]
+    [InlineData("orders/new-1_2", true)]
+    [InlineData("/a//b", false)]
+    [InlineData("/a/./b", false)]
+    [InlineData("/a/../b", false)]
+    [InlineData("/a/", false)]
+    [InlineData("/", false)]
+    [InlineData("", false)]
+    [InlineData("/a%41/b", false)]
+    [InlineData("/a b", false)]
+    [InlineData("/a~b", false)]
+    public void A_plain_path_is_taken_as_it_is_and_any_other_is_normalised(string method, bool plain)
+    {
+        Assert.Equal(plain, MethodPath.IsPlain(method));
+        if (plain)
+        {
+            // What the general normalisation would give: the path without its leading slash, nothing escaped.
+            Assert.True(MethodPath.TryParse(method, MethodPathForm.Decoded, out var path, out _));
+            Assert.Equal(method.TrimStart('/'), path.Plain);
+            Assert.Equal(method.TrimStart('/'), path.Escaped);
+        }
+    }
 }
