@@ -40,6 +40,44 @@ internal static class AllocationProfile
         }
     }
 
+    /// <summary>
+    /// An invocation's cost beside calling its app directly (<see cref="InvokeBenchmarks"/>): allocated bytes (exact)
+    /// and this process's CPU time (client, runtime and app together) per request, in alternating rounds, so that the
+    /// difference between the two is the runtime's share. <c>dotnet SharedRuntime.Benchmarks.dll --invoke-cost 50000</c>.
+    /// </summary>
+    public static async Task RunInvokeCostAsync(int count, int rounds = 5)
+    {
+        var benchmark = new InvokeBenchmarks();
+        await benchmark.SetupAsync();
+        for (var i = 0; i < 20_000; i++)
+        {
+            benchmark.Runtime();
+            benchmark.Direct();
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} requests a round, one connection; CPU is this process's (client, runtime and app), allocations exact"));
+        Console.WriteLine("| round | direct B/req | via runtime B/req | runtime's B/req | direct CPU µs/req | via runtime CPU µs/req | runtime's CPU µs/req |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        for (var round = 1; round <= rounds; round++)
+        {
+            var (directBytes, directCpu) = Measure(benchmark.Direct, count);
+            var (runtimeBytes, runtimeCpu) = Measure(benchmark.Runtime, count);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {round} | {directBytes:F0} | {runtimeBytes:F0} | {runtimeBytes - directBytes:F0} | {directCpu:F1} | {runtimeCpu:F1} | {runtimeCpu - directCpu:F1} |"));
+        }
+        await benchmark.CleanupAsync();
+    }
+
+    private static (double Bytes, double CpuMicroseconds) Measure(Func<int> roundTrip, int count)
+    {
+        var bytes = GC.GetTotalAllocatedBytes(precise: true);
+        var cpu = Environment.CpuUsage.TotalTime;
+        for (var i = 0; i < count; i++)
+        {
+            roundTrip();
+        }
+        return ((GC.GetTotalAllocatedBytes(precise: true) - bytes) / (double)count, (Environment.CpuUsage.TotalTime - cpu).TotalMicroseconds / count);
+    }
+
     private sealed class AllocationTickListener : EventListener
     {
         private const int AllocationTickEventId = 10;

@@ -12,6 +12,11 @@ internal static class BenchmarkProgram
             await AllocationProfile.RunAsync(int.Parse(count, CultureInfo.InvariantCulture));
             return;
         }
+        if (args is ["--invoke-cost", var requests])
+        {
+            await AllocationProfile.RunInvokeCostAsync(int.Parse(requests, CultureInfo.InvariantCulture));
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
     }
 }

@@ -39,6 +39,13 @@ internal readonly record struct MethodPath
     /// <summary>Normalises <paramref name="method"/>, or gives the reason it is refused.</summary>
     public static bool TryParse(string method, MethodPathForm form, out MethodPath path, out string? problem)
     {
+        if (IsPlain(method))
+        {
+            // Already in its one form: nothing to decode, drop, resolve or escape.
+            path = new MethodPath(method, method);
+            problem = null;
+            return true;
+        }
         path = default;
         var segments = new List<string>();
         foreach (var raw in method.Split('/'))
@@ -80,6 +87,33 @@ internal readonly record struct MethodPath
         path = new MethodPath(string.Join('/', segments), escaped);
         problem = null;
         return true;
+    }
+
+    /// <summary>Characters <see cref="Uri.EscapeDataString(string)"/> leaves as they are.</summary>
+    private static readonly System.Buffers.SearchValues<char> Unreserved =
+        System.Buffers.SearchValues.Create("-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
+    /// <summary>
+    /// Whether <paramref name="method"/> is already normalised, the same decoded and escaped: non-empty segments of
+    /// unreserved characters only, none of them <c>.</c> or <c>..</c> (the common case, which then costs no allocation).
+    /// </summary>
+    private static bool IsPlain(string method)
+    {
+        var rest = method.AsSpan();
+        while (true)
+        {
+            var slash = rest.IndexOf('/');
+            var segment = slash < 0 ? rest : rest[..slash];
+            if (segment.IsEmpty || segment.IndexOfAnyExcept(Unreserved) >= 0 || segment is "." or "..")
+            {
+                return false;
+            }
+            if (slash < 0)
+            {
+                return true;
+            }
+            rest = rest[(slash + 1)..];
+        }
     }
 
     private static bool TryDecodeSegment(string raw, MethodPathForm form, out string plain, out string? problem)
