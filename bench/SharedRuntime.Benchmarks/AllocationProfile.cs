@@ -11,33 +11,45 @@ namespace SharedRuntime.Benchmarks;
 /// </summary>
 internal static class AllocationProfile
 {
-    public static async Task RunAsync(int count)
+    public static async Task RunAsync(int count, bool invoke = false)
     {
-        var benchmark = new StateGetBenchmarks();
-        await benchmark.SetupAsync();
+        var (setup, request, cleanup) = invoke ? Invoke() : StateGet();
+        await setup();
         for (var i = 0; i < 20_000; i++)
         {
-            benchmark.Runtime();
+            request();
         }
         using var listener = new AllocationTickListener();
         var before = GC.GetTotalAllocatedBytes(precise: true);
         for (var i = 0; i < count; i++)
         {
-            benchmark.Runtime();
+            request();
         }
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
         listener.Dispose();
-        await benchmark.CleanupAsync();
+        await cleanup();
 
         var sampled = listener.BytesByType.Values.Sum();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} GETs, {allocated / (double)count:F0} B allocated per GET (exact); by type, from {listener.Samples} allocation ticks:"));
-        Console.WriteLine("| type | B per GET (estimated) | share |");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} {(invoke ? "invocations" : "GETs")}, {allocated / (double)count:F0} B allocated per request (exact); by type, from {listener.Samples} allocation ticks:"));
+        Console.WriteLine("| type | B per request (estimated) | share |");
         Console.WriteLine("|---|---|---|");
         foreach (var (type, bytes) in listener.BytesByType.OrderByDescending(p => p.Value))
         {
             var share = bytes / (double)sampled;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| `{type}` | {share * allocated / count:F0} | {share:P1} |"));
         }
+    }
+
+    private static (Func<Task> Setup, Func<int> Request, Func<Task> Cleanup) StateGet()
+    {
+        var benchmark = new StateGetBenchmarks();
+        return (benchmark.SetupAsync, benchmark.Runtime, benchmark.CleanupAsync);
+    }
+
+    private static (Func<Task> Setup, Func<int> Request, Func<Task> Cleanup) Invoke()
+    {
+        var benchmark = new InvokeBenchmarks();
+        return (benchmark.SetupAsync, benchmark.Runtime, benchmark.CleanupAsync);
     }
 
     /// <summary>
