@@ -97,6 +97,7 @@ public static class RuntimeApplication
         var app = builder.Build();
         app.UseMiddleware<DrainMiddleware>();
         DaprHttpHandlers.UseStateGetRoute(app);
+        DaprHttpInvokeApi.UseInvokeRoute(app);
         app.UseRouting();
         app.UseMiddleware<TenantAdmissionMiddleware>();
         app.MapDaprHttpApi();

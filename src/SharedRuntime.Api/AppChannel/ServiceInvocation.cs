@@ -51,12 +51,12 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
     /// Forwards <paramref name="request"/> and returns the app's answer (headers read, body not yet), which the caller
     /// disposes. Throws <see cref="DaprApiException"/> when the call is refused or cannot be made.
     /// </summary>
-    public async Task<HttpResponseMessage> InvokeAsync(TenantContext caller, InvocationRequest request, CancellationToken cancellationToken)
+    public Task<HttpResponseMessage> InvokeAsync(TenantContext caller, InvocationRequest request, CancellationToken cancellationToken)
     {
         // Dapr's order: an HTTPEndpoint the caller may see, then a URL, then an app-id.
         if (external?.Find(caller, request.TargetAppId) is { } destination)
         {
-            return await InvokeExternalAsync(caller, destination, request, cancellationToken).ConfigureAwait(false);
+            return InvokeExternalAsync(caller, destination, request, cancellationToken);
         }
         // The target, its channel and its access control, as the last applied snapshot compiled them.
         // A bare app-id stays in the caller's namespace; app-id.namespace names another (Dapr's form).
@@ -89,26 +89,35 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
                 GrpcOverride = (int)global::Grpc.Core.StatusCode.FailedPrecondition,
             };
         }
-        if (channel.Protocol == Configuration.AppProtocol.Grpc && !request.Proxied && request.BodyStream is { } whole)
-        {
-            try
-            {
-                request = request with { Body = await ReadWholeAsync(whole, cancellationToken).ConfigureAwait(false), BodyStream = null };
-            }
-            catch (CallerFaultException ex)
-            {
-                throw Refused(caller, target.AppId, ex.Message);
-            }
-            catch (IOException ex)
-            {
-                throw Refused(caller, target.AppId, $"the request body could not be read to its end: {ex.Message}");
-            }
-        }
         if (health?.Refusal(target.AppId) is { } unhealthy)
         {
             throw unhealthy; // Dapr's answer while the app fails its health checks: the app is not called
         }
-        return await ForwardAsync(caller, channel, target.AppId, request, path.Escaped, null, cancellationToken).ConfigureAwait(false);
+        if (channel.Protocol == Configuration.AppProtocol.Grpc && !request.Proxied && request.BodyStream is { } whole)
+        {
+            return ReadThenForwardAsync(caller, channel, target.AppId, request, whole, path.Escaped, cancellationToken);
+        }
+        // Checked without awaiting anything: the call goes on as the forward's own task, without a state machine here.
+        return ForwardAsync(caller, channel, target.AppId, request, path.Escaped, null, cancellationToken);
+    }
+
+    /// <summary>An app reached over gRPC gets the body in one InvokeRequest: it is read whole before the call.</summary>
+    private async Task<HttpResponseMessage> ReadThenForwardAsync(TenantContext caller, AppChannel channel, string targetAppId, InvocationRequest request, Stream whole, string method,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            request = request with { Body = await ReadWholeAsync(whole, cancellationToken).ConfigureAwait(false), BodyStream = null };
+        }
+        catch (CallerFaultException ex)
+        {
+            throw Refused(caller, targetAppId, ex.Message);
+        }
+        catch (IOException ex)
+        {
+            throw Refused(caller, targetAppId, $"the request body could not be read to its end: {ex.Message}");
+        }
+        return await ForwardAsync(caller, channel, targetAppId, request, method, null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -366,7 +375,17 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         {
             return value;
         }
-        return $"00-{ActivityTraceId.CreateRandom().ToHexString()}-{ActivitySpanId.CreateRandom().ToHexString()}-01";
+        return string.Create(55, 0, static (text, _) =>
+        {
+            Span<byte> id = stackalloc byte[16];
+            "00-".CopyTo(text);
+            ActivityTraceId.CreateRandom().CopyTo(id);
+            Convert.TryToHexStringLower(id, text[3..35], out _);
+            text[35] = '-';
+            ActivitySpanId.CreateRandom().CopyTo(id[..8]);
+            Convert.TryToHexStringLower(id[..8], text[36..52], out _);
+            "-01".CopyTo(text[52..]);
+        });
     }
 }
 

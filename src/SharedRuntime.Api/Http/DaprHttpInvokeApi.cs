@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Routing.Patterns;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.DependencyInjection;
 using SharedRuntime.Admission;
@@ -19,29 +20,110 @@ internal static class DaprHttpInvokeApi
 {
     public const string AppIdHeader = "dapr-app-id";
 
+    /// <summary>The route of the invoke API; <see cref="UseInvokeRoute"/> recognises the same paths before the router.</summary>
+    internal const string InvokeRoute = "/v1.0/invoke/{appId}/method/{**method}";
+
     public static IEndpointRouteBuilder MapDaprHttpInvoke(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.Map("/v1.0/invoke/{appId}/method/{**method}", static context =>
-                ForwardAsync(context, context.RouteValue("appId"), (string?)context.Request.RouteValues["method"] ?? ""))
+        var invocation = new InvocationOf(endpoints.ServiceProvider);
+        endpoints.Map(InvokeRoute, context =>
+                ForwardAsync(context, invocation.Get(), context.RouteValue("appId"), (string?)context.Request.RouteValues["method"] ?? ""))
             .WithMetadata(new ApiEndpointMetadata(Listener.DaprHttp, "invoke"));
-        endpoints.MapFallback(static context =>
+        endpoints.MapFallback(context =>
             {
                 var appId = context.Request.Headers[AppIdHeader].ToString();
                 if (appId.Length == 0 && TrySplitUrlForm(context.Request.Path.Value ?? "", out var url, out var urlMethod))
                 {
-                    return ForwardAsync(context, url, urlMethod);
+                    return ForwardAsync(context, invocation.Get(), url, urlMethod);
                 }
                 if (appId.Length == 0)
                 {
                     throw new DaprApiException(404, "ERR_NOT_FOUND", $"no Dapr API at {context.Request.Method} {context.Request.Path}; to invoke an app, send a dapr-app-id header");
                 }
-                return ForwardAsync(context, appId, context.Request.Path.Value ?? "");
+                return ForwardAsync(context, invocation.Get(), appId, context.Request.Path.Value ?? "");
             })
             .WithMetadata(new ApiEndpointMetadata(Listener.DaprHttp, "invoke"));
         return endpoints;
     }
 
+    /// <summary>
+    /// The invoke API's own route, <c>/v1.0/invoke/{appId}/method/{method}</c>, recognised from the path before the
+    /// router runs, as <see cref="DaprHttpHandlers.UseStateGetRoute"/> does for the state GET: the endpoint is set directly,
+    /// so the router neither matches the catch-all nor builds a route-value dictionary for it. The endpoint has the routed
+    /// one's pattern and metadata, so the tenant middleware and an API policy treat it alike. A path this does not
+    /// recognise exactly (an empty app-id or method, the invoke-by-URL form) goes to the router as before. Call before
+    /// <c>UseRouting</c>.
+    /// </summary>
+    public static IApplicationBuilder UseInvokeRoute(IApplicationBuilder app)
+    {
+        var invocation = new InvocationOf(app.ApplicationServices);
+        var endpoint = new RouteEndpoint(
+            context =>
+            {
+                TryMatchInvoke(context.Request.Path.Value, out var appId, out var method);
+                return ForwardAsync(context, invocation.Get(), appId, method);
+            },
+            RoutePatternFactory.Parse(InvokeRoute), 0,
+            new EndpointMetadataCollection(new ApiEndpointMetadata(Listener.DaprHttp, "invoke")),
+            "HTTP: " + InvokeRoute);
+        return app.Use(next => context =>
+        {
+            if (context.GetEndpoint() is null && TryFindInvoke(context.Request.Path.Value, out _))
+            {
+                context.SetEndpoint(endpoint);
+            }
+            return next(context);
+        });
+    }
+
     private const string InvokePrefix = "/v1.0/invoke/";
+
+    private const string MethodLiteral = "/method/";
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is <c>/v1.0/invoke/{appId}/method/{method}</c> as the route matches it (literals in
+    /// any case), with a non-empty app-id and method; the values are the path's own characters, as the router's are.
+    /// </summary>
+    internal static bool TryMatchInvoke(string? path, out string appId, out string method)
+    {
+        if (!TryFindInvoke(path, out var appIdEnd))
+        {
+            appId = method = "";
+            return false;
+        }
+        appId = path![InvokePrefix.Length..appIdEnd];
+        method = path[(appIdEnd + MethodLiteral.Length)..];
+        return true;
+    }
+
+    /// <summary>Where the app-id of an invoke path ends, without taking the values out of it.</summary>
+    private static bool TryFindInvoke(string? path, out int appIdEnd)
+    {
+        appIdEnd = 0;
+        if (path is null || !path.StartsWith(InvokePrefix, StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        var rest = path.AsSpan(InvokePrefix.Length);
+        var slash = rest.IndexOf('/');
+        if (slash <= 0 || !rest[slash..].StartsWith(MethodLiteral, StringComparison.OrdinalIgnoreCase) || rest.Length == slash + MethodLiteral.Length)
+        {
+            return false;
+        }
+        appIdEnd = InvokePrefix.Length + slash;
+        return true;
+    }
+
+    /// <summary>
+    /// The invocation service, taken from the root container on first use: resolving it through
+    /// <c>RequestServices</c> would make a request scope on every call.
+    /// </summary>
+    private sealed class InvocationOf(IServiceProvider services)
+    {
+        private ServiceInvocation? _invocation;
+
+        public ServiceInvocation Get() => _invocation ??= services.GetRequiredService<ServiceInvocation>();
+    }
 
     /// <summary>
     /// Dapr's invoke-by-URL form, <c>/v1.0/invoke/http://host:port/method/{method}</c>, which the route above cannot
@@ -67,9 +149,8 @@ internal static class DaprHttpInvokeApi
         return true;
     }
 
-    private static async Task ForwardAsync(HttpContext context, string appId, string method)
+    private static async Task ForwardAsync(HttpContext context, ServiceInvocation invocation, string appId, string method)
     {
-        var invocation = context.RequestServices.GetRequiredService<ServiceInvocation>();
         var caller = context.Tenant();
         var request = context.Request;
         var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength > 0;

@@ -119,6 +119,9 @@ public sealed class ConfigurationPolicyTests : IAsyncLifetime
         await ErrorAsync(await billing.PostAsync("/v1.0/publish/events/t", Json("{}")), HttpStatusCode.NotFound, "ERR_API_NOT_ALLOWED");
         await ErrorAsync(await billing.GetAsync("/v1.0/metadata"), HttpStatusCode.NotFound, "ERR_API_NOT_ALLOWED");
         await ErrorAsync(await billing.GetAsync("/v1.0/secrets/vault/db-password"), HttpStatusCode.NotFound, "ERR_API_NOT_ALLOWED");
+        // The invoke route, recognised before the router, is the same API to the rules: refused for billing, open for orders.
+        await ErrorAsync(await billing.GetAsync("/v1.0/invoke/audit/method/x"), HttpStatusCode.NotFound, "ERR_API_NOT_ALLOWED");
+        await ErrorAsync(await orders.GetAsync("/v1.0/invoke/audit/method/x"), HttpStatusCode.NotFound, "ERR_DIRECT_INVOKE");
 
         // A tenant without a Configuration is open.
         await StatusAsync(await _runtime.Client("audit-token").GetAsync("/v1.0/state/store/k"), HttpStatusCode.NoContent);

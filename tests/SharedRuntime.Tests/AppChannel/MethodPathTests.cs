@@ -101,6 +101,7 @@ public class MethodPathTests
     [Fact]
     public void A_renamed_operation_matches_its_new_name() =>
         Assert.True((new OperationAccess("/a/*", ["*"], AccessAction.Deny) with { Name = "/b/*" }).Matches("/b/1"));
+
     [Theory]
     [InlineData("/sharedruntime.bench.Echo/Say", true)]
     [InlineData("orders/new-1_2", true)]
@@ -123,5 +124,22 @@ public class MethodPathTests
             Assert.Equal(method.TrimStart('/'), path.Plain);
             Assert.Equal(method.TrimStart('/'), path.Escaped);
         }
+    }
+
+    [Theory]
+    [InlineData("orders", "orders", "orders")]
+    [InlineData("v1.0/state/store/k", "v1.0/state/store/k", "v1.0/state/store/k")]
+    [InlineData("a-b_c~d/e.f", "a-b_c~d/e.f", "a-b_c~d/e.f")]
+    [InlineData("a/../b", "b", "b")]
+    [InlineData("a/./b/", "a/b", "a/b")]
+    [InlineData("/a//b", "a/b", "a/b")]
+    [InlineData("..", "", "")]
+    [InlineData("a b/c", "a b/c", "a%20b/c")]
+    [InlineData("caf\u00e9", "caf\u00e9", "caf%C3%A9")]
+    public void A_path_already_in_its_one_form_is_kept_and_any_other_is_normalised(string method, string plain, string escaped)
+    {
+        Assert.True(MethodPath.TryParse(method, MethodPathForm.Decoded, out var path, out _));
+        Assert.Equal(plain, path.Plain);
+        Assert.Equal(escaped, path.Escaped);
     }
 }
