@@ -33,8 +33,15 @@ internal sealed partial class DaprGrpcService
                 writing.Release();
             }
         }
+        // The initial response goes first: an event the broker hands over while the stream opens waits for it.
+        var opened = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task SendEventAsync(Autogen.SubscribeTopicEventsResponseAlpha1 response, CancellationToken cancellationToken)
+        {
+            await opened.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await SendAsync(response, cancellationToken).ConfigureAwait(false);
+        }
         await using var subscription = await streams.OpenAsync(tenant, initial.PubsubName, initial.Topic, initial.HasDeadLetterTopic ? initial.DeadLetterTopic : null,
-            (streamed, cancellationToken) => SendAsync(new Autogen.SubscribeTopicEventsResponseAlpha1
+            (streamed, cancellationToken) => SendEventAsync(new Autogen.SubscribeTopicEventsResponseAlpha1
             {
                 EventMessage = new AppCallback.TopicEventRequest
                 {
@@ -49,6 +56,7 @@ internal sealed partial class DaprGrpcService
                 },
             }, cancellationToken), token);
         await SendAsync(new Autogen.SubscribeTopicEventsResponseAlpha1 { InitialResponse = new Autogen.SubscribeTopicEventsResponseInitialAlpha1() }, token);
+        opened.SetResult();
         try
         {
             while (await requests.MoveNext(token))
