@@ -73,6 +73,7 @@ public sealed class GrpcProxyTests : IAsyncLifetime
 
             """ +
             Resources.Tenant("orders", "orders-token") +
+            Resources.Tenant("tiny", "tiny-token", limits: "maxRequestBodyBytes: 1024") +
             Resources.Tenant("shipping", "shipping-token") +
             Resources.Tenant("web", "web-token", appEndpoint: _billing.Address.ToString().TrimEnd('/')));
     }
@@ -97,6 +98,22 @@ public sealed class GrpcProxyTests : IAsyncLifetime
         Assert.Equal("billing:hi:orders", reply.Value);
         var headers = Assert.Single(_billing.State.EchoHeaders);
         Assert.Equal("app-secret", headers.GetValue("dapr-api-token")); // the app's own token, never the caller's
+    }
+
+    [Fact]
+    public async Task AWholeUnaryMessageOverTheCallersBodyLimitIsRefusedAndNeverReachesTheApp()
+    {
+        var tiny = Invoker("stuck", "tiny-token");
+        Assert.Equal("stuck:small:tiny", (await Within(tiny.AsyncUnaryCall(Echo.Say, null, new CallOptions(), new StringValue { Value = "small" }).ResponseAsync)).Value);
+        var reached = _stuck.State.EchoHeaders.Count;
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            Within(tiny.AsyncUnaryCall(Echo.Say, null, new CallOptions(), new StringValue { Value = new string('x', 4096) }).ResponseAsync));
+
+        Assert.True(error.StatusCode is StatusCode.ResourceExhausted or StatusCode.InvalidArgument, error.ToString());
+        Assert.Equal(reached, _stuck.State.EchoHeaders.Count);
+        // The caller's own refusal: another tenant's proxied call is served as before.
+        Assert.Equal("billing:still:orders", (await Within(Invoker("billing", "orders-token").AsyncUnaryCall(Echo.Say, null, new CallOptions(), new StringValue { Value = "still" }).ResponseAsync)).Value);
     }
 
     [Fact]
