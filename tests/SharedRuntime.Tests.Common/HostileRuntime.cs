@@ -124,6 +124,21 @@ public sealed class HostileRuntime : IAsyncDisposable
         Assert.True(get.StatusCode == HttpStatusCode.OK && body.Contains(value, StringComparison.Ordinal), $"bystander get: {(int)get.StatusCode} {body}");
     }
 
+    /// <summary>
+    /// Asserts a refusal for <paramref name="errorCode"/>, or the fair share's 429: many requests at once from one tenant
+    /// while the runtime is saturated may be turned away by the fair share before they reach the bound under test.
+    /// </summary>
+    public static async Task AssertRefusedAsync(HttpResponseMessage response, string errorCode)
+    {
+        var body = await AssertClientErrorAsync(response);
+        Assert.True(body.Contains($"\"{errorCode}\"", StringComparison.Ordinal) || IsFairShareRefusal((int)response.StatusCode, body),
+            $"expected {errorCode} or a fair-share refusal, got {(int)response.StatusCode}: {Tail(body)}");
+    }
+
+    /// <summary>Whether an error (an HTTP status and body, or a gRPC status detail with status 429) is the fair share's refusal.</summary>
+    public static bool IsFairShareRefusal(int status, string detail) =>
+        status == 429 && detail.Contains("ERR_TENANT_RATE_LIMITED", StringComparison.Ordinal) && detail.Contains("over its fair share", StringComparison.Ordinal);
+
     /// <summary>Asserts a Dapr-style 4xx (or the contract's 507 for a full state quota) whose errorCode is <paramref name="errorCode"/> (or any when null); returns the body.</summary>
     public static async Task<string> AssertClientErrorAsync(HttpResponseMessage response, string? errorCode = null)
     {

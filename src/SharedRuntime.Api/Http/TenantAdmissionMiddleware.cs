@@ -129,12 +129,13 @@ internal sealed class TenantAdmissionMiddleware(
         }
 
         var connection = tenant.Admission.Share.Counting ? ConnectionTurnOf(context) : null;
-        switch (tenant.Admission.TryEnter(connection, out var retryAfter))
+        var admitted = tenant.Admission.TryEnter(connection, out var retryAfter);
+        switch (admitted)
         {
             case RejectionReason.None:
                 return RunAsync(context, tenant, apiName, start);
-            case RejectionReason.RateLimited:
-                return RefuseRateLimited(context, tenant, apiName, start, retryAfter);
+            case RejectionReason.RateLimited or RejectionReason.FairShare:
+                return RefuseRateLimited(context, tenant, apiName, start, retryAfter, admitted);
             default:
                 return WaitForSlotAsync(context, tenant, apiName, start);
         }
@@ -380,22 +381,22 @@ internal sealed class TenantAdmissionMiddleware(
     /// refusal inside the Retry-After the tenant was last given is parked until that wait ends (bounded), so that its
     /// connection reads nothing more meanwhile.
     /// </summary>
-    private Task RefuseRateLimited(HttpContext context, TenantContext tenant, string apiName, long start, TimeSpan retryAfter)
+    private Task RefuseRateLimited(HttpContext context, TenantContext tenant, string apiName, long start, TimeSpan retryAfter, RejectionReason reason)
     {
         var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
-        metrics.Rejected(tenant.AppId, RejectionReason.RateLimited);
+        metrics.Rejected(tenant.AppId, reason);
         metrics.Record(tenant.AppId, apiName, 429, start);
-        LogRefused(tenant, RejectionReason.RateLimited);
+        LogRefused(tenant, reason);
         var refusals = tenant.Admission.Refusals;
         var early = refusals.Refused(pushback.Time.GetTimestamp(), TimeSpan.FromSeconds(seconds), pushback.Time);
         if (early > TimeSpan.Zero && pushback.TryPark(refusals, early, out var delay))
         {
-            return ParkThenRefuseAsync(context, tenant, seconds, delay);
+            return ParkThenRefuseAsync(context, tenant, seconds, delay, reason);
         }
-        return WriteRateLimited(context, tenant, seconds);
+        return WriteRateLimited(context, tenant, seconds, reason);
     }
 
-    private async Task ParkThenRefuseAsync(HttpContext context, TenantContext tenant, int seconds, TimeSpan delay)
+    private async Task ParkThenRefuseAsync(HttpContext context, TenantContext tenant, int seconds, TimeSpan delay, RejectionReason reason)
     {
         try
         {
@@ -410,17 +411,22 @@ internal sealed class TenantAdmissionMiddleware(
         {
             pushback.Release(tenant.Admission.Refusals);
         }
-        await WriteRateLimited(context, tenant, seconds).ConfigureAwait(false);
+        await WriteRateLimited(context, tenant, seconds, reason).ConfigureAwait(false);
     }
 
-    private static Task WriteRateLimited(HttpContext context, TenantContext tenant, int retryAfterSeconds)
+    private static Task WriteRateLimited(HttpContext context, TenantContext tenant, int retryAfterSeconds, RejectionReason reason)
     {
+        var fairShare = reason == RejectionReason.FairShare;
         if (DaprErrorWriter.IsGrpc(context))
         {
-            return DaprErrorWriter.WriteAsync(context, new DaprApiException(429, "ERR_TENANT_RATE_LIMITED", RateLimitedMessage(tenant)) { RetryAfterSeconds = retryAfterSeconds });
+            return DaprErrorWriter.WriteAsync(context, new DaprApiException(429, "ERR_TENANT_RATE_LIMITED",
+                fairShare ? FairShareMessage(tenant) : RateLimitedMessage(tenant)) { RetryAfterSeconds = retryAfterSeconds });
         }
-        var body = tenant.Admission.Refusals.RateLimitedBody(tenant.AppId, tenant,
-            static t => DaprErrorWriter.Serialize(new DaprApiException(429, "ERR_TENANT_RATE_LIMITED", RateLimitedMessage(t))));
+        var body = fairShare
+            ? tenant.Admission.Refusals.FairShareBody(tenant.AppId, tenant,
+                static t => DaprErrorWriter.Serialize(new DaprApiException(429, "ERR_TENANT_RATE_LIMITED", FairShareMessage(t))))
+            : tenant.Admission.Refusals.RateLimitedBody(tenant.AppId, tenant,
+                static t => DaprErrorWriter.Serialize(new DaprApiException(429, "ERR_TENANT_RATE_LIMITED", RateLimitedMessage(t))));
         var response = context.Response;
         response.StatusCode = 429;
         response.ContentType = "application/json";
@@ -431,4 +437,8 @@ internal sealed class TenantAdmissionMiddleware(
 
     private static string RateLimitedMessage(TenantContext tenant) =>
         $"app {tenant.AppId} is over its rate limit of {tenant.Limits.RequestsPerSecond.ToString(CultureInfo.InvariantCulture)} requests per second (burst {tenant.Limits.Burst})";
+
+    private static string FairShareMessage(TenantContext tenant) =>
+        $"app {tenant.AppId} is within its rate limit but over its fair share of the runtime, which is saturated: " +
+        "its concurrent requests are admitted at a share of its limit until the load drops";
 }

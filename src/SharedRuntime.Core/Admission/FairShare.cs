@@ -4,8 +4,8 @@ namespace SharedRuntime.Admission;
 /// Shares the runtime's own capacity among tenants by their rate limits while it is saturated: a weighted max-min fair
 /// (water-filling) allocation. Each tenant's limit is its weight; when the tenants together want more than the process
 /// can serve, first come first served would give every flooding tenant the same throughput whatever its limit. Instead
-/// a tenant whose demand over the last period is well under its weighted share, or that keeps at most
-/// <see cref="ClosedLoop"/> requests in flight, is not limited at all (its gate stays open, with no shrunken burst), and
+/// a tenant whose demand over the last period is well under its weighted share or under an equal split, or that keeps at
+/// most <see cref="ClosedLoop"/> requests in flight, is not limited at all (its gate stays open, with no shrunken burst), and
 /// the capacity it leaves is shared among the others by weight: each of them is
 /// capped at its limit times one water level, <see cref="Level"/>, and refused above it (429 with Retry-After, and
 /// push-back). When the process is no longer saturated the caps grow back until they reach the limits.
@@ -32,8 +32,8 @@ internal sealed class FairShare : IDisposable
     internal const double Floor = 0.01;
 
     /// <summary>
-    /// A tenant that was not refused by its cap and used less than this fraction of its weighted share is light: it is not
-    /// capped. Under first come first served a flooding tenant's demand cannot be told from what it got (it would take
+    /// A tenant that was not refused by its cap and used less than this fraction of its weighted share, or of an equal split
+    /// of the capacity among the contending tenants, is light: it is not capped. Under first come first served a flooding tenant's demand cannot be told from what it got (it would take
     /// more if it were given more), so a tenant near its share counts as wanting more; one this far under it does not.
     /// </summary>
     internal const double LightFraction = 0.25;
@@ -64,6 +64,9 @@ internal sealed class FairShare : IDisposable
 
     /// <summary>The process is saturated when its CPU over a period is at least this fraction of the cores it may use.</summary>
     internal const double BusyThreshold = 0.9;
+
+    private static readonly Comparer<Contender> ByWeightedUse =
+        Comparer<Contender>.Create(static (a, b) => (a.Used / a.Gate.Limit).CompareTo(b.Used / b.Gate.Limit));
 
     private readonly Func<bool> _saturated;
     private Func<IEnumerable<FairShareGate>>? _gates;
@@ -187,16 +190,31 @@ internal sealed class FairShare : IDisposable
     /// <summary>Water-filling of <paramref name="capacity"/> requests per second over the contending tenants.</summary>
     private void Fill(List<FairShareGate> all, List<Contender> contenders, double capacity)
     {
-        // Lightest first (the exempt before anything else): a tenant light at the level of everyone heavier is light at
-        // any level the others leave.
-        contenders.Sort(static (a, b) => a.Exempt != b.Exempt ? (a.Exempt ? -1 : 1) : (a.Used / a.Gate.Limit).CompareTo(b.Used / b.Gate.Limit));
+        // First the exempt, then, smallest use first, every tenant that uses under LightFraction of an equal split of
+        // what is left: a tenant that small cannot be what saturates the runtime, whatever its weight. Without this, a
+        // neighbour whose limit is a thousand times a tenant's own would leave it a thousandth of the runtime.
+        contenders.Sort(static (a, b) => a.Exempt != b.Exempt ? (a.Exempt ? -1 : 1) : a.Used.CompareTo(b.Used));
         var weight = contenders.Sum(static c => c.Gate.Limit);
         var light = 0;
         while (light < contenders.Count)
         {
             var (gate, used, refused, exempt) = contenders[light];
+            if (!exempt && (refused || used >= LightFraction * Math.Max(capacity, 0) / (contenders.Count - light)))
+            {
+                break;
+            }
+            capacity -= used;
+            weight -= gate.Limit;
+            light++;
+        }
+        // Then by weight, lightest first: a tenant light at the level of everyone heavier is light at any level the
+        // others leave.
+        contenders.Sort(light, contenders.Count - light, ByWeightedUse);
+        while (light < contenders.Count)
+        {
+            var (gate, used, refused, _) = contenders[light];
             var level = Math.Max(capacity, 0) / weight;
-            if (!exempt && (refused || used >= LightFraction * gate.Limit * level))
+            if (refused || used >= LightFraction * gate.Limit * level)
             {
                 break;
             }

@@ -15,6 +15,8 @@ public enum RejectionReason
     PubSubQueueFull,
     AppBusy,
     BackendBusy,
+    /// <summary>Within its own limit, but over its share of a saturated runtime (<see cref="FairShare"/>).</summary>
+    FairShare,
 }
 
 internal static class RejectionReasons
@@ -32,6 +34,7 @@ internal static class RejectionReasons
         RejectionReason.PubSubQueueFull => "pubsub_queue_full",
         RejectionReason.AppBusy => "app_busy",
         RejectionReason.BackendBusy => "backend_busy",
+        RejectionReason.FairShare => "fair_share",
         _ => "none",
     };
 

@@ -64,7 +64,8 @@ public sealed class TenantAdmission : IDisposable
     /// <summary>
     /// The fast path: a token and a free slot, no waiting. Returns <see cref="RejectionReason.None"/> when admitted
     /// (the caller must <see cref="Exit"/>), <see cref="RejectionReason.BulkheadFull"/> when the caller should
-    /// <see cref="EnterAsync"/> to wait in line, or <see cref="RejectionReason.RateLimited"/>.
+    /// <see cref="EnterAsync"/> to wait in line, <see cref="RejectionReason.RateLimited"/> over its own limit, or
+    /// <see cref="RejectionReason.FairShare"/> over its share of a saturated runtime.
     /// </summary>
     public RejectionReason TryEnter(out TimeSpan retryAfter) => TryEnter(null, out retryAfter);
 
@@ -75,7 +76,7 @@ public sealed class TenantAdmission : IDisposable
     {
         if (!Share.TryPass(connection, out retryAfter))
         {
-            return RejectionReason.RateLimited;
+            return RejectionReason.FairShare;
         }
         if (!TryTakeToken(out retryAfter))
         {

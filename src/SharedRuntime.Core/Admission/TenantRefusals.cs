@@ -15,6 +15,7 @@ internal sealed class TenantRefusals
     private long _retryAfterEnds = long.MinValue;
     private int _parked;
     private CachedBody? _rateLimitedBody;
+    private CachedBody? _fairShareBody;
 
     public TenantRefusals()
     {
@@ -78,15 +79,22 @@ internal sealed class TenantRefusals
     /// The JSON body of this tenant's rate-limit refusal, made once by <paramref name="create"/> for the app it names
     /// (one admission shared by several apps, in the benchmark-only shared mode, makes it again when the app changes).
     /// </summary>
-    public byte[] RateLimitedBody<TState>(string appId, TState state, Func<TState, byte[]> create)
+    public byte[] RateLimitedBody<TState>(string appId, TState state, Func<TState, byte[]> create) =>
+        Body(ref _rateLimitedBody, appId, state, create);
+
+    /// <summary>The JSON body of this tenant's fair-share refusal, made once like <see cref="RateLimitedBody"/>.</summary>
+    public byte[] FairShareBody<TState>(string appId, TState state, Func<TState, byte[]> create) =>
+        Body(ref _fairShareBody, appId, state, create);
+
+    private static byte[] Body<TState>(ref CachedBody? slot, string appId, TState state, Func<TState, byte[]> create)
     {
-        var cached = Volatile.Read(ref _rateLimitedBody);
+        var cached = Volatile.Read(ref slot);
         if (cached is not null && ReferenceEquals(cached.AppId, appId))
         {
             return cached.Body;
         }
         var body = create(state);
-        Volatile.Write(ref _rateLimitedBody, new CachedBody(appId, body));
+        Volatile.Write(ref slot, new CachedBody(appId, body));
         return body;
     }
 

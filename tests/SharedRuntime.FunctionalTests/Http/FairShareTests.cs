@@ -61,6 +61,14 @@ public sealed class FairShareTests
         Assert.InRange(floodAnswers.Count(s => s == HttpStatusCode.OK), 60, 75);
         Assert.All(floodAnswers, s => Assert.True(s is HttpStatusCode.OK or HttpStatusCode.TooManyRequests, $"{s}"));
         Assert.Contains(HttpStatusCode.TooManyRequests, floodAnswers);
+
+        // The refusal says it is the fair share, not the tenant's own limit, and is counted as such.
+        var refusal = await ErrorAsync(await flood.GetAsync("/v1.0/state/store/k"), HttpStatusCode.TooManyRequests, "ERR_TENANT_RATE_LIMITED");
+        Assert.Contains("app flood is within its rate limit but over its fair share of the runtime", refusal, StringComparison.Ordinal);
+        using var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress };
+        var lines = (await scraper.GetStringAsync("/metrics")).Split('\n').Where(l => l.StartsWith("sharedruntime_rejections_total{", StringComparison.Ordinal)).ToArray();
+        Assert.Contains(lines, l => l.Contains("app_id=\"flood\"", StringComparison.Ordinal) && l.Contains("reason=\"fair_share\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("reason=\"rate_limited\"", StringComparison.Ordinal) || l.Contains("app_id=\"quiet\"", StringComparison.Ordinal));
     }
 
     [Fact]

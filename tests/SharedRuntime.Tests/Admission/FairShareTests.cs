@@ -64,6 +64,19 @@ public sealed class FairShareTests
     }
 
     [Fact]
+    public void A_tenant_under_a_quarter_of_an_equal_split_is_not_capped_beside_a_neighbour_with_a_thousand_times_its_limit()
+    {
+        // By weight alone the first tenant's share of 4000/s would be 4/s; it sends 250/s with requests overlapping,
+        // well under a quarter of an equal split (500/s). The neighbour floods.
+        var run = Simulate(capacity: 4000, offered: [250, double.PositiveInfinity], seconds: 10, limits: [1000, 1_000_000]);
+
+        Assert.Equal(0, run.RefusedTotal[0]);
+        Assert.InRange(run.Served[0], 249, 251);
+        // The neighbour takes the rest (its cap cannot go below 1% of its limit, 10,000/s, so it is not refused here).
+        Assert.True(run.Served[1] > 3000, $"neighbour served {run.Served[1]}/s");
+    }
+
+    [Fact]
     public void Two_flooding_tenants_with_limits_one_to_three_are_served_one_to_three()
     {
         var run = Simulate(capacity: 2000, offered: null, seconds: 10, limits: [1000, 3000]);
