@@ -1,7 +1,8 @@
 """Writes the state.postgresql store's own statements as pgbench scripts, taken from PostgreSqlStateSql.cs so that
 they stay the store's: create.sql (its tables), get.sql (its GET), write.sql (its write of one key: an overwrite
 without etag by a value of the same size, within the quota) and resize.sql (the same, by a value of a random size
-between 30 and 60 bytes, so that the app's usage changes). Usage: postgresql-statements.py SOURCE OUT_DIR"""
+between 30 and 60 bytes, so that the app's usage changes), and overwrite.sql and overwrite-resize.sql, the same two writes by
+the store's overwrite statement (what a save of a key that exists runs first, and, in the bench, only). Usage: postgresql-statements.py SOURCE OUT_DIR"""
 import re
 import sys
 
@@ -28,7 +29,8 @@ with open(f"{out}/create.sql", "w") as f:
     f.write(text_of("CreateTable", True))
 same = "convert_to('{\"order\":42,\"items\":[\"a\",\"b\",\"c\"]}', 'UTF8')"
 resized = "convert_to(repeat('x', :n), 'UTF8')"
-for file, name, raw, value in (("get", "Get", False, same), ("write", "Write", True, same), ("resize", "Write", True, resized)):
+for file, name, raw, value in (("get", "Get", False, same), ("write", "Write", True, same), ("resize", "Write", True, resized),
+                               ("overwrite", "Overwrite", True, same), ("overwrite-resize", "Overwrite", True, resized)):
     text = text_of(name, raw)
     for parameter, replacement in parameters.items():
         text = text.replace(parameter, replacement)

@@ -32,16 +32,40 @@ internal sealed class PostgreSqlStateSql(string table, string bareTable)
     public string Get { get; } = $"SELECT value, etag, expiresat, contenttype FROM {table} WHERE key = @key AND {Live}";
 
     /// <summary>
-    /// The common write on its own: an update of an existing row by a value that counts as much as the row did (the same
-    /// key, as many bytes: <c>@cost</c>), whose etag condition holds (<c>@condition</c> 0, none, or 2, the live row of
-    /// version <c>@version</c>). The app's usage does not change, so nothing else is read, locked or written, and the
-    /// statement costs what a bare update does. Its conditions are evaluated on the row it updates, also when a concurrent
-    /// writer changed the row first. No row returned: nothing was written, and <see cref="Write"/> decides.
+    /// The common write in one round trip: an update of an existing row whose etag condition holds (<c>@condition</c> 0,
+    /// none, or 2, the live row of version <c>@version</c>), by a value of any size. In order:
+    /// <list type="number">
+    /// <item><c>same</c> updates the row when the new value counts as much as the row did (the same key, as many bytes:
+    /// <c>@cost</c>): the app's usage does not change, so nothing else is read, locked or written, and the write costs
+    /// what a bare update does.</item>
+    /// <item>Only when <c>same</c> changed nothing, <c>old</c> reads and locks the row (the latest version, its etag
+    /// condition checked again) and <c>added</c> adds the difference of size to the prefix's usage row, in the same
+    /// update that checks it against <c>@maxbytes</c> (the rule of <c>StateAllowance.Check</c>: a figure that does not
+    /// grow is never refused). The update re-reads a usage row that another writer changed meanwhile, so the check
+    /// counts every committed write; keys are locked before usage rows, as in <see cref="Write"/>.</item>
+    /// <item><c>resized</c> then writes the row, only when its usage was added.</item>
+    /// </list>
+    /// No row returned: nothing was written (no such live row, an etag that does not match, a usage row not seeded or
+    /// a value over the quota), and <see cref="Write"/> decides and says why.
     /// </summary>
     public string Overwrite { get; } = $"""
-        UPDATE {table} t SET value = @value, etag = t.etag + 1, expiresat = {Expires}, contenttype = @contenttype
-        WHERE t.key = @key AND {Cost} = @cost AND (@condition = 0 OR ({Live} AND t.etag = @version))
-        RETURNING t.etag
+        WITH same AS (
+          UPDATE {table} t SET value = @value, etag = t.etag + 1, expiresat = {Expires}, contenttype = @contenttype
+          WHERE t.key = @key AND {Cost} = @cost AND (@condition = 0 OR ({Live} AND t.etag = @version))
+          RETURNING t.etag),
+        old AS MATERIALIZED (
+          SELECT @cost - ({Cost}) AS dbytes FROM {table}
+          WHERE key = @key AND NOT EXISTS (SELECT FROM same) AND (@condition = 0 OR ({Live} AND etag = @version))
+          FOR UPDATE),
+        added AS MATERIALIZED (
+          UPDATE {table}_usage u SET bytes = u.bytes + o.dbytes FROM old o
+          WHERE u.prefix = @prefix AND (o.dbytes <= 0 OR o.dbytes <= @maxbytes - u.bytes)
+          RETURNING u.bytes),
+        resized AS (
+          UPDATE {table} t SET value = @value, etag = t.etag + 1, expiresat = {Expires}, contenttype = @contenttype
+          FROM added a WHERE t.key = @key
+          RETURNING t.etag)
+        SELECT etag FROM same UNION ALL SELECT etag FROM resized
         """;
 
     /// <summary>

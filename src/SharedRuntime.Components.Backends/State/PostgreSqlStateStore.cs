@@ -157,19 +157,20 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
     }
 
     /// <summary>
-    /// One statement, committed on its own: it writes nothing unless the etag and the allowance pass. A set is first
-    /// tried as an overwrite that leaves the app's usage as it is (<see cref="PostgreSqlStateSql.Overwrite"/>, as cheap
-    /// as a bare update); when it finds no such row (a new key, a value of another size, an etag that does not match),
-    /// the full statement decides, at the price of that one more round trip.
+    /// One statement, committed on its own: it writes nothing unless the etag and the allowance pass. A set of a key
+    /// that exists is first tried as an overwrite (<see cref="PostgreSqlStateSql.Overwrite"/>): as cheap as a bare update
+    /// when the value counts as many bytes as before, and when it does not, the same round trip adds the difference to
+    /// the prefix's usage within the allowance. When it writes nothing (a new key, an etag that does not match, a usage
+    /// not seeded, a value over the quota), the full statement decides, at the price of one more round trip.
     /// </summary>
     private async Task<WriteOutcome> WriteOneAsync(NpgsqlConnection connection, PlannedWrite write, StateAllowance? allowance, CancellationToken cancellationToken)
     {
+        var limit = allowance is { } a && string.Equals(a.Prefix, write.Prefix, StringComparison.Ordinal) ? a : (StateAllowance?)null;
         if (write.Operation.Set is not null && write.Condition.Kind != ETagConditionKind.MustNotExist
-            && await OverwriteAsync(connection, write, cancellationToken).ConfigureAwait(false) is { } version)
+            && await OverwriteAsync(connection, write, limit, cancellationToken).ConfigureAwait(false) is { } version)
         {
             return new WriteOutcome([version], null);
         }
-        var limit = allowance is { } a && string.Equals(a.Prefix, write.Prefix, StringComparison.Ordinal) ? a : (StateAllowance?)null;
         await using var command = WriteCommand(connection, write, limit);
         await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -187,8 +188,8 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         return new WriteOutcome([result.Version], null);
     }
 
-    /// <summary>The new etag of an overwrite that changed the row, or null when no row was changed.</summary>
-    private async Task<string?> OverwriteAsync(NpgsqlConnection connection, PlannedWrite write, CancellationToken cancellationToken)
+    /// <summary>The new etag of an overwrite that changed the row, or null when it changed nothing.</summary>
+    private async Task<string?> OverwriteAsync(NpgsqlConnection connection, PlannedWrite write, StateAllowance? limit, CancellationToken cancellationToken)
     {
         var set = write.Operation.Set!;
         await using var command = new NpgsqlCommand(_sql.Overwrite, connection);
@@ -199,6 +200,8 @@ internal sealed class PostgreSqlStateStore(PostgreSqlStateOptions options, TimeP
         command.Parameters.Add(new NpgsqlParameter<long>("cost", NpgsqlDbType.Bigint) { TypedValue = write.Stored.Bytes });
         command.Parameters.Add(new NpgsqlParameter<int>("condition", NpgsqlDbType.Integer) { TypedValue = (int)write.Condition.Kind });
         command.Parameters.Add(new NpgsqlParameter<long>("version", NpgsqlDbType.Bigint) { TypedValue = write.Condition.Version });
+        command.Parameters.Add(new NpgsqlParameter<string>("prefix", NpgsqlDbType.Text) { TypedValue = write.Prefix });
+        command.Parameters.Add(new NpgsqlParameter<long>("maxbytes", NpgsqlDbType.Bigint) { TypedValue = limit?.MaxBytes ?? long.MaxValue });
         await PrepareAsync(command, cancellationToken).ConfigureAwait(false);
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long etag
             ? etag.ToString(CultureInfo.InvariantCulture)
