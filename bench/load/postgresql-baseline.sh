@@ -6,7 +6,9 @@
 #   save  - a bare single-row UPDATE of value and etag;
 #   write - the store's write statement (etag check, quota check, usage), for an overwrite without etag by a value of
 #           the same size (the app's usage does not change);
-#   resize - the same by a value of another size: the app's usage changes with each write.
+#   resize - the same by a value of another size: the app's usage changes with each write;
+#   overwrite, overwrite resized - the same two writes by the store's overwrite statement, which a save of a key that
+#           exists runs first (and, when it writes, alone).
 # The statements are taken from PostgreSqlStateSql.cs by postgresql-statements.py. Bare UPDATE / get is PostgreSQL's
 # own ratio on this machine; write / get is what the store's own statements cost there.
 # Usage: bench/load/postgresql-baseline.sh [rounds] [seconds per phase]
@@ -39,18 +41,20 @@ chmod a+r "$dir"/*.sql
 phase() { taskset -c 1 env ${PGBENCH_OPTIONS:+PGOPTIONS="$PGBENCH_OPTIONS"} "$bin/pgbench" -h 127.0.0.1 -p $port -U postgres -n -M prepared -c 16 -j 1 -T "$seconds" -f "$dir/$1.sql" postgres 2>/dev/null \
   | awk '/^tps/ {print int($3)}'; }
 phase get >/dev/null; phase save >/dev/null; phase write >/dev/null; phase resize >/dev/null   # warm-up
+phase overwrite >/dev/null; phase overwrite-resize >/dev/null
 echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); pgbench, 16 connections, PostgreSQL on core 1, ${seconds}s per phase"
 echo
-echo "| round | get tx/s | bare UPDATE tx/s | store write tx/s | store write, resized, tx/s | bare UPDATE / get | store write / get | resized / get |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| round | get tx/s | bare UPDATE tx/s | store write tx/s | store write, resized, tx/s | overwrite tx/s | overwrite, resized, tx/s | bare UPDATE / get | store write / get | resized / get | overwrite / get | overwrite resized / get |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $(seq "$rounds"); do
-  g=$(phase get); s=$(phase save); w=$(phase write); z=$(phase resize)
-  echo "$g $s $w $z" >> "$dir/rounds.txt"
-  python3 -c "print(f'| $r | {$g:,} | {$s:,} | {$w:,} | {$z:,} | {$s/$g:.2f}x | {$w/$g:.2f}x | {$z/$g:.2f}x |')"
+  g=$(phase get); s=$(phase save); w=$(phase write); z=$(phase resize); o=$(phase overwrite); y=$(phase overwrite-resize)
+  echo "$g $s $w $z $o $y" >> "$dir/rounds.txt"
+  python3 -c "print(f'| $r | {$g:,} | {$s:,} | {$w:,} | {$z:,} | {$o:,} | {$y:,} | {$s/$g:.2f}x | {$w/$g:.2f}x | {$z/$g:.2f}x | {$o/$g:.2f}x | {$y/$g:.2f}x |')"
 done
 python3 - "$dir/rounds.txt" <<'PY'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
-print(f"\nmedians: bare UPDATE / get {statistics.median(s / g for g, s, w, z in rows):.2f}x; store write / get {statistics.median(w / g for g, s, w, z in rows):.2f}x; resized / get {statistics.median(z / g for g, s, w, z in rows):.2f}x")
+m = lambda i: statistics.median(r[i] / r[0] for r in rows)
+print(f"\nmedians: bare UPDATE / get {m(1):.2f}x; store write / get {m(2):.2f}x; resized / get {m(3):.2f}x; overwrite / get {m(4):.2f}x; overwrite resized / get {m(5):.2f}x")
 PY
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
