@@ -23,7 +23,8 @@ namespace SharedRuntime.Http;
 /// counted and labelled here the same way whichever transport answered it (gRPC leaves it on the request).
 /// A refusal by a tenant limit costs as little as the runtime can make it: no body is read, the rate-limit answer is
 /// serialized once per tenant, refusals are logged as one line per tenant, reason and interval, and a tenant that keeps
-/// sending inside its announced Retry-After is pushed back (<see cref="Pushback"/>).
+/// sending inside its announced Retry-After is pushed back (<see cref="Pushback"/>). A tenant over its fair share of a
+/// saturated runtime waits for its turn at its capped rate rather than being refused, when that turn is near.
 /// </summary>
 internal sealed class TenantAdmissionMiddleware(
     RequestDelegate next,
@@ -129,7 +130,22 @@ internal sealed class TenantAdmissionMiddleware(
         }
 
         var connection = tenant.Admission.Share.Counting ? ConnectionTurnOf(context) : null;
-        var admitted = tenant.Admission.TryEnter(connection, out var retryAfter);
+        var admitted = tenant.Admission.TryEnter(connection, pushback.Options.MaxDelay, out var retryAfter, out var wait);
+        if (wait > TimeSpan.Zero)
+        {
+            if (pushback.TryHold(tenant.Admission.Refusals))
+            {
+                return WaitForTurnAsync(context, tenant, apiName, start, wait);
+            }
+            // No place to wait in: refused, as without push-back (the turn it took is lost to the tenant).
+            return RefuseRateLimited(context, tenant, apiName, start, wait, RejectionReason.FairShare);
+        }
+        return Enter(context, tenant, apiName, start, admitted, retryAfter);
+    }
+
+    /// <summary>What the admission answered: run the request, refuse it, or wait in the bulkhead's line.</summary>
+    private Task Enter(HttpContext context, TenantContext tenant, string apiName, long start, RejectionReason admitted, TimeSpan retryAfter)
+    {
         switch (admitted)
         {
             case RejectionReason.None:
@@ -159,6 +175,30 @@ internal sealed class TenantAdmissionMiddleware(
         turn = new ConnectionTurn();
         state[typeof(ConnectionTurn)] = turn;
         return turn;
+    }
+
+    /// <summary>
+    /// Over the tenant's fair share of a saturated runtime, with its next turn at its capped rate close: the request
+    /// waits for that turn (holding a push-back place, no thread), then meets the tenant's own limit and bulkhead. The
+    /// connection reads nothing more meanwhile, so a flood waits in its client, and the tenant is served its cap exactly.
+    /// </summary>
+    private async Task WaitForTurnAsync(HttpContext context, TenantContext tenant, string apiName, long start, TimeSpan wait)
+    {
+        try
+        {
+            await Task.Delay(wait, pushback.Time, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client went away while waiting; nothing to answer.
+            return;
+        }
+        finally
+        {
+            pushback.Release(tenant.Admission.Refusals);
+        }
+        var admitted = tenant.Admission.TryEnterLimits(out var retryAfter);
+        await Enter(context, tenant, apiName, start, admitted, retryAfter).ConfigureAwait(false);
     }
 
     private async Task WaitForSlotAsync(HttpContext context, TenantContext tenant, string apiName, long start)

@@ -7,8 +7,10 @@ namespace SharedRuntime.Admission;
 /// a tenant whose demand over the last period is well under its weighted share or under an equal split, or that keeps at
 /// most <see cref="ClosedLoop"/> requests in flight, is not limited at all (its gate stays open, with no shrunken burst), and
 /// the capacity it leaves is shared among the others by weight: each of them is
-/// capped at its limit times one water level, <see cref="Level"/>, and refused above it (429 with Retry-After, and
-/// push-back). When the process is no longer saturated the caps grow back until they reach the limits.
+/// capped at its limit times one water level, <see cref="Level"/>. Above its cap, with push-back on, a request waits for
+/// the tenant's next turn at the capped rate (<see cref="FairShareGate.TryPass(ConnectionTurn?, TimeSpan, out TimeSpan)"/>),
+/// so that a flood queues behind its own requests and each tenant is served exactly its cap; a request whose turn is
+/// too far off, or with push-back off, is refused (429 with Retry-After). When the process is no longer saturated the caps grow back until they reach the limits.
 /// <para>
 /// Recomputed every <see cref="Period"/> off the request path from per-tenant counters (<see cref="FairShareGate"/>).
 /// While the process is not saturated and nobody is capped, the request path costs one read; the counters run only
@@ -161,12 +163,13 @@ internal sealed class FairShare : IDisposable
         foreach (var gate in gates)
         {
             all.Add(gate);
-            var (attempts, refused, limited, overlapping) = gate.TakeCounts();
+            var (attempts, refused, limited, overlapping, held) = gate.TakeCounts();
             if (attempts > 0 && limited == 0)
             {
+                // An attempt held for its turn is served, later: it counts as used, and as held back by the cap.
                 var used = (attempts - refused) / seconds;
                 served += used;
-                contenders.Add(new Contender(gate, used, refused > 0, Exempt: attempts <= Handful || 2 * overlapping <= attempts));
+                contenders.Add(new Contender(gate, used, refused + held > 0, Exempt: attempts <= Handful || 2 * overlapping <= attempts));
             }
         }
 
@@ -263,7 +266,8 @@ internal sealed class FairShare : IDisposable
     public void Dispose() => _timer?.Dispose();
 
     /// <summary>
-    /// A tenant that sent in the last period, not held by its own limit: what it used, whether its cap refused it, and
+    /// A tenant that sent in the last period, not held by its own limit: what it used, whether its cap refused it or held
+    /// some of its requests for their turn, and
     /// whether it is exempt from capping (it sent only a <see cref="Handful"/>, or it was not concurrent, <see cref="ClosedLoop"/>).
     /// </summary>
     private readonly record struct Contender(FairShareGate Gate, double Used, bool Refused, bool Exempt);
@@ -291,6 +295,7 @@ internal sealed class FairShareGate(FairShare share, double limit, Bulkhead? bul
     private int _refused;
     private int _limited;
     private int _overlapping;
+    private int _held;
     /// <summary>The tenant's attempts while counting, never reset: an attempt's turn, to tell how many came between two on one connection.</summary>
     private long _turn;
 
@@ -314,7 +319,27 @@ internal sealed class FairShareGate(FairShare share, double limit, Bulkhead? bul
     /// </summary>
     public bool TryPass(ConnectionTurn? connection, out TimeSpan retryAfter)
     {
-        retryAfter = TimeSpan.Zero;
+        if (TryPass(connection, TimeSpan.Zero, out var wait))
+        {
+            retryAfter = TimeSpan.Zero;
+            return true;
+        }
+        retryAfter = wait;
+        return false;
+    }
+
+    /// <summary>
+    /// Like <see cref="TryPass(ConnectionTurn?, out TimeSpan)"/>, but an attempt over the cap may take the tenant's next
+    /// free turn at its capped rate when that turn comes within <paramref name="maxWait"/>: it passes, and
+    /// <paramref name="wait"/> says how long it must wait first (zero: go now). The turn is taken, so the attempts that
+    /// wait are spread at the capped rate, one after another, and the tenant is served exactly its cap however many
+    /// requests it keeps waiting: a flood queues behind its own requests. Counted as held by the cap, so the controller
+    /// keeps the tenant capped. False: refused, and <paramref name="wait"/> says when the tenant will be within its cap
+    /// again.
+    /// </summary>
+    public bool TryPass(ConnectionTurn? connection, TimeSpan maxWait, out TimeSpan wait)
+    {
+        wait = TimeSpan.Zero;
         if (!share.Counting)
         {
             return true;
@@ -332,19 +357,26 @@ internal sealed class FairShareGate(FairShare share, double limit, Bulkhead? bul
         var time = share.Time;
         var frequency = time.TimestampFrequency;
         var tolerance = (long)(frequency * Tolerance.TotalSeconds);
+        var longest = (long)(frequency * maxWait.TotalSeconds);
         var now = time.GetTimestamp();
         while (true)
         {
             var arrival = Volatile.Read(ref _theoreticalArrival);
             var next = Math.Max(arrival, now);
-            if (next - now > tolerance)
+            var early = next - now - tolerance;
+            if (early > longest)
             {
                 Interlocked.Increment(ref _refused);
-                retryAfter = TimeSpan.FromSeconds((double)(next - now - tolerance) / frequency);
+                wait = TimeSpan.FromSeconds((double)early / frequency);
                 return false;
             }
             if (Interlocked.CompareExchange(ref _theoreticalArrival, next + interval, arrival) == arrival)
             {
+                if (early > 0)
+                {
+                    Interlocked.Increment(ref _held);
+                    wait = TimeSpan.FromSeconds((double)early / frequency);
+                }
                 return true;
             }
         }
@@ -384,9 +416,13 @@ internal sealed class FairShareGate(FairShare share, double limit, Bulkhead? bul
         Volatile.Write(ref _interval, fraction >= 1 ? 0 : Math.Max(1, (long)(share.Time.TimestampFrequency / (Limit * fraction))));
     }
 
-    /// <summary>The counts since the last call, reset: attempts, refusals by the cap, refusals by the tenant's own limit, attempts that overlapped others.</summary>
-    internal (int Attempts, int Refused, int Limited, int Overlapping) TakeCounts() =>
-        (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _refused, 0), Interlocked.Exchange(ref _limited, 0), Interlocked.Exchange(ref _overlapping, 0));
+    /// <summary>
+    /// The counts since the last call, reset: attempts, refusals by the cap, refusals by the tenant's own limit, attempts
+    /// that overlapped others, and attempts that passed but had to wait for their turn at the capped rate.
+    /// </summary>
+    internal (int Attempts, int Refused, int Limited, int Overlapping, int Held) TakeCounts() =>
+        (Interlocked.Exchange(ref _attempts, 0), Interlocked.Exchange(ref _refused, 0), Interlocked.Exchange(ref _limited, 0),
+            Interlocked.Exchange(ref _overlapping, 0), Interlocked.Exchange(ref _held, 0));
 }
 
 /// <summary>

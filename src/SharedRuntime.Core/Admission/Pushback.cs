@@ -1,8 +1,8 @@
 namespace SharedRuntime.Admission;
 
 /// <summary>
-/// How long, and how many, requests of tenants that ignore their Retry-After are held before their refusal is written.
-/// <see cref="MaxDelay"/> zero turns push-back off.
+/// How long, and how many, requests of tenants that ignore their Retry-After are held before their refusal is written,
+/// and requests over their tenant's fair share wait for its turn. <see cref="MaxDelay"/> zero turns push-back off.
 /// </summary>
 internal sealed record PushbackOptions(TimeSpan MaxDelay, int MaxParked)
 {
@@ -21,6 +21,10 @@ internal sealed record PushbackOptions(TimeSpan MaxDelay, int MaxParked)
 /// queue and socket buffers instead of costing the runtime a parse, a look-up and an answer per request. The places
 /// are bounded for the node and per tenant; past them a refusal is answered at once, as without push-back. A parked
 /// request holds no thread, only its timer and the connection's buffers.
+/// <para>
+/// The same places hold the requests of a tenant over its share of a saturated runtime (<see cref="FairShare"/>) until
+/// its turn at its capped rate: a closed-loop flood is then served exactly its cap, and costs no refusal at all.
+/// </para>
 /// </summary>
 internal sealed class Pushback(PushbackOptions options, TimeProvider time)
 {
@@ -41,6 +45,29 @@ internal sealed class Pushback(PushbackOptions options, TimeProvider time)
     {
         delay = early < Options.MaxDelay ? early : Options.MaxDelay;
         if (delay <= TimeSpan.Zero)
+        {
+            return false;
+        }
+        if (Interlocked.Increment(ref _parked) > Options.MaxParked)
+        {
+            Interlocked.Decrement(ref _parked);
+            return false;
+        }
+        if (!refusals.TryPark(Options.MaxParkedPerTenant))
+        {
+            Interlocked.Decrement(ref _parked);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Takes a place for a request that waits for its tenant's turn at its fair-share cap; the caller then calls
+    /// <see cref="Release"/>. False: no place left (or push-back off), refuse it instead.
+    /// </summary>
+    public bool TryHold(TenantRefusals refusals)
+    {
+        if (Options.MaxDelay <= TimeSpan.Zero)
         {
             return false;
         }

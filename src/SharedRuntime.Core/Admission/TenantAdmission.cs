@@ -78,6 +78,34 @@ public sealed class TenantAdmission : IDisposable
         {
             return RejectionReason.FairShare;
         }
+        return TryEnterLimits(out retryAfter);
+    }
+
+    /// <summary>
+    /// Like <see cref="TryEnter(ConnectionTurn?, out TimeSpan)"/>, but a request over the tenant's fair share whose turn
+    /// at the capped rate comes within <paramref name="maxWait"/> is not refused: it answers
+    /// <see cref="RejectionReason.None"/> with <paramref name="wait"/> above zero, and nothing entered yet; the caller waits
+    /// that long, then calls <see cref="TryEnterLimits"/> (the tenant's own limit and bulkhead).
+    /// </summary>
+    internal RejectionReason TryEnter(ConnectionTurn? connection, TimeSpan maxWait, out TimeSpan retryAfter, out TimeSpan wait)
+    {
+        if (!Share.TryPass(connection, maxWait, out wait))
+        {
+            retryAfter = wait;
+            wait = TimeSpan.Zero;
+            return RejectionReason.FairShare;
+        }
+        if (wait > TimeSpan.Zero)
+        {
+            retryAfter = TimeSpan.Zero;
+            return RejectionReason.None;
+        }
+        return TryEnterLimits(out retryAfter);
+    }
+
+    /// <summary>After the fair share: a token of the tenant's own limit and a free slot of its bulkhead, as <see cref="TryEnter(out TimeSpan)"/> answers.</summary>
+    internal RejectionReason TryEnterLimits(out TimeSpan retryAfter)
+    {
         if (!TryTakeToken(out retryAfter))
         {
             Share.Limited();

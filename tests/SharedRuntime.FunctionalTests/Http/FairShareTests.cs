@@ -72,6 +72,50 @@ public sealed class FairShareTests
     }
 
     [Fact]
+    public async Task Under_saturation_with_push_back_a_flood_over_its_share_waits_for_its_turns_and_is_refused_only_past_the_longest_wait()
+    {
+        var time = new FakeTimeProvider();
+        var fairShare = new FairShare(time, static () => true);
+        await using var runtime = await TestRuntime.StartAsync(new Dictionary<string, string> { ["r.yaml"] = TwoTenants },
+            o => o with { PushbackMaxDelayMilliseconds = 100 }, services => services.AddSingleton(fairShare));
+        var quiet = runtime.Client("quiet-token");
+        var flood = runtime.Client("flood-token");
+        await StatusAsync(await quiet.PostAsync("/v1.0/state/store", Json("""[{"key":"k","value":1}]""")), HttpStatusCode.NoContent);
+        await StatusAsync(await flood.PostAsync("/v1.0/state/store", Json("""[{"key":"k","value":1}]""")), HttpStatusCode.NoContent);
+        for (var period = 0; period < FairShare.SaturatedPeriods; period++)
+        {
+            for (var batch = 0; batch < 15; batch++)
+            {
+                Assert.All(await AtOnceAsync(flood, 10), s => Assert.Equal(HttpStatusCode.OK, s));
+            }
+            for (var i = 0; i < 5; i++)
+            {
+                await StatusAsync(await quiet.GetAsync("/v1.0/state/store/k"), HttpStatusCode.OK);
+            }
+            time.Advance(FairShare.Period);
+        }
+        await Eventually.TrueAsync(() => Task.FromResult(fairShare.Level < 1), TimeSpan.FromSeconds(10), "the saturated runtime caps the flood");
+        Assert.InRange(fairShare.Level * 20_000, 640, 680);
+
+        // The fair share's clock stands still: the flood has its burst of 100 ms at its cap (about 66 requests) at once,
+        // then its turns of the next 100 ms (the longest wait here, about 66 more), each request waiting for its own;
+        // only past them is it refused. Without push-back the same flood is refused right after its burst (the test
+        // above). The quiet tenant's requests, sent among the flood's, all pass.
+        var floodAnswers = new List<HttpStatusCode>();
+        for (var batch = 0; batch < 20; batch++)
+        {
+            floodAnswers.AddRange(await AtOnceAsync(flood, 10));
+            await StatusAsync(await quiet.GetAsync("/v1.0/state/store/k"), HttpStatusCode.OK);
+        }
+        Assert.InRange(floodAnswers.Count(s => s == HttpStatusCode.OK), 120, 145);
+        Assert.All(floodAnswers, s => Assert.True(s is HttpStatusCode.OK or HttpStatusCode.TooManyRequests, $"{s}"));
+        Assert.Contains(HttpStatusCode.TooManyRequests, floodAnswers);
+        using var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress };
+        var lines = (await scraper.GetStringAsync("/metrics")).Split('\n').Where(l => l.StartsWith("sharedruntime_rejections_total{", StringComparison.Ordinal)).ToArray();
+        Assert.DoesNotContain(lines, l => l.Contains("app_id=\"quiet\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Under_saturation_a_light_tenant_is_never_refused_and_flooding_tenants_are_served_by_their_limits()
     {
         var time = new FakeTimeProvider();

@@ -180,6 +180,65 @@ public sealed class FairShareTests
     }
 
     [Fact]
+    public void Over_its_cap_a_request_whose_turn_is_near_waits_for_it_and_the_waits_are_spread_at_the_capped_rate()
+    {
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        var gate = Flooding(share, 1000);
+        StartCounting(share, [gate]);
+        // 100/s: a turn every 10 ms. The clock stands still.
+        gate.Cap(0.1);
+
+        // The burst the cap tolerates (100 ms of turns, and the first) passes at once.
+        for (var i = 0; i <= 10; i++)
+        {
+            Assert.True(gate.TryPass(null, TimeSpan.FromSeconds(1), out var wait));
+            Assert.Equal(TimeSpan.Zero, wait);
+        }
+        // Then each request takes the next turn: 10 ms later than the one before, up to the longest wait.
+        for (var i = 1; i <= 100; i++)
+        {
+            Assert.True(gate.TryPass(null, TimeSpan.FromSeconds(1), out var wait));
+            Assert.Equal(10 * i, wait.TotalMilliseconds, 3);
+        }
+        // Past it: refused, told when the tenant is within its cap again; the refusal takes no turn.
+        Assert.False(gate.TryPass(null, TimeSpan.FromSeconds(1), out var retryAfter));
+        Assert.Equal(1010, retryAfter.TotalMilliseconds, 3);
+        Assert.False(gate.TryPass(null, TimeSpan.FromSeconds(1), out retryAfter));
+        Assert.Equal(1010, retryAfter.TotalMilliseconds, 3);
+        // Without a wait allowed, the same request is refused as before.
+        Assert.False(gate.TryPass(out retryAfter));
+        Assert.Equal(1010, retryAfter.TotalMilliseconds, 3);
+
+        Assert.Equal((114, 3, 0, 114, 100), gate.TakeCounts());
+    }
+
+    [Fact]
+    public void Requests_that_waited_for_their_turn_count_as_served_and_keep_the_tenant_capped()
+    {
+        var share = new FairShare(new FakeTimeProvider(), static () => true);
+        FairShareGate[] gates = [Flooding(share, 1000), Flooding(share, 1000)];
+        // The period that starts the counts is the first saturated one; this is the second.
+        StartCounting(share, gates);
+        Send(gates, 500);
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+        // Served 1000/s and 10% more: 550/s each.
+        Assert.Equal(0.55, share.Level, 3);
+
+        // A period in which each tenant sent 400 requests, most of them after waiting for their turn: all were served.
+        foreach (var gate in gates)
+        {
+            for (var i = 0; i < 400; i++)
+            {
+                Assert.True(gate.TryPass(null, TimeSpan.FromSeconds(10), out _));
+            }
+        }
+        share.Tick(gates, TimeSpan.FromSeconds(1), saturated: true);
+
+        Assert.Equal(0.44, share.Level, 3);
+        Assert.All(gates, g => Assert.Equal(0.44, g.CapFraction, 3));
+    }
+
+    [Fact]
     public void Not_saturated_the_gates_count_nothing()
     {
         var share = new FairShare(new FakeTimeProvider(), static () => false);
@@ -188,7 +247,7 @@ public sealed class FairShareTests
         share.Tick(gates, FairShare.Period, saturated: false);
 
         Assert.False(share.Counting);
-        Assert.Equal((0, 0, 0, 0), gates[0].TakeCounts());
+        Assert.Equal((0, 0, 0, 0, 0), gates[0].TakeCounts());
     }
 
     [Fact]
