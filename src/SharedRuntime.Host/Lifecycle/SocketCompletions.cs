@@ -12,11 +12,13 @@ internal static class SocketCompletions
 {
     internal const string InlineVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
-    public static void RunInlineUnlessSet()
+    public static void RunInlineUnlessSet() => RunInlineUnlessSet(Environment.GetEnvironmentVariable, Environment.SetEnvironmentVariable);
+
+    internal static void RunInlineUnlessSet(Func<string, string?> read, Action<string, string> write)
     {
-        if (Environment.GetEnvironmentVariable(InlineVariable) is null)
+        if (read(InlineVariable) is null)
         {
-            Environment.SetEnvironmentVariable(InlineVariable, "1");
+            write(InlineVariable, "1");
         }
     }
 }
