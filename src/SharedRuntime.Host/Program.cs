@@ -2,6 +2,9 @@ using SharedRuntime.Configuration;
 using SharedRuntime.Host;
 using SharedRuntime.Host.Lifecycle;
 
+// Before any socket exists: .NET reads this once.
+SocketCompletions.RunInlineUnlessSet();
+
 // No collection until the runtime is ready: start-up's objects mostly live on (see StartupCollections).
 StartupCollections.HoldOff();
 
