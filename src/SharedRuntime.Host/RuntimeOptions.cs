@@ -121,6 +121,12 @@ public sealed record RuntimeOptions
     public bool ReleaseStartupPages { get; init; } = true;
 
     /// <summary>
+    /// What is collected after a burst of reloads (<see cref="Lifecycle.ReloadCollections"/>), so that a reload leaves the
+    /// resident memory where it was: the whole heap by default.
+    /// </summary>
+    public Lifecycle.ReloadCollection CollectAfterReload { get; init; } = Lifecycle.ReloadCollection.Full;
+
+    /// <summary>
     /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
     /// isolation behaves. For comparisons in benchmarks only.
     /// </summary>
@@ -226,6 +232,17 @@ public sealed record RuntimeOptions
             (o, v) => o with { FairShare = Bool(v) }),
         new("--release-startup-pages", "[true|false]", "once ready, give back the pages of the executable and assemblies that start-up touched (clean pages of read-only file mappings; one used again is mapped back from the page cache) (default true; Linux only)",
             (o, v) => o with { ReleaseStartupPages = Bool(v) }),
+        new("--collect-after-reload", "full|young|none", "after a burst of reloads, collect the whole heap (full, the default, so that a reload leaves the resident memory where it was), only the young generations (young), or nothing until the heap's own budget says so (none)",
+            (o, v) => o with
+            {
+                CollectAfterReload = v switch
+                {
+                    "full" => Lifecycle.ReloadCollection.Full,
+                    "young" => Lifecycle.ReloadCollection.Young,
+                    "none" => Lifecycle.ReloadCollection.None,
+                    _ => throw new FormatException($"--collect-after-reload must be full, young or none, not '{v}'"),
+                },
+            }),
         new("--admission", "per-tenant|shared", "per-tenant (default) isolates tenants; shared gives all tenants one limit sized by the defaults, for benchmark comparisons only",
             (o, v) => o with
             {
