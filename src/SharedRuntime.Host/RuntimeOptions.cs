@@ -122,9 +122,10 @@ public sealed record RuntimeOptions
 
     /// <summary>
     /// What is collected after a burst of reloads (<see cref="Lifecycle.ReloadCollections"/>), so that a reload leaves the
-    /// resident memory where it was: the whole heap by default.
+    /// resident memory where it was: by default the young generations, and the whole heap once the live heap has grown
+    /// by <see cref="Lifecycle.ReloadCollections.FullAfterGrowth"/> since the last whole collection.
     /// </summary>
-    public Lifecycle.ReloadCollection CollectAfterReload { get; init; } = Lifecycle.ReloadCollection.Full;
+    public Lifecycle.ReloadCollection CollectAfterReload { get; init; } = Lifecycle.ReloadCollection.Young;
 
     /// <summary>
     /// One limiter and bulkhead for all tenants together, sized by the default limits: how a runtime without tenant
@@ -232,7 +233,7 @@ public sealed record RuntimeOptions
             (o, v) => o with { FairShare = Bool(v) }),
         new("--release-startup-pages", "[true|false]", "once ready, give back the pages of the executable and assemblies that start-up touched (clean pages of read-only file mappings; one used again is mapped back from the page cache) (default true; Linux only)",
             (o, v) => o with { ReleaseStartupPages = Bool(v) }),
-        new("--collect-after-reload", "full|young|none", "after a burst of reloads, collect the whole heap (full, the default, so that a reload leaves the resident memory where it was), only the young generations (young), or nothing until the heap's own budget says so (none)",
+        new("--collect-after-reload", "full|young|none", "after a burst of reloads, collect the young generations and the whole heap once the live heap has grown by 2 MB since the last whole collection (young, the default: a reload leaves the resident memory where it was), the whole heap every time (full), or nothing until the heap's own budget says so (none)",
             (o, v) => o with
             {
                 CollectAfterReload = v switch

@@ -9,7 +9,11 @@ public enum ReloadCollection
     /// <summary>Nothing: the garbage a reload leaves is collected when the heap's own budget says so.</summary>
     None,
 
-    /// <summary>The young generations: what the reload allocated and let go, cheap whatever the tenant count.</summary>
+    /// <summary>
+    /// The young generations: what the reload allocated and let go, cheap whatever the tenant count; and the whole heap
+    /// once what survives has grown by <see cref="ReloadCollections.FullAfterGrowth"/> since the last whole collection
+    /// (the replaced snapshots' tables, once they reached the old generation).
+    /// </summary>
     Young,
 
     /// <summary>Everything, compacted: the replaced snapshot's tables too, which by then may have reached the old generation.</summary>
@@ -28,6 +32,11 @@ internal sealed class ReloadCollections : IDisposable
     public static readonly TimeSpan QuietTime = TimeSpan.FromMilliseconds(200);
     public static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(2);
 
+    /// <summary>Growth of the live heap since the last whole collection that makes a young collection a whole one.</summary>
+    public const long FullAfterGrowth = 2 * 1024 * 1024;
+
+    private static long s_afterFull = GC.GetTotalMemory(false);
+
     private readonly TimeProvider _time;
     private readonly Action _collect;
     private readonly ITimer _timer;
@@ -44,14 +53,24 @@ internal sealed class ReloadCollections : IDisposable
     /// <summary>A collection of <paramref name="kind"/> and its log line, or null for <see cref="ReloadCollection.None"/>.</summary>
     public static ReloadCollections? Create(ReloadCollection kind, TimeProvider time, ILogger logger) => kind switch
     {
-        ReloadCollection.Young => new ReloadCollections(time, () => Measured(logger, kind, static () => GC.Collect(1, GCCollectionMode.Forced, blocking: true))),
-        ReloadCollection.Full => new ReloadCollections(time, () => Measured(logger, kind, static () =>
+        ReloadCollection.Young => new ReloadCollections(time, () => Measured(logger, kind, static () =>
         {
-            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
-            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.Collect(1, GCCollectionMode.Forced, blocking: true);
+            if (GC.GetTotalMemory(false) - Volatile.Read(ref s_afterFull) > FullAfterGrowth)
+            {
+                CollectAll();
+            }
         })),
+        ReloadCollection.Full => new ReloadCollections(time, () => Measured(logger, kind, CollectAll)),
         _ => null,
     };
+
+    private static void CollectAll()
+    {
+        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        Volatile.Write(ref s_afterFull, GC.GetTotalMemory(false));
+    }
 
     /// <summary>A reload applied: the collection waits for the burst to end.</summary>
     public void Reloaded()
@@ -83,7 +102,7 @@ internal sealed class ReloadCollections : IDisposable
         var start = TimeProvider.System.GetTimestamp();
         collect();
         HostLog.ReloadCollected(logger, kind, TimeProvider.System.GetElapsedTime(start).TotalMilliseconds, (Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds,
-            GC.GetTotalMemory(false) / (1024.0 * 1024));
+            GC.GetTotalMemory(false) / (1024.0 * 1024), GC.CollectionCount(2));
     }
 
     public void Dispose() => _timer.Dispose();

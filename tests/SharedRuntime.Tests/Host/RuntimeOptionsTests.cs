@@ -30,10 +30,10 @@ public class RuntimeOptionsTests
     }
 
     [Fact]
-    public void CollectAfterReloadIsFullByDefaultAndCanBeYoungOrNone()
+    public void CollectAfterReloadIsYoungByDefaultAndCanBeFullOrNone()
     {
-        Assert.Equal(ReloadCollection.Full, Parse([]).CollectAfterReload);
-        Assert.Equal(ReloadCollection.Young, Parse(["--collect-after-reload", "young"]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.Young, Parse([]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.Full, Parse(["--collect-after-reload", "full"]).CollectAfterReload);
         Assert.Equal(ReloadCollection.None, Parse(["--collect-after-reload", "none"]).CollectAfterReload);
         Assert.Throws<FormatException>(() => Parse(["--collect-after-reload", "sometimes"]));
     }
