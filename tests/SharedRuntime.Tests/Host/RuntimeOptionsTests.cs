@@ -30,11 +30,11 @@ public class RuntimeOptionsTests
     }
 
     [Fact]
-    public void CollectAfterReloadIsYoungByDefaultAndCanBeFullOrNone()
+    public void CollectAfterReloadIsNoneByDefaultAndCanBeYoungOrFull()
     {
-        Assert.Equal(ReloadCollection.Young, Parse([]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.None, Parse([]).CollectAfterReload);
         Assert.Equal(ReloadCollection.Full, Parse(["--collect-after-reload", "full"]).CollectAfterReload);
-        Assert.Equal(ReloadCollection.None, Parse(["--collect-after-reload", "none"]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.Young, Parse(["--collect-after-reload", "young"]).CollectAfterReload);
         Assert.Throws<FormatException>(() => Parse(["--collect-after-reload", "sometimes"]));
     }
 
