@@ -179,6 +179,11 @@ public static class RuntimeApplication
         // here on, much of it in the large object heap, which only a full collection frees: collect it once, now, and
         // give the memory back, rather than keep it resident until the heap grows enough for the GC to get to it.
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host");
+        if (ReloadCollections.Create(options.CollectAfterReload, app.Services.GetRequiredService<TimeProvider>(), logger) is { } collections)
+        {
+            configuration.Changed += _ => collections.Reloaded();
+            app.Lifetime.ApplicationStopped.Register(collections.Dispose);
+        }
         StartupCollections.Resume();
         HostLog.StartupTimes(logger, timeline.Total.TotalMilliseconds, timeline.Phases(), GC.GetTotalAllocatedBytes() / (1024.0 * 1024), GC.CollectionCount(0));
         _ = Task.Run(() =>

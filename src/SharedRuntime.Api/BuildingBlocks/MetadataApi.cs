@@ -25,10 +25,12 @@ internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions
         var components = tenant.Routes.All
             .Select(r => new ComponentView(r.Name, r.Component.Config.Type, r.Component.Config.Version, r.Instance?.Capabilities ?? []))
             .ToArray();
-        var extended = new SortedDictionary<string, string>(tenant.State.ExtendedMetadata, StringComparer.Ordinal)
+        var extended = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in tenant.State.ExtendedMetadata)
         {
-            ["daprRuntimeVersion"] = RuntimeVersion,
-        };
+            extended[key] = value;
+        }
+        extended["daprRuntimeVersion"] = RuntimeVersion;
         return new TenantView(tenant.Config.AppId, components, extended) 
         {
             Subscriptions = subscriptions?.ActiveFor(tenant.AppId) ?? [],
@@ -46,7 +48,7 @@ internal sealed class MetadataApi(AppChannel.SubscriptionDelivery? subscriptions
         {
             throw new DaprApiException(413, "ERR_TENANT_BODY_TOO_LARGE", $"metadata value is longer than {TenantState.MaxExtendedMetadataValueLength} characters");
         }
-        var metadata = tenant.State.ExtendedMetadata;
+        var metadata = tenant.State.ExtendedMetadataToSet;
         if (!metadata.ContainsKey(key) && metadata.Count >= TenantState.MaxExtendedMetadataEntries)
         {
             throw new DaprApiException(507, "ERR_TENANT_QUOTA_EXCEEDED", $"an app may set at most {TenantState.MaxExtendedMetadataEntries} metadata attributes");

@@ -8,7 +8,8 @@ namespace SharedRuntime.Admission;
 public sealed class Bulkhead
 {
     private readonly Lock _lock = new();
-    private readonly Queue<TaskCompletionSource<bool>> _waiters = new();
+    /// <summary>Made when the first request waits: most tenants never fill their slots, and every tenant keeps a bulkhead.</summary>
+    private Queue<TaskCompletionSource<bool>>? _waiters;
     private readonly int _maxConcurrency;
     private readonly int _maxQueue;
     private int _inFlight;
@@ -29,7 +30,7 @@ public sealed class Bulkhead
         {
             lock (_lock)
             {
-                return _waiters.Count;
+                return _waiters?.Count ?? 0;
             }
         }
     }
@@ -39,7 +40,7 @@ public sealed class Bulkhead
     {
         lock (_lock)
         {
-            if (_inFlight < _maxConcurrency && _waiters.Count == 0)
+            if (_inFlight < _maxConcurrency && (_waiters?.Count ?? 0) == 0)
             {
                 _inFlight++;
                 return true;
@@ -57,11 +58,12 @@ public sealed class Bulkhead
         TaskCompletionSource<bool> waiter;
         lock (_lock)
         {
-            if (_inFlight < _maxConcurrency && _waiters.Count == 0)
+            if (_inFlight < _maxConcurrency && (_waiters?.Count ?? 0) == 0)
             {
                 _inFlight++;
                 return new ValueTask<bool>(true);
             }
+            _waiters ??= new Queue<TaskCompletionSource<bool>>();
             if (_waiters.Count >= _maxQueue)
             {
                 return new ValueTask<bool>(false);
@@ -92,7 +94,7 @@ public sealed class Bulkhead
     {
         lock (_lock)
         {
-            if (_waiters.Contains(waiter))
+            if (_waiters is not null && _waiters.Contains(waiter))
             {
                 var remaining = _waiters.Where(w => w != waiter).ToArray();
                 _waiters.Clear();
@@ -112,7 +114,7 @@ public sealed class Bulkhead
             TaskCompletionSource<bool> next;
             lock (_lock)
             {
-                if (_waiters.Count == 0)
+                if (_waiters is null || _waiters.Count == 0)
                 {
                     _inFlight--;
                     return;

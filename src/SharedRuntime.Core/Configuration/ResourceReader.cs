@@ -84,7 +84,7 @@ internal static class ResourceReader
                 named.Node["metadata"]["name"].RequiredString();
                 result.Add(new RawResource
                 {
-                    File = file, Index = position, ApiVersion = apiVersion, Kind = kind, Name = name, Root = root,
+                    File = file, Index = position, ApiVersion = RawResource.Shared(apiVersion), Kind = RawResource.Shared(kind), Name = name, Root = root,
                     Namespace = namespaced ? named.Node["metadata"]["namespace"].AsString() : null,
                 });
             }

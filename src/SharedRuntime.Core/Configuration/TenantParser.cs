@@ -86,7 +86,8 @@ internal static class TenantParser
                 throw node.Error($"unknown limit; known limits are {string.Join(", ", allowScope ? KnownLimits : LimitCeiling.LimitNames)}");
             }
         }
-        return config;
+        // Most Tenants set no limit: they share one object rather than keep one each.
+        return config == TenantLimitsConfig.Empty ? TenantLimitsConfig.Empty : config;
     }
 
     private const string StateKeysSeparator = "||";

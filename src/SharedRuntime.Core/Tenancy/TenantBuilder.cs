@@ -54,6 +54,10 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
                 continue;
             }
             var limits = SharedAdmission ? defaultLimits : config.Limits.Resolve(defaultLimits, set.RuntimeReplicas, config.Ceiling);
+            if (limits == defaultLimits)
+            {
+                limits = defaultLimits; // the tenants with the default limits share one object
+            }
             var policy = PolicyOf(set, config, existing);
             if (existing is not null && existing.Config == config && existing.Limits == limits)
             {

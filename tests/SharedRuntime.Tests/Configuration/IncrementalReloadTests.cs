@@ -278,6 +278,54 @@ public sealed class IncrementalReloadTests : IAsyncLifetime
         Assert.DoesNotContain("b-token", File.ReadAllText(_configuration.LastGood.FilePath), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task IdleTenantsWithTheDefaultLimitsShareTheirLimitsButEachKeepsItsOwnAdmissionAndState()
+    {
+        Write("store.yaml", Store);
+        Write("many.yaml", string.Join("\n---\n", Enumerable.Range(0, 3).Select(i => Resources.Tenant($"t{i}", $"t{i}-token"))));
+        Write("own.yaml", Resources.Tenant("own", "own-token", "burst: 5"));
+        await StartAsync();
+        var (t0, t1, own) = (Find("t0-token")!, Find("t1-token")!, Find("own-token")!);
+
+        Assert.Same(TenantLimits.Defaults, t0.Limits);
+        Assert.Same(t0.Limits, t1.Limits);
+        Assert.Same(TenantLimitsConfig.Empty, t0.Config.Limits);
+        Assert.Equal(5, own.Limits.Burst);
+        Assert.NotSame(t0.Admission, t1.Admission);
+        Assert.NotSame(t0.Admission.Bulkhead, t1.Admission.Bulkhead);
+        Assert.NotSame(t0.Memory, t1.Memory);
+        Assert.NotSame(t0.State, t1.State);
+
+        // Sharing the limits shares no limiter state: one tenant's spent burst is its own.
+        while (t0.Admission.TryTakeToken(out _))
+        {
+        }
+        Assert.True(t1.Admission.TryTakeToken(out _));
+    }
+
+    [Fact]
+    public async Task ExtendedMetadataSetByOneTenantIsNotSeenByAnother()
+    {
+        Write("store.yaml", Store);
+        Write("many.yaml", string.Join("\n---\n", Enumerable.Range(0, 2).Select(i => Resources.Tenant($"t{i}", $"t{i}-token"))));
+        await StartAsync();
+        var (t0, t1) = (Find("t0-token")!, Find("t1-token")!);
+        Assert.Empty(t0.State.ExtendedMetadata);
+
+        t0.State.ExtendedMetadataToSet["k"] = "v";
+
+        Assert.Equal("v", t0.State.ExtendedMetadata["k"]);
+        Assert.Empty(t1.State.ExtendedMetadata);
+        Assert.Same(t0.State.StateUsage, t0.State.StateUsage);
+        Assert.NotSame(t0.State.StateUsage, t1.State.StateUsage);
+
+        // The state outlives a reload that leaves the tenant as it was.
+        Write("new.yaml", Resources.Tenant("new", "new-token"));
+        await _configuration.ReloadAsync(CancellationToken.None);
+        Assert.Equal("v", Find("t0-token")!.State.ExtendedMetadata["k"]);
+        Assert.Empty(Find("new-token")!.State.ExtendedMetadata);
+    }
+
     private sealed class FakeFactory : IComponentFactory
     {
         public IReadOnlyCollection<string> Types { get; } = ["state.fake"];

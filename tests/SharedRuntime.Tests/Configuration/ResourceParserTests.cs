@@ -4,6 +4,19 @@ namespace SharedRuntime.Tests.Configuration;
 
 public class ResourceParserTests
 {
+    [Fact]
+    public void DocumentsOfOneKindShareTheirKindAndApiVersionStringsAndAnUnknownKindIsKeptAsWritten()
+    {
+        var yaml = Resources.Tenant("a", "a-token") + Resources.Tenant("b", "b-token") + "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
+        var raws = ResourceReader.ReadText("r.yaml", yaml);
+
+        Assert.Same(TenantConfig.KindName, raws[0].Kind);
+        Assert.Same(raws[0].Kind, raws[1].Kind);
+        Assert.Same(TenantConfig.ApiVersion, raws[1].ApiVersion);
+        Assert.Equal(("Widget", "example.com/v1"), (raws[2].Kind, raws[2].ApiVersion));
+        Assert.Equal("Tenant/b", raws[1].Identity);
+    }
+
     private static ResourceSet Parse(string yaml, Func<string, string?>? env = null) =>
         ResourceParser.Parse(ResourceReader.ReadText("tenants.yaml", yaml), env ?? (_ => null));
 

@@ -1,4 +1,5 @@
 using SharedRuntime.Host;
+using SharedRuntime.Host.Lifecycle;
 
 namespace SharedRuntime.Tests.Host;
 
@@ -26,6 +27,15 @@ public class RuntimeOptionsTests
         Assert.Equal(["/a", "/b"], options.ResourcesPaths);
         Assert.Equal(1024 * 1024, options.DefaultLimits.MaxRequestBodyBytes);
         Assert.Equal(["0.0.0.0"], options.EffectiveListenAddresses);
+    }
+
+    [Fact]
+    public void CollectAfterReloadIsNoneByDefaultAndCanBeYoungOrFull()
+    {
+        Assert.Equal(ReloadCollection.None, Parse([]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.Full, Parse(["--collect-after-reload", "full"]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.Young, Parse(["--collect-after-reload", "young"]).CollectAfterReload);
+        Assert.Throws<FormatException>(() => Parse(["--collect-after-reload", "sometimes"]));
     }
 
     [Theory]
