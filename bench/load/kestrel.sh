@@ -35,6 +35,9 @@ spec:
   limits: {requestsPerSecond: 10000000, burst: 10000000, maxConcurrency: 256, maxQueue: 256}
 YAML
 export DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_TieredPGO=1
+# The runtime runs socket completions inline and does not spin idle thread-pool workers (its own defaults): the bare
+# server gets the same, so that the comparison is of the request path alone.
+export DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0
 taskset -c 0 dotnet "$runtime_dll" --resources-path "$work" \
   --dapr-http-port 3701 --dapr-grpc-port 3702 --metrics-port 3703 --log-level error & runtime=$!
 taskset -c 0 dotnet bench/SharedRuntime.LoadTest/bin/Release/net10.0/SharedRuntime.LoadTest.dll --serve-bare 3704 & bare=$!
