@@ -44,33 +44,18 @@ internal sealed class Pushback(PushbackOptions options, TimeProvider time)
     public bool TryPark(TenantRefusals refusals, TimeSpan early, out TimeSpan delay)
     {
         delay = early < Options.MaxDelay ? early : Options.MaxDelay;
-        if (delay <= TimeSpan.Zero)
-        {
-            return false;
-        }
-        if (Interlocked.Increment(ref _parked) > Options.MaxParked)
-        {
-            Interlocked.Decrement(ref _parked);
-            return false;
-        }
-        if (!refusals.TryPark(Options.MaxParkedPerTenant))
-        {
-            Interlocked.Decrement(ref _parked);
-            return false;
-        }
-        return true;
+        return delay > TimeSpan.Zero && TryTakePlace(refusals);
     }
 
     /// <summary>
     /// Takes a place for a request that waits for its tenant's turn at its fair-share cap; the caller then calls
     /// <see cref="Release"/>. False: no place left (or push-back off), refuse it instead.
     /// </summary>
-    public bool TryHold(TenantRefusals refusals)
+    public bool TryHold(TenantRefusals refusals) => Options.MaxDelay > TimeSpan.Zero && TryTakePlace(refusals);
+
+    /// <summary>One of the node's places, and one of the tenant's; neither when either is full.</summary>
+    private bool TryTakePlace(TenantRefusals refusals)
     {
-        if (Options.MaxDelay <= TimeSpan.Zero)
-        {
-            return false;
-        }
         if (Interlocked.Increment(ref _parked) > Options.MaxParked)
         {
             Interlocked.Decrement(ref _parked);
