@@ -37,7 +37,7 @@ internal sealed class AppChannels : IDisposable
             var previous = _targets;
             LayeredTable<string, AppTarget> next;
             if (_applied is { } applied && snapshot.Changes is { } changes && applied.Generation == snapshot.Generation - 1 &&
-                SameObjects(applied.Resources.Configurations, snapshot.Resources.Configurations))
+                applied.Resources.Configurations.SequenceEqual<object>(snapshot.Resources.Configurations, ReferenceEqualityComparer.Instance))
             {
                 // Only the tenants the reload made or removed; the rest keep their targets as they are.
                 var updates = new List<KeyValuePair<string, AppTarget?>>(changes.Updated.Count + changes.Removed.Count);
@@ -92,23 +92,6 @@ internal sealed class AppChannels : IDisposable
         {
             oldChannel.Retire();
         }
-    }
-
-    private static bool SameObjects<T>(IReadOnlyList<T> a, IReadOnlyList<T> b)
-        where T : class
-    {
-        if (a.Count != b.Count)
-        {
-            return false;
-        }
-        for (var i = 0; i < a.Count; i++)
-        {
-            if (!ReferenceEquals(a[i], b[i]))
-            {
-                return false;
-            }
-        }
-        return true;
     }
 
     public void Dispose()

@@ -107,24 +107,7 @@ internal sealed class TenantBuilder(TenantLimits defaultLimits, ILogger logger)
                 return false;
             }
         }
-        return SameObjects(set.Resiliencies, previous.Resources.Resiliencies) && SameObjects(set.Configurations, previous.Resources.Configurations);
-    }
-
-    private static bool SameObjects<T>(IReadOnlyList<T> a, IReadOnlyList<T> b)
-        where T : class
-    {
-        if (a.Count != b.Count)
-        {
-            return false;
-        }
-        for (var i = 0; i < a.Count; i++)
-        {
-            if (!ReferenceEquals(a[i], b[i]))
-            {
-                return false;
-            }
-        }
-        return true;
+        return set.Resiliencies.SequenceEqual<object>(previous.Resources.Resiliencies, ReferenceEqualityComparer.Instance) && set.Configurations.SequenceEqual<object>(previous.Resources.Configurations, ReferenceEqualityComparer.Instance);
     }
 
     /// <summary>
