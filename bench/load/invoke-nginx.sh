@@ -6,7 +6,9 @@
 # With --app-protocol h2c the runtime reaches the app over HTTP/2 without TLS (the tenant's appProtocol: h2c); nginx
 # cannot speak HTTP/2 to an upstream (proxy_http_version stops at 1.1), so it reaches the same app process over HTTP/1.1.
 # Needs wrk and nginx (Debian's packages). RUNTIME_DLL=... measures another build; RUNTIME_ENV="NAME=value ..." sets
-# environment variables for the runtime process only (not the app), to compare runtime settings.
+# environment variables for the runtime process only (not the app), to compare runtime settings. RUNTIME_BIN=path
+# measures a native executable (the shipped build: scripts/native-smoke.sh or `dotnet publish src/SharedRuntime.Host
+# -c Release -r linux-x64 -o artifacts/native` makes one) instead of a JIT-compiled dll.
 # Usage: bench/load/invoke-nginx.sh [rounds] [seconds per round] [--app-protocol http|h2c] [--out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,10 +26,11 @@ done
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx_bin" ] || { echo "nginx is needed: apt-get install nginx-light" >&2; exit 1; }
-if [ -z "${RUNTIME_DLL:-}" ]; then
+if [ -z "${RUNTIME_DLL:-}" ] && [ -z "${RUNTIME_BIN:-}" ]; then
   dotnet build src/SharedRuntime.Host -c Release -nologo -v quiet >/dev/null
 fi
 runtime_dll=${RUNTIME_DLL:-$(pwd)/src/SharedRuntime.Host/bin/Release/net10.0/shared-runtime.dll}
+if [ -n "${RUNTIME_BIN:-}" ]; then runtime_cmd=("$RUNTIME_BIN"); build_label="native executable"; else runtime_cmd=(dotnet "$runtime_dll"); build_label="JIT build"; fi
 dotnet build bench/SharedRuntime.LoadTest -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d)
 runtime=""; app=""
@@ -69,7 +72,7 @@ http {
 NGINX
 export DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_TieredPGO=1
 taskset -c 1 dotnet bench/SharedRuntime.LoadTest/bin/Release/net10.0/SharedRuntime.LoadTest.dll --serve-bare 3714 --h2c-port 3716 & app=$!
-env ${RUNTIME_ENV:-} taskset -c 0 dotnet "$runtime_dll" --resources-path "$work" \
+env ${RUNTIME_ENV:-} taskset -c 0 "${runtime_cmd[@]}" --resources-path "$work" \
   --dapr-http-port 3711 --dapr-grpc-port 3712 --metrics-port 3713 --log-level error --state-dir "$work/state" & runtime=$!
 taskset -c 0 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
 until curl -sf -o /dev/null localhost:3711/v1.0/healthz && curl -sf -o /dev/null localhost:3714/v1.0/healthz && [ -s "$work/nginx.pid" ]; do sleep 0.1; done
@@ -98,7 +101,7 @@ nginx_get() { rate "$nginx_worker" "$via_nginx"; }
 for _ in 1 2 3; do runtime_get >/dev/null; done   # warm-up: JIT and tiered compilation
 nginx_get >/dev/null
 {
-  echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); app protocol $protocol;${RUNTIME_ENV:+ runtime environment: $RUNTIME_ENV;} wrk -t1 -c32, ${seconds}s per round"
+  echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); app protocol $protocol; runtime: $build_label;${RUNTIME_ENV:+ runtime environment: $RUNTIME_ENV;} wrk -t1 -c32, ${seconds}s per round"
   echo
   echo "| round | runtime req/s | nginx req/s | ratio | runtime p99 ms | nginx p99 ms | runtime CPU µs/req | nginx CPU µs/req | CPU ratio (nginx/runtime) |"
   echo "|---|---|---|---|---|---|---|---|---|"
