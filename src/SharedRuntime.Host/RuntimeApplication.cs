@@ -179,10 +179,12 @@ public static class RuntimeApplication
         // here on, much of it in the large object heap, which only a full collection frees: collect it once, now, and
         // give the memory back, rather than keep it resident until the heap grows enough for the GC to get to it.
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host");
-        if (ReloadCollections.Create(options.CollectAfterReload, app.Services.GetRequiredService<TimeProvider>(), logger) is { } collections)
+        var startupPages = options.ReleaseStartupPages ? new StartupPages() : null;
+        if (AfterReloads.Create(options.CollectAfterReload, options.ReleasePagesAfterReload ? startupPages : null,
+                app.Services.GetRequiredService<TimeProvider>(), logger) is { } afterReloads)
         {
-            configuration.Changed += _ => collections.Reloaded();
-            app.Lifetime.ApplicationStopped.Register(collections.Dispose);
+            configuration.Changed += _ => afterReloads.Reloaded();
+            app.Lifetime.ApplicationStopped.Register(afterReloads.Dispose);
         }
         StartupCollections.Resume();
         HostLog.StartupTimes(logger, timeline.Total.TotalMilliseconds, timeline.Phases(), GC.GetTotalAllocatedBytes() / (1024.0 * 1024), GC.CollectionCount(0));
@@ -190,9 +192,9 @@ public static class RuntimeApplication
         {
             GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
             GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            if (options.ReleaseStartupPages)
+            if (startupPages is not null)
             {
-                HostLog.StartupPagesReleased(logger, StartupPages.Release() / (1024 * 1024));
+                HostLog.StartupPagesReleased(logger, startupPages.Release() / (1024 * 1024));
             }
         }, CancellationToken.None);
     }

@@ -47,6 +47,9 @@ internal static partial class HostLog
     [LoggerMessage(3015, LogLevel.Debug, "Collected after a reload ({Kind}): {ElapsedMs:0.0} ms, {CpuMs:0.0} ms of CPU; {HeapMb:0.0} MB of objects live; {FullCollections} whole collections so far")]
     public static partial void ReloadCollected(ILogger logger, ReloadCollection kind, double elapsedMs, double cpuMs, double heapMb, int fullCollections);
 
+    [LoggerMessage(3016, LogLevel.Debug, "Gave back again the pages of {Mappings} executable and assembly mappings after a reload: {ElapsedMs:0.00} ms")]
+    public static partial void PagesReleasedAfterReload(ILogger logger, int mappings, double elapsedMs);
+
     [LoggerMessage(3030, LogLevel.Debug, "Start-up took {TotalMs:0} ms: {Phases}; {AllocatedMb:0.0} MB allocated, {Collections} collections")]
     public static partial void StartupTimes(ILogger logger, double totalMs, string phases, double allocatedMb, int collections);
 }

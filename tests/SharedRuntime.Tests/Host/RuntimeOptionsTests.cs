@@ -30,12 +30,20 @@ public class RuntimeOptionsTests
     }
 
     [Fact]
-    public void CollectAfterReloadIsNoneByDefaultAndCanBeYoungOrFull()
+    public void CollectAfterReloadIsYoungByDefaultAndCanBeFullOrNone()
     {
-        Assert.Equal(ReloadCollection.None, Parse([]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.Young, Parse([]).CollectAfterReload);
+        Assert.Equal(ReloadCollection.None, Parse(["--collect-after-reload", "none"]).CollectAfterReload);
         Assert.Equal(ReloadCollection.Full, Parse(["--collect-after-reload", "full"]).CollectAfterReload);
         Assert.Equal(ReloadCollection.Young, Parse(["--collect-after-reload", "young"]).CollectAfterReload);
         Assert.Throws<FormatException>(() => Parse(["--collect-after-reload", "sometimes"]));
+    }
+
+    [Fact]
+    public void PagesAreGivenBackAgainAfterReloadsByDefault()
+    {
+        Assert.True(Parse([]).ReleasePagesAfterReload);
+        Assert.False(Parse(["--release-pages-after-reload", "false"]).ReleasePagesAfterReload);
     }
 
     [Theory]
