@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Resident memory of the runtime: idle with one tenant, and with N tenants (default 10,000) in one resource file, each
-# read as VmRSS 5 s after the first healthz 204 (start-up's garbage is collected by then). Prints both and the bytes
-# per idle tenant. RUNTIME_DLL=... measures another build (for example a ReadyToRun publish).
+# read as VmRSS 5 s after the first healthz 204 (start-up's garbage is collected by then), and again LATE_SECONDS
+# (default 30) after it, idle all along, to show what stays resident. Prints both and the bytes per idle tenant. RUNTIME_DLL=... measures another build (for example a ReadyToRun publish).
 # Usage: bench/startup/density.sh [tenants]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,9 +27,12 @@ rss() {
     --dapr-grpc-port 3762 --metrics-port 3763 --log-level error >/dev/null 2>&1 & local pid=$!
   until curl -sf -o /dev/null localhost:3761/v1.0/healthz; do sleep 0.1; done
   sleep 5
-  awk '/VmRSS/ {print $2}' "/proc/$pid/status"
+  local early; early=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  sleep $(( ${LATE_SECONDS:-30} - 5 ))
+  echo "$early $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
-one=$(rss one); many=$(rss many)
+read -r one one_late < <(rss one); read -r many many_late < <(rss many)
 echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(basename "$dll")"
-python3 -c "print(f'idle (1 tenant): {$one/1024:.1f} MB; {$tenants:,} tenants: {$many/1024:.1f} MB; per idle tenant: {($many-$one)*1024/($tenants-1):,.0f} B')"
+python3 -c "print(f'after 5 s: idle (1 tenant): {$one/1024:.1f} MB; {$tenants:,} tenants: {$many/1024:.1f} MB; per idle tenant: {($many-$one)*1024/($tenants-1):,.0f} B')"
+python3 -c "print(f'after ${LATE_SECONDS:-30} s: idle (1 tenant): {$one_late/1024:.1f} MB; {$tenants:,} tenants: {$many_late/1024:.1f} MB; per idle tenant: {($many_late-$one_late)*1024/($tenants-1):,.0f} B')"

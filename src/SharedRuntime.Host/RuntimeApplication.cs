@@ -188,13 +188,24 @@ public static class RuntimeApplication
         }
         StartupCollections.Resume();
         HostLog.StartupTimes(logger, timeline.Total.TotalMilliseconds, timeline.Phases(), GC.GetTotalAllocatedBytes() / (1024.0 * 1024), GC.CollectionCount(0));
-        _ = Task.Run(() =>
+        var time = app.Services.GetRequiredService<TimeProvider>();
+        _ = Task.Run(async () =>
         {
             GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
             GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             if (startupPages is not null)
             {
                 HostLog.StartupPagesReleased(logger, startupPages.Release() / (1024 * 1024));
+                // The first seconds of serving touch some pages once more (the first timer ticks, the first write of the
+                // last-good cache, the first scrape's set-up): give them back once those have passed.
+                var stopping = app.Lifetime.ApplicationStopping;
+                await Task.Delay(StartupPages.SettleTime, time, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+                startupPages.ReleaseAgain();
+                HostLog.StartupPagesReleasedAgain(logger, startupPages.ReleasedMappings);
             }
         }, CancellationToken.None);
     }

@@ -44,6 +44,9 @@ internal static partial class HostLog
     [LoggerMessage(3014, LogLevel.Debug, "Gave back {Megabytes} MB of executable and assembly pages that start-up touched")]
     public static partial void StartupPagesReleased(ILogger logger, long megabytes);
 
+    [LoggerMessage(3017, LogLevel.Debug, "Gave back again the pages of {Mappings} executable and assembly mappings that the first seconds of serving touched")]
+    public static partial void StartupPagesReleasedAgain(ILogger logger, int mappings);
+
     [LoggerMessage(3015, LogLevel.Debug, "Collected after a reload ({Kind}): {ElapsedMs:0.0} ms, {CpuMs:0.0} ms of CPU; {HeapMb:0.0} MB of objects live; {FullCollections} whole collections so far")]
     public static partial void ReloadCollected(ILogger logger, ReloadCollection kind, double elapsedMs, double cpuMs, double heapMb, int fullCollections);
 

@@ -15,12 +15,17 @@ namespace SharedRuntime.Host.Lifecycle;
 /// (<c>.eh_frame</c>, <c>.eh_frame_hdr</c>, <c>.dotnet_eh_table</c>), which the garbage collection a reload of many tenants
 /// triggers reads to walk every thread's stack. With the kernel mapping 64 KB around each page faulted in, the first
 /// reload took about 6 MB back (measured with 10,000 tenants on the native build). <see cref="ReleaseAgain"/> gives the
-/// same mappings back again once a burst of reloads has settled (<see cref="AfterReloads"/>).
+/// same mappings back again once a burst of reloads has settled (<see cref="AfterReloads"/>), and once
+/// <see cref="SettleTime"/> after start-up's own release: the first seconds of serving (the first timer ticks, the first
+/// write of the last-good cache, the first scrape) touch some pages once and never again.
 /// </para>
 /// </summary>
 internal sealed class StartupPages
 {
     private const int MadviseDontNeed = 4;
+
+    /// <summary>How long after start-up's release the pages are given back once more.</summary>
+    public static readonly TimeSpan SettleTime = TimeSpan.FromSeconds(3);
 
     private (nint Start, nuint Length)[] _released = [];
 
