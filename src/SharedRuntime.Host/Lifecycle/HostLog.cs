@@ -44,13 +44,13 @@ internal static partial class HostLog
     [LoggerMessage(3014, LogLevel.Debug, "Gave back {Megabytes} MB of executable and assembly pages that start-up touched")]
     public static partial void StartupPagesReleased(ILogger logger, long megabytes);
 
-    [LoggerMessage(3017, LogLevel.Debug, "Gave back again the pages of {Mappings} executable and assembly mappings that the first seconds of serving touched")]
+    [LoggerMessage(3017, LogLevel.Debug, "Gave back again the pages of {Mappings} executable mappings that the first seconds of serving touched")]
     public static partial void StartupPagesReleasedAgain(ILogger logger, int mappings);
 
     [LoggerMessage(3015, LogLevel.Debug, "Collected after a reload ({Kind}): {ElapsedMs:0.0} ms, {CpuMs:0.0} ms of CPU; {HeapMb:0.0} MB of objects live; {FullCollections} whole collections so far")]
     public static partial void ReloadCollected(ILogger logger, ReloadCollection kind, double elapsedMs, double cpuMs, double heapMb, int fullCollections);
 
-    [LoggerMessage(3016, LogLevel.Debug, "Gave back again the pages of {Mappings} executable and assembly mappings after a reload: {ElapsedMs:0.00} ms")]
+    [LoggerMessage(3016, LogLevel.Debug, "Gave back again the pages of {Mappings} executable mappings after a reload: {ElapsedMs:0.00} ms")]
     public static partial void PagesReleasedAfterReload(ILogger logger, int mappings, double elapsedMs);
 
     [LoggerMessage(3030, LogLevel.Debug, "Start-up took {TotalMs:0} ms: {Phases}; {AllocatedMb:0.0} MB allocated, {Collections} collections")]

@@ -50,7 +50,10 @@ internal sealed class StartupPages
             if (Madvise(range.Item1, range.Item2, MadviseDontNeed) == 0)
             {
                 released += mapping.ResidentKb * 1024;
-                ranges.Add(range);
+                if (mapping.Path == executable)
+                {
+                    ranges.Add(range); // mapped for the life of the process: safe to give back again by address
+                }
             }
         }
         Volatile.Write(ref _released, [.. ranges]);
@@ -58,9 +61,10 @@ internal sealed class StartupPages
     }
 
     /// <summary>
-    /// Gives back again the mappings <see cref="Release"/> gave back, without reading <c>/proc/self/smaps</c> again (about
-    /// 7 ms): a read-only mapping cannot have been written since, and the executable's mappings do not move. Does nothing
-    /// before <see cref="Release"/>.
+    /// Gives back again the executable's own mappings that <see cref="Release"/> gave back, without reading
+    /// <c>/proc/self/smaps</c> again (about 7 ms): a read-only mapping cannot have been written since, and the executable
+    /// stays mapped where it is for the life of the process. An assembly's mapping (the JIT build) is not given back again:
+    /// it could have been unmapped since, and its addresses given to memory in use. Does nothing before <see cref="Release"/>.
     /// </summary>
     public void ReleaseAgain()
     {
@@ -70,7 +74,7 @@ internal sealed class StartupPages
         }
     }
 
-    /// <summary>The mappings <see cref="Release"/> gave back.</summary>
+    /// <summary>The executable's mappings <see cref="Release"/> gave back, which <see cref="ReleaseAgain"/> gives back again.</summary>
     public int ReleasedMappings => Volatile.Read(ref _released).Length;
 
     private sealed record Mapping(ulong Start, ulong End, bool ReadOnlyPrivateFile, string Path)

@@ -81,10 +81,14 @@ public sealed class AfterReloadsTests
         var pages = new StartupPages();
         pages.ReleaseAgain(); // before start-up gave anything back: nothing to do, no failure
         Assert.Equal(0, pages.ReleasedMappings);
-        pages.Release();
+        var released = pages.Release();
         if (OperatingSystem.IsLinux())
         {
-            Assert.NotEqual(0, pages.ReleasedMappings); // the test host's assemblies are read-only file mappings
+            Assert.True(released > 0); // the test host's assemblies are read-only file mappings
+            // Only the executable's own mappings are given back again by address: an assembly's could be unmapped and
+            // its addresses reused. The test host has many assembly mappings and few of its executable.
+            var executableMappings = File.ReadLines("/proc/self/maps").Count(line => line.EndsWith(" " + Environment.ProcessPath, StringComparison.Ordinal));
+            Assert.InRange(pages.ReleasedMappings, 0, executableMappings);
         }
         pages.ReleaseAgain(); // code in those mappings still runs: a page used again comes back from the page cache
         Assert.True(typeof(AfterReloadsTests).Assembly.GetTypes().Length > 0);
