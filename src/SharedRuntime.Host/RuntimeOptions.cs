@@ -121,8 +121,8 @@ public sealed record RuntimeOptions
     public bool ReleaseStartupPages { get; init; } = true;
 
     /// <summary>
-    /// Once a burst of reloads has settled, give back again the pages <see cref="ReleaseStartupPages"/> gave back and the
-    /// reloads touched (<see cref="Lifecycle.AfterReloads"/>): a few <c>madvise</c> calls per burst. On by default; does
+    /// Once a burst of reloads has settled, give back again the executable's pages <see cref="ReleaseStartupPages"/> gave
+    /// back and the reloads touched (<see cref="Lifecycle.AfterReloads"/>): a few <c>madvise</c> calls per burst. On by default; does
     /// nothing when <see cref="ReleaseStartupPages"/> is off. Measured on the native build with 10,000 tenants, the first
     /// added Tenant otherwise kept about 6 MB of the executable resident (its unwind tables, read by the collection the
     /// reload triggers).
@@ -242,9 +242,9 @@ public sealed record RuntimeOptions
             (o, v) => o with { TenantCpuMetrics = Bool(v) }),
         new("--fair-share", "true|false", "while the runtime's CPU is saturated, share what it serves among the tenants by their limits (max-min fair), not first come first served: a tenant far under its weighted share, sending a handful of requests, or keeping at most two requests in flight at a time is never capped, nor is one under a quarter of an equal split; the others are capped at their limit times a common level (default true)",
             (o, v) => o with { FairShare = Bool(v) }),
-        new("--release-startup-pages", "[true|false]", "once ready, give back the pages of the executable and assemblies that start-up touched (clean pages of read-only file mappings; one used again is mapped back from the page cache) (default true; Linux only)",
+        new("--release-startup-pages", "[true|false]", "once ready, give back the pages of the executable and assemblies that start-up touched (clean pages of read-only file mappings; one used again is mapped back from the page cache), and the executable's again 3 s later (default true; Linux only)",
             (o, v) => o with { ReleaseStartupPages = Bool(v) }),
-        new("--release-pages-after-reload", "[true|false]", "once a burst of reloads has settled, give back again the pages of the executable and assemblies that --release-startup-pages gave back and the reloads touched (default true; nothing when --release-startup-pages is false)",
+        new("--release-pages-after-reload", "[true|false]", "once a burst of reloads has settled, give back again the pages of the executable that --release-startup-pages gave back and the reloads touched (default true; nothing when --release-startup-pages is false)",
             (o, v) => o with { ReleasePagesAfterReload = Bool(v) }),
         new("--collect-after-reload", "full|young|none", "after a burst of reloads, collect the young generations and the whole heap once the live heap has grown by 2 MB since the last whole collection (young, the default), the whole heap every time (full), or nothing until the heap's own budget says so (none)",
             (o, v) => o with
