@@ -179,16 +179,15 @@ public static class RuntimeApplication
         // here on, much of it in the large object heap, which only a full collection frees: collect it once, now, and
         // give the memory back, rather than keep it resident until the heap grows enough for the GC to get to it.
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SharedRuntime.Host");
+        var time = app.Services.GetRequiredService<TimeProvider>();
         var startupPages = options.ReleaseStartupPages ? new StartupPages() : null;
-        if (AfterReloads.Create(options.CollectAfterReload, options.ReleasePagesAfterReload ? startupPages : null,
-                app.Services.GetRequiredService<TimeProvider>(), logger) is { } afterReloads)
+        if (AfterReloads.Create(options.CollectAfterReload, options.ReleasePagesAfterReload ? startupPages : null, time, logger) is { } afterReloads)
         {
             configuration.Changed += _ => afterReloads.Reloaded();
             app.Lifetime.ApplicationStopped.Register(afterReloads.Dispose);
         }
         StartupCollections.Resume();
         HostLog.StartupTimes(logger, timeline.Total.TotalMilliseconds, timeline.Phases(), GC.GetTotalAllocatedBytes() / (1024.0 * 1024), GC.CollectionCount(0));
-        var time = app.Services.GetRequiredService<TimeProvider>();
         _ = Task.Run(async () =>
         {
             GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
