@@ -65,6 +65,11 @@ public static class RuntimeApplication
         services.AddSingleton<RuntimeHealth>();
         services.AddSingleton(listenSockets);
         services.AddSingleton<ShutdownDrain>();
+        services.AddSingleton<SharedRuntime.Http.Relay.IRequestDrain>(sp => sp.GetRequiredService<ShutdownDrain>());
+        services.AddSingleton(new SharedRuntime.Http.Relay.InvokeRelayOptions(options.InvokeRelay));
+        services.AddSingleton<SharedRuntime.Http.Relay.InvokeRelay>();
+        // After the socket transport: the server tries the transports last registered first, and this one binds only the Dapr HTTP port.
+        services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, SharedRuntime.Http.Relay.RelayTransportFactory>();
         services.AddHostedService<DrainDelay>();
         services.AddSingleton<ListenerHandoff>();
         services.AddHostedService(sp => sp.GetRequiredService<ListenerHandoff>());

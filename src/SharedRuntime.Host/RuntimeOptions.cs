@@ -130,6 +130,14 @@ public sealed record RuntimeOptions
     public bool ReleasePagesAfterReload { get; init; } = true;
 
     /// <summary>
+    /// The Dapr HTTP port relays the invocations it can itself (<see cref="SharedRuntime.Http.Relay.InvokeRelay"/>): a
+    /// plain-HTTP app's invocation that every check lets through at once goes straight from the caller's connection to
+    /// one of the app channel's own, without the HTTP server's request pipeline or the HTTP client. On by default; every
+    /// other request is served as before.
+    /// </summary>
+    public bool InvokeRelay { get; init; } = true;
+
+    /// <summary>
     /// What is collected after a burst of reloads (<see cref="Lifecycle.AfterReloads"/>): the young generations by default,
     /// and the whole heap once the live heap has grown by 2 MB since the last whole collection. Measured on the native build
     /// with 10,000 tenants: without it each added Tenant left about 0.4 MB more of the heap's pages resident (garbage the
@@ -246,6 +254,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { ReleaseStartupPages = Bool(v) }),
         new("--release-pages-after-reload", "[true|false]", "once a burst of reloads has settled, give back again the pages of the executable that --release-startup-pages gave back and the reloads touched (default true; nothing when --release-startup-pages is false)",
             (o, v) => o with { ReleasePagesAfterReload = Bool(v) }),
+        new("--invoke-relay", "[true|false]", "relay the invocations of plain-HTTP apps that every check admits at once straight between the caller's connection and the app's, on the socket's thread (default true); with false every request goes through the HTTP API's full pipeline",
+            (o, v) => o with { InvokeRelay = Bool(v) }),
         new("--collect-after-reload", "full|young|none", "after a burst of reloads, collect the young generations and the whole heap once the live heap has grown by 2 MB since the last whole collection (young, the default), the whole heap every time (full), or nothing until the heap's own budget says so (none)",
             (o, v) => o with
             {

@@ -10,12 +10,13 @@ namespace SharedRuntime.AppChannel;
 /// together, shared fairly between callers), a timeout per call and a circuit breaker that opens after consecutive
 /// transport failures or timeouts. An app that hangs fills only these slots and connections; nobody else's.
 /// </summary>
-internal sealed class AppChannel : IDisposable
+internal sealed partial class AppChannel : IDisposable
 {
     private readonly HttpMessageInvoker _invoker;
     private readonly CircuitBreaker? _breaker;
     private readonly Version _version;
     private readonly HttpVersionPolicy _versionPolicy;
+    private readonly TimeProvider _time;
     private int _inFlight;
     private volatile bool _retired;
     private int _disposed;
@@ -29,6 +30,7 @@ internal sealed class AppChannel : IDisposable
     internal AppChannel(string appId, AppChannelConfig config, Uri endpoint, AppProtocol protocol, HttpMessageInvoker invoker, TimeProvider time)
     {
         AppId = appId;
+        _time = time;
         Endpoint = endpoint;
         Config = config;
         Protocol = protocol;
@@ -178,6 +180,7 @@ internal sealed class AppChannel : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             _invoker.Dispose();
+            _connections?.Dispose();
         }
     }
 

@@ -92,6 +92,23 @@ public sealed class FairQueue
             _ => new ValueTask<bool>(false),
         };
 
+    /// <summary>
+    /// Takes a slot only when one is free and nobody waits for one; never joins a line. Give a slot taken back with
+    /// <see cref="Exit"/>.
+    /// </summary>
+    public bool TryEnterNow()
+    {
+        lock (_lock)
+        {
+            if (_inFlight < MaxConcurrency && _turns.Count == 0)
+            {
+                _inFlight++;
+                return true;
+            }
+            return false;
+        }
+    }
+
     private async ValueTask<bool> WaitForSlotAsync(Waiter waiter, CancellationToken cancellationToken)
     {
         await WaitAsync(waiter, cancellationToken).ConfigureAwait(false);

@@ -17,6 +17,7 @@ namespace SharedRuntime.Host.Lifecycle;
 /// (the host may stop services while the callback still runs) or the hand-off.
 /// </remarks>
 internal sealed class ShutdownDrain(RuntimeHealth health, ListenSockets listeners, RuntimeOptions options, TimeProvider time, ILogger<ShutdownDrain> logger)
+    : SharedRuntime.Http.Relay.IRequestDrain
 {
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _draining = new();

@@ -1,0 +1,151 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace SharedRuntime.AppChannel;
+
+/// <summary>
+/// An app channel's own HTTP/1.1 connections for relayed invocations (<see cref="Http.Relay.InvokeRelay"/>): plain TCP to
+/// the app's endpoint, kept open between calls. A connection is taken only by a call holding one of the channel's
+/// slots, so there are never more than the channel's <c>maxConcurrency</c>; one idle longer than
+/// <see cref="IdleTimeout"/> is closed when the pool is next used, and all of them when the channel is retired.
+/// </summary>
+internal sealed class AppConnections : IDisposable
+{
+    /// <summary>Bytes each connection holds for what the app answers, and the largest response head it may send.</summary>
+    public const int BufferSize = 16 * 1024;
+
+    /// <summary>As long as the channel's other connections stay idle before they are closed.</summary>
+    public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Time allowed to open a connection to the app, as for the channel's other connections.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly EndPoint _endPoint;
+    private readonly List<AppConnection> _idle = [];
+    private readonly TimeProvider _time;
+    private bool _disposed;
+
+    public AppConnections(Uri endpoint, TimeProvider time)
+    {
+        _time = time;
+        _endPoint = IPAddress.TryParse(endpoint.IdnHost, out var address)
+            ? new IPEndPoint(address, endpoint.Port)
+            : new DnsEndPoint(endpoint.IdnHost, endpoint.Port);
+        HostLine = Encoding.ASCII.GetBytes($"Host: {endpoint.Authority}\r\n");
+        BasePath = Encoding.ASCII.GetBytes(endpoint.AbsolutePath.TrimEnd('/'));
+        Authority = endpoint.Authority;
+    }
+
+    /// <summary>The request's <c>Host</c> header line, as the app's URL names it.</summary>
+    public byte[] HostLine { get; }
+
+    /// <summary>The path of the app's URL without its trailing slash (usually empty): the method path follows it.</summary>
+    public byte[] BasePath { get; }
+
+    /// <summary>The app's host and port, for messages.</summary>
+    public string Authority { get; }
+
+    /// <summary>An idle connection, the most recently used first, or null when there is none.</summary>
+    public AppConnection? TakeIdle()
+    {
+        lock (_idle)
+        {
+            var count = _idle.Count;
+            if (count == 0)
+            {
+                return null;
+            }
+            var connection = _idle[count - 1];
+            _idle.RemoveAt(count - 1);
+            return connection;
+        }
+    }
+
+    /// <summary>Opens a new connection to the app; throws <see cref="SocketException"/> or <see cref="OperationCanceledException"/>.</summary>
+    public async ValueTask<AppConnection> ConnectAsync(CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(ConnectTimeout);
+            await socket.ConnectAsync(_endPoint, timeout.Token).ConfigureAwait(false);
+            return new AppConnection(socket);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Keeps a connection whose last answer was read to its end for the next call; closes those idle too long.</summary>
+    public void Return(AppConnection connection)
+    {
+        var now = _time.GetTimestamp();
+        connection.IdleSince = now;
+        lock (_idle)
+        {
+            if (_disposed)
+            {
+                connection.Dispose();
+                return;
+            }
+            // The oldest are first: close those idle longer than the timeout.
+            var stale = 0;
+            while (stale < _idle.Count && _time.GetElapsedTime(_idle[stale].IdleSince, now) > IdleTimeout)
+            {
+                _idle[stale].Dispose();
+                stale++;
+            }
+            if (stale > 0)
+            {
+                _idle.RemoveRange(0, stale);
+            }
+            _idle.Add(connection);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_idle)
+        {
+            _disposed = true;
+            foreach (var connection in _idle)
+            {
+                connection.Dispose();
+            }
+            _idle.Clear();
+        }
+    }
+}
+
+/// <summary>One relayed-invocation connection to an app, with the buffer its answers are read into.</summary>
+internal sealed class AppConnection(Socket socket) : IDisposable
+{
+    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(AppConnections.BufferSize);
+
+    public Socket Socket { get; } = socket;
+
+    public byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AppConnection));
+
+    /// <summary>When it was last returned to the pool.</summary>
+    public long IdleSince { get; set; }
+
+    /// <summary>Whether it served a call before this one (the app may have closed it meanwhile).</summary>
+    public bool Reused { get; set; }
+
+    /// <summary>Closes the socket, failing whatever is pending on it; the buffer stays until <see cref="Dispose"/>.</summary>
+    public void Abort() => Socket.Dispose();
+
+    public void Dispose()
+    {
+        Socket.Dispose();
+        if (Interlocked.Exchange(ref _buffer, null) is { } buffer)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}

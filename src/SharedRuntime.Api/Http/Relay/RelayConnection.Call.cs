@@ -1,0 +1,278 @@
+using System.Net.Sockets;
+using SharedRuntime.AppChannel;
+
+namespace SharedRuntime.Http.Relay;
+
+internal sealed partial class RelayConnection
+{
+    /// <summary>Relays the request in the buffer, if <see cref="InvokeRelay"/> takes it, and copies the app's answer back.</summary>
+    private async ValueTask<Outcome> RelayAsync()
+    {
+        var call = relay.Resolve(_head, _buffer.AsSpan(_start, _end - _start), _remote, _route, out var route);
+        _route = route ?? _route;
+        if (call is null ||
+            !InvokeRelay.TryWriteRequest(call, _head, _buffer.AsSpan(_start, _end - _start), _clientAddress!, _scratch, out var requestLength) ||
+            !relay.TryAdmit(call))
+        {
+            return Outcome.NotTaken;
+        }
+        SetState(Relaying);
+        var status = 500;
+        var close = _head.Close;
+        AppConnection? upstream = null;
+        var reusable = false;
+        try
+        {
+            var exchange = await SendAsync(call, requestLength).ConfigureAwait(false);
+            upstream = exchange.Upstream;
+            if (exchange.Problem is { } problem)
+            {
+                relay.Answered(call, appFailed: true);
+                close |= listener.Stopped || relay.Closing;
+                await WriteErrorAsync(relay.Failure(call, problem), close).ConfigureAwait(false);
+                return close ? Outcome.Close : Outcome.Relayed;
+            }
+            relay.Answered(call, appFailed: false);
+            close |= listener.Stopped || relay.Closing;
+            status = exchange.Head.Status;
+            reusable = await CopyAnswerAsync(call, upstream!, exchange.Head, exchange.HeadEnd, exchange.Have, close).ConfigureAwait(false);
+            return close ? Outcome.Close : Outcome.Relayed;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidDataException)
+        {
+            // The client went away, or the app's answer broke off after it began: the connection cannot go on.
+            return Outcome.Close;
+        }
+        finally
+        {
+            if (upstream is not null)
+            {
+                if (reusable && !_timeout.IsCancellationRequested)
+                {
+                    upstream.Reused = true;
+                    call.Connections.Return(upstream);
+                }
+                else
+                {
+                    upstream.Dispose();
+                }
+            }
+            if (!_timeout.TryReset())
+            {
+                _timeout.Dispose();
+                _timeout = new CancellationTokenSource();
+            }
+            relay.Finished(call, status);
+            SetState(Reading);
+        }
+    }
+
+    private readonly record struct Exchange(AppConnection? Upstream, ResponseHead Head, int HeadEnd, int Have, string? Problem);
+
+    /// <summary>
+    /// Sends the request written in the scratch buffer and reads the app's response head into the connection's buffer.
+    /// A kept connection the app closed before answering is replaced once. The channel's timeout closes the connection
+    /// when the app takes longer.
+    /// </summary>
+    private async ValueTask<Exchange> SendAsync(RelayCall call, int requestLength)
+    {
+        var timeout = call.Channel.Config.Timeout;
+        _timeout.CancelAfter(timeout);
+        var timedOut = $"app {call.TargetAppId} did not answer within {timeout.TotalSeconds:0.###}s";
+        for (var attempt = 0; ; attempt++)
+        {
+            var upstream = call.Connections.TakeIdle();
+            try
+            {
+                upstream ??= await call.Connections.ConnectAsync(_timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
+            {
+                return new Exchange(null, default, 0, 0, timedOut);
+            }
+            catch (OperationCanceledException)
+            {
+                return new Exchange(null, default, 0, 0, $"the app could not be reached at {call.Connections.Authority} within {AppConnections.ConnectTimeout.TotalSeconds:0}s");
+            }
+            catch (SocketException ex)
+            {
+                return new Exchange(null, default, 0, 0, $"{ex.Message} ({call.Connections.Authority})");
+            }
+            var have = 0;
+            using var abort = _timeout.Token.UnsafeRegister(static state => ((AppConnection)state!).Abort(), upstream);
+            try
+            {
+                await upstream.Socket.SendAsync(_scratch.AsMemory(0, requestLength), SocketFlags.None).ConfigureAwait(false);
+                while (true)
+                {
+                    var buffer = upstream.Buffer;
+                    var headEnd = RequestHead.FindEnd(buffer.AsSpan(0, have));
+                    if (headEnd > 0)
+                    {
+                        var head = ResponseHead.Parse(buffer.AsSpan(0, headEnd), _head.HeadRequest(_buffer.AsSpan(_start)));
+                        if (head.Problem is { } invalid)
+                        {
+                            upstream.Dispose();
+                            return new Exchange(null, default, 0, 0, $"the app's answer is not valid HTTP/1.1: {invalid}");
+                        }
+                        if (head.Interim)
+                        {
+                            // 100 Continue and other interim answers: the final one follows.
+                            Buffer.BlockCopy(buffer, headEnd, buffer, 0, have - headEnd);
+                            have -= headEnd;
+                            continue;
+                        }
+                        return new Exchange(upstream, head, headEnd, have, null);
+                    }
+                    if (have == buffer.Length)
+                    {
+                        upstream.Dispose();
+                        return new Exchange(null, default, 0, 0, $"the app's response headers are longer than {AppConnections.BufferSize} bytes");
+                    }
+                    var received = await upstream.Socket.ReceiveAsync(buffer.AsMemory(have), SocketFlags.None).ConfigureAwait(false);
+                    if (received == 0)
+                    {
+                        throw new IOException("the app closed the connection before it answered");
+                    }
+                    have += received;
+                }
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
+            {
+                upstream.Dispose();
+                if (_timeout.IsCancellationRequested)
+                {
+                    return new Exchange(null, default, 0, 0, timedOut);
+                }
+                if (upstream.Reused && have == 0 && attempt == 0)
+                {
+                    continue; // the app closed a kept connection: once more, on a new one
+                }
+                return new Exchange(null, default, 0, 0, ex is ObjectDisposedException ? "the connection to the app was closed" : ex.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the app's answer to the client: its head as <see cref="ResponseHead"/> rewrote it, then its body as the
+    /// app framed it (a body that ends when the app closes goes out chunked). True when the app's connection can be
+    /// kept: its answer was read exactly to its end.
+    /// </summary>
+    private async ValueTask<bool> CopyAnswerAsync(RelayCall call, AppConnection upstream, ResponseHead head, int headEnd, int have, bool close)
+    {
+        var headLength = head.Write(upstream.Buffer.AsSpan(0, headEnd), _scratch, close);
+        var buffer = upstream.Buffer;
+        var timeout = call.Channel.Config.Timeout;
+        switch (head.Framing)
+        {
+            case BodyFraming.None:
+                await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
+                return head.KeepAlive && have == headEnd;
+            case BodyFraming.Length:
+            {
+                var remaining = head.ContentLength;
+                var first = (int)Math.Min(have - headEnd, remaining);
+                var extra = have - headEnd > remaining;
+                remaining -= first;
+                if (headLength + first <= _scratch.Length)
+                {
+                    buffer.AsSpan(headEnd, first).CopyTo(_scratch.AsSpan(headLength));
+                    await client.SendAsync(_scratch.AsMemory(0, headLength + first), SocketFlags.None).ConfigureAwait(false);
+                }
+                else
+                {
+                    await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
+                    await client.SendAsync(buffer.AsMemory(headEnd, first), SocketFlags.None).ConfigureAwait(false);
+                }
+                while (remaining > 0)
+                {
+                    _timeout.CancelAfter(timeout);
+                    var received = await upstream.Socket.ReceiveAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining)), SocketFlags.None).ConfigureAwait(false);
+                    if (received == 0)
+                    {
+                        throw new IOException("the app closed the connection before the end of its answer");
+                    }
+                    remaining -= received;
+                    await client.SendAsync(buffer.AsMemory(0, received), SocketFlags.None).ConfigureAwait(false);
+                }
+                return head.KeepAlive && !extra;
+            }
+            case BodyFraming.Chunked:
+            {
+                var chunks = new ChunkedScanner();
+                var body = Scan(ref chunks, buffer.AsSpan(headEnd, have - headEnd));
+                var extra = chunks.Done && headEnd + body < have;
+                await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
+                if (body > 0)
+                {
+                    await client.SendAsync(buffer.AsMemory(headEnd, body), SocketFlags.None).ConfigureAwait(false);
+                }
+                while (!chunks.Done)
+                {
+                    _timeout.CancelAfter(timeout);
+                    var received = await upstream.Socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                    if (received == 0)
+                    {
+                        throw new IOException("the app closed the connection before the end of its answer");
+                    }
+                    body = Scan(ref chunks, buffer.AsSpan(0, received));
+                    extra = body < received;
+                    await client.SendAsync(buffer.AsMemory(0, body), SocketFlags.None).ConfigureAwait(false);
+                }
+                return head.KeepAlive && !extra;
+            }
+            default:
+            {
+                // Until the app closes: each piece goes out as a chunk.
+                await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
+                var piece = have - headEnd;
+                if (piece > 0)
+                {
+                    await SendChunkAsync(buffer.AsMemory(headEnd, piece)).ConfigureAwait(false);
+                }
+                while (true)
+                {
+                    _timeout.CancelAfter(timeout);
+                    var received = await upstream.Socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                    if (received == 0)
+                    {
+                        break;
+                    }
+                    await SendChunkAsync(buffer.AsMemory(0, received)).ConfigureAwait(false);
+                }
+                await client.SendAsync("0\r\n\r\n"u8.ToArray(), SocketFlags.None).ConfigureAwait(false);
+                return false;
+            }
+        }
+    }
+
+    private static int Scan(ref ChunkedScanner chunks, ReadOnlySpan<byte> data)
+    {
+        var body = chunks.Scan(data);
+        if (body < 0)
+        {
+            throw new InvalidDataException("the app's chunked answer is malformed");
+        }
+        return body;
+    }
+
+    private async ValueTask SendChunkAsync(ReadOnlyMemory<byte> data)
+    {
+        var writer = new HeadWriter(_scratch);
+        writer.WriteHex(data.Length);
+        writer.Write("\r\n"u8);
+        writer.Write(data.Span);
+        writer.Write("\r\n"u8);
+        await client.SendAsync(_scratch.AsMemory(0, writer.Length), SocketFlags.None).ConfigureAwait(false);
+    }
+
+    private async ValueTask WriteErrorAsync(byte[] body, bool close)
+    {
+        var writer = new HeadWriter(_scratch);
+        writer.Write("HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: "u8);
+        writer.WriteNumber(body.Length);
+        writer.Write(close ? "\r\nConnection: close\r\n\r\n"u8 : "\r\n\r\n"u8);
+        writer.Write(body);
+        await client.SendAsync(_scratch.AsMemory(0, writer.Length), SocketFlags.None).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,214 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using SharedRuntime.AppChannel;
+
+namespace SharedRuntime.Http.Relay;
+
+/// <summary>
+/// One client connection while the relay serves it: reads each request whole, relays the ones
+/// <see cref="InvokeRelay"/> takes and hands the connection to the HTTP server at the first one it does not.
+/// </summary>
+internal sealed partial class RelayConnection(Socket client, RelayListener listener, InvokeRelay relay)
+{
+    private const int Idle = 0, Reading = 1, Relaying = 2;
+
+    private readonly RequestHead _head = new();
+    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(InvokeRelay.BufferSize);
+    private byte[] _scratch = ArrayPool<byte>.Shared.Rent(InvokeRelay.BufferSize + 4096);
+    private CancellationTokenSource _timeout = new();
+    private int _start;
+    private int _end;
+    private volatile int _state;
+    private long _since = relay.Time.GetTimestamp();
+    private RelayRoute? _route;
+    private IPAddress? _remote;
+    private string? _clientAddress;
+    private int _closed;
+
+    /// <summary>A call is being relayed on it.</summary>
+    public bool Busy => _state == Relaying;
+
+    public void Start() => _ = RunAsync();
+
+    private async Task RunAsync()
+    {
+        try
+        {
+            _remote = (client.RemoteEndPoint as IPEndPoint)?.Address;
+            _clientAddress = _remote?.ToString() ?? "";
+            while (true)
+            {
+                var headLength = await ReadHeadAsync().ConfigureAwait(false);
+                if (headLength <= 0)
+                {
+                    if (headLength == 0)
+                    {
+                        Close();
+                    }
+                    return;
+                }
+                if (listener.Stopped || relay.Closing || !_head.TryParse(_buffer.AsSpan(_start, _end - _start), headLength) ||
+                    headLength + _head.ContentLength > _buffer.Length)
+                {
+                    HandOver();
+                    return;
+                }
+                var length = headLength + _head.ContentLength;
+                if (!await ReadBodyAsync(length).ConfigureAwait(false))
+                {
+                    Close();
+                    return;
+                }
+                switch (await RelayAsync().ConfigureAwait(false))
+                {
+                    case Outcome.NotTaken:
+                        HandOver();
+                        return;
+                    case Outcome.Close:
+                        Close();
+                        return;
+                }
+                _start += length;
+                if (_start == _end)
+                {
+                    _start = _end = 0;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
+        {
+            Close();
+        }
+        catch (Exception ex)
+        {
+            RelayLog.Failed(relay.Logger, ex);
+            Close();
+        }
+    }
+
+    /// <summary>
+    /// Reads until the buffer holds a whole request head: its length; 0 when the client closed or the connection was
+    /// swept, -1 when it was handed to the server (a head larger than the buffer).
+    /// </summary>
+    private async ValueTask<int> ReadHeadAsync()
+    {
+        while (true)
+        {
+            var end = RequestHead.FindEnd(_buffer.AsSpan(_start, _end - _start));
+            if (end > 0)
+            {
+                return end;
+            }
+            if (_end - _start == _buffer.Length)
+            {
+                HandOver();
+                return -1;
+            }
+            SetState(_start == _end ? Idle : Reading);
+            if (!await ReceiveAsync().ConfigureAwait(false))
+            {
+                return 0;
+            }
+        }
+    }
+
+    /// <summary>Reads until the buffer holds the whole request of <paramref name="length"/> bytes; false when the client closed.</summary>
+    private async ValueTask<bool> ReadBodyAsync(int length)
+    {
+        while (_end - _start < length)
+        {
+            SetState(Reading);
+            if (!await ReceiveAsync().ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Receives more of the client's bytes after those held, first moving them to the buffer's start if needed.</summary>
+    private async ValueTask<bool> ReceiveAsync()
+    {
+        if (_end == _buffer.Length)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+        var received = await client.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+        if (received == 0)
+        {
+            return false;
+        }
+        _end += received;
+        if (_state == Idle)
+        {
+            SetState(Reading);
+        }
+        return true;
+    }
+
+    private void SetState(int state)
+    {
+        if (_state != state)
+        {
+            _since = relay.Time.GetTimestamp();
+            _state = state;
+        }
+    }
+
+    /// <summary>From the sweep: closes the connection when it waited too long for a request, or at once when idle and the server stopped.</summary>
+    public void CloseIfIdle(long now, bool stopped)
+    {
+        var state = _state;
+        var waited = relay.Time.GetElapsedTime(Volatile.Read(ref _since), now);
+        if ((state == Idle && (stopped || waited > InvokeRelay.KeepAliveTimeout)) || (state == Reading && waited > InvokeRelay.RequestTimeout))
+        {
+            Abort();
+        }
+    }
+
+    /// <summary>Closes the socket, failing what waits on it.</summary>
+    public void Abort() => client.Dispose();
+
+    private void HandOver()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+        var alreadyRead = _end > _start ? _buffer.AsSpan(_start, _end - _start).ToArray() : null;
+        ReturnBuffers();
+        listener.HandOver(this, client, alreadyRead);
+    }
+
+    private void Close()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+        client.Dispose();
+        ReturnBuffers();
+        listener.Forget(this);
+    }
+
+    private void ReturnBuffers()
+    {
+        _state = Idle;
+        ArrayPool<byte>.Shared.Return(_buffer);
+        ArrayPool<byte>.Shared.Return(_scratch);
+        _buffer = _scratch = [];
+        _timeout.Dispose();
+    }
+
+    private enum Outcome { Relayed, NotTaken, Close }
+}
+
+internal static partial class RelayLog
+{
+    [LoggerMessage(2110, LogLevel.Warning, "Invoke relay: a connection failed")]
+    public static partial void Failed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,229 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace SharedRuntime.Http.Relay;
+
+/// <summary>
+/// The transport of the Dapr HTTP port when the invoke relay is on: the runtime accepts the connections itself, relays
+/// the invocations it can (<see cref="InvokeRelay"/>) and hands every other connection, with what it already read of
+/// it, to the HTTP server. The other listeners use the server's own socket transport.
+/// </summary>
+internal sealed class RelayTransportFactory(IOptions<SocketTransportOptions> options, ListenerPorts ports, InvokeRelay relay, ILoggerFactory loggers)
+    : IConnectionListenerFactory, IConnectionListenerFactorySelector
+{
+    public bool CanBind(EndPoint endpoint) => relay.Enabled && endpoint is IPEndPoint ip && ip.Port == ports.DaprHttp;
+
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        var transport = options.Value;
+        var socket = transport.CreateBoundListenSocket(endpoint);
+        socket.Listen(transport.Backlog);
+        var handOff = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions
+        {
+            IOQueueCount = transport.IOQueueCount,
+            WaitForDataBeforeAllocatingBuffer = transport.WaitForDataBeforeAllocatingBuffer,
+            MaxReadBufferSize = transport.MaxReadBufferSize,
+            MaxWriteBufferSize = transport.MaxWriteBufferSize,
+            UnsafePreferInlineScheduling = transport.UnsafePreferInlineScheduling,
+        }, loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
+        var listener = new RelayListener(socket, handOff, relay);
+        listener.Start();
+        return ValueTask.FromResult<IConnectionListener>(listener);
+    }
+}
+
+/// <summary>
+/// Accepts on one listen socket: each connection starts with the relay, and goes to the HTTP server (through
+/// <see cref="AcceptAsync"/>) at its first request the relay does not take. Connections the relay keeps are closed
+/// after <see cref="InvokeRelay.KeepAliveTimeout"/> idle, as the server's own are.
+/// </summary>
+internal sealed class RelayListener : IConnectionListener
+{
+    private readonly Socket _listenSocket;
+    private readonly SocketConnectionContextFactory _handOff;
+    private readonly InvokeRelay _relay;
+    private readonly Channel<ConnectionContext> _handed = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly HashSet<RelayConnection> _connections = [];
+    private readonly ITimer _sweep;
+    private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _stopped;
+
+    public RelayListener(Socket listenSocket, SocketConnectionContextFactory handOff, InvokeRelay relay)
+    {
+        _listenSocket = listenSocket;
+        _handOff = handOff;
+        _relay = relay;
+        EndPoint = listenSocket.LocalEndPoint!;
+        _sweep = relay.Time.CreateTimer(static state => ((RelayListener)state!).Sweep(), this, InvokeRelay.SweepInterval, InvokeRelay.SweepInterval);
+    }
+
+    public EndPoint EndPoint { get; }
+
+    /// <summary>True once the server stopped taking connections: relayed connections close after their answer.</summary>
+    public bool Stopped => _stopped;
+
+    public void Start() => _ = AcceptLoopAsync();
+
+    private async Task AcceptLoopAsync()
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listenSocket.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            {
+                // The listener was closed (a drain, a hand-over) or stopped: connections already open go on.
+                return;
+            }
+            socket.NoDelay = true;
+            var connection = new RelayConnection(socket, this, _relay);
+            lock (_connections)
+            {
+                if (_stopped)
+                {
+                    socket.Dispose();
+                    continue;
+                }
+                _connections.Add(connection);
+            }
+            connection.Start();
+        }
+    }
+
+    /// <summary>Gives a connection to the HTTP server with the bytes already read from it; false once the server stopped.</summary>
+    public bool HandOver(RelayConnection relayed, Socket socket, byte[]? alreadyRead)
+    {
+        Forget(relayed);
+        if (_stopped)
+        {
+            socket.Dispose();
+            return false;
+        }
+        var connection = _handOff.Create(socket);
+        if (alreadyRead is { Length: > 0 })
+        {
+            connection = new ReplayConnection(connection, alreadyRead);
+        }
+        if (!_handed.Writer.TryWrite(connection))
+        {
+            connection.Abort();
+            _ = connection.DisposeAsync();
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>A relayed connection closed or went to the server.</summary>
+    public void Forget(RelayConnection connection)
+    {
+        lock (_connections)
+        {
+            if (_connections.Remove(connection) && _stopped && !_connections.Any(c => c.Busy))
+            {
+                _idle.TrySetResult();
+            }
+        }
+    }
+
+    private void Sweep()
+    {
+        RelayConnection[] connections;
+        lock (_connections)
+        {
+            connections = [.. _connections];
+        }
+        var now = _relay.Time.GetTimestamp();
+        foreach (var connection in connections)
+        {
+            connection.CloseIfIdle(now, _stopped);
+        }
+        if (_stopped)
+        {
+            lock (_connections)
+            {
+                if (!_connections.Any(c => c.Busy))
+                {
+                    _idle.TrySetResult();
+                }
+            }
+        }
+    }
+
+    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            while (await _handed.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (_handed.Reader.TryRead(out var connection))
+                {
+                    return connection;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The server stops taking connections: the listen socket closes, idle relayed connections close, and those with a
+    /// call in flight close after its answer.
+    /// </summary>
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    {
+        Stop();
+        return ValueTask.CompletedTask;
+    }
+
+    private void Stop()
+    {
+        lock (_connections)
+        {
+            _stopped = true;
+        }
+        _listenSocket.Dispose();
+        _handed.Writer.TryComplete();
+        Sweep();
+    }
+
+    /// <summary>Waits (at most <see cref="InvokeRelay.StopTimeout"/>) for relayed calls in flight to be answered, then closes every connection left.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Stop();
+        try
+        {
+            await _idle.Task.WaitAsync(InvokeRelay.StopTimeout, _relay.Time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Calls still in flight are cut off, as the server's own are after its shutdown timeout.
+        }
+        _sweep.Dispose();
+        RelayConnection[] left;
+        lock (_connections)
+        {
+            left = [.. _connections];
+            _connections.Clear();
+        }
+        foreach (var connection in left)
+        {
+            connection.Abort();
+        }
+        while (_handed.Reader.TryRead(out var connection))
+        {
+            connection.Abort();
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        _handOff.Dispose();
+    }
+}

@@ -1,0 +1,350 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using SharedRuntime.Http.Relay;
+
+namespace SharedRuntime.FunctionalTests.AppChannel;
+
+/// <summary>
+/// Invocation over the Dapr HTTP port with the relay on and off: what the app receives and what the caller gets back
+/// are the same either way, a connection moves to the HTTP API at a request the relay does not take, and a broken,
+/// slow or hostile app fails only its own callers' calls.
+/// </summary>
+public sealed class InvokeRelayTests : IAsyncLifetime
+{
+    private TestApp _app = null!;
+    private RawApp _raw = null!;
+    private readonly List<(string Method, string PathAndQuery, Dictionary<string, string> Headers, string Body)> _seen = [];
+
+    public async Task InitializeAsync()
+    {
+        _app = await TestApp.StartAsync(async context =>
+        {
+            var body = await new StreamReader(context.Request.Body).ReadToEndAsync();
+            lock (_seen)
+            {
+                _seen.Add((context.Request.Method, context.Request.Path + context.Request.QueryString,
+                    context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString()), body));
+            }
+            switch (context.Request.Path.Value)
+            {
+                case "/created":
+                    context.Response.StatusCode = 201;
+                    context.Response.Headers["X-Order"] = "42";
+                    await context.Response.WriteAsync("made:" + body);
+                    break;
+                case "/chunked":
+                    for (var i = 0; i < 5; i++)
+                    {
+                        await context.Response.WriteAsync($"part{i};");
+                        await context.Response.Body.FlushAsync();
+                    }
+                    break;
+                case "/large":
+                    context.Response.ContentLength = 1 << 20;
+                    await context.Response.Body.WriteAsync(Enumerable.Range(0, 1 << 20).Select(i => (byte)(i % 251)).ToArray());
+                    break;
+                case "/empty":
+                    context.Response.StatusCode = 204;
+                    break;
+                case "/slow":
+                    await Task.Delay(TimeSpan.FromSeconds(5), context.RequestAborted);
+                    break;
+                default:
+                    await context.Response.WriteAsync($"{context.Request.Method} {context.Request.Path}");
+                    break;
+            }
+        }, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
+        _raw = RawApp.Start();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        _raw.Dispose();
+    }
+
+    private Task<TestRuntime> StartAsync(bool relay) => TestRuntime.StartAsync(
+        AppResources.Tenant("caller", "caller-token", null) +
+        AppResources.Tenant("other", "other-token", null) +
+        AppResources.Tenant("target", "target-token", _app.Address, """
+            config: target-acl
+            appChannel:
+              timeout: 1s
+              breakAfterFailures: 3
+              appApiToken:
+                value: "target-app-token"
+            """) +
+        AppResources.Tenant("raw", "raw-token", _raw.Address, """
+            appChannel:
+              timeout: 1s
+              breakAfterFailures: 100
+            """) +
+        """
+        apiVersion: dapr.io/v1alpha1
+        kind: Configuration
+        metadata:
+          name: target-acl
+        spec:
+          accessControl:
+            defaultAction: allow
+            policies:
+              - appId: other
+                defaultAction: deny
+        """,
+        options => options with { InvokeRelay = relay });
+
+    private static long Relayed(TestRuntime runtime) => runtime.App.Services.GetRequiredService<InvokeRelay>().Relayed;
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task The_app_receives_the_call_and_the_caller_its_answer_the_same_way_relayed_or_not(bool relay)
+    {
+        await using var runtime = await StartAsync(relay);
+        var client = runtime.Client("caller-token");
+
+        var response = await client.PostAsync("/v1.0/invoke/target/method/created?x=1&y=%2F",
+            new StringContent("{\"n\":1}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal("42", response.Headers.GetValues("X-Order").Single());
+        Assert.Equal("made:{\"n\":1}", await response.Content.ReadAsStringAsync());
+
+        var seen = _seen.Last();
+        Assert.Equal("POST", seen.Method);
+        Assert.Equal("/created?x=1&y=%2F", seen.PathAndQuery);
+        Assert.Equal("{\"n\":1}", seen.Body);
+        Assert.Equal("application/json; charset=utf-8", seen.Headers["content-type"]);
+        Assert.Equal("caller", seen.Headers["dapr-caller-app-id"]);
+        Assert.Equal("target", seen.Headers["dapr-callee-app-id"]);
+        Assert.Equal("target-app-token", seen.Headers["dapr-api-token"]); // the app's own token, never the caller's
+        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-01$", seen.Headers["traceparent"]);
+        Assert.Equal("127.0.0.1", seen.Headers["x-forwarded-for"]);
+        Assert.Equal("http", seen.Headers["x-forwarded-proto"]);
+
+        // A caller's trace parent is passed on; its own dapr-caller-app-id is replaced by what the runtime knows.
+        var request = new HttpRequestMessage(HttpMethod.Get, "/v1.0/invoke/target/method/plain");
+        request.Headers.Add("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        request.Headers.Add("dapr-caller-app-id", "someone-else");
+        request.Headers.Add("X-Custom", "kept");
+        Assert.Equal("GET /plain", await (await client.SendAsync(request)).Content.ReadAsStringAsync());
+        seen = _seen.Last();
+        Assert.Equal("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", seen.Headers["traceparent"]);
+        Assert.Equal("caller", seen.Headers["dapr-caller-app-id"]);
+        Assert.Equal("kept", seen.Headers["x-custom"]);
+
+        Assert.Equal(relay ? 2 : 0, Relayed(runtime));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Chunked_large_and_empty_answers_come_back_whole(bool relay)
+    {
+        await using var runtime = await StartAsync(relay);
+        var client = runtime.Client("caller-token");
+
+        Assert.Equal("part0;part1;part2;part3;part4;", await client.GetStringAsync("/v1.0/invoke/target/method/chunked"));
+        var large = await client.GetByteArrayAsync("/v1.0/invoke/target/method/large");
+        Assert.Equal(Enumerable.Range(0, 1 << 20).Select(i => (byte)(i % 251)).ToArray(), large);
+        var empty = await client.DeleteAsync("/v1.0/invoke/target/method/empty");
+        Assert.Equal(HttpStatusCode.NoContent, empty.StatusCode);
+        var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v1.0/invoke/target/method/plain"));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        // A body larger than the relay takes goes the long way, and arrives whole.
+        var big = new string('b', 100_000);
+        var echoed = await client.PostAsync("/v1.0/invoke/target/method/created", new StringContent(big));
+        Assert.Equal("made:" + big, await echoed.Content.ReadAsStringAsync());
+        Assert.Equal(relay ? 4 : 0, Relayed(runtime));
+    }
+
+    [Fact]
+    public async Task A_connection_goes_on_through_the_http_api_after_a_request_the_relay_does_not_take()
+    {
+        await using var runtime = await StartAsync(relay: true);
+        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1 };
+        using var client = new HttpClient(handler) { BaseAddress = runtime.HttpAddress };
+        client.DefaultRequestHeaders.Add("dapr-api-token", "caller-token");
+
+        Assert.Equal("GET /one", await client.GetStringAsync("/v1.0/invoke/target/method/one"));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1.0/metadata")).StatusCode);
+        Assert.Equal("GET /two", await client.GetStringAsync("/v1.0/invoke/target/method/two"));
+        Assert.True((await client.GetAsync("/v1.0/healthz")).IsSuccessStatusCode);
+        Assert.Equal(1, Relayed(runtime));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Refusals_are_the_http_apis_own(bool relay)
+    {
+        await using var runtime = await StartAsync(relay);
+
+        var stranger = await runtime.Client("no-such-token").GetAsync("/v1.0/invoke/target/method/x");
+        Assert.Equal(HttpStatusCode.Unauthorized, stranger.StatusCode);
+        var denied = await runtime.Client("other-token").GetAsync("/v1.0/invoke/target/method/x");
+        Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        Assert.Contains("ERR_DIRECT_INVOKE", await denied.Content.ReadAsStringAsync());
+        var missing = await runtime.Client("caller-token").GetAsync("/v1.0/invoke/nobody/method/x");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        var escaped = await runtime.Client("caller-token").GetAsync("/v1.0/invoke/target/method/a%2Fb");
+        Assert.Equal(HttpStatusCode.BadRequest, escaped.StatusCode);
+        Assert.Equal(0, Relayed(runtime));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_hung_app_times_out_for_its_callers_only(bool relay)
+    {
+        await using var runtime = await StartAsync(relay);
+        var slow = await runtime.Client("caller-token").GetAsync("/v1.0/invoke/target/method/slow");
+        Assert.Equal(HttpStatusCode.InternalServerError, slow.StatusCode);
+        var body = await slow.Content.ReadAsStringAsync();
+        Assert.Contains("ERR_DIRECT_INVOKE", body);
+        Assert.Contains("did not answer within 1s", body);
+        // The other app and the same app's other methods are still served.
+        Assert.Equal("GET /fine", await runtime.Client("caller-token").GetStringAsync("/v1.0/invoke/target/method/fine"));
+    }
+
+    [Fact]
+    public async Task A_hostile_app_fails_its_own_relayed_calls_and_nothing_else()
+    {
+        await using var runtime = await StartAsync(relay: true);
+        var client = runtime.Client("caller-token");
+        string[] answers =
+        [
+            "HTTP/1.1 200 OK\r\nX-Bad: a\u0001b\r\nContent-Length: 2\r\n\r\nok",
+            "NOT HTTP AT ALL\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!",
+            "HTTP/1.1 200 OK\r\nX-Huge: " + new string('h', 70_000) + "\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        ];
+        foreach (var answer in answers)
+        {
+            _raw.Next = answer;
+            var response = await client.GetAsync("/v1.0/invoke/raw/method/x");
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            Assert.Contains("\"errorCode\":\"ERR_", await response.Content.ReadAsStringAsync());
+        }
+        // A malformed chunked body after a good head: the caller's connection is cut, never a hang or a crash.
+        _raw.Next = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbad\r\n";
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => client.GetStringAsync("/v1.0/invoke/raw/method/x"));
+        // An answer with no framing ends with the app's connection.
+        _raw.Next = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close";
+        Assert.Equal("until-close", await client.GetStringAsync("/v1.0/invoke/raw/method/x"));
+
+        Assert.Equal("GET /fine", await client.GetStringAsync("/v1.0/invoke/target/method/fine"));
+        var metadata = await runtime.Client("other-token").GetAsync("/v1.0/metadata");
+        Assert.Equal(HttpStatusCode.OK, metadata.StatusCode);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task An_app_that_closes_kept_connections_is_still_reached(bool relay)
+    {
+        await using var runtime = await StartAsync(relay);
+        var client = runtime.Client("caller-token");
+        for (var i = 0; i < 4; i++)
+        {
+            _raw.Next = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+            _raw.CloseAfterAnswer = true; // as a server with a short keep-alive does, between calls
+            Assert.Equal("hello", await client.GetStringAsync("/v1.0/invoke/raw/method/x"));
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task A_down_app_opens_its_own_breaker_only()
+    {
+        var port = TestRuntime.FreePorts(1)[0];
+        await using var runtime = await TestRuntime.StartAsync(
+            AppResources.Tenant("caller", "caller-token", null) +
+            AppResources.Tenant("down", "down-token", new Uri($"http://127.0.0.1:{port}"), "appChannel:\n  breakAfterFailures: 2\n  breakDuration: 60s\n") +
+            AppResources.Tenant("target", "target-token", _app.Address));
+        var client = runtime.Client("caller-token");
+        for (var i = 0; i < 4; i++)
+        {
+            var response = await client.GetAsync("/v1.0/invoke/down/method/x");
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            Assert.Contains("ERR_DIRECT_INVOKE", await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal("GET /up", await client.GetStringAsync("/v1.0/invoke/target/method/up"));
+    }
+
+    /// <summary>An app that answers each request with whatever the test set last, byte for byte.</summary>
+    private sealed class RawApp : IDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+
+        public volatile string Next = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+        public volatile bool CloseAfterAnswer;
+
+        public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}");
+
+        public static RawApp Start()
+        {
+            var app = new RawApp();
+            app._listener.Start();
+            _ = app.AcceptAsync();
+            return app;
+        }
+
+        private async Task AcceptAsync()
+        {
+            while (true)
+            {
+                TcpClient client;
+                try
+                {
+                    client = await _listener.AcceptTcpClientAsync();
+                }
+                catch (Exception)
+                {
+                    return;
+                }
+                _ = ServeAsync(client);
+            }
+        }
+
+        private async Task ServeAsync(TcpClient client)
+        {
+            using var _ = client;
+            var stream = client.GetStream();
+            var buffer = new byte[64 * 1024];
+            var have = 0;
+            try
+            {
+                while (true)
+                {
+                    int end;
+                    while ((end = buffer.AsSpan(0, have).IndexOf("\r\n\r\n"u8)) < 0)
+                    {
+                        var read = await stream.ReadAsync(buffer.AsMemory(have));
+                        if (read == 0)
+                        {
+                            return;
+                        }
+                        have += read;
+                    }
+                    have = 0;
+                    var answer = Next;
+                    await stream.WriteAsync(Encoding.Latin1.GetBytes(answer));
+                    if (CloseAfterAnswer || answer.Contains("Connection: close", StringComparison.Ordinal) || answer.StartsWith("NOT", StringComparison.Ordinal))
+                    {
+                        return;
+                    }
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        public void Dispose() => _listener.Stop();
+    }
+}
