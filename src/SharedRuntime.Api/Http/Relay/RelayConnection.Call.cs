@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using SharedRuntime.AppChannel;
 
 namespace SharedRuntime.Http.Relay;
@@ -6,6 +7,7 @@ namespace SharedRuntime.Http.Relay;
 internal sealed partial class RelayConnection
 {
     /// <summary>Relays the request in the buffer, if <see cref="InvokeRelay"/> takes it, and copies the app's answer back.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Outcome> RelayAsync()
     {
         var call = relay.Resolve(_head, _buffer.AsSpan(_start, _end - _start), _remote, _route, out var route);
@@ -23,6 +25,11 @@ internal sealed partial class RelayConnection
         var reusable = false;
         try
         {
+            if (_peeked)
+            {
+                // The peeked bytes start with exactly this request: read it now (what follows stays in the socket).
+                await ReadPeekedAsync(_head.Length + _head.ContentLength).ConfigureAwait(false);
+            }
             var exchange = await SendAsync(call, requestLength).ConfigureAwait(false);
             upstream = exchange.Upstream;
             if (exchange.Problem is { } problem)
@@ -67,6 +74,8 @@ internal sealed partial class RelayConnection
         }
     }
 
+    private static string TimedOut(RelayCall call) => $"app {call.TargetAppId} did not answer within {call.Channel.Config.Timeout.TotalSeconds:0.###}s";
+
     private readonly record struct Exchange(AppConnection? Upstream, ResponseHead Head, int HeadEnd, int Have, string? Problem);
 
     /// <summary>
@@ -74,11 +83,11 @@ internal sealed partial class RelayConnection
     /// A kept connection the app closed before answering is replaced once. The channel's timeout closes the connection
     /// when the app takes longer.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Exchange> SendAsync(RelayCall call, int requestLength)
     {
         var timeout = call.Channel.Config.Timeout;
         _timeout.CancelAfter(timeout);
-        var timedOut = $"app {call.TargetAppId} did not answer within {timeout.TotalSeconds:0.###}s";
         for (var attempt = 0; ; attempt++)
         {
             var upstream = call.Connections.TakeIdle();
@@ -88,7 +97,7 @@ internal sealed partial class RelayConnection
             }
             catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
             {
-                return new Exchange(null, default, 0, 0, timedOut);
+                return new Exchange(null, default, 0, 0, TimedOut(call));
             }
             catch (OperationCanceledException)
             {
@@ -142,7 +151,7 @@ internal sealed partial class RelayConnection
                 upstream.Dispose();
                 if (_timeout.IsCancellationRequested)
                 {
-                    return new Exchange(null, default, 0, 0, timedOut);
+                    return new Exchange(null, default, 0, 0, TimedOut(call));
                 }
                 if (upstream.Reused && have == 0 && attempt == 0)
                 {
@@ -158,6 +167,7 @@ internal sealed partial class RelayConnection
     /// app framed it (a body that ends when the app closes goes out chunked). True when the app's connection can be
     /// kept: its answer was read exactly to its end.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> CopyAnswerAsync(RelayCall call, AppConnection upstream, ResponseHead head, int headEnd, int have, bool close)
     {
         var headLength = head.Write(upstream.Buffer.AsSpan(0, headEnd), _scratch, close);

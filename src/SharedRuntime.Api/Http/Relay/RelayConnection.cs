@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using SharedRuntime.AppChannel;
 
@@ -27,6 +28,12 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     private string? _clientAddress;
     private int _closed;
 
+    /// <summary>
+    /// The buffer holds the connection's first request as peeked, not yet read: handed over, the connection goes to the
+    /// server untouched; relayed, those bytes are read first.
+    /// </summary>
+    private bool _peeked;
+
     /// <summary>A call is being relayed on it.</summary>
     public bool Busy => _state == Relaying;
 
@@ -38,6 +45,10 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
         {
             _remote = (client.RemoteEndPoint as IPEndPoint)?.Address;
             _clientAddress = _remote?.ToString() ?? "";
+            if (!await PeekFirstAsync().ConfigureAwait(false))
+            {
+                return;
+            }
             while (true)
             {
                 var headLength = await ReadHeadAsync().ConfigureAwait(false);
@@ -89,9 +100,52 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     }
 
     /// <summary>
+    /// Waits for the connection's first bytes and looks at them without reading them: unless they hold a whole request
+    /// the relay could take, the connection goes to the server as it came (false), with nothing copied.
+    /// </summary>
+    private async ValueTask<bool> PeekFirstAsync()
+    {
+        SetState(Idle);
+        await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+        var peeked = await client.ReceiveAsync(_buffer, SocketFlags.Peek).ConfigureAwait(false);
+        if (peeked == 0)
+        {
+            Close();
+            return false;
+        }
+        var headLength = RequestHead.FindEnd(_buffer.AsSpan(0, peeked));
+        if (headLength < 0 || !_head.TryParse(_buffer.AsSpan(0, peeked), headLength) || headLength + _head.ContentLength > peeked)
+        {
+            HandOver();
+            return false;
+        }
+        _peeked = true;
+        _end = peeked;
+        return true;
+    }
+
+    /// <summary>Reads the peeked request, which is all there, before it is relayed.</summary>
+    private async ValueTask ReadPeekedAsync(int length)
+    {
+        _peeked = false;
+        var read = 0;
+        while (read < length)
+        {
+            var received = await client.ReceiveAsync(_buffer.AsMemory(read, length - read), SocketFlags.None).ConfigureAwait(false);
+            if (received == 0)
+            {
+                throw new IOException("the client closed the connection");
+            }
+            read += received;
+        }
+        _end = length;
+    }
+
+    /// <summary>
     /// Reads until the buffer holds a whole request head: its length; 0 when the client closed or the connection was
     /// swept, -1 when it was handed to the server (a head larger than the buffer).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadHeadAsync()
     {
         while (true)
@@ -115,6 +169,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     }
 
     /// <summary>Reads until the buffer holds the whole request of <paramref name="length"/> bytes; false when the client closed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ReadBodyAsync(int length)
     {
         while (_end - _start < length)
@@ -129,6 +184,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     }
 
     /// <summary>Receives more of the client's bytes after those held, first moving them to the buffer's start if needed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ReceiveAsync()
     {
         if (_end == _buffer.Length)
@@ -179,7 +235,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
         {
             return;
         }
-        var alreadyRead = _end > _start ? _buffer.AsSpan(_start, _end - _start).ToArray() : null;
+        var alreadyRead = _end > _start && !_peeked ? _buffer.AsSpan(_start, _end - _start).ToArray() : null;
         ReturnBuffers();
         listener.HandOver(this, client, alreadyRead);
     }

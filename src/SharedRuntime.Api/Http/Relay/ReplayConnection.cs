@@ -8,8 +8,10 @@ using Microsoft.AspNetCore.Http.Features;
 namespace SharedRuntime.Http.Relay;
 
 /// <summary>
-/// A connection the invoke relay hands to the HTTP server after it read some of it: the server reads those bytes
-/// first, then the socket, so it sees the connection exactly as the client sent it.
+/// A connection the invoke relay hands to the HTTP server after it read some of it (a request it does not take after
+/// ones it relayed): the server reads those bytes first, then the socket (<see cref="ReplayPump"/>), so it sees the
+/// connection exactly as the client sent it. A connection whose first request the relay does not take is handed over
+/// unread, as the server's own.
 /// </summary>
 internal sealed class ReplayConnection : ConnectionContext, IConnectionTransportFeature
 {
@@ -18,7 +20,7 @@ internal sealed class ReplayConnection : ConnectionContext, IConnectionTransport
     public ReplayConnection(ConnectionContext inner, byte[] alreadyRead)
     {
         _inner = inner;
-        Transport = new DuplexPipe(new ReplayPipeReader(alreadyRead, inner.Transport.Input), inner.Transport.Output);
+        Transport = new DuplexPipe(ReplayPump.Start(alreadyRead, inner.Transport.Input), inner.Transport.Output);
         // The server may take the transport from the features: it must get this one too.
         inner.Features.Set<IConnectionTransportFeature>(this);
     }
@@ -72,89 +74,44 @@ internal sealed class ReplayConnection : ConnectionContext, IConnectionTransport
 }
 
 /// <summary>
-/// Reads <c>alreadyRead</c> first, then <c>inner</c>. While those bytes last, a reader that examined all of them and
-/// asks for more gets them joined with what the socket brings next; once they are consumed every call goes straight
-/// to the socket's reader.
+/// What the server reads of a connection handed over mid-way: the bytes the relay had read, then everything the
+/// socket brings, copied through a pipe of its own as they come (at most the pipe's pause threshold ahead of the reader).
 /// </summary>
-internal sealed class ReplayPipeReader(byte[] alreadyRead, PipeReader inner) : PipeReader
+internal static class ReplayPump
 {
-    private byte[]? _bytes = alreadyRead;
-    private int _start;
-    private bool _wantsMore;
-    private bool _innerCompleted;
-
-    private ReadResult Replayed(bool canceled = false) =>
-        new(new ReadOnlySequence<byte>(_bytes!, _start, _bytes!.Length - _start), canceled, _innerCompleted);
-
-    public override bool TryRead(out ReadResult result)
+    public static PipeReader Start(byte[] alreadyRead, PipeReader socket)
     {
-        if (_bytes is null)
+        var pipe = new Pipe(new PipeOptions(useSynchronizationContext: false));
+        _ = PumpAsync(alreadyRead, socket, pipe.Writer);
+        return pipe.Reader;
+    }
+
+    private static async Task PumpAsync(byte[] alreadyRead, PipeReader socket, PipeWriter into)
+    {
+        Exception? failure = null;
+        try
         {
-            return inner.TryRead(out result);
-        }
-        if (_wantsMore)
-        {
-            if (!inner.TryRead(out var more))
+            var flushed = await into.WriteAsync(alreadyRead).ConfigureAwait(false);
+            while (!flushed.IsCompleted)
             {
-                result = default;
-                return false;
+                var read = await socket.ReadAsync().ConfigureAwait(false);
+                foreach (var segment in read.Buffer)
+                {
+                    into.Write(segment.Span);
+                }
+                socket.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted || read.IsCanceled)
+                {
+                    break;
+                }
+                flushed = await into.FlushAsync().ConfigureAwait(false);
             }
-            Join(more);
         }
-        result = Replayed();
-        return true;
-    }
-
-    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default) =>
-        _bytes is null ? inner.ReadAsync(cancellationToken) : ReadReplayedAsync(cancellationToken);
-
-    private async ValueTask<ReadResult> ReadReplayedAsync(CancellationToken cancellationToken)
-    {
-        if (_wantsMore)
+        catch (Exception ex)
         {
-            var more = await inner.ReadAsync(cancellationToken).ConfigureAwait(false);
-            if (more.IsCanceled)
-            {
-                inner.AdvanceTo(more.Buffer.Start);
-                return Replayed(canceled: true);
-            }
-            Join(more);
+            failure = ex;
         }
-        return Replayed();
+        await into.CompleteAsync(failure).ConfigureAwait(false);
+        await socket.CompleteAsync(failure).ConfigureAwait(false);
     }
-
-    /// <summary>Appends what the socket brought to the bytes not yet consumed, and consumes it from the socket's reader.</summary>
-    private void Join(ReadResult more)
-    {
-        var left = _bytes!.Length - _start;
-        var joined = new byte[left + (int)more.Buffer.Length];
-        _bytes.AsSpan(_start).CopyTo(joined);
-        more.Buffer.CopyTo(joined.AsSpan(left));
-        inner.AdvanceTo(more.Buffer.End);
-        _bytes = joined;
-        _start = 0;
-        _innerCompleted = more.IsCompleted;
-        _wantsMore = false;
-    }
-
-    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
-
-    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
-    {
-        if (_bytes is null)
-        {
-            inner.AdvanceTo(consumed, examined);
-            return;
-        }
-        _start = consumed.GetInteger();
-        _wantsMore = examined.GetInteger() >= _bytes.Length;
-        if (_start >= _bytes.Length)
-        {
-            _bytes = null; // all replayed: from now on, the socket's reader
-        }
-    }
-
-    public override void CancelPendingRead() => inner.CancelPendingRead();
-
-    public override void Complete(Exception? exception = null) => inner.Complete(exception);
 }
