@@ -383,6 +383,45 @@ internal sealed class FairShareGate(FairShare share, double limit, Bulkhead? bul
     }
 
     /// <summary>
+    /// Like <see cref="TryPass(ConnectionTurn?, out TimeSpan)"/> for an attempt that, refused, is made again the usual
+    /// way (which counts it then): passes when the tenant is within its cap now, and a refusal here counts nothing and
+    /// takes no turn.
+    /// </summary>
+    internal bool TryPassAtOnce(ConnectionTurn? connection)
+    {
+        if (!share.Counting)
+        {
+            return true;
+        }
+        var interval = Volatile.Read(ref _interval);
+        if (interval != 0)
+        {
+            var time = share.Time;
+            var tolerance = (long)(time.TimestampFrequency * Tolerance.TotalSeconds);
+            var now = time.GetTimestamp();
+            while (true)
+            {
+                var arrival = Volatile.Read(ref _theoreticalArrival);
+                var next = Math.Max(arrival, now);
+                if (next - now - tolerance > 0)
+                {
+                    return false;
+                }
+                if (Interlocked.CompareExchange(ref _theoreticalArrival, next + interval, arrival) == arrival)
+                {
+                    break;
+                }
+            }
+        }
+        Interlocked.Increment(ref _attempts);
+        if (Overlaps(connection))
+        {
+            Interlocked.Increment(ref _overlapping);
+        }
+        return true;
+    }
+
+    /// <summary>
     /// Whether this attempt finds more than <see cref="FairShare.ClosedLoop"/> of the tenant's requests in flight, itself
     /// included, or more than that many of its attempts since its last one on the same connection.
     /// </summary>

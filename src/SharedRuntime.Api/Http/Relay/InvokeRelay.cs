@@ -33,8 +33,8 @@ internal interface IRequestDrain
 /// A call it takes passes, in the HTTP API's order and with the same effects: the caller's token (its pods'
 /// addresses, when bound), its body limit, its bulkhead and rate limit, the target's access control, health and
 /// breaker, and a slot in the target's channel on the caller's line. It is counted, logged and drained as any other
-/// request. It is not taken (and goes the long way, where it is answered or refused) when the tenant's fair share is
-/// being counted, it has an API policy, the call has a resiliency policy, tracing is on, the target is an
+/// request. It is not taken (and goes the long way, where it is answered or refused) when the tenant is over its fair share
+/// of a saturated runtime, it has an API policy, the call has a resiliency policy, tracing is on, the target is an
 /// HTTPEndpoint, an app reached over h2c, gRPC or TLS, or anything would have to wait.
 /// </remarks>
 internal sealed class InvokeRelay(
@@ -101,7 +101,7 @@ internal sealed class InvokeRelay(
         Span<char> token = stackalloc char[tokenBytes.Length];
         Encoding.ASCII.GetChars(tokenBytes, token);
         var tenant = configuration.Pods.Admit(configuration.Current.FindByToken(token), remote);
-        if (tenant is null || tenant.Admission.Share.Counting || tenant.Policy.Api is not null || head.ContentLength > tenant.Limits.MaxRequestBodyBytes)
+        if (tenant is null || tenant.Policy.Api is not null || head.ContentLength > tenant.Limits.MaxRequestBodyBytes)
         {
             return null;
         }
@@ -130,10 +130,11 @@ internal sealed class InvokeRelay(
 
     /// <summary>
     /// Takes what the call holds while it runs, all or nothing: a slot of the caller's bulkhead, a slot in the target's
-    /// channel, the breaker's permission and a token of the caller's rate limit. False, with nothing taken, when any is
+    /// channel, the breaker's permission, a turn within the caller's fair share while the runtime is saturated (counted
+    /// on <paramref name="turn"/>, the connection's) and a token of the caller's rate limit. False, with nothing taken, when any is
     /// not free now: the call goes the long way, which waits or refuses as it should.
     /// </summary>
-    public bool TryAdmit(RelayCall call)
+    public bool TryAdmit(RelayCall call, Admission.ConnectionTurn? turn)
     {
         var admission = call.Caller.Admission;
         if (!admission.Bulkhead.TryEnter())
@@ -151,7 +152,7 @@ internal sealed class InvokeRelay(
             admission.Exit();
             return false;
         }
-        if (!admission.TryTakeToken(out _))
+        if (!admission.Share.TryPassAtOnce(turn) || !admission.TryTakeToken(out _))
         {
             call.Channel.EndRelay(generation, appFailed: null);
             call.Channel.Calls.Exit();

@@ -14,7 +14,7 @@ internal sealed partial class RelayConnection
         _route = route ?? _route;
         if (call is null ||
             !InvokeRelay.TryWriteRequest(call, _head, _buffer.AsSpan(_start, _end - _start), _clientAddress!, _scratch, out var requestLength) ||
-            !relay.TryAdmit(call))
+            !relay.TryAdmit(call, call.Caller.Admission.Share.Counting ? _turn ??= new Admission.ConnectionTurn() : null))
         {
             return Outcome.NotTaken;
         }
