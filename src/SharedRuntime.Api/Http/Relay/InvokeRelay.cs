@@ -64,6 +64,9 @@ internal sealed class InvokeRelay(
     /// <summary>How often idle connections are looked for.</summary>
     public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>A call the app has not answered after this long has its client watched: one that went away ends the call.</summary>
+    public static readonly TimeSpan ClientWatchAfter = TimeSpan.FromSeconds(1);
+
     /// <summary>Longest wait, when the server stops, for relayed calls in flight.</summary>
     public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
 
@@ -169,8 +172,11 @@ internal sealed class InvokeRelay(
         return true;
     }
 
-    /// <summary>The app answered (or failed to): its channel slot and breaker are done with.</summary>
-    public void Answered(RelayCall call, bool appFailed)
+    /// <summary>
+    /// The app answered (or failed to: <paramref name="appFailed"/>; null when the caller went away first): its channel
+    /// slot and breaker are done with.
+    /// </summary>
+    public void Answered(RelayCall call, bool? appFailed)
     {
         if (call.ChannelHeld)
         {

@@ -18,6 +18,8 @@ internal sealed partial class RelayConnection
         {
             return Outcome.NotTaken;
         }
+        _clientGone = false;
+        Interlocked.Increment(ref _call);
         SetState(Relaying);
         var status = 500;
         var close = _head.Close;
@@ -32,6 +34,13 @@ internal sealed partial class RelayConnection
             }
             var exchange = await SendAsync(call, requestLength).ConfigureAwait(false);
             upstream = exchange.Upstream;
+            Volatile.Write(ref _calling, null);
+            if (exchange.ClientGone)
+            {
+                status = 499; // the client closed its connection before the app answered
+                relay.Answered(call, appFailed: null);
+                return Outcome.Close;
+            }
             if (exchange.Problem is { } problem)
             {
                 relay.Answered(call, appFailed: true);
@@ -52,6 +61,7 @@ internal sealed partial class RelayConnection
         }
         finally
         {
+            Volatile.Write(ref _calling, null);
             if (upstream is not null)
             {
                 if (reusable && !_timeout.IsCancellationRequested)
@@ -76,7 +86,7 @@ internal sealed partial class RelayConnection
 
     private static string TimedOut(RelayCall call) => $"app {call.TargetAppId} did not answer within {call.Channel.Config.Timeout.TotalSeconds:0.###}s";
 
-    private readonly record struct Exchange(AppConnection? Upstream, ResponseHead Head, int HeadEnd, int Have, string? Problem);
+    private readonly record struct Exchange(AppConnection? Upstream, ResponseHead Head, int HeadEnd, int Have, string? Problem, bool ClientGone = false);
 
     /// <summary>
     /// Sends the request written in the scratch buffer and reads the app's response head into the connection's buffer.
@@ -108,6 +118,11 @@ internal sealed partial class RelayConnection
                 return new Exchange(null, default, 0, 0, $"{ex.Message} ({call.Connections.Authority})");
             }
             var have = 0;
+            Volatile.Write(ref _calling, upstream);
+            if (_clientGone)
+            {
+                upstream.Abort();
+            }
             using var abort = _timeout.Token.UnsafeRegister(static state => ((AppConnection)state!).Abort(), upstream);
             try
             {
@@ -149,6 +164,10 @@ internal sealed partial class RelayConnection
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
             {
                 upstream.Dispose();
+                if (_clientGone)
+                {
+                    return new Exchange(null, default, 0, 0, null, ClientGone: true);
+                }
                 if (_timeout.IsCancellationRequested)
                 {
                     return new Exchange(null, default, 0, 0, TimedOut(call));

@@ -35,6 +35,12 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     /// </summary>
     private bool _peeked;
 
+    private readonly byte[] _peekByte = new byte[1];
+    private long _call;
+    private AppConnection? _calling;
+    private volatile bool _clientGone;
+    private int _watching;
+
     /// <summary>A call is being relayed on it.</summary>
     public bool Busy => _state == Relaying;
 
@@ -225,6 +231,35 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
         {
             Abort();
         }
+        else if (state == Relaying && waited > InvokeRelay.ClientWatchAfter && Interlocked.CompareExchange(ref _watching, 1, 0) == 0)
+        {
+            _ = WatchClientAsync(Volatile.Read(ref _call));
+        }
+    }
+
+    /// <summary>
+    /// Waits until the client's socket is readable while a slow call runs: when the client closed it, the call to the
+    /// app is ended (its slot freed, counted neither way by the breaker), as the HTTP API ends a call whose caller aborted.
+    /// Data instead (a request sent ahead) is left for the connection to read.
+    /// </summary>
+    private async Task WatchClientAsync(long call)
+    {
+        bool gone;
+        try
+        {
+            await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+            gone = await client.ReceiveAsync(_peekByte, SocketFlags.Peek).ConfigureAwait(false) == 0;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            gone = true;
+        }
+        if (gone && _state == Relaying && Volatile.Read(ref _call) == call)
+        {
+            _clientGone = true;
+            Volatile.Read(ref _calling)?.Abort();
+        }
+        Volatile.Write(ref _watching, 0);
     }
 
     /// <summary>Closes the socket, failing what waits on it.</summary>
