@@ -16,6 +16,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
 {
     private TestApp _app = null!;
     private RawApp _raw = null!;
+    private int _abandoned;
     private readonly List<(string Method, string PathAndQuery, Dictionary<string, string> Headers, string Body)> _seen = [];
 
     public async Task InitializeAsync()
@@ -49,6 +50,16 @@ public sealed class InvokeRelayTests : IAsyncLifetime
                 case "/empty":
                     context.Response.StatusCode = 204;
                     break;
+                case "/hang":
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        Interlocked.Increment(ref _abandoned);
+                    }
+                    break;
                 case "/slow":
                     await Task.Delay(TimeSpan.FromSeconds(5), context.RequestAborted);
                     break;
@@ -76,6 +87,12 @@ public sealed class InvokeRelayTests : IAsyncLifetime
               breakAfterFailures: 3
               appApiToken:
                 value: "target-app-token"
+            """) +
+        AppResources.Tenant("narrow", "narrow-token", _app.Address, """
+            appChannel:
+              maxConcurrency: 1
+              maxQueue: 0
+              timeout: 60s
             """) +
         AppResources.Tenant("raw", "raw-token", _raw.Address, """
             appChannel:
@@ -256,6 +273,22 @@ public sealed class InvokeRelayTests : IAsyncLifetime
             Assert.Equal("hello", await client.GetStringAsync("/v1.0/invoke/raw/method/x"));
             await Task.Delay(50);
         }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_caller_that_gives_up_on_a_hung_app_frees_its_slot(bool relay)
+    {
+        await using var runtime = await StartAsync(relay);
+        using var impatient = new HttpClient { BaseAddress = runtime.HttpAddress, Timeout = TimeSpan.FromMilliseconds(300) };
+        impatient.DefaultRequestHeaders.Add("dapr-api-token", "caller-token");
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => impatient.GetAsync("/v1.0/invoke/narrow/method/hang"));
+
+        // The app's only slot comes back once the runtime sees the caller gone, and the app's call is ended.
+        var client = runtime.Client("caller-token");
+        await Eventually.TrueAsync(async () => (await client.GetAsync("/v1.0/invoke/narrow/method/fine")).IsSuccessStatusCode, TimeSpan.FromSeconds(10));
+        Assert.Equal(1, Volatile.Read(ref _abandoned));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Polly;
@@ -89,7 +90,7 @@ internal sealed class InvokeRelay(
     /// The checks of a call that change nothing: who calls, what it calls and whether the short path may take it.
     /// Null when it goes the long way.
     /// </summary>
-    public RelayCall? Resolve(RequestHead head, ReadOnlySpan<byte> buffer, System.Net.IPAddress? remote, RelayRoute? lastRoute, out RelayRoute? route)
+    public RelayCall? Resolve(RequestHead head, ReadOnlySpan<byte> buffer, System.Net.IPAddress? remote, LastToken tokens, RelayRoute? lastRoute, out RelayRoute? route)
     {
         route = null;
         if (tracing.Exporting)
@@ -101,9 +102,20 @@ internal sealed class InvokeRelay(
         {
             return null;
         }
-        Span<char> token = stackalloc char[tokenBytes.Length];
-        Encoding.ASCII.GetChars(tokenBytes, token);
-        var tenant = configuration.Pods.Admit(configuration.Current.FindByToken(token), remote);
+        var snapshot = configuration.Current;
+        TenantContext? known;
+        if (ReferenceEquals(tokens.Snapshot, snapshot) && CryptographicOperations.FixedTimeEquals(tokens.Token, tokenBytes))
+        {
+            known = tokens.Known; // the token this connection sent last, under the same configuration
+        }
+        else
+        {
+            Span<char> token = stackalloc char[tokenBytes.Length];
+            Encoding.ASCII.GetChars(tokenBytes, token);
+            known = snapshot.FindByToken(token);
+            tokens.Remember(tokenBytes, snapshot, known);
+        }
+        var tenant = configuration.Pods.Admit(known, remote);
         if (tenant is null || tenant.Policy.Api is not null || head.ContentLength > tenant.Limits.MaxRequestBodyBytes)
         {
             return null;
@@ -260,6 +272,26 @@ internal sealed class InvokeRelay(
         writer.Write(buffer.Slice(head.Length, head.ContentLength));
         written = writer.Length;
         return !writer.Overflowed;
+    }
+}
+
+/// <summary>
+/// The token a connection sent last and the tenant it named, under one configuration snapshot: a connection's requests
+/// usually carry the same token, which is then looked up once per snapshot rather than hashed on every request.
+/// </summary>
+internal sealed class LastToken
+{
+    public byte[] Token { get; private set; } = [];
+
+    public RuntimeSnapshot? Snapshot { get; private set; }
+
+    public TenantContext? Known { get; private set; }
+
+    public void Remember(ReadOnlySpan<byte> token, RuntimeSnapshot snapshot, TenantContext? known)
+    {
+        Token = token.ToArray();
+        Snapshot = snapshot;
+        Known = known;
     }
 }
 

@@ -10,7 +10,7 @@ internal sealed partial class RelayConnection
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Outcome> RelayAsync()
     {
-        var call = relay.Resolve(_head, _buffer.AsSpan(_start, _end - _start), _remote, _route, out var route);
+        var call = relay.Resolve(_head, _buffer.AsSpan(_start, _end - _start), _remote, _tokens, _route, out var route);
         _route = route ?? _route;
         if (call is null ||
             !InvokeRelay.TryWriteRequest(call, _head, _buffer.AsSpan(_start, _end - _start), _clientAddress!, _scratch, out var requestLength) ||

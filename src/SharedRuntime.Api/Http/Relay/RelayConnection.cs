@@ -24,6 +24,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     private volatile int _state;
     private long _since = relay.Time.GetTimestamp();
     private RelayRoute? _route;
+    private readonly LastToken _tokens = new();
     private Admission.ConnectionTurn? _turn;
     private IPAddress? _remote;
     private string? _clientAddress;
