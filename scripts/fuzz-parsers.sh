@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the parsers of tenant input (SharpFuzz + afl-fuzz): a subscription rule's match, a
-# circuit breaker's trip expression, and a resource YAML file. Each target runs for a bounded time; the script fails
+# circuit breaker's trip expression, a resource YAML file, and the invoke relay's readers of HTTP/1.1 heads and chunked bodies. Each target runs for a bounded time; the script fails
 # when afl-fuzz found a crash (an exception other than the parser's own refusal, a stack overflow) or a hang.
-#   scripts/fuzz-parsers.sh [seconds per target, default 60] [targets, default "match trip yaml"]
+#   scripts/fuzz-parsers.sh [seconds per target, default 60] [targets, default "match trip yaml relay"]
 # Crashing inputs are kept in $OUT/<target>/default/crashes (OUT defaults to a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-targets="${2:-match trip yaml}"
+targets="${2:-match trip yaml relay}"
 out="${OUT:-$(mktemp -d /tmp/sharedruntime-fuzz-XXXXXX)}"
 project=tests/SharedRuntime.Fuzz
 
@@ -26,7 +26,7 @@ fi
 build="$out/build"
 dotnet build "$project" -c Release -nologo -v quiet -o "$build"
 # Only what is instrumented reports coverage: the runtime's parsers and the YAML library under them.
-for dll in SharedRuntime.Core.dll YamlDotNet.dll; do
+for dll in SharedRuntime.Core.dll SharedRuntime.Api.dll YamlDotNet.dll; do
   "$tools/sharpfuzz" "$build/$dll" >/dev/null
 done
 

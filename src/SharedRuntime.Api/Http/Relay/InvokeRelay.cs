@@ -438,14 +438,14 @@ internal ref struct HeadWriter(Span<byte> into)
             Overflowed = true;
             return;
         }
-        Span<byte> id = stackalloc byte[16];
+        // Random ids as the tracing library makes them (not secrets: a fast generator), written as hex directly.
+        Span<byte> id = stackalloc byte[24];
+        Random.Shared.NextBytes(id);
         var text = _into.Slice(Length, 55);
         "00-"u8.CopyTo(text);
-        ActivityTraceId.CreateRandom().CopyTo(id);
-        Convert.TryToHexStringLower(id, text[3..35], out _);
+        Convert.TryToHexStringLower(id[..16], text[3..35], out _);
         text[35] = (byte)'-';
-        ActivitySpanId.CreateRandom().CopyTo(id[..8]);
-        Convert.TryToHexStringLower(id[..8], text[36..52], out _);
+        Convert.TryToHexStringLower(id[16..], text[36..52], out _);
         "-01"u8.CopyTo(text[52..]);
         Length += 55;
     }
