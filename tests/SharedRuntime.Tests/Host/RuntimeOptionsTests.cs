@@ -46,6 +46,13 @@ public class RuntimeOptionsTests
         Assert.False(Parse(["--release-pages-after-reload", "false"]).ReleasePagesAfterReload);
     }
 
+    [Fact]
+    public void InvocationsAreRelayedByDefault()
+    {
+        Assert.True(Parse([]).InvokeRelay);
+        Assert.False(Parse(["--invoke-relay", "false"]).InvokeRelay);
+    }
+
     [Theory]
     [InlineData("--no-such-flag")]
     [InlineData("--dapr-http-port", "http")]

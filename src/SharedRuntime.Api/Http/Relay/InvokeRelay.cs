@@ -62,8 +62,11 @@ internal sealed class InvokeRelay(
     /// <summary>A request whose head and body are not all there this long after its first byte closes its connection.</summary>
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>How often idle connections are looked for.</summary>
-    public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// How often connections are looked over: idle ones past their time closed, slow calls' clients watched. Often enough
+    /// that callers giving up on a hung app are noticed one by one as they go, not all at once on one tick.
+    /// </summary>
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>A call the app has not answered after this long has its client watched: one that went away ends the call.</summary>
     public static readonly TimeSpan ClientWatchAfter = TimeSpan.FromSeconds(1);
