@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using SharedRuntime.AppChannel;
@@ -12,10 +13,15 @@ internal sealed partial class RelayConnection
     {
         var call = relay.Resolve(_head, _buffer.AsSpan(_start, _end - _start), _remote, _tokens, _route, out var route);
         _route = route ?? _route;
-        if (call is null ||
-            !InvokeRelay.TryWriteRequest(call, _head, _buffer.AsSpan(_start, _end - _start), _clientAddress!, _scratch, out var requestLength) ||
+        if (call is null)
+        {
+            return Outcome.NotTaken;
+        }
+        _scratch = ArrayPool<byte>.Shared.Rent(InvokeRelay.BufferSize + 4096);
+        if (!InvokeRelay.TryWriteRequest(call, _head, _buffer.AsSpan(_start, _end - _start), _clientAddress!, _scratch, out var requestLength) ||
             !relay.TryAdmit(call, call.Caller.Admission.Share.Counting ? _turn ??= new Admission.ConnectionTurn() : null))
         {
+            ReturnScratch();
             return Outcome.NotTaken;
         }
         _clientGone = false;
@@ -80,8 +86,15 @@ internal sealed partial class RelayConnection
                 _timeout = new CancellationTokenSource();
             }
             relay.Finished(call, status);
+            ReturnScratch();
             SetState(Reading);
         }
+    }
+
+    private void ReturnScratch()
+    {
+        ArrayPool<byte>.Shared.Return(_scratch);
+        _scratch = [];
     }
 
     private static string TimedOut(RelayCall call) => $"app {call.TargetAppId} did not answer within {call.Channel.Config.Timeout.TotalSeconds:0.###}s";

@@ -17,7 +17,8 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
 
     private readonly RequestHead _head = new();
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(InvokeRelay.BufferSize);
-    private byte[] _scratch = ArrayPool<byte>.Shared.Rent(InvokeRelay.BufferSize + 4096);
+    /// <summary>Where the heads sent on are written: taken from the pool for one call, so an idle connection holds only its buffer.</summary>
+    private byte[] _scratch = [];
     private CancellationTokenSource _timeout = new();
     private int _start;
     private int _end;
@@ -292,8 +293,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     {
         _state = Idle;
         ArrayPool<byte>.Shared.Return(_buffer);
-        ArrayPool<byte>.Shared.Return(_scratch);
-        _buffer = _scratch = [];
+        _buffer = [];
         _timeout.Dispose();
     }
 
