@@ -17,6 +17,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     private TestApp _app = null!;
     private RawApp _raw = null!;
     private int _abandoned;
+    private readonly TaskCompletionSource _hangReached = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<(string Method, string PathAndQuery, Dictionary<string, string> Headers, string Body)> _seen = [];
 
     public async Task InitializeAsync()
@@ -51,6 +52,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
                     context.Response.StatusCode = 204;
                     break;
                 case "/hang":
+                    _hangReached.TrySetResult();
                     try
                     {
                         await Task.Delay(Timeout.Infinite, context.RequestAborted);
@@ -281,9 +283,12 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     public async Task A_caller_that_gives_up_on_a_hung_app_frees_its_slot(bool relay)
     {
         await using var runtime = await StartAsync(relay);
-        using var impatient = new HttpClient { BaseAddress = runtime.HttpAddress, Timeout = TimeSpan.FromMilliseconds(300) };
-        impatient.DefaultRequestHeaders.Add("dapr-api-token", "caller-token");
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => impatient.GetAsync("/v1.0/invoke/narrow/method/hang"));
+        var impatient = runtime.Client("caller-token");
+        using var giveUp = new CancellationTokenSource();
+        var hung = impatient.GetAsync("/v1.0/invoke/narrow/method/hang", giveUp.Token);
+        await _hangReached.Task.WaitAsync(TimeSpan.FromSeconds(10)); // the call is in the app
+        giveUp.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => hung);
 
         // The app's only slot comes back once the runtime sees the caller gone, and the app's call is ended.
         var client = runtime.Client("caller-token");
