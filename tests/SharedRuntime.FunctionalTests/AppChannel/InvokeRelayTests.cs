@@ -195,6 +195,30 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         Assert.Equal(1, Relayed(runtime));
     }
 
+    [Fact]
+    public async Task A_connection_that_changes_its_token_is_judged_by_the_new_one()
+    {
+        await using var runtime = await StartAsync(relay: true);
+        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1 };
+        using var client = new HttpClient(handler) { BaseAddress = runtime.HttpAddress };
+
+        async Task<HttpResponseMessage> CallAs(string token)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/v1.0/invoke/target/method/x");
+            request.Headers.Add("dapr-api-token", token);
+            return await client.SendAsync(request);
+        }
+
+        // One connection: the tenant its first token named must not carry over to the next token's calls.
+        Assert.Equal(HttpStatusCode.OK, (await CallAs("caller-token")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await CallAs("other-token")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallAs("no-such-token")).StatusCode);
+        var seen = _seen.Count;
+        Assert.Equal(HttpStatusCode.OK, (await CallAs("caller-token")).StatusCode);
+        Assert.Equal(seen + 1, _seen.Count);
+        Assert.Equal("caller", _seen.Last().Headers["dapr-caller-app-id"]);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

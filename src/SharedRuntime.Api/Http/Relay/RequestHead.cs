@@ -25,7 +25,8 @@ internal sealed class RequestHead
 
     private static ReadOnlySpan<byte> MethodLiteral => "/method/"u8;
 
-    private static readonly SearchValues<byte> TokenBytes =
+    /// <summary>The bytes of an HTTP token (a header name, a verb).</summary>
+    internal static readonly SearchValues<byte> TokenBytes =
         SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
     /// <summary>Path characters taken as they are: unreserved, sub-delims, ':', '@' and '/'; no '%'.</summary>
@@ -36,8 +37,8 @@ internal sealed class RequestHead
     private static readonly SearchValues<byte> QueryBytes =
         SearchValues.Create("!\"$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"u8);
 
-    /// <summary>Visible ASCII, space and tab.</summary>
-    private static readonly SearchValues<byte> ValueBytes =
+    /// <summary>Visible ASCII, space and tab: what a header value may hold, both ways.</summary>
+    internal static readonly SearchValues<byte> ValueBytes =
         SearchValues.Create("\t !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"u8);
 
     private readonly int[] _kept = new int[2 * MaxHeaders];
@@ -110,6 +111,7 @@ internal sealed class RequestHead
         }
         var position = lineEnd + 2;
         bool token = false, host = false, traceParent = false;
+        var headers = 0;
         while (true)
         {
             var rest = head[position..];
@@ -118,7 +120,7 @@ internal sealed class RequestHead
             {
                 break; // the empty line
             }
-            if (end < 0 || KeptCount + 1 > MaxHeaders)
+            if (end < 0 || ++headers > MaxHeaders)
             {
                 return false;
             }

@@ -14,11 +14,9 @@ internal enum BodyFraming { None, Length, Chunked, UntilClose }
 /// </summary>
 internal readonly record struct ResponseHead(int Status, BodyFraming Framing, long ContentLength, bool KeepAlive, bool Interim, string? Problem)
 {
-    private static readonly SearchValues<byte> TokenBytes =
-        SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
+    private static SearchValues<byte> TokenBytes => RequestHead.TokenBytes;
 
-    private static readonly SearchValues<byte> ValueBytes =
-        SearchValues.Create("\t !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"u8);
+    private static SearchValues<byte> ValueBytes => RequestHead.ValueBytes;
 
     private static ResponseHead Invalid(string problem) => new(0, BodyFraming.None, 0, false, false, problem);
 
