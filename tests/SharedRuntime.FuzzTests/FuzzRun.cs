@@ -66,6 +66,8 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
     private int _grpcSent;
     private int _transportErrorCount;
     private int _bystanderRequests;
+    private readonly ConcurrentDictionary<string, (object Case, long Started)> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(double Seconds, string Case)> _slow = new();
 
     public IReadOnlyCollection<FuzzFinding> Findings => _findings;
     public IReadOnlyCollection<string> BystanderErrors => _bystanderErrors;
@@ -77,6 +79,14 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
     public int BystanderRequests => _bystanderRequests;
     public bool TimedOut { get; private set; }
     public TimeSpan Elapsed { get; private set; }
+
+    /// <summary>Cases that took a second or more, slowest first, with their time: what a run that ran out of time was waiting on.</summary>
+    public IEnumerable<string> SlowCases => _slow.OrderByDescending(c => c.Seconds).Take(10).Select(c => $"{c.Seconds:0.0} s: {c.Case}");
+
+    /// <summary>Cases still unanswered when the run ended, longest first.</summary>
+    public IEnumerable<string> Unanswered => _inFlight
+        .Select(c => (Seconds: Stopwatch.GetElapsedTime(c.Value.Started).TotalSeconds, Text: $"case seed {c.Key}: {c.Value.Case}"))
+        .OrderByDescending(c => c.Seconds).Take(10).Select(c => $"{c.Seconds:0.0} s so far: {c.Text}");
 
     /// <summary>Answers by route and status, for the log.</summary>
     public IReadOnlyDictionary<string, int> Answers => _answers;
@@ -127,6 +137,8 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
                 continue;
             }
             Interlocked.Increment(ref _sent);
+            var started = Stopwatch.GetTimestamp();
+            _inFlight[caseSeed] = (fuzzCase, started);
             if (fuzzCase is HttpCase httpCase)
             {
                 Interlocked.Increment(ref _httpSent);
@@ -137,6 +149,12 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
                 Interlocked.Increment(ref _grpcSent);
                 var grpcCase = (GrpcCase)fuzzCase;
                 await SendAsync(grpcCase.Metadata.Any(m => m.Value.Any(c => c > '~')) ? dirtyGrpc : grpc, grpcCase, caseSeed);
+            }
+            _inFlight.TryRemove(caseSeed, out _);
+            var took = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            if (took >= 1 && _slow.Count < 1000)
+            {
+                _slow.Enqueue((took, $"case seed {caseSeed}: {fuzzCase}"));
             }
         }
     }

@@ -63,13 +63,29 @@ public sealed class FuzzRunTests(ITestOutputHelper output)
             }
         }
 
+        // What went wrong, last in the output (a log's tail is what is kept of it), before the assertions that fail on it.
+        foreach (var slow in run.SlowCases)
+        {
+            output.WriteLine($"slow case: {slow}");
+        }
+        foreach (var waiting in run.Unanswered)
+        {
+            output.WriteLine($"unanswered at the end: {waiting}");
+        }
+        output.WriteLine($"verdict: runtime {(exited ? "EXITED" : "alive")}; {run.BystanderErrors.Count} bystander errors; {run.Findings.Count} findings; " +
+                         $"{run.Sent} of {settings.Cases} cases sent{(run.TimedOut ? $", TIMED OUT after {settings.TimeCap.TotalSeconds} s" : "")}");
+        foreach (var error in run.BystanderErrors.Take(5))
+        {
+            output.WriteLine($"bystander error: {error}");
+        }
+
         Assert.False(exited, $"the runtime exited during the fuzz run:\n{Tail(runtime.Process.Log)}");
         Assert.True(run.BystanderErrors.Count == 0,
             $"{run.BystanderErrors.Count} bystander requests failed during the run:\n{string.Join('\n', run.BystanderErrors.Take(10))}");
         Assert.True(run.Findings.Count == 0,
             $"{run.Findings.Count} wrong answers (seed {settings.Seed}; replay one with SHAREDRUNTIME_FUZZ_REPLAY=<case seed>):\n\n" +
             string.Join("\n\n", run.Findings.Take(8)));
-        Assert.False(run.TimedOut, $"only {run.Sent} of {settings.Cases} cases were sent within {settings.TimeCap.TotalSeconds} s");
+        Assert.False(run.TimedOut, $"only {run.Sent} of {settings.Cases} cases were sent within {settings.TimeCap.TotalSeconds} s; the slowest:\n{string.Join('\n', run.SlowCases.Concat(run.Unanswered))}");
         Assert.Equal(settings.Cases, run.Sent);
         await Eventually.TrueAsync(() => Task.FromResult(node.BystanderDeliveries > 0), TimeSpan.FromSeconds(10), "an event delivered to the bystander's app");
         var after = await runtime.AssertSurvivedAsync();
