@@ -95,6 +95,12 @@ internal sealed partial class AppChannel : IDisposable
     public CircuitState BreakerState => _breaker?.State ?? CircuitState.Closed;
 
     /// <summary>
+    /// On a request sent through a channel: the longest wait for each further piece of the app's answer once its head
+    /// came (the channel's timeout), for whoever copies the answer's body on.
+    /// </summary>
+    public static readonly HttpRequestOptionsKey<TimeSpan> ReadTimeoutKey = new("sharedruntime.app-read-timeout");
+
+    /// <summary>
     /// Sends one request to the app and classifies its answer. Throws <see cref="CircuitOpenException"/> without
     /// calling when the app's breaker is open, <see cref="TimeoutException"/> when the app does not answer in time,
     /// <see cref="HttpRequestException"/> when it cannot be reached, and <see cref="CallerFaultException"/> when the
@@ -112,6 +118,7 @@ internal sealed partial class AppChannel : IDisposable
         }
         request.Version = _version;
         request.VersionPolicy = _versionPolicy;
+        request.Options.Set(ReadTimeoutKey, Config.Timeout);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(Config.Timeout);
         Interlocked.Increment(ref _inFlight);

@@ -272,12 +272,26 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         string traceparent, CancellationToken cancellationToken) =>
         channel.Protocol == Configuration.AppProtocol.Grpc && !request.Proxied
             ? SendOnInvokeAsync(channel, request, method, callerAppId, traceparent, cancellationToken)
-            : channel.SendAsync(destination is null ? Build(channel, request, body, method, callerAppId, traceparent) : BuildExternal(destination, request, body, method, traceparent), static (response, _) => ValueTask.FromResult(new AppCallResult
+            : channel.SendAsync(destination is null ? Build(channel, request, body, method, callerAppId, traceparent) : BuildExternal(destination, request, body, method, traceparent), Classify, cancellationToken);
+
+    /// <summary>
+    /// The app's answer as the call's result; a 5xx counts as the app's failure. An app that answers 101 (switching its
+    /// connection to another protocol no invocation asks for) failed the call: its answer is not one the caller can be given.
+    /// </summary>
+    private static ValueTask<AppCallResult> Classify(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if ((int)response.StatusCode < 200)
+        {
+            response.Dispose();
+            throw new HttpRequestException(HttpRequestError.InvalidResponse, "the app's answer is not valid HTTP/1.1: it switched protocols, which an invocation does not ask for");
+        }
+        return ValueTask.FromResult(new AppCallResult
         {
             Response = response,
             StatusCode = (int)response.StatusCode,
             Failed = (int)response.StatusCode >= 500,
-        }), cancellationToken);
+        });
+    }
 
     private static HttpRequestMessage Build(AppChannel channel, InvocationRequest request, CallerBodyStream? callerBody, string method, string callerAppId, string traceparent)
     {
@@ -399,4 +413,7 @@ internal static partial class InvocationLog
 
     [LoggerMessage(2103, LogLevel.Information, "Tenant {CallerAppId}: call to {TargetAppId} refused, the request is at fault: {Problem}")]
     public static partial void CallerFault(ILogger logger, string callerAppId, string targetAppId, string problem);
+
+    [LoggerMessage(2104, LogLevel.Warning, "Tenant {CallerAppId}: call to {TargetAppId} /{Method} cut off: the app sent nothing more of its answer for {Seconds}s")]
+    public static partial void AnswerStalled(ILogger logger, string callerAppId, string targetAppId, string method, double seconds);
 }

@@ -189,19 +189,80 @@ internal static class DaprHttpInvokeApi
 
         context.Response.StatusCode = (int)response.StatusCode;
         var headers = context.Response.Headers;
-        // The non-validated views pass the app's header values through as they came, without parsing them.
-        foreach (var (name, values) in response.Headers.NonValidated)
+        try
         {
-            if (ServiceInvocation.PassesBack(name))
+            // The non-validated views pass the app's header values through as they came, without parsing them.
+            foreach (var (name, values) in response.Headers.NonValidated)
+            {
+                if (ServiceInvocation.PassesBack(name))
+                {
+                    headers[name] = values.Count == 1 ? new StringValues(values.ToString()) : new StringValues([.. values]);
+                }
+            }
+            foreach (var (name, values) in response.Content.Headers.NonValidated)
             {
                 headers[name] = values.Count == 1 ? new StringValues(values.ToString()) : new StringValues([.. values]);
             }
         }
-        foreach (var (name, values) in response.Content.Headers.NonValidated)
+        catch (InvalidOperationException ex)
         {
-            headers[name] = values.Count == 1 ? new StringValues(values.ToString()) : new StringValues([.. values]);
+            // A header the server refuses to send (a control character, a Content-Length that is not one number): the
+            // app's answer cannot be passed on, which is the app's failure, not the runtime's.
+            headers.Clear();
+            var problem = $"the app's answer is not valid HTTP/1.1: {ex.Message}";
+            InvocationLog.Failed(context.RequestServices.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ServiceInvocation>>(), caller.AppId, appId, method, problem);
+            throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {appId}, err: {problem}", ex);
         }
         await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
-        await stream.CopyToAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+        var idle = response.RequestMessage?.Options.TryGetValue(AppChannel.AppChannel.ReadTimeoutKey, out var readTimeout) == true ? readTimeout : Timeout.InfiniteTimeSpan;
+        await CopyAnswerAsync(stream, context, idle, caller.AppId, appId, method).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Copies the app's answer body to the caller. An app that stops sending in the middle of its answer for longer
+    /// than its channel's timeout has the caller's connection cut (the status line may already be out), as the app's
+    /// own failure: the caller is not held for as long as it is willing to wait.
+    /// </summary>
+    private static async Task CopyAnswerAsync(Stream answer, HttpContext context, TimeSpan idle, string callerAppId, string targetAppId, string method)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        try
+        {
+            while (true)
+            {
+                wait.CancelAfter(idle);
+                int read;
+                try
+                {
+                    read = await answer.ReadAsync(buffer, wait.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+                {
+                    InvocationLog.AnswerStalled(context.RequestServices.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ServiceInvocation>>(),
+                        callerAppId, targetAppId, method, idle.TotalSeconds);
+                    context.Abort();
+                    return;
+                }
+                catch (IOException ex) when (!context.RequestAborted.IsCancellationRequested)
+                {
+                    // The app's answer broke off or is malformed past its head: the caller's connection is cut, as
+                    // the answer cannot be completed; the app's failure, logged as one.
+                    InvocationLog.Failed(context.RequestServices.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ServiceInvocation>>(),
+                        callerAppId, targetAppId, method, $"its answer broke off: {ex.Message}");
+                    context.Abort();
+                    return;
+                }
+                if (read == 0)
+                {
+                    return;
+                }
+                await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 }

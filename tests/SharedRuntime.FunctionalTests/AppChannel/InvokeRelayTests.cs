@@ -184,6 +184,9 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     public async Task A_connection_goes_on_through_the_http_api_after_a_request_the_relay_does_not_take()
     {
         await using var runtime = await StartAsync(relay: true);
+        // One call first on a connection of its own, so that the target's channel is surely in place.
+        await runtime.Client("caller-token").GetStringAsync("/v1.0/invoke/target/method/warm");
+        var before = Relayed(runtime);
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1 };
         using var client = new HttpClient(handler) { BaseAddress = runtime.HttpAddress };
         client.DefaultRequestHeaders.Add("dapr-api-token", "caller-token");
@@ -192,7 +195,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1.0/metadata")).StatusCode);
         Assert.Equal("GET /two", await client.GetStringAsync("/v1.0/invoke/target/method/two"));
         Assert.True((await client.GetAsync("/v1.0/healthz")).IsSuccessStatusCode);
-        Assert.Equal(1, Relayed(runtime));
+        Assert.Equal(1, Relayed(runtime) - before);
     }
 
     [Fact]
@@ -253,10 +256,12 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         Assert.Equal("GET /fine", await runtime.Client("caller-token").GetStringAsync("/v1.0/invoke/target/method/fine"));
     }
 
-    [Fact]
-    public async Task A_hostile_app_fails_its_own_relayed_calls_and_nothing_else()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_hostile_app_fails_its_own_calls_and_nothing_else(bool relay)
     {
-        await using var runtime = await StartAsync(relay: true);
+        await using var runtime = await StartAsync(relay);
         var client = runtime.Client("caller-token");
         string[] answers =
         [
@@ -271,7 +276,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
             _raw.Next = answer;
             var response = await client.GetAsync("/v1.0/invoke/raw/method/x");
             Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
-            Assert.Contains("\"errorCode\":\"ERR_", await response.Content.ReadAsStringAsync());
+            Assert.Contains("\"errorCode\":\"ERR_DIRECT_INVOKE\"", await response.Content.ReadAsStringAsync());
         }
         // A malformed chunked body after a good head: the caller's connection is cut, never a hang or a crash.
         _raw.Next = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbad\r\n";
@@ -279,6 +284,11 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         // An answer with no framing ends with the app's connection.
         _raw.Next = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close";
         Assert.Equal("until-close", await client.GetStringAsync("/v1.0/invoke/raw/method/x"));
+        // An answer that stops half-way: the caller's connection is cut once the app's timeout (1s) passes without a
+        // byte, rather than held for as long as the caller would wait (this client: 30s, then a timeout of its own).
+        _raw.Next = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part";
+        var stalled = await Record.ExceptionAsync(() => client.GetStringAsync("/v1.0/invoke/raw/method/x"));
+        Assert.IsType<HttpRequestException>(stalled);
 
         Assert.Equal("GET /fine", await client.GetStringAsync("/v1.0/invoke/target/method/fine"));
         var metadata = await runtime.Client("other-token").GetAsync("/v1.0/metadata");

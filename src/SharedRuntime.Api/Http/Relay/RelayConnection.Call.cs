@@ -205,6 +205,9 @@ internal sealed partial class RelayConnection
         var headLength = head.Write(upstream.Buffer.AsSpan(0, headEnd), _scratch, close);
         var buffer = upstream.Buffer;
         var timeout = call.Channel.Config.Timeout;
+        // An app that stops in the middle of its answer for the channel's timeout has its connection closed, which ends
+        // the copy (and the caller's connection, whose answer cannot be completed).
+        using var abort = _timeout.Token.UnsafeRegister(static state => ((AppConnection)state!).Abort(), upstream);
         switch (head.Framing)
         {
             case BodyFraming.None:
