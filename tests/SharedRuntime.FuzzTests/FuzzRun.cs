@@ -97,17 +97,18 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
     public async Task RunAsync()
     {
         using var http = NewHttpClient();
-        // Kestrel ends a whole HTTP/2 connection over a header it cannot accept (non-ASCII bytes): such calls get a
-        // connection of their own, so that they do not take the other cases on the connection down with them.
+        // Kestrel ends a whole HTTP/2 connection over a header it cannot accept (non-ASCII bytes): such calls each get a
+        // connection of their own (see WorkerAsync), so that they take no other case down with them. When they shared
+        // one channel, every such call after some point in a run could wait out its 20 s deadline (unknown methods
+        // too, so below the runtime's handlers) and the run its time cap, while the bystander was served throughout.
         using var grpc = NewChannel();
-        using var dirtyGrpc = NewChannel();
         using var bystanderGrpc = NewChannel();
         using var deadline = new CancellationTokenSource(settings.TimeCap);
         using var attackOver = new CancellationTokenSource();
         var bystander = Task.Run(() => BystanderAsync(bystanderGrpc.CreateCallInvoker(), attackOver.Token));
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, settings.Concurrency)
-            .Select(_ => Task.Run(() => WorkerAsync(http, grpc.CreateCallInvoker(), dirtyGrpc.CreateCallInvoker(), deadline.Token))).ToArray();
+            .Select(_ => Task.Run(() => WorkerAsync(http, grpc.CreateCallInvoker(), deadline.Token))).ToArray();
         await Task.WhenAll(workers);
         Elapsed = clock.Elapsed;
         TimedOut = deadline.IsCancellationRequested && _sent < settings.Cases;
@@ -115,7 +116,7 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
         await bystander;
     }
 
-    private async Task WorkerAsync(HttpClient http, CallInvoker grpc, CallInvoker dirtyGrpc, CancellationToken deadline)
+    private async Task WorkerAsync(HttpClient http, CallInvoker grpc, CancellationToken deadline)
     {
         while (!deadline.IsCancellationRequested && _findings.Count < MaxFindings && !node.Runtime.Process.HasExited)
         {
@@ -148,7 +149,15 @@ internal sealed class FuzzRun(FuzzNode node, FuzzSettings settings)
             {
                 Interlocked.Increment(ref _grpcSent);
                 var grpcCase = (GrpcCase)fuzzCase;
-                await SendAsync(grpcCase.Metadata.Any(m => m.Value.Any(c => c > '~')) ? dirtyGrpc : grpc, grpcCase, caseSeed);
+                if (grpcCase.Metadata.Any(m => m.Value.Any(c => c > '~')))
+                {
+                    using var own = NewChannel();
+                    await SendAsync(own.CreateCallInvoker(), grpcCase, caseSeed);
+                }
+                else
+                {
+                    await SendAsync(grpc, grpcCase, caseSeed);
+                }
             }
             _inFlight.TryRemove(caseSeed, out _);
             var took = Stopwatch.GetElapsedTime(started).TotalSeconds;
