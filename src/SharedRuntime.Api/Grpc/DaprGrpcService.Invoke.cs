@@ -46,7 +46,8 @@ internal sealed partial class DaprGrpcService
             Scheme = "http",
         }, context.CancellationToken).ConfigureAwait(false);
 
-        var body = await ReadBoundedAsync(response.Content, httpContext.Memory(), context.CancellationToken).ConfigureAwait(false);
+        var idle = response.RequestMessage?.Options.TryGetValue(AppChannel.AppChannel.ReadTimeoutKey, out var readTimeout) == true ? readTimeout : Timeout.InfiniteTimeSpan;
+        var body = await ReadBoundedAsync(response.Content, httpContext.Memory(), request.Id, idle, context.CancellationToken).ConfigureAwait(false);
         var status = (int)response.StatusCode;
         if (status is < 200 or > 299)
         {
@@ -61,10 +62,29 @@ internal sealed partial class DaprGrpcService
 
     /// <summary>
     /// The app's whole answer, at most <see cref="MaxInvokeResponseBytes"/>, charged to the caller's memory budget as
-    /// it arrives (a declared length before a byte is read).
+    /// it arrives (a declared length before a byte is read). An app that sends nothing more of it for
+    /// <paramref name="idle"/> (its channel's timeout) failed the call, as one that did not answer in time.
     /// </summary>
-    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(HttpContent content, RequestMemory? memory, CancellationToken cancellationToken)
+    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(HttpContent content, RequestMemory? memory, string appId, TimeSpan idle, CancellationToken cancellationToken)
     {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            return await ReadBoundedAsync(content, memory, wait, idle).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {appId}, err: the app sent nothing more of its answer for {idle.TotalSeconds:0.###}s", ex)
+            {
+                GrpcOverride = (int)StatusCode.DeadlineExceeded,
+            };
+        }
+    }
+
+    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(HttpContent content, RequestMemory? memory, CancellationTokenSource wait, TimeSpan idle)
+    {
+        var cancellationToken = wait.Token;
+        wait.CancelAfter(idle);
         var declared = content.Headers.ContentLength;
         if (declared > MaxInvokeResponseBytes)
         {
@@ -93,6 +113,7 @@ internal sealed partial class DaprGrpcService
                 Array.Resize(ref buffer, larger);
                 memory?.Release(smaller);
             }
+            wait.CancelAfter(idle);
             var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
             if (read == 0)
             {

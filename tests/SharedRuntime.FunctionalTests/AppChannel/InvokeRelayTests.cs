@@ -1,9 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using SharedRuntime.Http.Relay;
+using Autogen = Dapr.Client.Autogen.Grpc.v1;
 
 namespace SharedRuntime.FunctionalTests.AppChannel;
 
@@ -293,6 +296,26 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         Assert.Equal("GET /fine", await client.GetStringAsync("/v1.0/invoke/target/method/fine"));
         var metadata = await runtime.Client("other-token").GetAsync("/v1.0/metadata");
         Assert.Equal(HttpStatusCode.OK, metadata.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_grpc_caller_is_not_held_by_an_answer_that_stops_half_way()
+    {
+        await using var runtime = await StartAsync(relay: true);
+        _raw.Next = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part";
+        using var channel = GrpcChannel.ForAddress(runtime.GrpcAddress);
+        var client = new Autogen.Dapr.DaprClient(channel);
+        var call = client.InvokeServiceAsync(new Autogen.InvokeServiceRequest
+        {
+            Id = "raw",
+            Message = new Autogen.InvokeRequest { Method = "x", HttpExtension = new() { Verb = Autogen.HTTPExtension.Types.Verb.Get } },
+        }, new Metadata { { "dapr-api-token", "caller-token" } }, deadline: DateTime.UtcNow.AddSeconds(30));
+
+        // The app's timeout (1s) ends the call, not the caller's own deadline.
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await call);
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.Contains("sent nothing more of its answer for 1s", error.Status.Detail);
+        Assert.Equal("GET /fine", await runtime.Client("caller-token").GetStringAsync("/v1.0/invoke/target/method/fine"));
     }
 
     [Theory]
