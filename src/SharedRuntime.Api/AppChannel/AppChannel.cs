@@ -98,7 +98,11 @@ internal sealed partial class AppChannel : IDisposable
     /// On a request sent through a channel: the longest wait for each further piece of the app's answer once its head
     /// came (the channel's timeout), for whoever copies the answer's body on.
     /// </summary>
-    public static readonly HttpRequestOptionsKey<TimeSpan> ReadTimeoutKey = new("sharedruntime.app-read-timeout");
+    private static readonly HttpRequestOptionsKey<TimeSpan> ReadTimeoutKey = new("sharedruntime.app-read-timeout");
+
+    /// <summary>The longest pause within the body of an answer a channel received (its timeout); infinite for any other answer.</summary>
+    public static TimeSpan ReadTimeoutOf(HttpResponseMessage response) =>
+        response.RequestMessage?.Options.TryGetValue(ReadTimeoutKey, out var timeout) == true ? timeout : Timeout.InfiniteTimeSpan;
 
     /// <summary>
     /// Sends one request to the app and classifies its answer. Throws <see cref="CircuitOpenException"/> without

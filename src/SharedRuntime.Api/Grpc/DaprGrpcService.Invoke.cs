@@ -46,8 +46,7 @@ internal sealed partial class DaprGrpcService
             Scheme = "http",
         }, context.CancellationToken).ConfigureAwait(false);
 
-        var idle = response.RequestMessage?.Options.TryGetValue(AppChannel.AppChannel.ReadTimeoutKey, out var readTimeout) == true ? readTimeout : Timeout.InfiniteTimeSpan;
-        var body = await ReadBoundedAsync(response.Content, httpContext.Memory(), request.Id, idle, context.CancellationToken).ConfigureAwait(false);
+        var body = await ReadBoundedAsync(response.Content, httpContext.Memory(), request.Id, AppChannel.AppChannel.ReadTimeoutOf(response), context.CancellationToken).ConfigureAwait(false);
         var status = (int)response.StatusCode;
         if (status is < 200 or > 299)
         {
@@ -70,7 +69,7 @@ internal sealed partial class DaprGrpcService
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         try
         {
-            return await ReadBoundedAsync(content, memory, wait, idle).ConfigureAwait(false);
+            return await ReadPausingAtMostAsync(content, memory, wait, idle).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -81,7 +80,8 @@ internal sealed partial class DaprGrpcService
         }
     }
 
-    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(HttpContent content, RequestMemory? memory, CancellationTokenSource wait, TimeSpan idle)
+    /// <summary>The body read itself: <paramref name="wait"/> is cancelled when a read waits longer than <paramref name="idle"/>.</summary>
+    private static async Task<ReadOnlyMemory<byte>> ReadPausingAtMostAsync(HttpContent content, RequestMemory? memory, CancellationTokenSource wait, TimeSpan idle)
     {
         var cancellationToken = wait.Token;
         wait.CancelAfter(idle);

@@ -214,8 +214,7 @@ internal static class DaprHttpInvokeApi
             throw new DaprApiException(500, "ERR_DIRECT_INVOKE", $"failed to invoke, id: {appId}, err: {problem}", ex);
         }
         await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
-        var idle = response.RequestMessage?.Options.TryGetValue(AppChannel.AppChannel.ReadTimeoutKey, out var readTimeout) == true ? readTimeout : Timeout.InfiniteTimeSpan;
-        await CopyAnswerAsync(stream, context, idle, caller.AppId, appId, method).ConfigureAwait(false);
+        await CopyAnswerAsync(stream, context, AppChannel.AppChannel.ReadTimeoutOf(response), caller.AppId, appId, method).ConfigureAwait(false);
     }
 
     /// <summary>
