@@ -11,7 +11,7 @@ namespace SharedRuntime.Http.Relay;
 /// One client connection while the relay serves it: reads each request whole, relays the ones
 /// <see cref="InvokeRelay"/> takes and hands the connection to the HTTP server at the first one it does not.
 /// </summary>
-internal sealed partial class RelayConnection(LoopSocket client, RelayListener listener, InvokeRelay relay)
+internal sealed partial class RelayConnection(Socket client, RelayListener listener, InvokeRelay relay)
 {
     private const int Idle = 0, Reading = 1, Relaying = 2;
 
@@ -52,7 +52,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
     {
         try
         {
-            _remote = (client.Socket.RemoteEndPoint as IPEndPoint)?.Address;
+            _remote = (client.RemoteEndPoint as IPEndPoint)?.Address;
             _clientAddress = _remote?.ToString() ?? "";
             if (!await PeekFirstAsync().ConfigureAwait(false))
             {
@@ -115,13 +115,8 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
     private async ValueTask<bool> PeekFirstAsync()
     {
         SetState(Idle);
-        int peeked;
-        do
-        {
-            await client.WaitReadableAsync().ConfigureAwait(false);
-            peeked = client.Peek(_buffer);
-        }
-        while (peeked < 0);
+        await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+        var peeked = await client.ReceiveAsync(_buffer, SocketFlags.Peek).ConfigureAwait(false);
         if (peeked == 0)
         {
             Close();
@@ -145,7 +140,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
         var read = 0;
         while (read < length)
         {
-            var received = await client.ReceiveAsync(_buffer.AsMemory(read, length - read)).ConfigureAwait(false);
+            var received = await client.ReceiveAsync(_buffer.AsMemory(read, length - read), SocketFlags.None).ConfigureAwait(false);
             if (received == 0)
             {
                 throw new IOException("the client closed the connection");
@@ -207,7 +202,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
             _end -= _start;
             _start = 0;
         }
-        var received = await client.ReceiveAsync(_buffer.AsMemory(_end)).ConfigureAwait(false);
+        var received = await client.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
         if (received == 0)
         {
             return false;
@@ -254,8 +249,8 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
         bool gone;
         try
         {
-            await client.WaitReadableAsync().ConfigureAwait(false);
-            gone = client.Peek(_peekByte) == 0;
+            await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+            gone = await client.ReceiveAsync(_peekByte, SocketFlags.Peek).ConfigureAwait(false) == 0;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
@@ -270,7 +265,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
     }
 
     /// <summary>Closes the socket, failing what waits on it.</summary>
-    public void Abort() => client.Abort();
+    public void Abort() => client.Dispose();
 
     private void HandOver()
     {
@@ -280,7 +275,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
         }
         var alreadyRead = _end > _start && !_peeked ? _buffer.AsSpan(_start, _end - _start).ToArray() : null;
         ReturnBuffers();
-        listener.HandOver(this, client.Detach(), alreadyRead);
+        listener.HandOver(this, client, alreadyRead);
     }
 
     private void Close()
@@ -289,7 +284,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
         {
             return;
         }
-        client.Abort();
+        client.Dispose();
         ReturnBuffers();
         listener.Forget(this);
     }

@@ -84,22 +84,12 @@ internal sealed class RelayListener : IConnectionListener
                 return;
             }
             socket.NoDelay = true;
-            LoopSocket looped;
-            try
-            {
-                looped = SocketLoops.Shared.Add(socket);
-            }
-            catch (SocketException)
-            {
-                socket.Dispose();
-                continue;
-            }
-            var connection = new RelayConnection(looped, this, _relay);
+            var connection = new RelayConnection(socket, this, _relay);
             lock (_connections)
             {
                 if (_stopped)
                 {
-                    looped.Abort();
+                    socket.Dispose();
                     continue;
                 }
                 _connections.Add(connection);
