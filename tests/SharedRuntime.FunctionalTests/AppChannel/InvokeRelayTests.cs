@@ -74,6 +74,14 @@ public sealed class InvokeRelayTests : IAsyncLifetime
             }
         }, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
         _raw = RawApp.Start();
+        // The app's first request compiles its whole pipeline, which on a busy machine can take longer than the target's
+        // 1 s timeout: it is made here, directly, so that no test's first call through the runtime pays for it.
+        using var warm = new HttpClient();
+        await warm.GetStringAsync(new Uri(_app.Address, "warm"));
+        lock (_seen)
+        {
+            _seen.Clear();
+        }
     }
 
     public async Task DisposeAsync()
@@ -187,8 +195,13 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     public async Task A_connection_goes_on_through_the_http_api_after_a_request_the_relay_does_not_take()
     {
         await using var runtime = await StartAsync(relay: true);
-        // One call first on a connection of its own, so that the target's channel is surely in place.
-        await runtime.Client("caller-token").GetStringAsync("/v1.0/invoke/target/method/warm");
+        // One call first on a connection of its own, so that the target's channel is surely in place (and the runtime's
+        // relay path compiled: a first call slower than the target's 1 s timeout is tried again, as it is not what is tested).
+        var warm = runtime.Client("caller-token");
+        for (var attempt = 1; !(await warm.GetAsync("/v1.0/invoke/target/method/warm")).IsSuccessStatusCode; attempt++)
+        {
+            Assert.True(attempt < 3, "the warm-up call failed three times");
+        }
         var before = Relayed(runtime);
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1 };
         using var client = new HttpClient(handler) { BaseAddress = runtime.HttpAddress };
