@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.Logging;
 using Polly;
@@ -113,6 +114,10 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         {
             throw Refused(caller, targetAppId, ex.Message);
         }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw; // past the caller's body limit: its 413, as for any other API
+        }
         catch (IOException ex)
         {
             throw Refused(caller, targetAppId, $"the request body could not be read to its end: {ex.Message}");
@@ -169,6 +174,11 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
                 ResilienceContextPool.Shared.Return(context);
             }
         }
+        catch (CallerFaultException ex) when (BodyOverLimit(ex) is { } overLimit)
+        {
+            // The caller's body went past its limit while it was streamed to the app: its 413, as when it is read whole.
+            throw overLimit;
+        }
         catch (CallerFaultException ex)
         {
             InvocationLog.CallerFault(logger, caller.AppId, targetName, ex.Message);
@@ -191,6 +201,19 @@ internal sealed partial class ServiceInvocation(AppChannels channels, Resiliency
         {
             channel.Calls.Exit();
         }
+    }
+
+    /// <summary>The server's refusal of a body past the caller's limit, when that is what failed the read of it.</summary>
+    private static BadHttpRequestException? BodyOverLimit(Exception exception)
+    {
+        for (var inner = exception.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } overLimit)
+            {
+                return overLimit;
+            }
+        }
+        return null;
     }
 
     /// <summary>Longest method path plus query sent to an app, once encoded (a URI has a length limit; HTTP servers a lower one).</summary>

@@ -30,6 +30,10 @@ public sealed class InvocationFaultTests : IAsyncLifetime
         _runtime = await TestRuntime.StartAsync(
             AppResources.Tenant("attacker", "attacker-token", null) +
             AppResources.Tenant("orders", "orders-token", null) +
+            AppResources.Tenant("small", "small-token", null, """
+                limits:
+                  maxRequestBodyBytes: 262144
+                """) +
             AppResources.Tenant("billing", "billing-token", _billingApp.Address, """
                 appChannel:
                   breakAfterFailures: 3
@@ -149,6 +153,45 @@ public sealed class InvocationFaultTests : IAsyncLifetime
         // The runtime has dealt with every aborted call once none is in flight into the app.
         await Eventually.TrueAsync(() => Task.FromResult(Billing.Calls.InFlight == 0), TimeSpan.FromSeconds(15), "aborted calls to end");
 
+        await AssertBillingServedAsync();
+    }
+
+    [Fact]
+    public async Task A_streamed_body_that_grows_past_the_callers_limit_is_its_413_and_never_opens_the_apps_breaker()
+    {
+        for (var i = 0; i < 4; i++)
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(IPAddress.Loopback, _runtime.HttpAddress.Port);
+            using var stream = new NetworkStream(socket, ownsSocket: false);
+            // A first chunk well within the limit, so the call to the app has begun when the body goes past it.
+            await socket.SendAsync(Encoding.ASCII.GetBytes(
+                "POST /v1.0/invoke/billing/method/upload HTTP/1.1\r\nHost: localhost\r\ndapr-api-token: small-token\r\n" +
+                "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"));
+            await socket.SendAsync(new byte[0x10000]);
+            await socket.SendAsync("\r\n"u8.ToArray());
+            await Task.Delay(100);
+            var rest = Task.Run(async () =>
+            {
+                try
+                {
+                    for (var chunk = 0; chunk < 8; chunk++)
+                    {
+                        await socket.SendAsync(Encoding.ASCII.GetBytes("10000\r\n"));
+                        await socket.SendAsync(new byte[0x10000]);
+                        await socket.SendAsync("\r\n"u8.ToArray());
+                    }
+                }
+                catch (SocketException)
+                {
+                    // the runtime stopped reading and closed the connection once the body was over the limit
+                }
+            });
+            var answer = await ReadAnswerAsync(stream);
+            await rest;
+            Assert.True(answer.StartsWith("HTTP/1.1 413", StringComparison.Ordinal), answer);
+            Assert.Contains("ERR_TENANT_BODY_TOO_LARGE", answer);
+        }
         await AssertBillingServedAsync();
     }
 
