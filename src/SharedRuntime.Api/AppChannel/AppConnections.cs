@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using SharedRuntime.Http.Relay;
 
 namespace SharedRuntime.AppChannel;
 
@@ -23,6 +24,7 @@ internal sealed class AppConnections : IDisposable
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
 
     private readonly EndPoint _endPoint;
+    private readonly int _port;
     private readonly List<AppConnection> _idle = [];
     private readonly TimeProvider _time;
     private bool _disposed;
@@ -33,6 +35,7 @@ internal sealed class AppConnections : IDisposable
         _endPoint = IPAddress.TryParse(endpoint.IdnHost, out var address)
             ? new IPEndPoint(address, endpoint.Port)
             : new DnsEndPoint(endpoint.IdnHost, endpoint.Port);
+        _port = endpoint.Port;
         HostLine = Encoding.ASCII.GetBytes($"Host: {endpoint.Authority}\r\n");
         BasePath = Encoding.ASCII.GetBytes(endpoint.AbsolutePath.TrimEnd('/'));
         Authority = endpoint.Authority;
@@ -66,17 +69,81 @@ internal sealed class AppConnections : IDisposable
     /// <summary>Opens a new connection to the app; throws <see cref="SocketException"/> or <see cref="OperationCanceledException"/>.</summary>
     public async ValueTask<AppConnection> ConnectAsync(CancellationToken cancellationToken)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(ConnectTimeout);
+        var addresses = _endPoint is IPEndPoint ip
+            ? [ip.Address]
+            : await Dns.GetHostAddressesAsync(((DnsEndPoint)_endPoint).Host, timeout.Token).ConfigureAwait(false);
+        SocketException? failed = null;
+        foreach (var address in addresses)
+        {
+            try
+            {
+                return new AppConnection(await ConnectAsync(new IPEndPoint(address, _port), timeout.Token).ConfigureAwait(false));
+            }
+            catch (SocketException ex)
+            {
+                failed = ex;
+            }
+        }
+        throw failed ?? new SocketException((int)SocketError.HostNotFound);
+    }
+
+    /// <summary>
+    /// Connects without blocking and waits on the socket's loop until the connection is made: the relay's sockets
+    /// are only ever driven by <see cref="Http.Relay.SocketLoops"/>.
+    /// </summary>
+    private static async ValueTask<LoopSocket> ConnectAsync(IPEndPoint endPoint, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
+        var connected = true;
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(ConnectTimeout);
-            await socket.ConnectAsync(_endPoint, timeout.Token).ConfigureAwait(false);
-            return new AppConnection(socket);
+            socket.Connect(endPoint);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+        {
+            connected = false;
         }
         catch
         {
             socket.Dispose();
+            throw;
+        }
+        LoopSocket looped;
+        try
+        {
+            looped = SocketLoops.Shared.Add(socket, writable: connected);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        try
+        {
+            if (!connected)
+            {
+                using (cancellationToken.UnsafeRegister(static state => ((LoopSocket)state!).Abort(), looped))
+                {
+                    await looped.WaitWritableAsync().ConfigureAwait(false);
+                }
+                var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+                if (error != SocketError.Success)
+                {
+                    throw new SocketException((int)error);
+                }
+            }
+            return looped;
+        }
+        catch (SocketException) when (cancellationToken.IsCancellationRequested)
+        {
+            looped.Abort();
+            throw new OperationCanceledException(cancellationToken);
+        }
+        catch
+        {
+            looped.Abort();
             throw;
         }
     }
@@ -123,11 +190,11 @@ internal sealed class AppConnections : IDisposable
 }
 
 /// <summary>One relayed-invocation connection to an app, with the buffer its answers are read into.</summary>
-internal sealed class AppConnection(Socket socket) : IDisposable
+internal sealed class AppConnection(LoopSocket socket) : IDisposable
 {
     private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(AppConnections.BufferSize);
 
-    public Socket Socket { get; } = socket;
+    public LoopSocket Socket { get; } = socket;
 
     public byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AppConnection));
 
@@ -138,11 +205,11 @@ internal sealed class AppConnection(Socket socket) : IDisposable
     public bool Reused { get; set; }
 
     /// <summary>Closes the socket, failing whatever is pending on it; the buffer stays until <see cref="Dispose"/>.</summary>
-    public void Abort() => Socket.Dispose();
+    public void Abort() => Socket.Abort();
 
     public void Dispose()
     {
-        Socket.Dispose();
+        Socket.Abort();
         if (Interlocked.Exchange(ref _buffer, null) is { } buffer)
         {
             ArrayPool<byte>.Shared.Return(buffer);

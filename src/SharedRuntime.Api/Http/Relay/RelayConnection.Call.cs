@@ -139,7 +139,7 @@ internal sealed partial class RelayConnection
             using var abort = _timeout.Token.UnsafeRegister(static state => ((AppConnection)state!).Abort(), upstream);
             try
             {
-                await upstream.Socket.SendAsync(_scratch.AsMemory(0, requestLength), SocketFlags.None).ConfigureAwait(false);
+                await upstream.Socket.SendAsync(_scratch.AsMemory(0, requestLength)).ConfigureAwait(false);
                 while (true)
                 {
                     var buffer = upstream.Buffer;
@@ -166,7 +166,7 @@ internal sealed partial class RelayConnection
                         upstream.Dispose();
                         return new Exchange(null, default, 0, 0, $"the app's response headers are longer than {AppConnections.BufferSize} bytes");
                     }
-                    var received = await upstream.Socket.ReceiveAsync(buffer.AsMemory(have), SocketFlags.None).ConfigureAwait(false);
+                    var received = await upstream.Socket.ReceiveAsync(buffer.AsMemory(have)).ConfigureAwait(false);
                     if (received == 0)
                     {
                         throw new IOException("the app closed the connection before it answered");
@@ -211,7 +211,7 @@ internal sealed partial class RelayConnection
         switch (head.Framing)
         {
             case BodyFraming.None:
-                await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
+                await client.SendAsync(_scratch.AsMemory(0, headLength)).ConfigureAwait(false);
                 return head.KeepAlive && have == headEnd;
             case BodyFraming.Length:
             {
@@ -222,23 +222,23 @@ internal sealed partial class RelayConnection
                 if (headLength + first <= _scratch.Length)
                 {
                     buffer.AsSpan(headEnd, first).CopyTo(_scratch.AsSpan(headLength));
-                    await client.SendAsync(_scratch.AsMemory(0, headLength + first), SocketFlags.None).ConfigureAwait(false);
+                    await client.SendAsync(_scratch.AsMemory(0, headLength + first)).ConfigureAwait(false);
                 }
                 else
                 {
-                    await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
-                    await client.SendAsync(buffer.AsMemory(headEnd, first), SocketFlags.None).ConfigureAwait(false);
+                    await client.SendAsync(_scratch.AsMemory(0, headLength)).ConfigureAwait(false);
+                    await client.SendAsync(buffer.AsMemory(headEnd, first)).ConfigureAwait(false);
                 }
                 while (remaining > 0)
                 {
                     _timeout.CancelAfter(timeout);
-                    var received = await upstream.Socket.ReceiveAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining)), SocketFlags.None).ConfigureAwait(false);
+                    var received = await upstream.Socket.ReceiveAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining))).ConfigureAwait(false);
                     if (received == 0)
                     {
                         throw new IOException("the app closed the connection before the end of its answer");
                     }
                     remaining -= received;
-                    await client.SendAsync(buffer.AsMemory(0, received), SocketFlags.None).ConfigureAwait(false);
+                    await client.SendAsync(buffer.AsMemory(0, received)).ConfigureAwait(false);
                 }
                 return head.KeepAlive && !extra;
             }
@@ -247,29 +247,29 @@ internal sealed partial class RelayConnection
                 var chunks = new ChunkedScanner();
                 var body = Scan(ref chunks, buffer.AsSpan(headEnd, have - headEnd));
                 var extra = chunks.Done && headEnd + body < have;
-                await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
+                await client.SendAsync(_scratch.AsMemory(0, headLength)).ConfigureAwait(false);
                 if (body > 0)
                 {
-                    await client.SendAsync(buffer.AsMemory(headEnd, body), SocketFlags.None).ConfigureAwait(false);
+                    await client.SendAsync(buffer.AsMemory(headEnd, body)).ConfigureAwait(false);
                 }
                 while (!chunks.Done)
                 {
                     _timeout.CancelAfter(timeout);
-                    var received = await upstream.Socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                    var received = await upstream.Socket.ReceiveAsync(buffer).ConfigureAwait(false);
                     if (received == 0)
                     {
                         throw new IOException("the app closed the connection before the end of its answer");
                     }
                     body = Scan(ref chunks, buffer.AsSpan(0, received));
                     extra = body < received;
-                    await client.SendAsync(buffer.AsMemory(0, body), SocketFlags.None).ConfigureAwait(false);
+                    await client.SendAsync(buffer.AsMemory(0, body)).ConfigureAwait(false);
                 }
                 return head.KeepAlive && !extra;
             }
             default:
             {
                 // Until the app closes: each piece goes out as a chunk.
-                await client.SendAsync(_scratch.AsMemory(0, headLength), SocketFlags.None).ConfigureAwait(false);
+                await client.SendAsync(_scratch.AsMemory(0, headLength)).ConfigureAwait(false);
                 var piece = have - headEnd;
                 if (piece > 0)
                 {
@@ -278,14 +278,14 @@ internal sealed partial class RelayConnection
                 while (true)
                 {
                     _timeout.CancelAfter(timeout);
-                    var received = await upstream.Socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                    var received = await upstream.Socket.ReceiveAsync(buffer).ConfigureAwait(false);
                     if (received == 0)
                     {
                         break;
                     }
                     await SendChunkAsync(buffer.AsMemory(0, received)).ConfigureAwait(false);
                 }
-                await client.SendAsync("0\r\n\r\n"u8.ToArray(), SocketFlags.None).ConfigureAwait(false);
+                await client.SendAsync("0\r\n\r\n"u8.ToArray()).ConfigureAwait(false);
                 return false;
             }
         }
@@ -308,7 +308,7 @@ internal sealed partial class RelayConnection
         writer.Write("\r\n"u8);
         writer.Write(data.Span);
         writer.Write("\r\n"u8);
-        await client.SendAsync(_scratch.AsMemory(0, writer.Length), SocketFlags.None).ConfigureAwait(false);
+        await client.SendAsync(_scratch.AsMemory(0, writer.Length)).ConfigureAwait(false);
     }
 
     private async ValueTask WriteErrorAsync(byte[] body, bool close)
@@ -318,6 +318,6 @@ internal sealed partial class RelayConnection
         writer.WriteNumber(body.Length);
         writer.Write(close ? "\r\nConnection: close\r\n\r\n"u8 : "\r\n\r\n"u8);
         writer.Write(body);
-        await client.SendAsync(_scratch.AsMemory(0, writer.Length), SocketFlags.None).ConfigureAwait(false);
+        await client.SendAsync(_scratch.AsMemory(0, writer.Length)).ConfigureAwait(false);
     }
 }

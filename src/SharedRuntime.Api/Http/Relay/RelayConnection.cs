@@ -11,7 +11,7 @@ namespace SharedRuntime.Http.Relay;
 /// One client connection while the relay serves it: reads each request whole, relays the ones
 /// <see cref="InvokeRelay"/> takes and hands the connection to the HTTP server at the first one it does not.
 /// </summary>
-internal sealed partial class RelayConnection(Socket client, RelayListener listener, InvokeRelay relay)
+internal sealed partial class RelayConnection(LoopSocket client, RelayListener listener, InvokeRelay relay)
 {
     private const int Idle = 0, Reading = 1, Relaying = 2;
 
@@ -52,7 +52,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     {
         try
         {
-            _remote = (client.RemoteEndPoint as IPEndPoint)?.Address;
+            _remote = (client.Socket.RemoteEndPoint as IPEndPoint)?.Address;
             _clientAddress = _remote?.ToString() ?? "";
             if (!await PeekFirstAsync().ConfigureAwait(false))
             {
@@ -115,8 +115,13 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     private async ValueTask<bool> PeekFirstAsync()
     {
         SetState(Idle);
-        await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-        var peeked = await client.ReceiveAsync(_buffer, SocketFlags.Peek).ConfigureAwait(false);
+        int peeked;
+        do
+        {
+            await client.WaitReadableAsync().ConfigureAwait(false);
+            peeked = client.Peek(_buffer);
+        }
+        while (peeked < 0);
         if (peeked == 0)
         {
             Close();
@@ -140,7 +145,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
         var read = 0;
         while (read < length)
         {
-            var received = await client.ReceiveAsync(_buffer.AsMemory(read, length - read), SocketFlags.None).ConfigureAwait(false);
+            var received = await client.ReceiveAsync(_buffer.AsMemory(read, length - read)).ConfigureAwait(false);
             if (received == 0)
             {
                 throw new IOException("the client closed the connection");
@@ -202,7 +207,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
             _end -= _start;
             _start = 0;
         }
-        var received = await client.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+        var received = await client.ReceiveAsync(_buffer.AsMemory(_end)).ConfigureAwait(false);
         if (received == 0)
         {
             return false;
@@ -249,8 +254,8 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
         bool gone;
         try
         {
-            await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-            gone = await client.ReceiveAsync(_peekByte, SocketFlags.Peek).ConfigureAwait(false) == 0;
+            await client.WaitReadableAsync().ConfigureAwait(false);
+            gone = client.Peek(_peekByte) == 0;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
@@ -265,7 +270,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
     }
 
     /// <summary>Closes the socket, failing what waits on it.</summary>
-    public void Abort() => client.Dispose();
+    public void Abort() => client.Abort();
 
     private void HandOver()
     {
@@ -275,7 +280,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
         }
         var alreadyRead = _end > _start && !_peeked ? _buffer.AsSpan(_start, _end - _start).ToArray() : null;
         ReturnBuffers();
-        listener.HandOver(this, client, alreadyRead);
+        listener.HandOver(this, client.Detach(), alreadyRead);
     }
 
     private void Close()
@@ -284,7 +289,7 @@ internal sealed partial class RelayConnection(Socket client, RelayListener liste
         {
             return;
         }
-        client.Dispose();
+        client.Abort();
         ReturnBuffers();
         listener.Forget(this);
     }

@@ -84,12 +84,22 @@ internal sealed class RelayListener : IConnectionListener
                 return;
             }
             socket.NoDelay = true;
-            var connection = new RelayConnection(socket, this, _relay);
+            LoopSocket looped;
+            try
+            {
+                looped = SocketLoops.Shared.Add(socket);
+            }
+            catch (SocketException)
+            {
+                socket.Dispose();
+                continue;
+            }
+            var connection = new RelayConnection(looped, this, _relay);
             lock (_connections)
             {
                 if (_stopped)
                 {
-                    socket.Dispose();
+                    looped.Abort();
                     continue;
                 }
                 _connections.Add(connection);

@@ -1,0 +1,543 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Threading.Tasks.Sources;
+
+namespace SharedRuntime.Http.Relay;
+
+/// <summary>
+/// The event loops that drive the relay's sockets (clients and app connections): one thread per core (at most
+/// <see cref="MaxLoops"/>), each waiting on its own epoll set. An operation is tried on the socket at once only while
+/// the socket is known to be ready; otherwise it waits for the loop's word that it is, and then runs, with the code
+/// awaiting it, on the loop's thread. A relayed call thus goes from the client's request to the app and from the app's
+/// answer to the client without a hand-off between threads or a read that finds nothing.
+/// </summary>
+internal sealed class SocketLoops
+{
+    private const int MaxLoops = 16;
+    private static readonly Lazy<SocketLoops> s_shared = new(() => new SocketLoops(Math.Clamp(Environment.ProcessorCount, 1, MaxLoops)));
+
+    private readonly SocketLoop[] _loops;
+    private int _next;
+
+    private SocketLoops(int count)
+    {
+        _loops = new SocketLoop[count];
+        for (var i = 0; i < count; i++)
+        {
+            _loops[i] = new SocketLoop(i);
+        }
+    }
+
+    public static SocketLoops Shared => s_shared.Value;
+
+    /// <summary>
+    /// Puts a socket on a loop. <paramref name="writable"/> false when it is still connecting: the first wait for
+    /// <see cref="LoopSocket.WaitWritableAsync"/> then lasts until the connection is made or fails.
+    /// </summary>
+    public LoopSocket Add(Socket socket, bool writable = true)
+    {
+        var loop = _loops[(uint)Interlocked.Increment(ref _next) % (uint)_loops.Length];
+        return loop.Add(socket, writable);
+    }
+}
+
+/// <summary>One epoll set and the thread waiting on it.</summary>
+internal sealed class SocketLoop
+{
+    private const uint EpollIn = 0x001, EpollOut = 0x004, EpollErr = 0x008, EpollHup = 0x010, EpollRdHup = 0x2000, EpollEt = 1u << 31;
+    private const int EpollCtlAdd = 1, EpollCtlDel = 2;
+    private const int EventsPerWait = 256;
+    private const int Interrupted = 4; // EINTR
+
+    /// <summary>epoll_event is packed (12 bytes) on x86-64 and naturally aligned (16 bytes) elsewhere.</summary>
+    private static readonly int s_eventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+    private static readonly int s_dataOffset = s_eventSize - 8;
+    private readonly int _epoll;
+
+    /// <summary>
+    /// The sockets on the loop, by slot: an event names its socket by slot and generation (the low and high halves of its
+    /// id), so a late event for a socket gone finds nothing instead of the slot's next socket.
+    /// </summary>
+    private LoopSocket?[] _slots = new LoopSocket?[64];
+    private readonly Stack<int> _free = new();
+    private int _used;
+    private uint _generation;
+
+    public SocketLoop(int index)
+    {
+        _epoll = EpollCreate(0x80000); // EPOLL_CLOEXEC
+        if (_epoll < 0)
+        {
+            throw new SocketException(Marshal.GetLastPInvokeError());
+        }
+        new Thread(Run) { IsBackground = true, Name = $"relay loop {index}" }.Start();
+    }
+
+    public LoopSocket Add(Socket socket, bool writable)
+    {
+        socket.Blocking = false;
+        LoopSocket added;
+        lock (_free)
+        {
+            if (!_free.TryPop(out var slot))
+            {
+                slot = _used++;
+                if (slot == _slots.Length)
+                {
+                    var grown = new LoopSocket?[_slots.Length * 2];
+                    _slots.CopyTo(grown, 0);
+                    Volatile.Write(ref _slots, grown);
+                }
+            }
+            added = new LoopSocket(socket, this, (long)++_generation << 32 | (uint)slot, writable);
+            Volatile.Write(ref _slots[slot], added);
+        }
+        if (Control(EpollCtlAdd, socket, EpollIn | EpollOut | EpollRdHup | EpollEt, added.Id) != 0)
+        {
+            var error = Marshal.GetLastPInvokeError();
+            Remove(added, unregister: false);
+            throw new SocketException(error);
+        }
+        return added;
+    }
+
+    private LoopSocket? Find(long id)
+    {
+        var slots = Volatile.Read(ref _slots);
+        var slot = (int)(uint)id;
+        var socket = slot < slots.Length ? Volatile.Read(ref slots[slot]) : null;
+        return socket?.Id == id ? socket : null;
+    }
+
+    /// <summary>Takes a socket off the loop; with <paramref name="unregister"/>, also out of the epoll set (it stays open).</summary>
+    public void Remove(LoopSocket socket, bool unregister)
+    {
+        if (unregister)
+        {
+            Control(EpollCtlDel, socket.Socket, 0, socket.Id);
+        }
+        lock (_free)
+        {
+            var slot = (int)(uint)socket.Id;
+            if (_slots[slot] == socket)
+            {
+                _slots[slot] = null;
+                _free.Push(slot);
+            }
+        }
+    }
+
+    private int Control(int operation, Socket socket, uint events, long id)
+    {
+        Span<ulong> space = stackalloc ulong[2];
+        var bytes = MemoryMarshal.AsBytes(space);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes, events);
+        BinaryPrimitives.WriteInt64LittleEndian(bytes[s_dataOffset..], id);
+        var handle = socket.SafeHandle;
+        var added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            return EpollControl(_epoll, operation, (int)handle.DangerousGetHandle(), ref space[0]);
+        }
+        catch (ObjectDisposedException)
+        {
+            return -1;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    private void Run()
+    {
+        var events = GC.AllocateArray<byte>(EventsPerWait * s_eventSize, pinned: true);
+        while (true)
+        {
+            var count = EpollWait(_epoll, events, EventsPerWait, -1);
+            if (count < 0)
+            {
+                if (Marshal.GetLastPInvokeError() == Interrupted)
+                {
+                    continue;
+                }
+                throw new SocketException(Marshal.GetLastPInvokeError());
+            }
+            for (var i = 0; i < count; i++)
+            {
+                var entry = events.AsSpan(i * s_eventSize, s_eventSize);
+                var id = BinaryPrimitives.ReadInt64LittleEndian(entry[s_dataOffset..]);
+                if (Find(id) is not { } socket)
+                {
+                    continue;
+                }
+                var flags = BinaryPrimitives.ReadUInt32LittleEndian(entry);
+                try
+                {
+                    socket.OnEvents(
+                        readable: (flags & (EpollIn | EpollErr | EpollHup | EpollRdHup)) != 0,
+                        writable: (flags & (EpollOut | EpollErr | EpollHup)) != 0,
+                        ended: (flags & (EpollErr | EpollHup | EpollRdHup)) != 0);
+                }
+                catch (Exception)
+                {
+                    // What ran for this socket failed in a way its own code did not catch: that one connection is
+                    // closed, and the loop goes on for the others.
+                    socket.Abort();
+                }
+            }
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
+    private static extern int EpollCreate(int flags);
+
+    [DllImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
+    private static extern int EpollControl(int epoll, int operation, int descriptor, ref ulong @event);
+
+    [DllImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
+    private static extern int EpollWait(int epoll, [Out] byte[] events, int count, int timeout);
+}
+
+/// <summary>
+/// A non-blocking socket driven by a <see cref="SocketLoop"/>: at most one receive, one send and one wait for
+/// readability pending at a time. Close it with <see cref="Abort"/> (which fails what is pending) or take it off the
+/// loop with <see cref="Detach"/>; disposing the <see cref="Socket"/> directly would leave a pending operation waiting.
+/// </summary>
+internal sealed class LoopSocket
+{
+    private readonly Lock _lock = new();
+    private readonly SocketLoop _loop;
+    private readonly LoopOperation _receive = new(), _send = new(), _readable = new(), _writableWait = new();
+    private bool _mayRead = true, _mayWrite;
+
+    /// <summary>The peer closed (or the connection failed): whatever a read finds, a later one still has an answer at once.</summary>
+    private bool _ended;
+    private bool _closed;
+
+    public LoopSocket(Socket socket, SocketLoop loop, long id, bool writable)
+    {
+        Socket = socket;
+        _loop = loop;
+        Id = id;
+        _mayWrite = writable;
+    }
+
+    public Socket Socket { get; }
+
+    public long Id { get; }
+
+    /// <summary>Receives what is there into <paramref name="buffer"/>, waiting for the first byte: 0 when the peer closed.</summary>
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer)
+    {
+        lock (_lock)
+        {
+            ThrowIfClosed();
+            if (_mayRead)
+            {
+                var received = Socket.Receive(buffer.Span, SocketFlags.None, out var error);
+                if (error == SocketError.Success)
+                {
+                    NoteReceived(received, buffer.Length);
+                    return new ValueTask<int>(received);
+                }
+                if (error != SocketError.WouldBlock)
+                {
+                    throw new SocketException((int)error);
+                }
+                _mayRead = false;
+            }
+            return _receive.Start(buffer);
+        }
+    }
+
+    /// <summary>Sends all of <paramref name="data"/>, waiting while the socket's send buffer is full.</summary>
+    public ValueTask<int> SendAsync(ReadOnlyMemory<byte> data)
+    {
+        lock (_lock)
+        {
+            ThrowIfClosed();
+            var sent = 0;
+            if (_mayWrite && !TrySend(data.Span, ref sent, out var error))
+            {
+                throw new SocketException((int)error);
+            }
+            return sent == data.Length ? new ValueTask<int>(sent) : _send.Start(data, sent);
+        }
+    }
+
+    /// <summary>Waits until the socket has something to read (or the peer closed); receives nothing.</summary>
+    public ValueTask<int> WaitReadableAsync()
+    {
+        lock (_lock)
+        {
+            ThrowIfClosed();
+            if (_mayRead)
+            {
+                Span<byte> one = stackalloc byte[1];
+                var peeked = Socket.Receive(one, SocketFlags.Peek, out var error);
+                if (error != SocketError.WouldBlock)
+                {
+                    return new ValueTask<int>(error == SocketError.Success ? peeked : 0);
+                }
+                _mayRead = false;
+            }
+            return _readable.Start(Memory<byte>.Empty);
+        }
+    }
+
+    /// <summary>Waits until the socket can be written to: for a connection being made, until it is made or failed.</summary>
+    public ValueTask<int> WaitWritableAsync()
+    {
+        lock (_lock)
+        {
+            ThrowIfClosed();
+            return _mayWrite ? new ValueTask<int>(0) : _writableWait.Start(Memory<byte>.Empty);
+        }
+    }
+
+    /// <summary>Copies what the socket holds into <paramref name="buffer"/> without reading it: -1 when it holds nothing yet, 0 when the peer closed.</summary>
+    public int Peek(Span<byte> buffer)
+    {
+        var peeked = Socket.Receive(buffer, SocketFlags.Peek, out var error);
+        return error switch
+        {
+            SocketError.Success => peeked,
+            SocketError.WouldBlock => -1,
+            _ => throw new SocketException((int)error),
+        };
+    }
+
+    /// <summary>Closes the socket, failing what is pending on it.</summary>
+    public void Abort()
+    {
+        if (Close())
+        {
+            Socket.Dispose();
+        }
+    }
+
+    /// <summary>Takes the open socket off the loop, failing what is pending on it, and gives it back in blocking mode.</summary>
+    public Socket Detach()
+    {
+        if (Close())
+        {
+            _loop.Remove(this, unregister: true);
+            Socket.Blocking = true;
+        }
+        return Socket;
+    }
+
+    private bool Close()
+    {
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return false;
+            }
+            _closed = true;
+        }
+        _loop.Remove(this, unregister: false);
+        var aborted = new SocketException((int)SocketError.OperationAborted);
+        _receive.TryFail(aborted);
+        _send.TryFail(aborted);
+        _readable.TryFail(aborted);
+        _writableWait.TryFail(aborted);
+        return true;
+    }
+
+    /// <summary>From the loop: the socket became readable and/or writable. Completes what waited for it.</summary>
+    public void OnEvents(bool readable, bool writable, bool ended)
+    {
+        int received = 0, sent = 0;
+        Exception? receiveError = null, sendError = null;
+        bool completeReceive = false, completeSend = false, completeReadable = false, completeWritable = false;
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return;
+            }
+            _ended |= ended;
+            if (readable)
+            {
+                _mayRead = true;
+                if (_receive.Pending)
+                {
+                    received = Socket.Receive(_receive.Buffer.Span, SocketFlags.None, out var error);
+                    if (error == SocketError.WouldBlock)
+                    {
+                        _mayRead = false;
+                    }
+                    else
+                    {
+                        if (error == SocketError.Success)
+                        {
+                            NoteReceived(received, _receive.Buffer.Length);
+                        }
+                        completeReceive = _receive.Take();
+                        receiveError = error == SocketError.Success ? null : new SocketException((int)error);
+                    }
+                }
+                completeReadable = _mayRead && _readable.Take();
+            }
+            if (writable)
+            {
+                _mayWrite = true;
+                completeWritable = _writableWait.Take();
+                if (_send.Pending)
+                {
+                    sent = _send.Sent;
+                    if (!TrySend(_send.Data.Span, ref sent, out var error))
+                    {
+                        completeSend = _send.Take();
+                        sendError = new SocketException((int)error);
+                    }
+                    else if (sent == _send.Data.Length)
+                    {
+                        completeSend = _send.Take();
+                    }
+                    else
+                    {
+                        _send.Sent = sent;
+                    }
+                }
+            }
+        }
+        if (completeReceive)
+        {
+            _receive.Complete(received, receiveError);
+        }
+        if (completeReadable)
+        {
+            _readable.Complete(0, null);
+        }
+        if (completeWritable)
+        {
+            _writableWait.Complete(0, null);
+        }
+        if (completeSend)
+        {
+            _send.Complete(sent, sendError);
+        }
+    }
+
+    /// <summary>
+    /// A read that filled less than its buffer took all the socket held: the next read waits for the loop's word that
+    /// more came (every arrival is reported) instead of trying and finding nothing. Not once the peer closed: its end,
+    /// reported already, is still there to read.
+    /// </summary>
+    private void NoteReceived(int received, int wanted)
+    {
+        if (received > 0 && received < wanted && !_ended)
+        {
+            _mayRead = false;
+        }
+    }
+
+    /// <summary>Sends from <paramref name="sent"/> until all is sent or the socket is full (clearing the write hint); false on an error.</summary>
+    private bool TrySend(ReadOnlySpan<byte> data, ref int sent, out SocketError error)
+    {
+        error = SocketError.Success;
+        while (sent < data.Length)
+        {
+            var count = Socket.Send(data[sent..], SocketFlags.None, out error);
+            if (error == SocketError.WouldBlock)
+            {
+                _mayWrite = false;
+                error = SocketError.Success;
+                return true;
+            }
+            if (error != SocketError.Success)
+            {
+                return false;
+            }
+            sent += count;
+        }
+        return true;
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (_closed)
+        {
+            throw new SocketException((int)SocketError.OperationAborted);
+        }
+    }
+}
+
+/// <summary>One pending operation of a <see cref="LoopSocket"/>, reused from one to the next; its continuation runs where it completes.</summary>
+internal sealed class LoopOperation : IValueTaskSource<int>
+{
+    private ManualResetValueTaskSourceCore<int> _core = new() { RunContinuationsAsynchronously = false };
+    private int _pending;
+
+    public bool Pending => _pending != 0;
+
+    public Memory<byte> Buffer { get; private set; }
+
+    public ReadOnlyMemory<byte> Data { get; private set; }
+
+    public int Sent { get; set; }
+
+    public ValueTask<int> Start(Memory<byte> buffer)
+    {
+        Buffer = buffer;
+        return Start();
+    }
+
+    public ValueTask<int> Start(ReadOnlyMemory<byte> data, int sent)
+    {
+        Data = data;
+        Sent = sent;
+        return Start();
+    }
+
+    private ValueTask<int> Start()
+    {
+        if (Interlocked.Exchange(ref _pending, 1) != 0)
+        {
+            throw new InvalidOperationException("another operation of the same kind is already pending on this socket");
+        }
+        _core.Reset();
+        return new ValueTask<int>(this, _core.Version);
+    }
+
+    /// <summary>Claims the pending operation for completion: true for exactly one caller.</summary>
+    public bool Take() => Interlocked.Exchange(ref _pending, 0) != 0;
+
+    public void Complete(int result, Exception? error)
+    {
+        Buffer = default;
+        Data = default;
+        if (error is null)
+        {
+            _core.SetResult(result);
+        }
+        else
+        {
+            _core.SetException(error);
+        }
+    }
+
+    public void TryFail(Exception error)
+    {
+        if (Take())
+        {
+            Complete(0, error);
+        }
+    }
+
+    public int GetResult(short token) => _core.GetResult(token);
+
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+}
