@@ -170,7 +170,7 @@ public sealed class InvocationFaultTests : IAsyncLifetime
                 "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"));
             await socket.SendAsync(new byte[0x10000]);
             await socket.SendAsync("\r\n"u8.ToArray());
-            await Task.Delay(100);
+            await Eventually.TrueAsync(() => Task.FromResult(Billing.Calls.InFlight == 1), TimeSpan.FromSeconds(10), "the call to the app began");
             var rest = Task.Run(async () =>
             {
                 try

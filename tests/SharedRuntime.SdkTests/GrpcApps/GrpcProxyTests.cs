@@ -4,6 +4,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace SharedRuntime.SdkTests.GrpcApps;
 
@@ -123,7 +124,9 @@ public sealed class GrpcProxyTests : IAsyncLifetime
         {
             using var call = Invoker("stuck", "tiny-token").AsyncClientStreamingCall(Echo.Join, null, new CallOptions());
             await call.RequestStream.WriteAsync(new StringValue { Value = new string('a', 600) });
-            await Task.Delay(100); // the call to the app is under way, its body streamed, when the rest goes past the limit
+            // The call to the app is under way, its body streamed, when the rest goes past the limit.
+            var stuck = _runtime.App.Services.GetRequiredService<SharedRuntime.AppChannel.AppChannels>().Find("stuck")!;
+            await Eventually.TrueAsync(() => Task.FromResult(stuck.Calls.InFlight == 1), TimeSpan.FromSeconds(10), "the call to the app began");
             try
             {
                 await call.RequestStream.WriteAsync(new StringValue { Value = new string('b', 600) });
