@@ -8,13 +8,13 @@ internal sealed partial class AppChannel
 
     /// <summary>
     /// The channel's connections for relayed invocations, made on first use; null when the app is not reached over plain
-    /// HTTP/1.1 (h2c, gRPC or TLS), which only the channel's client speaks.
+    /// HTTP/1.1 or h2c (gRPC or TLS), which only the channel's client speaks.
     /// </summary>
     internal AppConnections? RelayConnections
     {
         get
         {
-            if (Protocol != AppProtocol.Http || !string.Equals(Endpoint.Scheme, Uri.UriSchemeHttp, StringComparison.Ordinal))
+            if (Protocol is not (AppProtocol.Http or AppProtocol.H2c) || !string.Equals(Endpoint.Scheme, Uri.UriSchemeHttp, StringComparison.Ordinal))
             {
                 return null;
             }
@@ -22,7 +22,7 @@ internal sealed partial class AppChannel
             {
                 return connections;
             }
-            Interlocked.CompareExchange(ref _connections, new AppConnections(Endpoint, _time), null);
+            Interlocked.CompareExchange(ref _connections, new AppConnections(Endpoint, _time, http2: Protocol == AppProtocol.H2c), null);
             if (Volatile.Read(ref _disposed) != 0)
             {
                 _connections.Dispose();

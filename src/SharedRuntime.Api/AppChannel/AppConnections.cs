@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using SharedRuntime.Http.Relay;
+using SharedRuntime.Http.Relay.H2;
 
 namespace SharedRuntime.AppChannel;
 
@@ -29,9 +30,10 @@ internal sealed class AppConnections : IDisposable
     private readonly TimeProvider _time;
     private bool _disposed;
 
-    public AppConnections(Uri endpoint, TimeProvider time)
+    public AppConnections(Uri endpoint, TimeProvider time, bool http2 = false)
     {
         _time = time;
+        Http2 = http2;
         _endPoint = IPAddress.TryParse(endpoint.IdnHost, out var address)
             ? new IPEndPoint(address, endpoint.Port)
             : new DnsEndPoint(endpoint.IdnHost, endpoint.Port);
@@ -49,6 +51,9 @@ internal sealed class AppConnections : IDisposable
 
     /// <summary>The app's host and port, for messages.</summary>
     public string Authority { get; }
+
+    /// <summary>Whether the app speaks HTTP/2 without TLS (h2c): each connection then carries one request at a time, on its own stream.</summary>
+    public bool Http2 { get; }
 
     /// <summary>An idle connection, the most recently used first, or null when there is none.</summary>
     public AppConnection? TakeIdle()
@@ -79,7 +84,7 @@ internal sealed class AppConnections : IDisposable
         {
             try
             {
-                return new AppConnection(await ConnectAsync(new IPEndPoint(address, _port), timeout.Token).ConfigureAwait(false));
+                return new AppConnection(await ConnectAsync(new IPEndPoint(address, _port), timeout.Token).ConfigureAwait(false), Http2 ? new H2Session() : null);
             }
             catch (SocketException ex)
             {
@@ -190,11 +195,15 @@ internal sealed class AppConnections : IDisposable
 }
 
 /// <summary>One relayed-invocation connection to an app, with the buffer its answers are read into.</summary>
-internal sealed class AppConnection(LoopSocket socket) : IDisposable
+internal sealed class AppConnection(LoopSocket socket, H2Session? h2 = null) : IDisposable
 {
-    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(AppConnections.BufferSize);
+    // An HTTP/2 connection's buffer holds a whole frame of the largest size the relay allows, with its header.
+    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(h2 is null ? AppConnections.BufferSize : H2Frame.MaxPayload + H2Frame.HeaderLength);
 
     public LoopSocket Socket { get; } = socket;
+
+    /// <summary>The HTTP/2 state of a connection to an h2c app; null for HTTP/1.1.</summary>
+    public H2Session? H2 { get; } = h2;
 
     public byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AppConnection));
 

@@ -18,6 +18,7 @@ namespace SharedRuntime.FunctionalTests.AppChannel;
 public sealed class InvokeRelayTests : IAsyncLifetime
 {
     private TestApp _app = null!;
+    private TestApp _h2App = null!;
     private RawApp _raw = null!;
     private int _abandoned;
     private readonly TaskCompletionSource _hangReached = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -25,75 +26,84 @@ public sealed class InvokeRelayTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _app = await TestApp.StartAsync(async context =>
-        {
-            var body = await new StreamReader(context.Request.Body).ReadToEndAsync();
-            lock (_seen)
-            {
-                _seen.Add((context.Request.Method, context.Request.Path + context.Request.QueryString,
-                    context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString()), body));
-            }
-            switch (context.Request.Path.Value)
-            {
-                case "/created":
-                    context.Response.StatusCode = 201;
-                    context.Response.Headers["X-Order"] = "42";
-                    await context.Response.WriteAsync("made:" + body);
-                    break;
-                case "/chunked":
-                    for (var i = 0; i < 5; i++)
-                    {
-                        await context.Response.WriteAsync($"part{i};");
-                        await context.Response.Body.FlushAsync();
-                    }
-                    break;
-                case "/large":
-                    context.Response.ContentLength = 1 << 20;
-                    await context.Response.Body.WriteAsync(Enumerable.Range(0, 1 << 20).Select(i => (byte)(i % 251)).ToArray());
-                    break;
-                case "/empty":
-                    context.Response.StatusCode = 204;
-                    break;
-                case "/hang":
-                    _hangReached.TrySetResult();
-                    try
-                    {
-                        await Task.Delay(Timeout.Infinite, context.RequestAborted);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        Interlocked.Increment(ref _abandoned);
-                    }
-                    break;
-                case "/slow":
-                    await Task.Delay(TimeSpan.FromSeconds(5), context.RequestAborted);
-                    break;
-                default:
-                    await context.Response.WriteAsync($"{context.Request.Method} {context.Request.Path}");
-                    break;
-            }
-        }, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
+        // The same app over HTTP/1.1 and, on a port of its own, over h2c (HTTP/2 by prior knowledge).
+        _app = await TestApp.StartAsync(HandleAsync, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
+        _h2App = await TestApp.StartAsync(HandleAsync, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
         _raw = RawApp.Start();
         // The app's first request compiles its whole pipeline, which on a busy machine can take longer than the target's
         // 1 s timeout: it is made here, directly, so that no test's first call through the runtime pays for it.
         using var warm = new HttpClient();
         await warm.GetStringAsync(new Uri(_app.Address, "warm"));
+        using var warmH2 = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        await warmH2.GetStringAsync(new Uri(_h2App.Address, "warm"));
         lock (_seen)
         {
             _seen.Clear();
         }
     }
 
+    private async Task HandleAsync(HttpContext context)
+    {
+        var body = await new StreamReader(context.Request.Body).ReadToEndAsync();
+        lock (_seen)
+        {
+            _seen.Add((context.Request.Method, context.Request.Path + context.Request.QueryString,
+                context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString()), body));
+        }
+        switch (context.Request.Path.Value)
+        {
+            case "/created":
+                context.Response.StatusCode = 201;
+                context.Response.Headers["X-Order"] = "42";
+                await context.Response.WriteAsync("made:" + body);
+                break;
+            case "/chunked":
+                for (var i = 0; i < 5; i++)
+                {
+                    await context.Response.WriteAsync($"part{i};");
+                    await context.Response.Body.FlushAsync();
+                }
+                break;
+            case "/large":
+                context.Response.ContentLength = 1 << 20;
+                await context.Response.Body.WriteAsync(Enumerable.Range(0, 1 << 20).Select(i => (byte)(i % 251)).ToArray());
+                break;
+            case "/empty":
+                context.Response.StatusCode = 204;
+                break;
+            case "/hang":
+                _hangReached.TrySetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    Interlocked.Increment(ref _abandoned);
+                }
+                break;
+            case "/slow":
+                await Task.Delay(TimeSpan.FromSeconds(5), context.RequestAborted);
+                break;
+            default:
+                await context.Response.WriteAsync($"{context.Request.Method} {context.Request.Path}");
+                break;
+        }
+    }
+
     public async Task DisposeAsync()
     {
         await _app.DisposeAsync();
+        await _h2App.DisposeAsync();
         _raw.Dispose();
     }
 
-    private Task<TestRuntime> StartAsync(bool relay) => TestRuntime.StartAsync(
+    /// <summary>The runtime with the relay on or off; <paramref name="protocol"/> "h2c" puts the target and narrow apps on the app's h2c port.</summary>
+    private Task<TestRuntime> StartAsync(bool relay, string protocol = "http") => TestRuntime.StartAsync(
         AppResources.Tenant("caller", "caller-token", null) +
         AppResources.Tenant("other", "other-token", null) +
-        AppResources.Tenant("target", "target-token", _app.Address, """
+        AppResources.Tenant("target", "target-token", protocol == "h2c" ? _h2App.Address : _app.Address, $"""
+            appProtocol: {protocol}
             config: target-acl
             appChannel:
               timeout: 1s
@@ -101,7 +111,8 @@ public sealed class InvokeRelayTests : IAsyncLifetime
               appApiToken:
                 value: "target-app-token"
             """) +
-        AppResources.Tenant("narrow", "narrow-token", _app.Address, """
+        AppResources.Tenant("narrow", "narrow-token", protocol == "h2c" ? _h2App.Address : _app.Address, $"""
+            appProtocol: {protocol}
             appChannel:
               maxConcurrency: 1
               maxQueue: 0
@@ -130,11 +141,13 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     private static long Relayed(TestRuntime runtime) => runtime.App.Services.GetRequiredService<InvokeRelay>().Relayed;
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task The_app_receives_the_call_and_the_caller_its_answer_the_same_way_relayed_or_not(bool relay)
+    [InlineData(true, "http")]
+    [InlineData(false, "http")]
+    [InlineData(true, "h2c")]
+    [InlineData(false, "h2c")]
+    public async Task The_app_receives_the_call_and_the_caller_its_answer_the_same_way_relayed_or_not(bool relay, string protocol)
     {
-        await using var runtime = await StartAsync(relay);
+        await using var runtime = await StartAsync(relay, protocol);
         var client = runtime.Client("caller-token");
 
         var response = await client.PostAsync("/v1.0/invoke/target/method/created?x=1&y=%2F",
@@ -170,11 +183,13 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task Chunked_large_and_empty_answers_come_back_whole(bool relay)
+    [InlineData(true, "http")]
+    [InlineData(false, "http")]
+    [InlineData(true, "h2c")]
+    [InlineData(false, "h2c")]
+    public async Task Chunked_large_and_empty_answers_come_back_whole(bool relay, string protocol)
     {
-        await using var runtime = await StartAsync(relay);
+        await using var runtime = await StartAsync(relay, protocol);
         var client = runtime.Client("caller-token");
 
         Assert.Equal("part0;part1;part2;part3;part4;", await client.GetStringAsync("/v1.0/invoke/target/method/chunked"));
@@ -258,11 +273,13 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task A_hung_app_times_out_for_its_callers_only(bool relay)
+    [InlineData(true, "http")]
+    [InlineData(false, "http")]
+    [InlineData(true, "h2c")]
+    [InlineData(false, "h2c")]
+    public async Task A_hung_app_times_out_for_its_callers_only(bool relay, string protocol)
     {
-        await using var runtime = await StartAsync(relay);
+        await using var runtime = await StartAsync(relay, protocol);
         var slow = await runtime.Client("caller-token").GetAsync("/v1.0/invoke/target/method/slow");
         Assert.Equal(HttpStatusCode.InternalServerError, slow.StatusCode);
         var body = await slow.Content.ReadAsStringAsync();
@@ -348,11 +365,13 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task A_caller_that_gives_up_on_a_hung_app_frees_its_slot(bool relay)
+    [InlineData(true, "http")]
+    [InlineData(false, "http")]
+    [InlineData(true, "h2c")]
+    [InlineData(false, "h2c")]
+    public async Task A_caller_that_gives_up_on_a_hung_app_frees_its_slot(bool relay, string protocol)
     {
-        await using var runtime = await StartAsync(relay);
+        await using var runtime = await StartAsync(relay, protocol);
         var impatient = runtime.Client("caller-token");
         using var giveUp = new CancellationTokenSource();
         var hung = impatient.GetAsync("/v1.0/invoke/narrow/method/hang", giveUp.Token);

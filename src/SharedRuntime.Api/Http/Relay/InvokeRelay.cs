@@ -36,7 +36,8 @@ internal interface IRequestDrain
 /// breaker, and a slot in the target's channel on the caller's line. It is counted, logged and drained as any other
 /// request. It is not taken (and goes the long way, where it is answered or refused) when the tenant is over its fair share
 /// of a saturated runtime, it has an API policy, the call has a resiliency policy, tracing is on, the target is an
-/// HTTPEndpoint, an app reached over h2c, gRPC or TLS, or anything would have to wait.
+/// HTTPEndpoint, an app reached over gRPC or TLS, or anything would have to wait. An app reached over h2c gets the call
+/// on a stream of one of its HTTP/2 connections, each carrying one call at a time.
 /// </remarks>
 internal sealed class InvokeRelay(
     RuntimeConfiguration configuration,

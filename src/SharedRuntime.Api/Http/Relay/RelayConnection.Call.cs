@@ -38,7 +38,9 @@ internal sealed partial class RelayConnection
                 // The peeked bytes start with exactly this request: read it now (what follows stays in the socket).
                 await ReadPeekedAsync(_head.Length + _head.ContentLength).ConfigureAwait(false);
             }
-            var exchange = await SendAsync(call, requestLength).ConfigureAwait(false);
+            var exchange = call.Connections.Http2
+                ? await SendH2Async(call, requestLength).ConfigureAwait(false)
+                : await SendAsync(call, requestLength).ConfigureAwait(false);
             upstream = exchange.Upstream;
             Volatile.Write(ref _calling, null);
             if (exchange.ClientGone)
@@ -57,7 +59,9 @@ internal sealed partial class RelayConnection
             relay.Answered(call, appFailed: false);
             close |= listener.Stopped || relay.Closing;
             status = exchange.Head.Status;
-            reusable = await CopyAnswerAsync(call, upstream!, exchange.Head, exchange.HeadEnd, exchange.Have, close).ConfigureAwait(false);
+            reusable = upstream!.H2 is null
+                ? await CopyAnswerAsync(call, upstream, exchange.Head, exchange.HeadEnd, exchange.Have, close).ConfigureAwait(false)
+                : await CopyH2AnswerAsync(call, upstream, exchange.Head, close).ConfigureAwait(false);
             return close ? Outcome.Close : Outcome.Relayed;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidDataException)
@@ -87,6 +91,7 @@ internal sealed partial class RelayConnection
             }
             relay.Finished(call, status);
             ReturnScratch();
+            ReturnH2();
             SetState(Reading);
         }
     }
@@ -113,22 +118,10 @@ internal sealed partial class RelayConnection
         _timeout.CancelAfter(timeout);
         for (var attempt = 0; ; attempt++)
         {
-            var upstream = call.Connections.TakeIdle();
-            try
+            var (upstream, failed) = await TakeConnectionAsync(call).ConfigureAwait(false);
+            if (upstream is null)
             {
-                upstream ??= await call.Connections.ConnectAsync(_timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
-            {
-                return new Exchange(null, default, 0, 0, TimedOut(call));
-            }
-            catch (OperationCanceledException)
-            {
-                return new Exchange(null, default, 0, 0, $"the app could not be reached at {call.Connections.Authority} within {AppConnections.ConnectTimeout.TotalSeconds:0}s");
-            }
-            catch (SocketException ex)
-            {
-                return new Exchange(null, default, 0, 0, $"{ex.Message} ({call.Connections.Authority})");
+                return new Exchange(null, default, 0, 0, failed);
             }
             var have = 0;
             Volatile.Write(ref _calling, upstream);
