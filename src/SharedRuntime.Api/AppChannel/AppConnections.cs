@@ -27,6 +27,7 @@ internal sealed class AppConnections : IDisposable
     private readonly EndPoint _endPoint;
     private readonly int _port;
     private readonly List<AppConnection> _idle = [];
+    private readonly List<H2Connection> _http2 = [];
     private readonly TimeProvider _time;
     private bool _disposed;
 
@@ -52,8 +53,54 @@ internal sealed class AppConnections : IDisposable
     /// <summary>The app's host and port, for messages.</summary>
     public string Authority { get; }
 
-    /// <summary>Whether the app speaks HTTP/2 without TLS (h2c): each connection then carries one request at a time, on its own stream.</summary>
+    /// <summary>Whether the app speaks HTTP/2 without TLS (h2c): calls are then streams on a few shared connections.</summary>
     public bool Http2 { get; }
+
+    /// <summary>
+    /// A stream for the request in <paramref name="request"/> on one of the app's HTTP/2 connections with room for it,
+    /// opened when none has. The problem instead when the app cannot be reached or the request cannot be sent.
+    /// </summary>
+    public async ValueTask<(H2Stream? Stream, string? Problem)> OpenStreamAsync(ReadOnlyMemory<byte> request, int headLength, bool toHead, CancellationToken cancellationToken)
+    {
+        lock (_idle)
+        {
+            var now = _time.GetTimestamp();
+            for (var i = _http2.Count - 1; i >= 0; i--)
+            {
+                var connection = _http2[i];
+                if (!connection.Open || (connection.Streams == 0 && _http2.Count > 1 && _time.GetElapsedTime(connection.IdleSince, now) > IdleTimeout))
+                {
+                    // Failed, going away, or idle too long while others serve: closed once its last stream is done.
+                    _http2.RemoveAt(i);
+                    if (connection.Streams == 0)
+                    {
+                        connection.Dispose();
+                    }
+                    continue;
+                }
+                if (connection.TryOpen(request.Span, headLength, toHead, out var problem) is { } stream)
+                {
+                    return (stream, null);
+                }
+                if (problem is not null)
+                {
+                    return (null, problem);
+                }
+            }
+        }
+        var opened = new H2Connection(await ConnectSocketAsync(cancellationToken).ConfigureAwait(false), _time);
+        lock (_idle)
+        {
+            if (_disposed)
+            {
+                opened.Dispose();
+                throw new ObjectDisposedException(nameof(AppConnections));
+            }
+            _http2.Add(opened);
+        }
+        var first = opened.TryOpen(request.Span, headLength, toHead, out var refused);
+        return (first, first is null ? refused ?? "the app's new HTTP/2 connection took no stream" : null);
+    }
 
     /// <summary>An idle connection, the most recently used first, or null when there is none.</summary>
     public AppConnection? TakeIdle()
@@ -72,7 +119,10 @@ internal sealed class AppConnections : IDisposable
     }
 
     /// <summary>Opens a new connection to the app; throws <see cref="SocketException"/> or <see cref="OperationCanceledException"/>.</summary>
-    public async ValueTask<AppConnection> ConnectAsync(CancellationToken cancellationToken)
+    public async ValueTask<AppConnection> ConnectAsync(CancellationToken cancellationToken) =>
+        new(await ConnectSocketAsync(cancellationToken).ConfigureAwait(false));
+
+    private async ValueTask<LoopSocket> ConnectSocketAsync(CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(ConnectTimeout);
@@ -84,7 +134,7 @@ internal sealed class AppConnections : IDisposable
         {
             try
             {
-                return new AppConnection(await ConnectAsync(new IPEndPoint(address, _port), timeout.Token).ConfigureAwait(false), Http2 ? new H2Session() : null);
+                return await ConnectAsync(new IPEndPoint(address, _port), timeout.Token).ConfigureAwait(false);
             }
             catch (SocketException ex)
             {
@@ -190,20 +240,21 @@ internal sealed class AppConnections : IDisposable
                 connection.Dispose();
             }
             _idle.Clear();
+            foreach (var connection in _http2)
+            {
+                connection.Dispose();
+            }
+            _http2.Clear();
         }
     }
 }
 
 /// <summary>One relayed-invocation connection to an app, with the buffer its answers are read into.</summary>
-internal sealed class AppConnection(LoopSocket socket, H2Session? h2 = null) : IDisposable
+internal sealed class AppConnection(LoopSocket socket) : IDisposable
 {
-    // An HTTP/2 connection's buffer holds a whole frame of the largest size the relay allows, with its header.
-    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(h2 is null ? AppConnections.BufferSize : H2Frame.MaxPayload + H2Frame.HeaderLength);
+    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(AppConnections.BufferSize);
 
     public LoopSocket Socket { get; } = socket;
-
-    /// <summary>The HTTP/2 state of a connection to an h2c app; null for HTTP/1.1.</summary>
-    public H2Session? H2 { get; } = h2;
 
     public byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(AppConnection));
 

@@ -424,6 +424,17 @@ internal ref struct HeadWriter(Span<byte> into)
         Length += written;
     }
 
+    /// <summary>How many digits <see cref="WriteHex"/> writes for <paramref name="value"/>.</summary>
+    public static int HexLength(long value)
+    {
+        var digits = 1;
+        while ((value >>= 4) != 0)
+        {
+            digits++;
+        }
+        return digits;
+    }
+
     public void WriteHex(long value)
     {
         if (Overflowed || !System.Buffers.Text.Utf8Formatter.TryFormat(value, _into[Length..], out var written, new System.Buffers.StandardFormat('x')))

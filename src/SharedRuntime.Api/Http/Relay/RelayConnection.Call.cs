@@ -59,9 +59,14 @@ internal sealed partial class RelayConnection
             relay.Answered(call, appFailed: false);
             close |= listener.Stopped || relay.Closing;
             status = exchange.Head.Status;
-            reusable = upstream!.H2 is null
-                ? await CopyAnswerAsync(call, upstream, exchange.Head, exchange.HeadEnd, exchange.Have, close).ConfigureAwait(false)
-                : await CopyH2AnswerAsync(call, upstream, exchange.Head, close).ConfigureAwait(false);
+            if (call.Connections.Http2)
+            {
+                await CopyH2AnswerAsync(call, exchange.Head, close).ConfigureAwait(false);
+            }
+            else
+            {
+                reusable = await CopyAnswerAsync(call, upstream!, exchange.Head, exchange.HeadEnd, exchange.Have, close).ConfigureAwait(false);
+            }
             return close ? Outcome.Close : Outcome.Relayed;
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidDataException)
@@ -89,9 +94,9 @@ internal sealed partial class RelayConnection
                 _timeout.Dispose();
                 _timeout = new CancellationTokenSource();
             }
+            EndStream();
             relay.Finished(call, status);
             ReturnScratch();
-            ReturnH2();
             SetState(Reading);
         }
     }
@@ -100,6 +105,28 @@ internal sealed partial class RelayConnection
     {
         ArrayPool<byte>.Shared.Return(_scratch);
         _scratch = [];
+    }
+
+    /// <summary>Takes an idle connection of the channel or opens one; the problem when none can be had.</summary>
+    private async ValueTask<(AppConnection? Upstream, string? Problem)> TakeConnectionAsync(RelayCall call)
+    {
+        var upstream = call.Connections.TakeIdle();
+        try
+        {
+            return (upstream ?? await call.Connections.ConnectAsync(_timeout.Token).ConfigureAwait(false), null);
+        }
+        catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
+        {
+            return (null, TimedOut(call));
+        }
+        catch (OperationCanceledException)
+        {
+            return (null, $"the app could not be reached at {call.Connections.Authority} within {AppConnections.ConnectTimeout.TotalSeconds:0}s");
+        }
+        catch (SocketException ex)
+        {
+            return (null, $"{ex.Message} ({call.Connections.Authority})");
+        }
     }
 
     private static string TimedOut(RelayCall call) => $"app {call.TargetAppId} did not answer within {call.Channel.Config.Timeout.TotalSeconds:0.###}s";

@@ -265,6 +265,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
         {
             _clientGone = true;
             Volatile.Read(ref _calling)?.Abort();
+            Volatile.Read(ref _stream)?.Cancel("the caller went away");
         }
         Volatile.Write(ref _watching, 0);
     }
