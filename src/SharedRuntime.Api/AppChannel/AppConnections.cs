@@ -28,6 +28,7 @@ internal sealed class AppConnections : IDisposable
     private readonly int _port;
     private readonly List<AppConnection> _idle = [];
     private readonly List<H2Connection> _http2 = [];
+    private Task<H2Connection>? _connecting;
     private readonly TimeProvider _time;
     private bool _disposed;
 
@@ -62,44 +63,83 @@ internal sealed class AppConnections : IDisposable
     /// </summary>
     public async ValueTask<(H2Stream? Stream, string? Problem)> OpenStreamAsync(ReadOnlyMemory<byte> request, int headLength, bool toHead, CancellationToken cancellationToken)
     {
-        lock (_idle)
+        for (var attempt = 0; ; attempt++)
         {
-            var now = _time.GetTimestamp();
-            for (var i = _http2.Count - 1; i >= 0; i--)
+            Task<H2Connection> connecting;
+            lock (_idle)
             {
-                var connection = _http2[i];
-                if (!connection.Open || (connection.Streams == 0 && _http2.Count > 1 && _time.GetElapsedTime(connection.IdleSince, now) > IdleTimeout))
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                var now = _time.GetTimestamp();
+                for (var i = _http2.Count - 1; i >= 0; i--)
                 {
-                    // Failed, going away, or idle too long while others serve: closed once its last stream is done.
-                    _http2.RemoveAt(i);
-                    if (connection.Streams == 0)
+                    var connection = _http2[i];
+                    if (!connection.Open || (connection.Streams == 0 && _http2.Count > 1 && _time.GetElapsedTime(connection.IdleSince, now) > IdleTimeout))
                     {
-                        connection.Dispose();
+                        // Failed, going away, or idle too long while others serve: closed once its last stream is done.
+                        _http2.RemoveAt(i);
+                        if (connection.Streams == 0)
+                        {
+                            connection.Dispose();
+                        }
+                        continue;
                     }
-                    continue;
+                    if (connection.TryOpen(request.Span, headLength, toHead, out var problem) is { } stream)
+                    {
+                        return (stream, null);
+                    }
+                    if (problem is not null)
+                    {
+                        return (null, problem);
+                    }
                 }
-                if (connection.TryOpen(request.Span, headLength, toHead, out var problem) is { } stream)
+                if (attempt > 0 && _connecting is null)
                 {
-                    return (stream, null);
+                    // The connection just made took no stream (it failed at once, or the app allows none).
+                    return (null, "the app's new HTTP/2 connection took no stream");
                 }
-                if (problem is not null)
-                {
-                    return (null, problem);
-                }
+                // Calls that find every connection full wait for one new connection together, rather than each open one.
+                connecting = _connecting ??= ConnectH2Async();
             }
-        }
-        var opened = new H2Connection(await ConnectSocketAsync(cancellationToken).ConfigureAwait(false), _time);
-        lock (_idle)
-        {
-            if (_disposed)
+            try
             {
-                opened.Dispose();
-                throw new ObjectDisposedException(nameof(AppConnections));
+                await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
-            _http2.Add(opened);
+            finally
+            {
+                lock (_idle)
+                {
+                    if (_connecting == connecting && connecting.IsCompleted)
+                    {
+                        _connecting = null;
+                    }
+                }
+            }
         }
-        var first = opened.TryOpen(request.Span, headLength, toHead, out var refused);
-        return (first, first is null ? refused ?? "the app's new HTTP/2 connection took no stream" : null);
+    }
+
+    private async Task<H2Connection> ConnectH2Async()
+    {
+        try
+        {
+            var opened = new H2Connection(await ConnectSocketAsync(CancellationToken.None).ConfigureAwait(false), _time);
+            lock (_idle)
+            {
+                if (_disposed)
+                {
+                    opened.Dispose();
+                    throw new ObjectDisposedException(nameof(AppConnections));
+                }
+                _http2.Add(opened);
+            }
+            return opened;
+        }
+        finally
+        {
+            lock (_idle)
+            {
+                _connecting = null;
+            }
+        }
     }
 
     /// <summary>An idle connection, the most recently used first, or null when there is none.</summary>

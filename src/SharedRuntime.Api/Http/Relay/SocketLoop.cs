@@ -168,6 +168,7 @@ internal sealed class SocketLoop
                 }
                 throw new SocketException(Marshal.GetLastPInvokeError());
             }
+            t_handling = this;
             for (var i = 0; i < count; i++)
             {
                 var entry = events.AsSpan(i * s_eventSize, s_eventSize);
@@ -191,7 +192,48 @@ internal sealed class SocketLoop
                     socket.Abort();
                 }
             }
+            t_handling = null;
+            RunDeferred();
         }
+    }
+
+    /// <summary>The loop whose batch of events this thread is handling now, if any.</summary>
+    [ThreadStatic]
+    private static SocketLoop? t_handling;
+
+    private readonly List<(Action<object> Action, object State)> _deferred = [];
+
+    /// <summary>
+    /// Runs <paramref name="action"/> once the loop has handled the rest of the batch of events it is handling, when called
+    /// from its thread while it does; false (and nothing is kept) otherwise. Writes to a connection many calls share
+    /// then go out together, as an event-driven proxy's do.
+    /// </summary>
+    public static bool TryDefer(Action<object> action, object state)
+    {
+        if (t_handling is not { } loop)
+        {
+            return false;
+        }
+        loop._deferred.Add((action, state));
+        return true;
+    }
+
+    private void RunDeferred()
+    {
+        // What a deferred action starts runs now, without deferring (the batch is over).
+        for (var i = 0; i < _deferred.Count; i++)
+        {
+            var (action, state) = _deferred[i];
+            try
+            {
+                action(state);
+            }
+            catch (Exception)
+            {
+                // Each action handles its own failures (a connection's write fails the connection).
+            }
+        }
+        _deferred.Clear();
     }
 
     [DllImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]

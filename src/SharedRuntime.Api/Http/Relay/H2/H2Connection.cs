@@ -252,11 +252,19 @@ internal sealed class H2Connection : IDisposable
         _outLength += bytes.Length;
     }
 
+    /// <summary>
+    /// Starts sending what was appended, under the lock. On a socket loop's thread in the middle of its batch of events,
+    /// the send waits for the batch's end, so that the requests of every caller the batch served go out in one write.
+    /// </summary>
     private void StartFlush()
     {
-        if (!_flushing && _outLength > 0)
+        if (_flushing || _outLength == 0)
         {
-            _flushing = true;
+            return;
+        }
+        _flushing = true;
+        if (!SocketLoop.TryDefer(static state => _ = ((H2Connection)state).FlushAsync(), this))
+        {
             _ = FlushAsync();
         }
     }
