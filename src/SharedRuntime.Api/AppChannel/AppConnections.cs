@@ -27,6 +27,9 @@ internal sealed class AppConnections : IDisposable
     private readonly EndPoint _endPoint;
     private readonly int _port;
     private readonly List<AppConnection> _idle = [];
+    /// <summary>HTTP/2 connections one app is given at most (each carries up to <see cref="H2Connection.MaxStreams"/> calls).</summary>
+    public const int MaxHttp2Connections = 64;
+
     private readonly List<H2Connection> _http2 = [];
     private Task<H2Connection>? _connecting;
     private readonly TimeProvider _time;
@@ -92,10 +95,11 @@ internal sealed class AppConnections : IDisposable
                         return (null, problem);
                     }
                 }
-                if (attempt > 0 && _connecting is null)
+                if ((attempt > 0 && _connecting is null) || _http2.Count >= MaxHttp2Connections)
                 {
-                    // The connection just made took no stream (it failed at once, or the app allows none).
-                    return (null, "the app's new HTTP/2 connection took no stream");
+                    // The connection just made took no stream (it failed at once, or the app allows none), or the app
+                    // keeps so few streams open on each that it would take more connections than any app is given.
+                    return (null, "the app's HTTP/2 connections take no more streams");
                 }
                 // Calls that find every connection full wait for one new connection together, rather than each open one.
                 connecting = _connecting ??= ConnectH2Async();

@@ -17,16 +17,44 @@ public sealed class H2RelayTests : IAsyncLifetime
 {
     private TestApp _fine = null!;
     private RawH2App _raw = null!;
+    private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _hangReached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _largeStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _largeFinished;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(string Path, string Connection)> _calls = new();
 
     public async Task InitializeAsync()
     {
-        _fine = await TestApp.StartAsync(context => context.Response.WriteAsync($"{context.Request.Protocol} {context.Request.Path}"),
-            Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        _fine = await TestApp.StartAsync(async context =>
+        {
+            _calls.Enqueue((context.Request.Path.Value!, context.Connection.Id));
+            switch (context.Request.Path.Value)
+            {
+                case "/hang":
+                    _hangReached.TrySetResult();
+                    await _release.Task.WaitAsync(context.RequestAborted);
+                    break;
+                case "/large":
+                    // Far more than any window on the way: it moves only as fast as its caller reads.
+                    _largeStarted.TrySetResult();
+                    var chunk = new byte[64 * 1024];
+                    for (var i = 0; i < 1024; i++)
+                    {
+                        await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+                    }
+                    _largeFinished = true;
+                    break;
+                default:
+                    await context.Response.WriteAsync($"{context.Request.Protocol} {context.Request.Path}");
+                    break;
+            }
+        }, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
         _raw = RawH2App.Start();
     }
 
     public async Task DisposeAsync()
     {
+        _release.TrySetResult();
         await _fine.DisposeAsync();
         _raw.Dispose();
     }
@@ -34,7 +62,7 @@ public sealed class H2RelayTests : IAsyncLifetime
     private Task<TestRuntime> StartAsync() => TestRuntime.StartAsync(
         AppResources.Tenant("caller", "caller-token", null) +
         AppResources.Tenant("other", "other-token", null) +
-        AppResources.Tenant("fine", "fine-token", _fine.Address, "appProtocol: h2c\n") +
+        AppResources.Tenant("fine", "fine-token", _fine.Address, "appProtocol: h2c\nappChannel:\n  timeout: 60s\n  maxConcurrency: 64\n") +
         AppResources.Tenant("raw", "raw-token", _raw.Address, """
             appProtocol: h2c
             appChannel:
@@ -74,6 +102,48 @@ public sealed class H2RelayTests : IAsyncLifetime
         Assert.Equal("", await empty.Content.ReadAsStringAsync());
         Assert.Equal(3, Relayed(runtime));
         Assert.Equal("HTTP/2 /ok", await client.GetStringAsync("/v1.0/invoke/fine/method/ok"));
+    }
+
+    [Fact]
+    public async Task Calls_to_an_h2c_app_share_its_connection_and_a_hung_one_holds_up_no_other()
+    {
+        await using var runtime = await StartAsync();
+        var client = runtime.Client("caller-token");
+        Assert.Equal("HTTP/2 /first", await client.GetStringAsync("/v1.0/invoke/fine/method/first"));
+
+        var hung = client.GetAsync("/v1.0/invoke/fine/method/hang");
+        await _hangReached.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var others = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => runtime.Client(i % 2 == 0 ? "caller-token" : "other-token")
+            .GetStringAsync($"/v1.0/invoke/fine/method/other{i}")));
+        Assert.All(others, (answer, i) => Assert.Equal($"HTTP/2 /other{i}", answer));
+        Assert.False(hung.IsCompleted);
+
+        // All of them were streams of one connection to the app, the hung call's included.
+        Assert.Single(_calls.Select(c => c.Connection).Distinct());
+        Assert.Equal(22, Relayed(runtime));
+        _release.TrySetResult();
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await hung).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_caller_that_does_not_read_its_answer_holds_up_no_other_call_on_the_shared_connection()
+    {
+        await using var runtime = await StartAsync();
+        // A caller that asks for a large answer and never reads it: its stream stops once its window is full.
+        using var stalled = new TcpClient { ReceiveBufferSize = 4096 };
+        await stalled.ConnectAsync(runtime.HttpAddress.Host, runtime.HttpAddress.Port);
+        await stalled.GetStream().WriteAsync(Encoding.ASCII.GetBytes(
+            $"GET /v1.0/invoke/fine/method/large HTTP/1.1\r\nHost: {runtime.HttpAddress.Authority}\r\ndapr-api-token: caller-token\r\n\r\n"));
+        await _largeStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // Every other call, the other tenant's too, goes through the same connection meanwhile.
+        for (var i = 0; i < 20; i++)
+        {
+            var client = runtime.Client(i % 2 == 0 ? "caller-token" : "other-token");
+            Assert.Equal($"HTTP/2 /after{i}", await client.GetStringAsync($"/v1.0/invoke/fine/method/after{i}"));
+        }
+        Assert.Single(_calls.Select(c => c.Connection).Distinct());
+        Assert.False(_largeFinished); // the large answer (64 MiB) was still held up by its caller all along
     }
 
     public static TheoryData<string> BrokenAnswers => new()

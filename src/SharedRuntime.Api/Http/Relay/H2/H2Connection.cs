@@ -32,6 +32,12 @@ internal sealed class H2Connection : IDisposable
     /// <summary>Streams one connection carries at most, whatever the app allows; the next calls open another connection.</summary>
     public const int MaxStreams = 100;
 
+    /// <summary>
+    /// Bytes written for the app and not yet taken by it past which the connection is given up: an app that stops reading
+    /// its requests holds no more than this of the runtime's memory.
+    /// </summary>
+    public const int MaxUnsent = 1024 * 1024;
+
     private const int DefaultWindow = 65_535;
 
     private readonly LoopSocket _socket;
@@ -122,10 +128,16 @@ internal sealed class H2Connection : IDisposable
         problem = null;
         var body = request.Length - headLength;
         var frames = ArrayPool<byte>.Shared.Rent(2 * request.Length + 256);
+        var stuck = false;
         try
         {
             lock (_lock)
             {
+                if (_outLength > MaxUnsent)
+                {
+                    stuck = true;
+                    return null;
+                }
                 if (_failure is not null || _goingAway || _streams.Count >= Math.Min(_peerMaxStreams, MaxStreams) || _nextStreamId > int.MaxValue - 2)
                 {
                     return null;
@@ -156,6 +168,10 @@ internal sealed class H2Connection : IDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(frames);
+            if (stuck)
+            {
+                Fail($"the app has not taken the last {MaxUnsent} bytes written to it", retryable: true);
+            }
         }
     }
 
@@ -297,7 +313,7 @@ internal sealed class H2Connection : IDisposable
                 await _socket.SendAsync(sending.AsMemory(0, length)).ConfigureAwait(false);
             }
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
+        catch (Exception ex)
         {
             lock (_lock)
             {
@@ -369,9 +385,12 @@ internal sealed class H2Connection : IDisposable
                 }
             }
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
+        catch (Exception ex)
         {
-            Fail(ex is ObjectDisposedException ? "the connection to the app was closed" : ex.Message, retryable: ex is not H2ProtocolException);
+            // A socket error or the app's breach of the protocol; anything else is a fault of the relay's own, which must
+            // fail this connection's calls rather than leave them waiting.
+            var retryable = ex is SocketException or ObjectDisposedException || (ex is IOException and not H2ProtocolException);
+            Fail(ex is ObjectDisposedException ? "the connection to the app was closed" : ex.Message, retryable);
         }
         finally
         {
