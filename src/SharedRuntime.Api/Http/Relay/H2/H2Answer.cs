@@ -16,9 +16,6 @@ internal sealed class H2Answer : IHeaderSink
 
     public H2Answer(byte[] head) => _head = head;
 
-    /// <summary>The buffer the head is written into.</summary>
-    public byte[] Buffer => _head;
-
     /// <summary>The head written so far; complete (through its empty line) after <see cref="Finish"/>.</summary>
     public ReadOnlySpan<byte> Head => _head.AsSpan(0, Length);
 

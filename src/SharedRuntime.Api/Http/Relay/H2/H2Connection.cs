@@ -214,16 +214,6 @@ internal sealed class H2Connection : IDisposable
         }
     }
 
-    /// <summary>A stream the app ended (or reset) leaves the connection.</summary>
-    private void Closed(int id)
-    {
-        lock (_lock)
-        {
-            _streams.Remove(id);
-            NoteIdle();
-        }
-    }
-
     private void NoteIdle()
     {
         if (_streams.Count == 0)
