@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the parsers of tenant input (SharpFuzz + afl-fuzz): a subscription rule's match, a
-# circuit breaker's trip expression, a resource YAML file, and the invoke relay's readers of HTTP/1.1 heads and chunked bodies. Each target runs for a bounded time; the script fails
+# circuit breaker's trip expression, a resource YAML file, the invoke relay's readers of HTTP/1.1 heads and chunked bodies, and its HPACK decoder of h2c answers. Each target runs for a bounded time; the script fails
 # when afl-fuzz found a crash (an exception other than the parser's own refusal, a stack overflow) or a hang.
-#   scripts/fuzz-parsers.sh [seconds per target, default 60] [targets, default "match trip yaml relay"]
+#   scripts/fuzz-parsers.sh [seconds per target, default 60] [targets, default "match trip yaml relay hpack"]
 # Crashing inputs are kept in $OUT/<target>/default/crashes (OUT defaults to a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-targets="${2:-match trip yaml relay}"
+targets="${2:-match trip yaml relay hpack}"
 out="${OUT:-$(mktemp -d /tmp/sharedruntime-fuzz-XXXXXX)}"
 project=tests/SharedRuntime.Fuzz
 

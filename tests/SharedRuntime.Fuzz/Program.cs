@@ -6,20 +6,22 @@ namespace SharedRuntime.Fuzz;
 /// <summary>
 /// One afl-fuzz target per parser of tenant input: <c>match</c> (a subscription rule), <c>trip</c> (a circuit breaker's
 /// trip expression), <c>yaml</c> (a resource file, read and parsed) and <c>relay</c> (the invoke relay's readers of
-/// a caller's request head, an app's response head and a chunked body). The parser's own refusal is an expected
+/// a caller's request head, an app's response head and a chunked body) and <c>hpack</c> (an h2c app's header blocks,
+/// decoded in turn on one connection's header table, and made into the head the caller gets). The parser's own refusal is an expected
 /// answer; any other exception, a stack overflow or a hang is what afl-fuzz reports as a crash.
 /// </summary>
 internal static class Program
 {
     public static void Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "relay")
+        if (args.Length > 0 && args[0] is "relay" or "hpack")
         {
+            Action<byte[]> binary = args[0] == "relay" ? Relay : Hpack;
             Fuzzer.OutOfProcess.Run(stream =>
             {
                 using var bytes = new MemoryStream();
                 stream.CopyTo(bytes);
-                Relay(bytes.ToArray());
+                binary(bytes.ToArray());
             });
             return;
         }
@@ -28,7 +30,7 @@ internal static class Program
             "match" => Match,
             "trip" => Trip,
             "yaml" => Yaml,
-            var other => throw new ArgumentException($"unknown target '{other}'; use match, trip, yaml or relay"),
+            var other => throw new ArgumentException($"unknown target '{other}'; use match, trip, yaml, relay or hpack"),
         };
         Fuzzer.OutOfProcess.Run(stream =>
         {
@@ -72,6 +74,38 @@ internal static class Program
         }
         var chunks = new Http.Relay.ChunkedScanner();
         chunks.Scan(data);
+    }
+
+    /// <summary>
+    /// The bytes cut into header blocks (each led by its length byte) decoded in turn with one small header table, as
+    /// an app's answers on one connection are: a problem is the expected refusal; an exception, a table over its size
+    /// or a hang is a crash. A block that decodes is made into the caller's head and checked as the relay checks it.
+    /// </summary>
+    private static void Hpack(byte[] data)
+    {
+        var decoder = new Http.Relay.H2.HpackDecoder(256, 4096);
+        var answer = new Http.Relay.H2.H2Answer(new byte[4096]);
+        var at = 0;
+        while (at < data.Length)
+        {
+            var length = Math.Min(data[at], data.Length - at - 1);
+            var block = data.AsSpan(at + 1, length);
+            at += 1 + length;
+            answer.Reset();
+            if (decoder.Decode(block, answer) is not null)
+            {
+                return;
+            }
+            if (decoder.TableSize > 256)
+            {
+                throw new InvalidOperationException("the header table grew past its size");
+            }
+            answer.Finish(endStream: at >= data.Length, toHead: false);
+            if (answer.Problem is null && Http.Relay.ResponseHead.Parse(answer.Head, toHead: false) is { Problem: null } head)
+            {
+                head.Write(answer.Head, new byte[answer.Length + 256], close: false);
+            }
+        }
     }
 
     private static void Trip(string text)

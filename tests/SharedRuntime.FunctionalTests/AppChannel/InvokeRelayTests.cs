@@ -140,6 +140,20 @@ public sealed class InvokeRelayTests : IAsyncLifetime
 
     private static long Relayed(TestRuntime runtime) => runtime.App.Services.GetRequiredService<InvokeRelay>().Relayed;
 
+    /// <summary>
+    /// One call first, tried up to three times: a first call slower than the target's 1 s timeout (the runtime's path to
+    /// the app compiled on a busy machine) is not what the tests are about. Returns the relayed count after it.
+    /// </summary>
+    private static async Task<long> WarmAsync(TestRuntime runtime)
+    {
+        var warm = runtime.Client("caller-token");
+        for (var attempt = 1; !(await warm.GetAsync("/v1.0/invoke/target/method/warm")).IsSuccessStatusCode; attempt++)
+        {
+            Assert.True(attempt < 3, "the warm-up call failed three times");
+        }
+        return Relayed(runtime);
+    }
+
     [Theory]
     [InlineData(true, "http")]
     [InlineData(false, "http")]
@@ -148,6 +162,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     public async Task The_app_receives_the_call_and_the_caller_its_answer_the_same_way_relayed_or_not(bool relay, string protocol)
     {
         await using var runtime = await StartAsync(relay, protocol);
+        var before = await WarmAsync(runtime);
         var client = runtime.Client("caller-token");
 
         var response = await client.PostAsync("/v1.0/invoke/target/method/created?x=1&y=%2F",
@@ -179,7 +194,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         Assert.Equal("caller", seen.Headers["dapr-caller-app-id"]);
         Assert.Equal("kept", seen.Headers["x-custom"]);
 
-        Assert.Equal(relay ? 2 : 0, Relayed(runtime));
+        Assert.Equal(relay ? 2 : 0, Relayed(runtime) - before);
     }
 
     [Theory]
@@ -190,6 +205,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     public async Task Chunked_large_and_empty_answers_come_back_whole(bool relay, string protocol)
     {
         await using var runtime = await StartAsync(relay, protocol);
+        var before = await WarmAsync(runtime);
         var client = runtime.Client("caller-token");
 
         Assert.Equal("part0;part1;part2;part3;part4;", await client.GetStringAsync("/v1.0/invoke/target/method/chunked"));
@@ -203,7 +219,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         var big = new string('b', 100_000);
         var echoed = await client.PostAsync("/v1.0/invoke/target/method/created", new StringContent(big));
         Assert.Equal("made:" + big, await echoed.Content.ReadAsStringAsync());
-        Assert.Equal(relay ? 4 : 0, Relayed(runtime));
+        Assert.Equal(relay ? 4 : 0, Relayed(runtime) - before);
     }
 
     [Fact]
@@ -212,12 +228,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         await using var runtime = await StartAsync(relay: true);
         // One call first on a connection of its own, so that the target's channel is surely in place (and the runtime's
         // relay path compiled: a first call slower than the target's 1 s timeout is tried again, as it is not what is tested).
-        var warm = runtime.Client("caller-token");
-        for (var attempt = 1; !(await warm.GetAsync("/v1.0/invoke/target/method/warm")).IsSuccessStatusCode; attempt++)
-        {
-            Assert.True(attempt < 3, "the warm-up call failed three times");
-        }
-        var before = Relayed(runtime);
+        var before = await WarmAsync(runtime);
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1 };
         using var client = new HttpClient(handler) { BaseAddress = runtime.HttpAddress };
         client.DefaultRequestHeaders.Add("dapr-api-token", "caller-token");
@@ -280,6 +291,7 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     public async Task A_hung_app_times_out_for_its_callers_only(bool relay, string protocol)
     {
         await using var runtime = await StartAsync(relay, protocol);
+        await WarmAsync(runtime);
         var slow = await runtime.Client("caller-token").GetAsync("/v1.0/invoke/target/method/slow");
         Assert.Equal(HttpStatusCode.InternalServerError, slow.StatusCode);
         var body = await slow.Content.ReadAsStringAsync();
