@@ -249,40 +249,18 @@ public sealed class H2RelayTests : IAsyncLifetime
         Concat([(byte)nameIndex, (byte)value.Length], Encoding.ASCII.GetBytes(value));
 
     /// <summary>An h2c app that reads each request's frames and answers with whatever the test set, byte for byte.</summary>
-    private sealed class RawH2App : IDisposable
+    private sealed class RawH2App : RawTcpApp
     {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-
         public volatile Func<int, byte[]> Next = stream => [];
-
-        public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}");
 
         public static RawH2App Start()
         {
             var app = new RawH2App();
-            app._listener.Start();
-            _ = app.AcceptAsync();
+            app.Listen();
             return app;
         }
 
-        private async Task AcceptAsync()
-        {
-            while (true)
-            {
-                TcpClient client;
-                try
-                {
-                    client = await _listener.AcceptTcpClientAsync();
-                }
-                catch (Exception)
-                {
-                    return;
-                }
-                _ = ServeAsync(client);
-            }
-        }
-
-        private async Task ServeAsync(TcpClient client)
+        protected override async Task ServeAsync(TcpClient client)
         {
             using var _ = client;
             var stream = client.GetStream();
@@ -310,7 +288,5 @@ public sealed class H2RelayTests : IAsyncLifetime
                 // The relay closed the connection, as it does after an answer it cannot use.
             }
         }
-
-        public void Dispose() => _listener.Stop();
     }
 }

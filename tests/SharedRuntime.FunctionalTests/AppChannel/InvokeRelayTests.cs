@@ -416,42 +416,20 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     }
 
     /// <summary>An app that answers each request with whatever the test set last, byte for byte.</summary>
-    private sealed class RawApp : IDisposable
+    private sealed class RawApp : RawTcpApp
     {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-
         public volatile string Next = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 
         public volatile bool CloseAfterAnswer;
 
-        public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}");
-
         public static RawApp Start()
         {
             var app = new RawApp();
-            app._listener.Start();
-            _ = app.AcceptAsync();
+            app.Listen();
             return app;
         }
 
-        private async Task AcceptAsync()
-        {
-            while (true)
-            {
-                TcpClient client;
-                try
-                {
-                    client = await _listener.AcceptTcpClientAsync();
-                }
-                catch (Exception)
-                {
-                    return;
-                }
-                _ = ServeAsync(client);
-            }
-        }
-
-        private async Task ServeAsync(TcpClient client)
+        protected override async Task ServeAsync(TcpClient client)
         {
             using var _ = client;
             var stream = client.GetStream();
@@ -484,7 +462,5 @@ public sealed class InvokeRelayTests : IAsyncLifetime
             {
             }
         }
-
-        public void Dispose() => _listener.Stop();
     }
 }
