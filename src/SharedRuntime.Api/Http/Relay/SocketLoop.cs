@@ -201,6 +201,9 @@ internal sealed class SocketLoop
     [ThreadStatic]
     private static SocketLoop? t_handling;
 
+    /// <summary>True on the loop's own thread while it handles a batch of events.</summary>
+    public bool Handling => t_handling == this;
+
     private readonly List<(Action<object> Action, object State)> _deferred = [];
 
     /// <summary>
@@ -304,6 +307,14 @@ internal sealed class LoopSocket
         lock (_lock)
         {
             ThrowIfClosed();
+            if (_mayWrite && _loop.Handling)
+            {
+                // Sent at the end of the loop's batch of events, with the batch's other writes: the peers (an app, a
+                // caller) then get them close together and take them in one wake-up each, as an event-driven proxy's are.
+                var held = _send.Start(data, 0);
+                SocketLoop.TryDefer(static state => ((LoopSocket)state).SendHeld(), this);
+                return held;
+            }
             var sent = 0;
             if (_mayWrite && !TrySend(data.Span, ref sent, out var error))
             {
@@ -468,6 +479,35 @@ internal sealed class LoopSocket
         {
             _send.Complete(sent, sendError);
         }
+    }
+
+    /// <summary>At the end of the loop's batch: sends what <see cref="SendAsync"/> held back, unless an event sent it already.</summary>
+    private void SendHeld()
+    {
+        var sent = 0;
+        Exception? sendError = null;
+        lock (_lock)
+        {
+            if (_closed || !_send.Pending || !_mayWrite)
+            {
+                return; // failed by the close, sent on an event, or waiting for room
+            }
+            sent = _send.Sent;
+            if (!TrySend(_send.Data.Span, ref sent, out var error))
+            {
+                sendError = new SocketException((int)error);
+            }
+            else if (sent < _send.Data.Length)
+            {
+                _send.Sent = sent;
+                return; // the rest when the socket has room
+            }
+            if (!_send.Take())
+            {
+                return;
+            }
+        }
+        _send.Complete(sent, sendError);
     }
 
     /// <summary>
