@@ -133,7 +133,7 @@ internal sealed class H2Connection : IDisposable
         {
             lock (_lock)
             {
-                if (_outLength > MaxUnsent)
+                if (Backlogged)
                 {
                     stuck = true;
                     return null;
@@ -244,6 +244,9 @@ internal sealed class H2Connection : IDisposable
             stream.Fail(reason, retryable && !stream.Heard);
         }
     }
+
+    /// <summary>More than <see cref="MaxUnsent"/> bytes wait to go to the app (under the lock): the app is not reading.</summary>
+    private bool Backlogged => _outLength > MaxUnsent;
 
     private void Append(ReadOnlySpan<byte> bytes)
     {
@@ -496,8 +499,8 @@ internal sealed class H2Connection : IDisposable
                     payload.CopyTo(pong[H2Frame.HeaderLength..]);
                     lock (_lock)
                     {
-                        // A peer that pings faster than the relay writes is not answered without bound.
-                        if (_outLength > 1024 * 1024)
+                        // A peer that pings faster than it reads is not answered without bound.
+                        if (Backlogged)
                         {
                             problem = "more PING frames than the relay answers";
                             break;
@@ -648,6 +651,11 @@ internal sealed class H2Connection : IDisposable
                         }
                         break; // the relay's frames stay at the default size, which every peer takes
                 }
+            }
+            // A peer that sends settings faster than it reads is not acknowledged without bound.
+            if (Backlogged)
+            {
+                return "more SETTINGS frames than the relay answers";
             }
             Append(ack);
             SendBodies();
