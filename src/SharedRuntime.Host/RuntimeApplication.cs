@@ -26,7 +26,12 @@ public static class RuntimeApplication
     public static WebApplication Build(RuntimeOptions options, Action<IServiceCollection>? configureServices = null)
     {
         var timeline = new StartupTimeline(TimeProvider.System);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        // The runtime reads no appsettings files: watching them would cost a file watch (an inotify instance) per process.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
         ConfigureLogging(builder.Logging, options);
         builder.WebHost.ConfigureKestrel(kestrel => ConfigureKestrel(kestrel, options));
         var listenSockets = new ListenSockets(options.ReusePort);
@@ -171,7 +176,8 @@ public static class RuntimeApplication
         else
         {
             IResourceSource source = options.Mode == RuntimeMode.Kubernetes ? CreateKubernetesSource(app.Services, options, configuration)
-                : new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>());
+                : new FileResourceSource(options.EffectiveResourcesPaths, app.Services.GetRequiredService<TimeProvider>(),
+                    logger: app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<FileResourceSource>());
             await configuration.StartAsync(source, cancellationToken);
             timeline.Mark("resources loaded");
             await app.StartAsync(cancellationToken);

@@ -35,7 +35,7 @@ public sealed class SubscriptionSdkTests : IAsyncLifetime
             Resources.Tenant("other", "other-token") +
             Resources.Component("pubsub", "pubsub.in-memory"));
 
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = TestHost.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         // What the environment of an injected pod holds; ASP.NET reads environment variables into configuration.
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>

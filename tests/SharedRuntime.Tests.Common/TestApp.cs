@@ -27,7 +27,7 @@ public sealed class TestApp : IAsyncDisposable
     {
         for (var attempt = 1; ; attempt++)
         {
-            var builder = WebApplication.CreateSlimBuilder();
+            var builder = TestHost.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             var chosen = port ?? TestRuntime.FreePorts(1)[0];
             builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, chosen, l => l.Protocols = protocols));

@@ -1,3 +1,7 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedRuntime.Diagnostics;
+
 namespace SharedRuntime.Configuration;
 
 /// <summary>
@@ -23,6 +27,7 @@ internal sealed class FileResourceSource : IResourceSource
     private Dictionary<string, ParsedFile> _files = new(StringComparer.Ordinal);
     private readonly List<RawResource> _raws = [];
     private readonly ResourceParser.UniquenessTables _unique = new();
+    private readonly ILogger _logger;
 
     /// <param name="quietTime">
     /// How long the folders must stay quiet after an event before they are read: editors write, rename and touch in quick
@@ -30,8 +35,9 @@ internal sealed class FileResourceSource : IResourceSource
     /// <paramref name="maxQuietTime"/> after the first.
     /// </param>
     public FileResourceSource(IReadOnlyList<string> folders, TimeProvider time, Func<string, string?>? environment = null,
-        TimeSpan? quietTime = null, TimeSpan? scanInterval = null, TimeSpan? maxQuietTime = null)
+        TimeSpan? quietTime = null, TimeSpan? scanInterval = null, TimeSpan? maxQuietTime = null, ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         _folders = folders.Select(Path.GetFullPath).ToArray();
         _time = time;
         _environment = environment ?? Environment.GetEnvironmentVariable;
@@ -39,6 +45,9 @@ internal sealed class FileResourceSource : IResourceSource
         _maxQuietTime = maxQuietTime ?? TimeSpan.FromSeconds(1);
         _scanInterval = scanInterval ?? TimeSpan.FromSeconds(1);
     }
+
+    /// <summary>Starts a folder's watcher; throws <see cref="IOException"/> where the node's watch limit is used up.</summary>
+    internal Action<FileSystemWatcher> StartWatcher { get; init; } = watcher => watcher.EnableRaisingEvents = true;
 
     public string Description => $"folders {string.Join(", ", _folders)}";
 
@@ -111,7 +120,18 @@ internal sealed class FileResourceSource : IResourceSource
             watcher.Deleted += (_, e) => OnEvent(e.FullPath);
             watcher.Renamed += (_, e) => { OnEvent(e.FullPath); OnEvent(e.OldFullPath); };
             watcher.Error += (_, _) => _signal.Release();
-            watcher.EnableRaisingEvents = true;
+            try
+            {
+                StartWatcher(watcher);
+            }
+            catch (IOException ex)
+            {
+                // The node's file watch limit (inotify instances or watches) is used up: the periodic scan alone notices
+                // changes, at most one scan interval later. The runtime starts and keeps serving either way.
+                watcher.Dispose();
+                CoreLog.FolderNotWatched(_logger, folder, _scanInterval.TotalSeconds, ex.Message);
+                continue;
+            }
             _watchers.Add(watcher);
         }
         _loop = Task.Run(() => LoopAsync(changed));

@@ -51,4 +51,7 @@ internal static partial class CoreLog
 
     [LoggerMessage(1016, LogLevel.Error, "Subscription refused, the apps it names ({Apps}) do not get it until its resource is fixed; the rest is applied: {File}: {Document}: field '{Field}': {Problem}")]
     public static partial void SubscriptionRefused(ILogger logger, string apps, string file, string document, string? field, string problem);
+
+    [LoggerMessage(1017, LogLevel.Warning, "Resource folder {Folder} cannot be watched, changes to it are found by the scan every {ScanSeconds} s instead: {Problem}")]
+    public static partial void FolderNotWatched(ILogger logger, string folder, double scanSeconds, string problem);
 }

@@ -13,12 +13,15 @@ namespace SharedRuntime.FunctionalTests.AppChannel;
 /// calls, and gets the events that waited once it is healthy again; another tenant's app is served all along, also
 /// while the first app's probes hang.
 /// </summary>
-public sealed class AppHealthTests : IAsyncDisposable
+public sealed class AppHealthTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private readonly List<IAsyncDisposable> _owned = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit disposes a test class through IAsyncLifetime; IAsyncDisposable alone is not called.
+    public async Task DisposeAsync()
     {
         foreach (var owned in Enumerable.Reverse(_owned))
         {

@@ -11,11 +11,14 @@ namespace SharedRuntime.FunctionalTests.AppChannel;
 /// Bulk subscriptions, declared and discovered: events arrive in Dapr's bulk envelope, batches hold at most
 /// maxMessagesCount events, and each entry ends as the app's status for it says.
 /// </summary>
-public sealed class BulkSubscribeTests : IAsyncDisposable
+public sealed class BulkSubscribeTests : IAsyncLifetime
 {
     private readonly List<IAsyncDisposable> _owned = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit disposes a test class through IAsyncLifetime; IAsyncDisposable alone is not called.
+    public async Task DisposeAsync()
     {
         foreach (var owned in Enumerable.Reverse(_owned))
         {

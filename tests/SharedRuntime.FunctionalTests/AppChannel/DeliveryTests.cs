@@ -7,11 +7,14 @@ using static SharedRuntime.FunctionalTests.Http.HttpAssert;
 namespace SharedRuntime.FunctionalTests.AppChannel;
 
 /// <summary>Events published through the runtime reach subscriber apps: routes, app answers, dead letters, isolation.</summary>
-public sealed class DeliveryTests : IAsyncDisposable
+public sealed class DeliveryTests : IAsyncLifetime
 {
     private readonly List<IAsyncDisposable> _owned = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit disposes a test class through IAsyncLifetime; IAsyncDisposable alone is not called.
+    public async Task DisposeAsync()
     {
         foreach (var owned in Enumerable.Reverse(_owned))
         {

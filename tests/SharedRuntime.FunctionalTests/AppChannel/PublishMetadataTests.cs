@@ -11,7 +11,7 @@ namespace SharedRuntime.FunctionalTests.AppChannel;
 /// Dapr's publish metadata and subscription metadata on the event's way: rawPayload on both sides, cloudevent.*
 /// overrides, and ttlInSeconds (an expired message never reaches the app).
 /// </summary>
-public sealed class PublishMetadataTests : IAsyncDisposable
+public sealed class PublishMetadataTests : IAsyncLifetime
 {
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly ConcurrentQueue<Delivery> _deliveries = new();
@@ -21,7 +21,10 @@ public sealed class PublishMetadataTests : IAsyncDisposable
         public JsonElement Event => JsonDocument.Parse(Body).RootElement;
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit disposes a test class through IAsyncLifetime; IAsyncDisposable alone is not called.
+    public async Task DisposeAsync()
     {
         foreach (var owned in Enumerable.Reverse(_owned))
         {

@@ -6,11 +6,14 @@ using static SharedRuntime.FunctionalTests.Http.HttpAssert;
 namespace SharedRuntime.FunctionalTests.AppChannel;
 
 /// <summary>Per-tenant outbound protection: Resiliency retries, timeouts and breakers, and the app channel's own bounds.</summary>
-public sealed class ResiliencyTests : IAsyncDisposable
+public sealed class ResiliencyTests : IAsyncLifetime
 {
     private readonly List<IAsyncDisposable> _owned = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit disposes a test class through IAsyncLifetime; IAsyncDisposable alone is not called.
+    public async Task DisposeAsync()
     {
         foreach (var owned in Enumerable.Reverse(_owned))
         {

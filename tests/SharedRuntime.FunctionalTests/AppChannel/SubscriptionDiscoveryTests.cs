@@ -13,11 +13,14 @@ namespace SharedRuntime.FunctionalTests.AppChannel;
 /// Programmatic subscriptions are on by default: the app is asked <c>GET /dapr/subscribe</c> when it shows it is up
 /// (a health check or a first request with its token), again when it may have changed, and never without a reason.
 /// </summary>
-public sealed class SubscriptionDiscoveryTests : IAsyncDisposable
+public sealed class SubscriptionDiscoveryTests : IAsyncLifetime
 {
     private readonly List<IAsyncDisposable> _owned = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit disposes a test class through IAsyncLifetime; IAsyncDisposable alone is not called.
+    public async Task DisposeAsync()
     {
         foreach (var owned in Enumerable.Reverse(_owned))
         {

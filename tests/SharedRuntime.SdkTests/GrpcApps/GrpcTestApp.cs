@@ -39,7 +39,7 @@ public sealed class GrpcTestApp : IAsyncDisposable
         for (var attempt = 1; ; attempt++)
         {
             var state = new AppState(name);
-            var builder = WebApplication.CreateSlimBuilder();
+            var builder = TestHost.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             var port = TestRuntime.FreePorts(1)[0];
             builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2));

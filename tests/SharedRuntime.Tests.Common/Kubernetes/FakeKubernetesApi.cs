@@ -74,7 +74,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
 
     public static async Task<FakeKubernetesApi> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = TestHost.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         var app = builder.Build();

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using SharedRuntime.Components;
@@ -285,6 +286,48 @@ public sealed class IncrementalReloadTests : IAsyncLifetime
         var cached = await _configuration.LastGood!.LoadAsync(CancellationToken.None);
         Assert.Equal(["a", "b"], cached.Tenants.Select(t => t.AppId).Order());
         Assert.DoesNotContain("b-token", File.ReadAllText(_configuration.LastGood.FilePath), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AFolderThatCannotBeWatchedIsStillReloadedByTheScanAndTheWarningNamesIt()
+    {
+        Write("store.yaml", Store);
+        Write("a.yaml", Resources.Tenant("a", "a-token"));
+        var logger = new ListLogger();
+        var source = new FileResourceSource([_folder], _time, name => _environment.GetValueOrDefault(name),
+            quietTime: TimeSpan.FromMilliseconds(10), scanInterval: TimeSpan.FromMilliseconds(50), logger: logger)
+        {
+            // What a node whose inotify instances are used up answers.
+            StartWatcher = _ => throw new IOException("The configured user limit (128) on the number of inotify instances has been reached"),
+        };
+        await _configuration.StartAsync(source, CancellationToken.None);
+        Assert.NotNull(Find("a-token"));
+        var warning = Assert.Single(logger.Entries);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains(_folder, warning.Message, StringComparison.Ordinal);
+        Assert.Contains("inotify", warning.Message, StringComparison.Ordinal);
+
+        Write("b.yaml", Resources.Tenant("b", "b-token"));
+        await Eventually.TrueAsync(() => Task.FromResult(Find("b-token") is not null), Soon);
+        File.Delete(Path.Combine(_folder, "a.yaml"));
+        await Eventually.TrueAsync(() => Task.FromResult(Find("a-token") is null), Soon);
+    }
+
+    private sealed class ListLogger : ILogger
+    {
+        public List<(LogLevel Level, string Message)> Entries { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (Entries)
+            {
+                Entries.Add((logLevel, formatter(state, exception)));
+            }
+        }
     }
 
     [Fact]
