@@ -64,12 +64,15 @@ internal sealed class InvokeRelay(
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// How often connections are looked over: idle ones past their time closed, slow calls' clients watched. Often enough
-    /// that callers giving up on a hung app are noticed one by one as they go, not all at once on one tick.
+    /// How often connections are looked over: idle ones past their time closed, slow calls' client watches started again
+    /// where they ended on a request sent ahead.
     /// </summary>
     public static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>A call the app has not answered after this long has its client watched: one that went away ends the call.</summary>
+    /// <summary>
+    /// A call the app has not answered after this long whose client watch ended (on a request the client sent ahead) is
+    /// watched again: a client that went away ends the call.
+    /// </summary>
     public static readonly TimeSpan ClientWatchAfter = TimeSpan.FromSeconds(1);
 
     /// <summary>Longest wait, when the server stops, for relayed calls in flight.</summary>

@@ -25,7 +25,6 @@ internal sealed partial class RelayConnection
             return Outcome.NotTaken;
         }
         _clientGone = false;
-        Interlocked.Increment(ref _call);
         SetState(Relaying);
         var status = 500;
         var close = _head.Close;
@@ -38,6 +37,9 @@ internal sealed partial class RelayConnection
                 // The peeked bytes start with exactly this request: read it now (what follows stays in the socket).
                 await ReadPeekedAsync(_head.Length + _head.ContentLength).ConfigureAwait(false);
             }
+            // The whole request is read: from now on the caller's socket is readable only when it closes (or sends a
+            // request ahead), and a caller that gives up frees its app slot at once, before it can call again.
+            WatchClient();
             var exchange = call.Connections.Http2
                 ? await SendH2Async(call, requestLength).ConfigureAwait(false)
                 : await SendAsync(call, requestLength).ConfigureAwait(false);

@@ -38,7 +38,6 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
     private bool _peeked;
 
     private readonly byte[] _peekByte = new byte[1];
-    private long _call;
     private AppConnection? _calling;
     private volatile bool _clientGone;
     private int _watching;
@@ -238,18 +237,30 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
         {
             Abort();
         }
-        else if (state == Relaying && waited > InvokeRelay.ClientWatchAfter && Interlocked.CompareExchange(ref _watching, 1, 0) == 0)
+        else if (state == Relaying && waited > InvokeRelay.ClientWatchAfter)
         {
-            _ = WatchClientAsync(Volatile.Read(ref _call));
+            WatchClient(); // a watch that ended on a request sent ahead is started again
+        }
+    }
+
+    /// <summary>Watches the client while a call runs, unless a watch is on already.</summary>
+    private void WatchClient()
+    {
+        if (Interlocked.CompareExchange(ref _watching, 1, 0) == 0)
+        {
+            _ = WatchClientAsync();
         }
     }
 
     /// <summary>
-    /// Waits until the client's socket is readable while a slow call runs: when the client closed it, the call to the
-    /// app is ended (its slot freed, counted neither way by the breaker), as the HTTP API ends a call whose caller aborted.
-    /// Data instead (a request sent ahead) is left for the connection to read.
+    /// Waits until the client's socket is readable while a call runs: when the client closed it, the call to the app is
+    /// ended (its slot freed, counted neither way by the breaker), as the HTTP API ends a call whose caller aborted. Data
+    /// instead (a request sent ahead) is left for the connection to read. The wait costs no system call: the socket's
+    /// last read emptied it, and the loop reports its next event. A wait that outlives its call watches the next call
+    /// on the connection: a client gone then is gone for that call too.
     /// </summary>
-    private async Task WatchClientAsync(long call)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WatchClientAsync()
     {
         bool gone;
         try
@@ -261,7 +272,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
         {
             gone = true;
         }
-        if (gone && _state == Relaying && Volatile.Read(ref _call) == call)
+        if (gone && _state == Relaying)
         {
             _clientGone = true;
             Volatile.Read(ref _calling)?.Abort();
