@@ -319,6 +319,6 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
 
 internal static partial class RelayLog
 {
-    [LoggerMessage(2110, LogLevel.Warning, "Invoke relay: a connection failed")]
+    [LoggerMessage(2155, LogLevel.Warning, "Invoke relay: a connection failed")]
     public static partial void Failed(ILogger logger, Exception exception);
 }
