@@ -137,6 +137,9 @@ internal sealed class ListenSockets(bool reusePort)
         using var parking = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         parking.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         parking.Listen(1);
+        // Non-blocking, as the listener it replaces was: an accept loop that tries the descriptor once more (the relay's
+        // accepts on its own event loop) finds nothing there instead of blocking its thread.
+        parking.Blocking = false;
         DescriptorPassing.Replace(socket, parking);
     }
 

@@ -321,4 +321,7 @@ internal static partial class RelayLog
 {
     [LoggerMessage(2155, LogLevel.Warning, "Invoke relay: a connection failed")]
     public static partial void Failed(ILogger logger, Exception exception);
+
+    [LoggerMessage(2154, LogLevel.Warning, "Invoke relay: accepting a connection failed, tried again shortly: {Problem}")]
+    public static partial void AcceptFailed(ILogger logger, string problem);
 }

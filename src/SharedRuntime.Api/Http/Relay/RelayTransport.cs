@@ -52,6 +52,7 @@ internal sealed class RelayListener : IConnectionListener
     private readonly ITimer _sweep;
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stopped;
+    private LoopSocket? _listening;
 
     public RelayListener(Socket listenSocket, SocketConnectionContextFactory handOff, InvokeRelay relay)
     {
@@ -69,7 +70,64 @@ internal sealed class RelayListener : IConnectionListener
 
     public void Start() => _ = AcceptLoopAsync();
 
+    /// <summary>
+    /// Accepts on a loop: each readable event of the listening socket is followed, on the loop's thread, by accepts until
+    /// none is waiting, so a new connection costs no hand-off between threads before its first bytes are read.
+    /// </summary>
     private async Task AcceptLoopAsync()
+    {
+        LoopSocket listening;
+        try
+        {
+            listening = SocketLoops.Shared.Add(_listenSocket, writable: false);
+        }
+        catch (SocketException)
+        {
+            await AcceptAsyncLoopAsync().ConfigureAwait(false);
+            return;
+        }
+        lock (_connections)
+        {
+            _listening = listening;
+            if (_stopped)
+            {
+                listening.Abort();
+                return;
+            }
+        }
+        while (true)
+        {
+            Socket? socket;
+            try
+            {
+                while (!listening.TryAccept(out socket))
+                {
+                    await listening.WaitReadableAsync().ConfigureAwait(false);
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                return; // the listener was closed (a drain, a hand-over) or stopped: connections already open go on
+            }
+            catch (SocketException ex) when (!_stopped && ex.SocketErrorCode != SocketError.OperationAborted)
+            {
+                // Out of descriptors, or the like: connections already open go on; accepting is tried again shortly.
+                RelayLog.AcceptFailed(_relay.Logger, ex.Message);
+                await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
+                continue;
+            }
+            catch (SocketException)
+            {
+                return;
+            }
+            Accepted(socket);
+        }
+    }
+
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Where the listening socket cannot join a loop: accepts through the socket's own asynchronous accept.</summary>
+    private async Task AcceptAsyncLoopAsync()
     {
         while (true)
         {
@@ -83,29 +141,35 @@ internal sealed class RelayListener : IConnectionListener
                 // The listener was closed (a drain, a hand-over) or stopped: connections already open go on.
                 return;
             }
-            socket.NoDelay = true;
-            LoopSocket looped;
-            try
-            {
-                looped = SocketLoops.Shared.Add(socket);
-            }
-            catch (SocketException)
-            {
-                socket.Dispose();
-                continue;
-            }
-            var connection = new RelayConnection(looped, this, _relay);
-            lock (_connections)
-            {
-                if (_stopped)
-                {
-                    looped.Abort();
-                    continue;
-                }
-                _connections.Add(connection);
-            }
-            connection.Start();
+            Accepted(socket);
         }
+    }
+
+    /// <summary>Starts the relay on a connection just accepted.</summary>
+    private void Accepted(Socket socket)
+    {
+        socket.NoDelay = true;
+        LoopSocket looped;
+        try
+        {
+            looped = SocketLoops.Shared.Add(socket);
+        }
+        catch (SocketException)
+        {
+            socket.Dispose();
+            return;
+        }
+        var connection = new RelayConnection(looped, this, _relay);
+        lock (_connections)
+        {
+            if (_stopped)
+            {
+                looped.Abort();
+                return;
+            }
+            _connections.Add(connection);
+        }
+        connection.Start();
     }
 
     /// <summary>Gives a connection to the HTTP server with the bytes already read from it; false once the server stopped.</summary>
@@ -201,6 +265,8 @@ internal sealed class RelayListener : IConnectionListener
         {
             _stopped = true;
         }
+        // Off its loop first, failing the accept loop's wait; then closed.
+        Volatile.Read(ref _listening)?.Abort();
         _listenSocket.Dispose();
         _handed.Writer.TryComplete();
         Sweep();

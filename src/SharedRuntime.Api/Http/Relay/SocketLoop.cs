@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
@@ -343,6 +344,48 @@ internal sealed class LoopSocket
             return _readable.Start(Memory<byte>.Empty);
         }
     }
+
+    /// <summary>
+    /// For a listening socket: accepts a connection waiting on it, on the calling thread (the loop's, when it follows a
+    /// readable event). False when none is waiting: <see cref="WaitReadableAsync"/> then waits for the loop's word that
+    /// one came. Throws <see cref="SocketException"/> for a failure other than a connection aborted while it waited.
+    /// </summary>
+    public bool TryAccept([NotNullWhen(true)] out Socket? accepted)
+    {
+        accepted = null;
+        lock (_lock)
+        {
+            ThrowIfClosed();
+            if (!_mayRead)
+            {
+                return false;
+            }
+            var descriptor = Accept4(Socket.SafeHandle.DangerousGetHandle(), 0, 0, SockNonBlock | SockCloexec);
+            if (descriptor < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                switch (errno)
+                {
+                    case ErrnoAgain:
+                        _mayRead = false; // the queue is empty: the next arrival is reported
+                        return false;
+                    case ErrnoConnectionAborted or ErrnoInterrupted or ErrnoProtocol:
+                        return false; // that one is gone; others may wait (the loop's wait comes back at once)
+                    default:
+                        throw new SocketException(errno is ErrnoTooManyFiles or ErrnoTooManyFilesInSystem
+                            ? (int)SocketError.TooManyOpenSockets : (int)SocketError.SocketError);
+                }
+            }
+            accepted = new Socket(new SafeSocketHandle(descriptor, ownsHandle: true));
+            return true;
+        }
+    }
+
+    private const int SockNonBlock = 0x800, SockCloexec = 0x80000;
+    private const int ErrnoInterrupted = 4, ErrnoAgain = 11, ErrnoTooManyFilesInSystem = 23, ErrnoTooManyFiles = 24, ErrnoProtocol = 71, ErrnoConnectionAborted = 103;
+
+    [DllImport("libc", EntryPoint = "accept4", SetLastError = true)]
+    private static extern int Accept4(nint socket, nint address, nint addressLength, int flags);
 
     /// <summary>Waits until the socket can be written to: for a connection being made, until it is made or failed.</summary>
     public ValueTask<int> WaitWritableAsync()
