@@ -73,6 +73,8 @@ public static class RuntimeApplication
         services.AddSingleton<SharedRuntime.Http.Relay.IRequestDrain>(sp => sp.GetRequiredService<ShutdownDrain>());
         services.AddSingleton(new SharedRuntime.Http.Relay.InvokeRelayOptions(options.InvokeRelay));
         services.AddSingleton<SharedRuntime.Http.Relay.InvokeRelay>();
+        services.AddSingleton(sp => new SharedRuntime.Http.ConnectionLimit(
+            DescriptorLimit.ClientConnections(options.MaxConnections, DescriptorLimit.Raise()), sp.GetRequiredService<ILogger<SharedRuntime.Http.ConnectionLimit>>()));
         // After the socket transport: the server tries the transports last registered first, and this one binds only the Dapr HTTP port.
         services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, SharedRuntime.Http.Relay.RelayTransportFactory>();
         services.AddHostedService<DrainDelay>();
@@ -259,14 +261,23 @@ public static class RuntimeApplication
         foreach (var address in options.EffectiveListenAddresses)
         {
             var ip = address is "localhost" ? IPAddress.Loopback : IPAddress.Parse(address);
-            kestrel.Listen(ip, options.DaprHttpPort, l => l.Protocols = HttpProtocols.Http1);
+            kestrel.Listen(ip, options.DaprHttpPort, l =>
+            {
+                l.Protocols = HttpProtocols.Http1;
+                l.Use(l.ApplicationServices.GetRequiredService<ConnectionLimit>().Middleware);
+            });
             kestrel.Listen(ip, options.DaprGrpcPort, l =>
             {
                 l.Protocols = HttpProtocols.Http2;
+                l.Use(l.ApplicationServices.GetRequiredService<ConnectionLimit>().Middleware);
                 l.Use(next => new Http2ConnectionDrain(next, l.ApplicationServices.GetRequiredService<ShutdownDrain>(),
                     TimeSpan.FromMilliseconds(options.DrainLingerMilliseconds), TimeProvider.System).OnConnectionAsync);
             });
-            kestrel.Listen(ip, options.MetricsPort, l => l.Protocols = HttpProtocols.Http1);
+            kestrel.Listen(ip, options.MetricsPort, l =>
+            {
+                l.Protocols = HttpProtocols.Http1;
+                l.Use(l.ApplicationServices.GetRequiredService<ConnectionLimit>().Middleware);
+            });
         }
     }
 

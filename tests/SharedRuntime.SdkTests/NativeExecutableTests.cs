@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using Dapr.Client;
 using Microsoft.AspNetCore.Http;
@@ -109,6 +111,67 @@ public sealed class NativeExecutableTests
         Assert.Equal("from the cluster", await orders.GetStateAsync<string>("store", "k"));
         var metadata = await orders.GetMetadataAsync();
         Assert.Equal("orders", metadata.Id);
+    }
+
+    /// <summary>
+    /// A spell without free file descriptors stops no listener for good: the connections that came meanwhile wait in the
+    /// listen queue, the runtime says why, and they are answered once descriptors are free again. (The client-connection
+    /// bound keeps clients from bringing the process there; a node's other use of descriptors still can.) Against the
+    /// native build: the JIT build itself needs descriptors to compile code and may fail there on its own.
+    /// </summary>
+    [SkippableFact]
+    public async Task ConnectionsThatCameWhileNoDescriptorWasFreeAreAnsweredOnceOneIs()
+    {
+        Skip.If(Executable is null, "SHAREDRUNTIME_NATIVE_EXECUTABLE is not set");
+        Skip.IfNot(File.Exists("/usr/bin/prlimit"), "prlimit(1) changes the limit of a running process");
+        var folder = Directory.CreateTempSubdirectory("sharedruntime-native-fd-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(folder, "resources.yaml"), Resources.Tenant("fd-app", "fd-token"));
+        await using var runtime = await RuntimeProcess.StartExecutableReadyAsync(Executable, "--resources-path", folder, "--state-dir", Path.Combine(folder, "state"),
+            "--handoff-socket", "none", "--reuse-port", "false");
+        var line = File.ReadAllLines($"/proc/{runtime.Id}/limits").Single(l => l.StartsWith("Max open files", StringComparison.Ordinal));
+        var soft = line["Max open files".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0];
+
+        // No descriptor above the standard streams: every accept fails with EMFILE until the limit is raised again.
+        await PrlimitAsync(runtime.Id, "3");
+        var clients = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                clients.Add(client);
+                await client.ConnectAsync(new IPEndPoint(IPAddress.Loopback, runtime.HttpPort)).WaitAsync(TimeSpan.FromSeconds(20));
+                await client.SendAsync("GET /v1.0/healthz HTTP/1.1\r\nHost: runtime\r\n\r\n"u8.ToArray()).WaitAsync(TimeSpan.FromSeconds(20));
+            }
+            await runtime.WaitForLogAsync("accepting a connection failed", TimeSpan.FromSeconds(20));
+            Assert.False(runtime.HasExited);
+
+            await PrlimitAsync(runtime.Id, soft);
+            foreach (var client in clients)
+            {
+                var head = new byte[64];
+                var read = await client.ReceiveAsync(head.AsMemory()).AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+                Assert.StartsWith("HTTP/1.1 204", Encoding.ASCII.GetString(head, 0, read));
+            }
+            await runtime.WaitForLogAsync("accepting connections again", TimeSpan.FromSeconds(20));
+        }
+        finally
+        {
+            clients.ForEach(c => c.Dispose());
+        }
+    }
+
+    /// <summary>Sets the soft limit on open descriptors of process <paramref name="pid"/>; the hard limit stays.</summary>
+    private static async Task PrlimitAsync(int pid, string soft)
+    {
+        using var prlimit = Process.Start(new ProcessStartInfo("/usr/bin/prlimit", ["--pid", $"{pid}", $"--nofile={soft}:"])
+        {
+            UseShellExecute = false,
+            RedirectStandardError = true,
+        })!;
+        var error = await prlimit.StandardError.ReadToEndAsync();
+        await prlimit.WaitForExitAsync();
+        Assert.True(prlimit.ExitCode == 0, $"prlimit failed: {error}");
     }
 
     private sealed record Order(int Id, string Note);

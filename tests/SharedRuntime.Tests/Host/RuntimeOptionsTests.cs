@@ -53,6 +53,18 @@ public class RuntimeOptionsTests
         Assert.False(Parse(["--invoke-relay", "false"]).InvokeRelay);
     }
 
+    [Fact]
+    public void ClientConnectionsAreBoundedBy10000AndByHalfTheOpenFilesLimit()
+    {
+        Assert.Equal(10_000, Parse([]).MaxConnections);
+        Assert.Equal(64, Parse(["--max-connections", "64"]).MaxConnections);
+        Assert.Throws<FormatException>(() => Parse(["--max-connections", "0"]));
+        Assert.Equal(10_000, SharedRuntime.Host.Lifecycle.DescriptorLimit.ClientConnections(10_000, 1_048_576));
+        Assert.Equal(512, SharedRuntime.Host.Lifecycle.DescriptorLimit.ClientConnections(10_000, 1024));
+        Assert.Equal(10_000, SharedRuntime.Host.Lifecycle.DescriptorLimit.ClientConnections(10_000, null));
+        Assert.Equal(1, SharedRuntime.Host.Lifecycle.DescriptorLimit.ClientConnections(10_000, 1));
+    }
+
     [Theory]
     [InlineData("--no-such-flag")]
     [InlineData("--dapr-http-port", "http")]

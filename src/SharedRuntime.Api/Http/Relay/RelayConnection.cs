@@ -322,6 +322,9 @@ internal static partial class RelayLog
     [LoggerMessage(2155, LogLevel.Warning, "Invoke relay: a connection failed")]
     public static partial void Failed(ILogger logger, Exception exception);
 
-    [LoggerMessage(2154, LogLevel.Warning, "Invoke relay: accepting a connection failed, tried again shortly: {Problem}")]
+    [LoggerMessage(2154, LogLevel.Warning, "Invoke relay: accepting a connection failed, tried again every 100 ms until one is accepted: {Problem}")]
     public static partial void AcceptFailed(ILogger logger, string problem);
+
+    [LoggerMessage(2156, LogLevel.Information, "Invoke relay: accepting connections again")]
+    public static partial void AcceptResumed(ILogger logger);
 }

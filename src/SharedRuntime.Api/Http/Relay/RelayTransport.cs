@@ -13,7 +13,7 @@ namespace SharedRuntime.Http.Relay;
 /// the invocations it can (<see cref="InvokeRelay"/>) and hands every other connection, with what it already read of
 /// it, to the HTTP server. The other listeners use the server's own socket transport.
 /// </summary>
-internal sealed class RelayTransportFactory(IOptions<SocketTransportOptions> options, ListenerPorts ports, InvokeRelay relay, ILoggerFactory loggers)
+internal sealed class RelayTransportFactory(IOptions<SocketTransportOptions> options, ListenerPorts ports, InvokeRelay relay, ConnectionLimit limit, ILoggerFactory loggers)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public bool CanBind(EndPoint endpoint) => relay.Enabled && endpoint is IPEndPoint ip && ip.Port == ports.DaprHttp;
@@ -31,7 +31,7 @@ internal sealed class RelayTransportFactory(IOptions<SocketTransportOptions> opt
             MaxWriteBufferSize = transport.MaxWriteBufferSize,
             UnsafePreferInlineScheduling = transport.UnsafePreferInlineScheduling,
         }, loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
-        var listener = new RelayListener(socket, handOff, relay);
+        var listener = new RelayListener(socket, handOff, relay, limit);
         listener.Start();
         return ValueTask.FromResult<IConnectionListener>(listener);
     }
@@ -53,9 +53,11 @@ internal sealed class RelayListener : IConnectionListener
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stopped;
     private LoopSocket? _listening;
+    private readonly ConnectionLimit _limit;
 
-    public RelayListener(Socket listenSocket, SocketConnectionContextFactory handOff, InvokeRelay relay)
+    public RelayListener(Socket listenSocket, SocketConnectionContextFactory handOff, InvokeRelay relay, ConnectionLimit limit)
     {
+        _limit = limit;
         _listenSocket = listenSocket;
         _handOff = handOff;
         _relay = relay;
@@ -95,6 +97,7 @@ internal sealed class RelayListener : IConnectionListener
                 return;
             }
         }
+        var failing = false;
         while (true)
         {
             Socket? socket;
@@ -111,14 +114,24 @@ internal sealed class RelayListener : IConnectionListener
             }
             catch (SocketException ex) when (!_stopped && ex.SocketErrorCode != SocketError.OperationAborted)
             {
-                // Out of descriptors, or the like: connections already open go on; accepting is tried again shortly.
-                RelayLog.AcceptFailed(_relay.Logger, ex.Message);
+                // Out of descriptors, or the like: connections already open go on, and those that came wait in the
+                // listen queue; accepting is tried again shortly. Said once per spell, not at every try.
+                if (!failing)
+                {
+                    RelayLog.AcceptFailed(_relay.Logger, ex.Message);
+                    failing = true;
+                }
                 await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
                 continue;
             }
             catch (SocketException)
             {
                 return;
+            }
+            if (failing)
+            {
+                RelayLog.AcceptResumed(_relay.Logger);
+                failing = false;
             }
             Accepted(socket);
         }
@@ -148,6 +161,11 @@ internal sealed class RelayListener : IConnectionListener
     /// <summary>Starts the relay on a connection just accepted.</summary>
     private void Accepted(Socket socket)
     {
+        if (!_limit.TryOpen())
+        {
+            socket.Dispose(); // past the runtime's bound on open connections: closed before a byte is read
+            return;
+        }
         socket.NoDelay = true;
         LoopSocket looped;
         try
@@ -157,6 +175,7 @@ internal sealed class RelayListener : IConnectionListener
         catch (SocketException)
         {
             socket.Dispose();
+            _limit.Closed();
             return;
         }
         var connection = new RelayConnection(looped, this, _relay);
@@ -165,6 +184,7 @@ internal sealed class RelayListener : IConnectionListener
             if (_stopped)
             {
                 looped.Abort();
+                _limit.Closed();
                 return;
             }
             _connections.Add(connection);
@@ -200,7 +220,13 @@ internal sealed class RelayListener : IConnectionListener
     {
         lock (_connections)
         {
-            if (_connections.Remove(connection) && _stopped && !_connections.Any(c => c.Busy))
+            if (!_connections.Remove(connection))
+            {
+                return;
+            }
+            // Closed, or handed to the server, whose own count (ConnectionLimit.Middleware) takes it from here.
+            _limit.Closed();
+            if (_stopped && !_connections.Any(c => c.Busy))
             {
                 _idle.TrySetResult();
             }
@@ -290,6 +316,10 @@ internal sealed class RelayListener : IConnectionListener
         {
             left = [.. _connections];
             _connections.Clear();
+        }
+        for (var i = 0; i < left.Length; i++)
+        {
+            _limit.Closed();
         }
         foreach (var connection in left)
         {
