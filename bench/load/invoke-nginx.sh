@@ -34,7 +34,7 @@ if [ -n "${RUNTIME_BIN:-}" ]; then runtime_cmd=("$RUNTIME_BIN"); build_label="na
 dotnet build bench/SharedRuntime.LoadTest -c Release -nologo -v quiet >/dev/null
 work=$(mktemp -d)
 runtime=""; app=""
-trap 'kill $runtime $app 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill $(cat "$work/nginx.pid") 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $runtime $app 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill $(cat "$work/nginx.pid") 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 app_port=3714
 [ "$protocol" = h2c ] && app_port=3716
 cat > "$work/resources.yaml" <<YAML
