@@ -73,8 +73,17 @@ public static class RuntimeApplication
         services.AddSingleton<SharedRuntime.Http.Relay.IRequestDrain>(sp => sp.GetRequiredService<ShutdownDrain>());
         services.AddSingleton(new SharedRuntime.Http.Relay.InvokeRelayOptions(options.InvokeRelay));
         services.AddSingleton<SharedRuntime.Http.Relay.InvokeRelay>();
-        services.AddSingleton(sp => new SharedRuntime.Http.ConnectionLimit(
-            DescriptorLimit.ClientConnections(options.MaxConnections, DescriptorLimit.Raise()), sp.GetRequiredService<ILogger<SharedRuntime.Http.ConnectionLimit>>()));
+        services.AddSingleton(sp =>
+        {
+            var logger = sp.GetRequiredService<ILogger<ConnectionLimit>>();
+            var openFiles = DescriptorLimit.Raise();
+            var max = DescriptorLimit.ClientConnections(options.MaxConnections, openFiles);
+            if (max < options.MaxConnections)
+            {
+                HostLog.ConnectionsBoundedByOpenFiles(logger, max, openFiles ?? 0, options.MaxConnections);
+            }
+            return new ConnectionLimit(max, logger, sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        });
         // After the socket transport: the server tries the transports last registered first, and this one binds only the Dapr HTTP port.
         services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, SharedRuntime.Http.Relay.RelayTransportFactory>();
         services.AddHostedService<DrainDelay>();

@@ -1,5 +1,7 @@
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using SharedRuntime.Metrics;
 
 namespace SharedRuntime.Http;
 
@@ -10,13 +12,29 @@ namespace SharedRuntime.Http;
 /// Past the bound a new connection is accepted and closed at once, so the listen queue does not fill behind it; a
 /// warning says so, at most once every 10 s.
 /// </summary>
-public sealed class ConnectionLimit(int max, ILogger<ConnectionLimit> logger)
+public sealed class ConnectionLimit
 {
     private const long WarnEvery = 10_000; // milliseconds
+    private readonly int _max;
+    private readonly ILogger<ConnectionLimit> _logger;
     private int _open;
     private long _warned = -WarnEvery;
 
-    public int Max => max;
+    /// <summary>Exported as <c>sharedruntime_connections_open</c> and <c>sharedruntime_connections_max</c> when <paramref name="meters"/> is given.</summary>
+    public ConnectionLimit(int max, ILogger<ConnectionLimit> logger, IMeterFactory? meters = null)
+    {
+        _max = max;
+        _logger = logger;
+        if (meters?.Create(RuntimeMetrics.MeterName) is { } meter)
+        {
+            meter.CreateObservableGauge("sharedruntime.connections.open", () => Open,
+                description: "Client connections open now over all listeners.");
+            meter.CreateObservableGauge("sharedruntime.connections.max", () => _max,
+                description: "The bound on open client connections (--max-connections, at most half the open-files limit); past it new connections are closed at once.");
+        }
+    }
+
+    public int Max => _max;
 
     /// <summary>Connections open now.</summary>
     public int Open => Volatile.Read(ref _open);
@@ -24,14 +42,14 @@ public sealed class ConnectionLimit(int max, ILogger<ConnectionLimit> logger)
     /// <summary>Counts one more open connection; false, counting nothing, when <see cref="Max"/> are open already.</summary>
     public bool TryOpen()
     {
-        if (Interlocked.Increment(ref _open) > max)
+        if (Interlocked.Increment(ref _open) > _max)
         {
             Interlocked.Decrement(ref _open);
             var now = Environment.TickCount64;
             var warned = Volatile.Read(ref _warned);
             if (now - warned >= WarnEvery && Interlocked.CompareExchange(ref _warned, now, warned) == warned)
             {
-                ConnectionLimitLog.Reached(logger, max);
+                ConnectionLimitLog.Reached(_logger, _max);
             }
             return false;
         }

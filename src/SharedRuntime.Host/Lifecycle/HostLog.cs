@@ -53,6 +53,9 @@ internal static partial class HostLog
     [LoggerMessage(3016, LogLevel.Debug, "Gave back again the pages of {Mappings} executable mappings after a reload: {ElapsedMs:0.00} ms")]
     public static partial void PagesReleasedAfterReload(ILogger logger, int mappings, double elapsedMs);
 
+    [LoggerMessage(3018, LogLevel.Warning, "Client connections are bounded at {Max}, half the process's open-files limit ({OpenFiles}), below --max-connections {Configured}: raise the limit (ulimit -n, the container runtime's nofile) to allow more")]
+    public static partial void ConnectionsBoundedByOpenFiles(ILogger logger, int max, long openFiles, int configured);
+
     [LoggerMessage(3030, LogLevel.Debug, "Start-up took {TotalMs:0} ms: {Phases}; {AllocatedMb:0.0} MB allocated, {Collections} collections")]
     public static partial void StartupTimes(ILogger logger, double totalMs, string phases, double allocatedMb, int collections);
 }

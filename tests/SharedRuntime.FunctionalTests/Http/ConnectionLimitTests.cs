@@ -50,6 +50,14 @@ public sealed class ConnectionLimitTests
             sockets[1].Dispose();
             sockets[2].Dispose();
             await Eventually.TrueAsync(() => Task.FromResult(limit.Open == 2), Timeout, "closed connections uncounted");
+            // Both gauges are exported. (Their values are not compared here: in this test process other runtimes export
+            // gauges of the same names.)
+            using (var scraper = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{runtime.Options.MetricsPort}"), Timeout = Timeout })
+            {
+                var metrics = await scraper.GetStringAsync("/metrics");
+                Assert.Contains("\nsharedruntime_connections_max", metrics);
+                Assert.Contains("\nsharedruntime_connections_open", metrics);
+            }
             using var client = new HttpClient { BaseAddress = runtime.HttpAddress, Timeout = Timeout };
             Assert.Equal(HttpStatusCode.NoContent, (await client.GetAsync("/v1.0/healthz")).StatusCode);
         }
