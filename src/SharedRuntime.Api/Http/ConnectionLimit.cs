@@ -34,12 +34,10 @@ public sealed class ConnectionLimit
         }
     }
 
-    public int Max => _max;
-
     /// <summary>Connections open now.</summary>
     public int Open => Volatile.Read(ref _open);
 
-    /// <summary>Counts one more open connection; false, counting nothing, when <see cref="Max"/> are open already.</summary>
+    /// <summary>Counts one more open connection; false, counting nothing, when the bound is reached already.</summary>
     public bool TryOpen()
     {
         if (Interlocked.Increment(ref _open) > _max)
