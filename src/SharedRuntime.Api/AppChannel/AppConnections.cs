@@ -308,8 +308,11 @@ internal sealed class AppConnection(LoopSocket socket) : IDisposable
     /// <summary>Whether it served a call before this one (the app may have closed it meanwhile).</summary>
     public bool Reused { get; set; }
 
-    /// <summary>Closes the socket, failing whatever is pending on it; the buffer stays until <see cref="Dispose"/>.</summary>
-    public void Abort() => Socket.Abort();
+    /// <summary>
+    /// Ends the call on this connection (given up or timed out): resets the socket, failing whatever is pending on it,
+    /// so the app's server sees the call aborted at once. The buffer stays until <see cref="Dispose"/>.
+    /// </summary>
+    public void Abort() => Socket.Reset();
 
     public void Dispose()
     {

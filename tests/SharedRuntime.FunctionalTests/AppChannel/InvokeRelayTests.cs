@@ -341,6 +341,38 @@ public sealed class InvokeRelayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_call_timed_out_or_given_up_is_reset_at_the_app()
+    {
+        // The relay ends such a call by resetting the app's connection: the app's server learns at once that the call is
+        // over, and neither side is left to finish closing a connection for a call nobody waits for.
+        await using var runtime = await StartAsync(relay: true);
+        var client = runtime.Client("caller-token");
+        _raw.Hang = true;
+        try
+        {
+            var (_, timedOut) = _raw.WatchNextHung();
+            var response = await client.GetAsync("/v1.0/invoke/raw/method/x"); // the raw app's timeout is 1 s
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            Assert.Contains("did not answer within 1s", await response.Content.ReadAsStringAsync());
+            Assert.Equal("reset", await timedOut.WaitAsync(TimeSpan.FromSeconds(10)));
+
+            var (reached, givenUp) = _raw.WatchNextHung();
+            using var giveUp = new CancellationTokenSource();
+            var call = client.GetAsync("/v1.0/invoke/raw/method/x", giveUp.Token);
+            await reached.WaitAsync(TimeSpan.FromSeconds(10));
+            giveUp.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+            Assert.Equal("reset", await givenUp.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            _raw.Hang = false;
+        }
+        // Answered calls go on as before.
+        Assert.Equal("", await client.GetStringAsync("/v1.0/invoke/raw/method/x"));
+    }
+
+    [Fact]
     public async Task A_grpc_caller_is_not_held_by_an_answer_that_stops_half_way()
     {
         await using var runtime = await StartAsync(relay: true);
@@ -422,6 +454,20 @@ public sealed class InvokeRelayTests : IAsyncLifetime
 
         public volatile bool CloseAfterAnswer;
 
+        /// <summary>When set, a request is read and never answered; how its connection then ends is reported.</summary>
+        public volatile bool Hang;
+
+        private TaskCompletionSource<string> _hungEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TaskCompletionSource _hungReached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Watches the next hung request: when it reached the app, and how its connection ended ("reset" or "closed").</summary>
+        public (Task Reached, Task<string> Ended) WatchNextHung()
+        {
+            _hungReached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            _hungEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            return (_hungReached.Task, _hungEnd.Task);
+        }
+
         public static RawApp Start()
         {
             var app = new RawApp();
@@ -450,6 +496,19 @@ public sealed class InvokeRelayTests : IAsyncLifetime
                         have += read;
                     }
                     have = 0;
+                    if (Hang)
+                    {
+                        _hungReached.TrySetResult();
+                        try
+                        {
+                            _hungEnd.TrySetResult(await stream.ReadAsync(buffer) == 0 ? "closed" : "more bytes");
+                        }
+                        catch (IOException ex) when (ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset })
+                        {
+                            _hungEnd.TrySetResult("reset");
+                        }
+                        return;
+                    }
                     var answer = Next;
                     await stream.WriteAsync(Encoding.Latin1.GetBytes(answer));
                     if (CloseAfterAnswer || answer.Contains("Connection: close", StringComparison.Ordinal) || answer.StartsWith("NOT", StringComparison.Ordinal))

@@ -114,34 +114,51 @@ internal sealed class RelayListener : IConnectionListener
             }
             catch (SocketException ex) when (!_stopped && ex.SocketErrorCode != SocketError.OperationAborted)
             {
-                // Out of descriptors, or the like: connections already open go on, and those that came wait in the
-                // listen queue; accepting is tried again shortly. Said once per spell, not at every try.
-                if (!failing)
-                {
-                    RelayLog.AcceptFailed(_relay.Logger, ex.Message);
-                    failing = true;
-                }
-                await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
+                failing = await AcceptFailedAsync(ex, failing).ConfigureAwait(false);
                 continue;
             }
             catch (SocketException)
             {
                 return;
             }
-            if (failing)
-            {
-                RelayLog.AcceptResumed(_relay.Logger);
-                failing = false;
-            }
+            failing = AcceptResumed(failing);
             Accepted(socket);
         }
     }
 
     private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>Where the listening socket cannot join a loop: accepts through the socket's own asynchronous accept.</summary>
+    /// <summary>
+    /// Out of descriptors, or the like: connections already open go on, and those that came wait in the listen queue;
+    /// accepting is tried again shortly. Said once per spell, not at every try. Gives the new state of the spell (true).
+    /// </summary>
+    private async Task<bool> AcceptFailedAsync(SocketException error, bool failing)
+    {
+        if (!failing)
+        {
+            RelayLog.AcceptFailed(_relay.Logger, error.Message);
+        }
+        await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>An accept succeeded: ends a spell of failures, if one was under way (false: none is now).</summary>
+    private bool AcceptResumed(bool failing)
+    {
+        if (failing)
+        {
+            RelayLog.AcceptResumed(_relay.Logger);
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Where the listening socket cannot join a loop: accepts through the socket's own asynchronous accept, with the
+    /// same retry after a failure as the loop's accept.
+    /// </summary>
     private async Task AcceptAsyncLoopAsync()
     {
+        var failing = false;
         while (true)
         {
             Socket socket;
@@ -149,11 +166,24 @@ internal sealed class RelayListener : IConnectionListener
             {
                 socket = await _listenSocket.AcceptAsync().ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            catch (ObjectDisposedException)
             {
-                // The listener was closed (a drain, a hand-over) or stopped: connections already open go on.
+                return; // the listener was closed (a drain, a hand-over) or stopped: connections already open go on
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset or SocketError.Interrupted)
+            {
+                continue; // that connection is gone before it was taken; others may wait
+            }
+            catch (SocketException ex) when (!_stopped && ex.SocketErrorCode != SocketError.OperationAborted)
+            {
+                failing = await AcceptFailedAsync(ex, failing).ConfigureAwait(false);
+                continue;
+            }
+            catch (SocketException)
+            {
                 return;
             }
+            failing = AcceptResumed(failing);
             Accepted(socket);
         }
     }

@@ -409,6 +409,32 @@ internal sealed class LoopSocket
         };
     }
 
+    /// <summary>
+    /// Closes the socket with a reset instead of an orderly close, failing what is pending on it: for a call given up, so
+    /// the peer learns at once that it is over and neither side is left to finish closing the connection.
+    /// </summary>
+    public void Reset()
+    {
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return;
+            }
+            try
+            {
+                Socket.LingerState = s_reset;
+            }
+            catch (SocketException)
+            {
+                // The close below is orderly, then.
+            }
+        }
+        Abort();
+    }
+
+    private static readonly LingerOption s_reset = new(enable: true, seconds: 0);
+
     /// <summary>Closes the socket, failing what is pending on it.</summary>
     public void Abort()
     {
