@@ -3,6 +3,9 @@
 # The runtime and nginx (one worker, keep-alive to the app) are pinned to core 0; the app and wrk to core 1.
 # Rounds alternate between the two proxies. Each round gives the rate, wrk's p99 and the proxy process's own CPU time
 # per request (user + system from /proc), which other work on a shared machine disturbs much less than a rate.
+# A third column is nginx sending the app the headers the runtime must add to every invocation (dapr-caller-app-id,
+# dapr-callee-app-id, traceparent, X-Forwarded-For/-Host/-Proto, the app's own Host): the app then parses the same
+# request from both, which shows how much of a gap is the proxy and how much is the contract's headers costing the app.
 # With --app-protocol h2c the runtime reaches the app over HTTP/2 without TLS (the tenant's appProtocol: h2c); nginx
 # cannot speak HTTP/2 to an upstream (proxy_http_version stops at 1.1), so it reaches the same app process over HTTP/1.1.
 # Needs wrk and nginx (Debian's packages). RUNTIME_DLL=... measures another build; RUNTIME_ENV="NAME=value ..." sets
@@ -68,6 +71,19 @@ http {
     listen 127.0.0.1:3715;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
+  server {
+    listen 127.0.0.1:3717;
+    location / {
+      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host 127.0.0.1:3714;
+      proxy_set_header dapr-caller-app-id caller;
+      proxy_set_header dapr-callee-app-id target;
+      proxy_set_header traceparent 00-\$request_id-92273ee22acffbe0-01;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
 }
 NGINX
 export DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_TieredPGO=1
@@ -79,6 +95,7 @@ until curl -sf -o /dev/null localhost:3711/v1.0/healthz && curl -sf -o /dev/null
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
 via_runtime="http://127.0.0.1:3711/v1.0/invoke/target/method/v1.0/state/store/k"
 via_nginx="http://127.0.0.1:3715/v1.0/state/store/k"
+via_nginx_headers="http://127.0.0.1:3717/v1.0/state/store/k"
 [ "$(curl -sf "$via_runtime" -H 'dapr-api-token: caller-token')" = "$(curl -sf "$via_nginx")" ] || { echo "the two answers differ" >&2; exit 1; }
 
 ticks=$(getconf CLK_TCK)
@@ -98,26 +115,36 @@ rate() {
 }
 runtime_get() { rate "$runtime" -H 'dapr-api-token: caller-token' "$via_runtime"; }
 nginx_get() { rate "$nginx_worker" "$via_nginx"; }
+nginx_headers_get() { rate "$nginx_worker" "$via_nginx_headers"; }
 for _ in 1 2 3; do runtime_get >/dev/null; done   # warm-up: JIT and tiered compilation
 nginx_get >/dev/null
+nginx_headers_get >/dev/null
 {
   echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); app protocol $protocol; runtime: $build_label;${RUNTIME_ENV:+ runtime environment: $RUNTIME_ENV;} wrk -t1 -c32, ${seconds}s per round"
   echo
-  echo "| round | runtime req/s | nginx req/s | ratio | runtime p99 ms | nginx p99 ms | runtime CPU µs/req | nginx CPU µs/req | CPU ratio (nginx/runtime) |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| round | runtime req/s | nginx req/s | ratio | nginx + headers req/s | ratio | runtime p99 ms | nginx p99 ms | nginx + headers p99 ms | runtime CPU µs/req | nginx CPU µs/req | nginx + headers CPU µs/req | CPU ratio (nginx/runtime) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for r in $(seq "$rounds"); do
     read -r a ap ac < <(runtime_get)
     read -r b bp bc < <(nginx_get)
-    python3 -c "print(f'| $r | {$a:,.0f} | {$b:,.0f} | {$a/$b:.2f}x | {$ap:.2f} | {$bp:.2f} | {$ac:.1f} | {$bc:.1f} | {$bc/$ac:.2f}x |')"
-    echo "$a $b $ap $bp $ac $bc" >> "$work/rounds.txt"
+    read -r h hp hc < <(nginx_headers_get)
+    python3 -c "print(f'| $r | {$a:,.0f} | {$b:,.0f} | {$a/$b:.2f}x | {$h:,.0f} | {$a/$h:.2f}x | {$ap:.2f} | {$bp:.2f} | {$hp:.2f} | {$ac:.1f} | {$bc:.1f} | {$hc:.1f} | {$bc/$ac:.2f}x |')"
+    echo "$a $b $ap $bp $ac $bc $h $hp $hc" >> "$work/rounds.txt"
   done
   echo
-  python3 - "$work/rounds.txt" <<'PY'
+  python3 - "$work/rounds.txt" <<'PY2'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
-print(f"median throughput ratio: {statistics.median(a / b for a, b, *_ in rows):.2f}x; "
-      f"median p99 runtime / nginx: {statistics.median(ap / bp for _, _, ap, bp, _, _ in rows):.2f}x; "
-      f"median CPU-per-request ratio (nginx/runtime): {statistics.median(bc / ac for *_, ac, bc in rows):.2f}x")
-PY
+a, b, ap, bp, ac, bc, h, hp, hc = zip(*rows)
+m = lambda xs: statistics.median(xs)
+print(f"median throughput ratio: {m([x / y for x, y in zip(a, b)]):.2f}x "
+      f"(runtime ahead in {sum(x >= y for x, y in zip(a, b))} of {len(rows)} rounds); "
+      f"median p99 runtime / nginx: {m([x / y for x, y in zip(ap, bp)]):.2f}x; "
+      f"median CPU-per-request ratio (nginx/runtime): {m([y / x for x, y in zip(ac, bc)]):.2f}x")
+print(f"against nginx sending the same headers: median throughput ratio {m([x / y for x, y in zip(a, h)]):.2f}x "
+      f"(runtime ahead in {sum(x >= y for x, y in zip(a, h))} of {len(rows)} rounds); "
+      f"median p99 runtime / it: {m([x / y for x, y in zip(ap, hp)]):.2f}x; "
+      f"median CPU-per-request ratio (it/runtime): {m([y / x for x, y in zip(ac, hc)]):.2f}x")
+PY2
   echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee ${out:+"$out"}
