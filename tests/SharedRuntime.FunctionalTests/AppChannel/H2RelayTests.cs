@@ -193,6 +193,58 @@ public sealed class H2RelayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_app_that_allows_no_streams_fails_its_own_calls_within_its_bound_of_connections()
+    {
+        await using var runtime = await StartAsync();
+        var client = runtime.Client("caller-token");
+        // SETTINGS_MAX_CONCURRENT_STREAMS 0 on every connection, and any stream opened before the settings arrive refused.
+        _raw.Greeting = Frame(0x4, 0, 0, [0, 0x3, 0, 0, 0, 0]);
+        _raw.Next = stream => Frame(0x3, 0, stream, [0, 0, 0, 7]);
+        try
+        {
+            // Each call finds the app's connections full and opens another (two, with the retry of a refused stream),
+            // until the app has the 64 connections any app is given: past that, calls fail without a new one.
+            for (var i = 0; i < 40; i++)
+            {
+                var response = await client.GetAsync("/v1.0/invoke/raw/method/x");
+                Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+                Assert.Contains("\"errorCode\":\"ERR_DIRECT_INVOKE\"", await response.Content.ReadAsStringAsync());
+            }
+            Assert.InRange(_raw.Accepted, 1, 64);
+            Assert.Equal("HTTP/2 /still-here", await client.GetStringAsync("/v1.0/invoke/fine/method/still-here"));
+            Assert.Equal(HttpStatusCode.OK, (await runtime.Client("other-token").GetAsync("/v1.0/metadata")).StatusCode);
+        }
+        finally
+        {
+            _raw.Greeting = [];
+        }
+    }
+
+    [Fact]
+    public async Task An_app_that_pings_without_reading_is_cut_off_once_a_mebibyte_of_answers_waits()
+    {
+        // Each PING is owed an answer, which the relay writes to the app; an app that never reads them would have the
+        // runtime hold them all. Past 1 MiB unsent, the relay gives the connection up (the kernel's buffers hold some
+        // more before that: far less than the 64 MiB of PINGs the app would send).
+        await using var runtime = await StartAsync();
+        var client = runtime.Client("caller-token");
+        _raw.PingFlood = true;
+        try
+        {
+            var response = await client.GetAsync("/v1.0/invoke/raw/method/x");
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            var written = await _raw.Flooded.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.InRange(written, 1, RawH2App.PingFloodBytes / 4);
+        }
+        finally
+        {
+            _raw.PingFlood = false;
+        }
+        Assert.Equal("HTTP/2 /still-here", await client.GetStringAsync("/v1.0/invoke/fine/method/still-here"));
+        Assert.Equal(HttpStatusCode.OK, (await runtime.Client("other-token").GetAsync("/v1.0/metadata")).StatusCode);
+    }
+
+    [Fact]
     public async Task A_body_that_breaks_off_or_overruns_its_length_cuts_the_callers_connection_and_nothing_else()
     {
         await using var runtime = await StartAsync();
@@ -253,6 +305,22 @@ public sealed class H2RelayTests : IAsyncLifetime
     {
         public volatile Func<int, byte[]> Next = stream => [];
 
+        /// <summary>Written on each new connection once the client's preface is read (nothing by default).</summary>
+        public volatile byte[] Greeting = [];
+
+        /// <summary>
+        /// When set, a new connection is sent PING frames, up to <see cref="PingFloodBytes"/> of them, and not read again;
+        /// the bytes written before the relay closed the connection are reported.
+        /// </summary>
+        public volatile bool PingFlood;
+
+        public const int PingFloodBytes = 64 * 1024 * 1024;
+
+        private TaskCompletionSource<long> _flooded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>How many bytes of PINGs the next flood wrote before its connection was closed (-1: all of them).</summary>
+        public Task<long> Flooded => _flooded.Task;
+
         public static RawH2App Start()
         {
             var app = new RawH2App();
@@ -268,6 +336,12 @@ public sealed class H2RelayTests : IAsyncLifetime
             {
                 var preface = new byte[24];
                 await stream.ReadExactlyAsync(preface);
+                await stream.WriteAsync(Greeting);
+                if (PingFlood)
+                {
+                    await FloodAsync(stream);
+                    return;
+                }
                 var header = new byte[9];
                 while (true)
                 {
@@ -286,6 +360,25 @@ public sealed class H2RelayTests : IAsyncLifetime
             catch (Exception)
             {
                 // The relay closed the connection, as it does after an answer it cannot use.
+            }
+        }
+
+        private async Task FloodAsync(NetworkStream stream)
+        {
+            var pings = Concat(Enumerable.Range(0, 4096).Select(_ => Frame(0x6, 0, 0, new byte[8])).ToArray());
+            long written = 0;
+            try
+            {
+                while (written < PingFloodBytes)
+                {
+                    await stream.WriteAsync(pings);
+                    written += pings.Length;
+                }
+                _flooded.TrySetResult(-1);
+            }
+            catch (IOException)
+            {
+                _flooded.TrySetResult(written);
             }
         }
     }

@@ -20,6 +20,11 @@ internal abstract class RawTcpApp : IDisposable
         _ = AcceptAsync();
     }
 
+    private int _accepted;
+
+    /// <summary>Connections accepted so far.</summary>
+    public int Accepted => Volatile.Read(ref _accepted);
+
     private async Task AcceptAsync()
     {
         while (true)
@@ -33,6 +38,7 @@ internal abstract class RawTcpApp : IDisposable
             {
                 return;
             }
+            Interlocked.Increment(ref _accepted);
             _ = ServeAsync(client);
         }
     }
