@@ -221,6 +221,24 @@ public sealed class H2RelayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_connection_the_app_goes_away_from_is_closed_once_its_last_call_is_answered()
+    {
+        await using var runtime = await StartAsync();
+        var client = runtime.Client("caller-token");
+        // A GOAWAY that still takes the stream it comes with, then that stream's answer; the app never closes the
+        // connection itself, so each one left open by the runtime would stay open for good.
+        _raw.Next = stream => Concat(Frame(0x7, 0, 0, Concat(BigEndian(stream), [0, 0, 0, 0])), Frame(0x1, 0x4 | 0x1, stream, Indexed(8)));
+        var before = _raw.Accepted;
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1.0/invoke/raw/method/x")).StatusCode);
+        }
+        // Each call took a new connection (the one before went away), and the runtime closed each once it was answered.
+        Assert.Equal(5, _raw.Accepted - before);
+        await Eventually.TrueAsync(() => Task.FromResult(_raw.Ended == _raw.Accepted), TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task An_app_that_pings_without_reading_is_cut_off_once_a_mebibyte_of_answers_waits()
     {
         // Each PING is owed an answer, which the relay writes to the app; an app that never reads them would have the
@@ -360,8 +378,14 @@ public sealed class H2RelayTests : IAsyncLifetime
             catch (Exception)
             {
                 // The relay closed the connection, as it does after an answer it cannot use.
+                Interlocked.Increment(ref _ended);
             }
         }
+
+        private int _ended;
+
+        /// <summary>Connections whose reading ended: closed by the relay (or broken).</summary>
+        public int Ended => Volatile.Read(ref _ended);
 
         private async Task FloodAsync(NetworkStream stream)
         {

@@ -212,6 +212,24 @@ internal sealed class H2Connection : IDisposable
                 StartFlush();
             }
         }
+        CloseIfSpent();
+    }
+
+    /// <summary>
+    /// Closes the connection once the app said it goes away (GOAWAY) and no stream is left on it: it takes no new ones,
+    /// and an app that does not close it itself would otherwise leave it open for good. True when closed.
+    /// </summary>
+    private bool CloseIfSpent()
+    {
+        lock (_lock)
+        {
+            if (!_goingAway || _streams.Count > 0 || _failure is not null)
+            {
+                return false;
+            }
+        }
+        Fail("the app went away and its last call is done", retryable: false);
+        return true;
     }
 
     private void NoteIdle()
@@ -375,6 +393,10 @@ internal sealed class H2Connection : IDisposable
                 else
                 {
                     OnFrame(frame);
+                }
+                if (_goingAway && CloseIfSpent())
+                {
+                    return;
                 }
             }
         }
