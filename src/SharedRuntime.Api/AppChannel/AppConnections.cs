@@ -309,8 +309,9 @@ internal sealed class AppConnection(LoopSocket socket) : IDisposable
     public bool Reused { get; set; }
 
     /// <summary>
-    /// Ends the call on this connection (given up or timed out): resets the socket, failing whatever is pending on it,
-    /// so the app's server sees the call aborted at once. The buffer stays until <see cref="Dispose"/>.
+    /// Ends the call on this connection (given up or timed out): resets the socket, so the app's server sees the call
+    /// aborted at once; a receive pending on it ends with 0, anything else pending fails. The buffer stays until
+    /// <see cref="Dispose"/>.
     /// </summary>
     public void Abort() => Socket.Reset();
 

@@ -334,6 +334,11 @@ public sealed class InvokeRelayTests : IAsyncLifetime
         _raw.Next = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part";
         var stalled = await Record.ExceptionAsync(() => client.GetStringAsync("/v1.0/invoke/raw/method/x"));
         Assert.IsType<HttpRequestException>(stalled);
+        // The same with an answer that ends only when the app closes, and the app never does: cut, not passed off as
+        // whole when the timeout closes the app's connection.
+        _raw.Next = "HTTP/1.1 200 OK\r\n\r\nuntil-close-but-stalls";
+        var stalledUntilClose = await Record.ExceptionAsync(() => client.GetStringAsync("/v1.0/invoke/raw/method/x"));
+        Assert.IsType<HttpRequestException>(stalledUntilClose);
 
         Assert.Equal("GET /fine", await client.GetStringAsync("/v1.0/invoke/target/method/fine"));
         var metadata = await runtime.Client("other-token").GetAsync("/v1.0/metadata");

@@ -191,6 +191,15 @@ internal sealed partial class RelayConnection
                     var received = await upstream.Socket.ReceiveAsync(buffer.AsMemory(have)).ConfigureAwait(false);
                     if (received == 0)
                     {
+                        if (_clientGone || _timeout.IsCancellationRequested)
+                        {
+                            // The call was ended here (its caller went away, or its time ran out), and the connection
+                            // reset (AppConnection.Abort): no exception to unwind for it.
+                            upstream.Dispose();
+                            return _clientGone
+                                ? new Exchange(null, default, 0, 0, null, ClientGone: true)
+                                : new Exchange(null, default, 0, 0, TimedOut(call));
+                        }
                         throw new IOException("the app closed the connection before it answered");
                     }
                     have += received;
@@ -301,6 +310,12 @@ internal sealed partial class RelayConnection
                 {
                     _timeout.CancelAfter(timeout);
                     var received = await upstream.Socket.ReceiveAsync(buffer).ConfigureAwait(false);
+                    if (received == 0 && _timeout.IsCancellationRequested)
+                    {
+                        // Not the app's close: the timeout reset the connection (a receive then ends with 0). The answer
+                        // is cut, not ended as if whole.
+                        throw new IOException($"the app sent nothing more of its answer for {timeout.TotalSeconds:0.###}s");
+                    }
                     if (received == 0)
                     {
                         break;

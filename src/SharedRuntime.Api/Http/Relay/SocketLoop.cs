@@ -410,8 +410,10 @@ internal sealed class LoopSocket
     }
 
     /// <summary>
-    /// Closes the socket with a reset instead of an orderly close, failing what is pending on it: for a call given up, so
-    /// the peer learns at once that it is over and neither side is left to finish closing the connection.
+    /// Closes the socket with a reset instead of an orderly close, failing what is pending on it, except that a pending
+    /// receive ends as if the peer had closed (0): for a call given up, so the peer learns at once that it is over and
+    /// neither side is left to finish closing the connection, and the code awaiting the receive, which knows why the
+    /// call ended, is not sent an exception to unwind.
     /// </summary>
     public void Reset()
     {
@@ -430,7 +432,10 @@ internal sealed class LoopSocket
                 // The close below is orderly, then.
             }
         }
-        Abort();
+        if (Close(receiveEnds: true))
+        {
+            Socket.Dispose();
+        }
     }
 
     private static readonly LingerOption s_reset = new(enable: true, seconds: 0);
@@ -455,7 +460,7 @@ internal sealed class LoopSocket
         return Socket;
     }
 
-    private bool Close()
+    private bool Close(bool receiveEnds = false)
     {
         lock (_lock)
         {
@@ -467,7 +472,14 @@ internal sealed class LoopSocket
         }
         _loop.Remove(this, unregister: false);
         var aborted = new SocketException((int)SocketError.OperationAborted);
-        _receive.TryFail(aborted);
+        if (!receiveEnds)
+        {
+            _receive.TryFail(aborted);
+        }
+        else if (_receive.Take())
+        {
+            _receive.Complete(0, null);
+        }
         _send.TryFail(aborted);
         _readable.TryFail(aborted);
         _writableWait.TryFail(aborted);
