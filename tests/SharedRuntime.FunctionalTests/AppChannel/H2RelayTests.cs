@@ -236,6 +236,8 @@ public sealed class H2RelayTests : IAsyncLifetime
         // Each call took a new connection (the one before went away), and the runtime closed each once it was answered.
         Assert.Equal(5, _raw.Accepted - before);
         await Eventually.TrueAsync(() => Task.FromResult(_raw.Ended == _raw.Accepted), TimeSpan.FromSeconds(10));
+        Assert.Equal("HTTP/2 /still-here", await client.GetStringAsync("/v1.0/invoke/fine/method/still-here"));
+        Assert.Equal(HttpStatusCode.OK, (await runtime.Client("other-token").GetAsync("/v1.0/metadata")).StatusCode);
     }
 
     [Fact]
@@ -334,7 +336,7 @@ public sealed class H2RelayTests : IAsyncLifetime
 
         public const int PingFloodBytes = 64 * 1024 * 1024;
 
-        private TaskCompletionSource<long> _flooded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<long> _flooded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         /// <summary>How many bytes of PINGs the next flood wrote before its connection was closed (-1: all of them).</summary>
         public Task<long> Flooded => _flooded.Task;
