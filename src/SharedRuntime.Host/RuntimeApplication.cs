@@ -116,6 +116,7 @@ public static class RuntimeApplication
         configureServices?.Invoke(services);
 
         var app = builder.Build();
+        app.Use(ConnectionLimit.Requests);
         app.UseMiddleware<DrainMiddleware>();
         DaprHttpHandlers.UseStateGetRoute(app);
         DaprHttpInvokeApi.UseInvokeRoute(app);

@@ -285,7 +285,7 @@ public sealed record RuntimeOptions
             }),
         new("--pushback-max-delay-ms", "N", "a tenant sending again inside the Retry-After of its last 429 has its further refusals held until that wait has passed, at most this long, so its connections read nothing more meanwhile; also the longest a request over its fair share waits for its turn rather than being refused (default 1000; 0 off)",
             (o, v) => o with { PushbackMaxDelayMilliseconds = (int)Number(v, 0, 60_000) }),
-        new("--max-connections", "N", "client connections open at once over all listeners; past it a new connection is closed at once (default 10000, and at most half the process's open-files limit, whose soft limit is raised to the hard one at start)",
+        new("--max-connections", "N", "client connections open at once over all listeners; at it a new connection takes the place of an idle one (idle 1 s or more, from the address holding the most), or is closed at once when none is idle (default 10000, and at most half the process's open-files limit, whose soft limit is raised to the hard one at start)",
             (o, v) => o with { MaxConnections = (int)Number(v, 1, 10_000_000) }),
         new("--pushback-max-parked", "N", "requests held by push-back at once on the node, a quarter of them for any one tenant; past that a refusal is answered at once (default 1024)",
             (o, v) => o with { PushbackMaxParked = (int)Number(v, 0, 1_000_000) }),

@@ -16,8 +16,8 @@ namespace SharedRuntime.FunctionalTests.Http;
 public sealed class FairShareTests
 {
     private static readonly string TwoTenants =
-        Resources.Tenant("quiet", "quiet-token", "requestsPerSecond: 20000\nburst: 40000") +
-        Resources.Tenant("flood", "flood-token", "requestsPerSecond: 20000\nburst: 40000") +
+        Resources.Tenant("fair-quiet", "quiet-token", "requestsPerSecond: 20000\nburst: 40000") +
+        Resources.Tenant("fair-flood", "flood-token", "requestsPerSecond: 20000\nburst: 40000") +
         Resources.Component("store", "state.in-memory");
 
     [Fact]
@@ -64,11 +64,11 @@ public sealed class FairShareTests
 
         // The refusal says it is the fair share, not the tenant's own limit, and is counted as such.
         var refusal = await ErrorAsync(await flood.GetAsync("/v1.0/state/store/k"), HttpStatusCode.TooManyRequests, "ERR_TENANT_RATE_LIMITED");
-        Assert.Contains("app flood is within its rate limit but over its fair share of the runtime", refusal, StringComparison.Ordinal);
+        Assert.Contains("app fair-flood is within its rate limit but over its fair share of the runtime", refusal, StringComparison.Ordinal);
         using var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress };
         var lines = (await scraper.GetStringAsync("/metrics")).Split('\n').Where(l => l.StartsWith("sharedruntime_rejections_total{", StringComparison.Ordinal)).ToArray();
-        Assert.Contains(lines, l => l.Contains("app_id=\"flood\"", StringComparison.Ordinal) && l.Contains("reason=\"fair_share\"", StringComparison.Ordinal));
-        Assert.DoesNotContain(lines, l => l.Contains("reason=\"rate_limited\"", StringComparison.Ordinal) || l.Contains("app_id=\"quiet\"", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("app_id=\"fair-flood\"", StringComparison.Ordinal) && l.Contains("reason=\"fair_share\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => (l.Contains("reason=\"rate_limited\"", StringComparison.Ordinal) && l.Contains("app_id=\"fair-", StringComparison.Ordinal)) || l.Contains("app_id=\"fair-quiet\"", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -112,7 +112,7 @@ public sealed class FairShareTests
         Assert.Contains(HttpStatusCode.TooManyRequests, floodAnswers);
         using var scraper = new HttpClient { BaseAddress = runtime.MetricsAddress };
         var lines = (await scraper.GetStringAsync("/metrics")).Split('\n').Where(l => l.StartsWith("sharedruntime_rejections_total{", StringComparison.Ordinal)).ToArray();
-        Assert.DoesNotContain(lines, l => l.Contains("app_id=\"quiet\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("app_id=\"fair-quiet\"", StringComparison.Ordinal));
     }
 
     [Fact]

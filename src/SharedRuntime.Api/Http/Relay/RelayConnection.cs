@@ -11,7 +11,8 @@ namespace SharedRuntime.Http.Relay;
 /// One client connection while the relay serves it: reads each request whole, relays the ones
 /// <see cref="InvokeRelay"/> takes and hands the connection to the HTTP server at the first one it does not.
 /// </summary>
-internal sealed partial class RelayConnection(LoopSocket client, RelayListener listener, InvokeRelay relay)
+internal sealed partial class RelayConnection(LoopSocket client, RelayListener listener, InvokeRelay relay, ConnectionLease lease, IPAddress? remote)
+    : IIdleConnection
 {
     private const int Idle = 0, Reading = 1, Relaying = 2;
 
@@ -27,7 +28,7 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
     private RelayRoute? _route;
     private readonly LastToken _tokens = new();
     private Admission.ConnectionTurn? _turn;
-    private IPAddress? _remote;
+    private readonly IPAddress? _remote = remote;
     private string? _clientAddress;
     private int _closed;
 
@@ -45,13 +46,23 @@ internal sealed partial class RelayConnection(LoopSocket client, RelayListener l
     /// <summary>A call is being relayed on it.</summary>
     public bool Busy => _state == Relaying;
 
+    /// <summary>Its place under the bound on open connections.</summary>
+    public ConnectionLease Lease => lease;
+
+    /// <summary>Idle while waiting for a request, or for the rest of one; not while a call is relayed.</summary>
+    public TimeSpan IdleFor() => _state == Relaying || Volatile.Read(ref _closed) != 0 ? TimeSpan.Zero : relay.Time.GetElapsedTime(Volatile.Read(ref _since));
+
+    /// <summary>The relay has no way to stop a request that came meanwhile: it is taken if still idle, as the sweep does.</summary>
+    public bool TryClaimIdle() => _state != Relaying && Volatile.Read(ref _closed) == 0;
+
+    void IIdleConnection.Close() => Abort();
+
     public void Start() => _ = RunAsync();
 
     private async Task RunAsync()
     {
         try
         {
-            _remote = (client.Socket.RemoteEndPoint as IPEndPoint)?.Address;
             _clientAddress = _remote?.ToString() ?? "";
             if (!await PeekFirstAsync().ConfigureAwait(false))
             {

@@ -191,9 +191,19 @@ internal sealed class RelayListener : IConnectionListener
     /// <summary>Starts the relay on a connection just accepted.</summary>
     private void Accepted(Socket socket)
     {
-        if (!_limit.TryOpen())
+        EndPoint? remote;
+        try
         {
-            socket.Dispose(); // past the runtime's bound on open connections: closed before a byte is read
+            remote = socket.RemoteEndPoint;
+        }
+        catch (SocketException)
+        {
+            socket.Dispose(); // gone already
+            return;
+        }
+        if (_limit.TryOpen(remote) is not { } lease)
+        {
+            socket.Dispose(); // past the runtime's bound on open connections, none idle: closed before a byte is read
             return;
         }
         socket.NoDelay = true;
@@ -205,30 +215,36 @@ internal sealed class RelayListener : IConnectionListener
         catch (SocketException)
         {
             socket.Dispose();
-            _limit.Closed();
+            lease.Close();
             return;
         }
-        var connection = new RelayConnection(looped, this, _relay);
+        var connection = new RelayConnection(looped, this, _relay, lease, (remote as IPEndPoint)?.Address);
         lock (_connections)
         {
             if (_stopped)
             {
                 looped.Abort();
-                _limit.Closed();
+                lease.Close();
                 return;
             }
             _connections.Add(connection);
         }
+        lease.Attach(connection);
         connection.Start();
     }
 
     /// <summary>Gives a connection to the HTTP server with the bytes already read from it; false once the server stopped.</summary>
     public bool HandOver(RelayConnection relayed, Socket socket, byte[]? alreadyRead)
     {
-        Forget(relayed);
+        // The server's count (ConnectionLimit.Middleware) takes the connection's place over: it is not counted again, so
+        // it cannot be refused on the way. Meanwhile nothing can close it as idle.
+        var lease = relayed.Lease;
+        lease.Attach(null);
+        Forget(relayed, closed: false);
         if (_stopped)
         {
             socket.Dispose();
+            lease.Close();
             return false;
         }
         var connection = _handOff.Create(socket);
@@ -236,26 +252,30 @@ internal sealed class RelayListener : IConnectionListener
         {
             connection = new ReplayConnection(connection, alreadyRead);
         }
+        connection.Features.Set(lease);
         if (!_handed.Writer.TryWrite(connection))
         {
             connection.Abort();
             _ = connection.DisposeAsync();
+            lease.Close();
             return false;
         }
         return true;
     }
 
-    /// <summary>A relayed connection closed or went to the server.</summary>
-    public void Forget(RelayConnection connection)
+    /// <summary>A relayed connection closed (<paramref name="closed"/>: its place under the bound is free) or went to the server.</summary>
+    public void Forget(RelayConnection connection, bool closed = true)
     {
+        if (closed)
+        {
+            connection.Lease.Close();
+        }
         lock (_connections)
         {
             if (!_connections.Remove(connection))
             {
                 return;
             }
-            // Closed, or handed to the server, whose own count (ConnectionLimit.Middleware) takes it from here.
-            _limit.Closed();
             if (_stopped && !_connections.Any(c => c.Busy))
             {
                 _idle.TrySetResult();
@@ -347,12 +367,9 @@ internal sealed class RelayListener : IConnectionListener
             left = [.. _connections];
             _connections.Clear();
         }
-        for (var i = 0; i < left.Length; i++)
-        {
-            _limit.Closed();
-        }
         foreach (var connection in left)
         {
+            connection.Lease.Close();
             connection.Abort();
         }
         while (_handed.Reader.TryRead(out var connection))
