@@ -374,6 +374,7 @@ internal sealed class RelayListener : IConnectionListener
         }
         while (_handed.Reader.TryRead(out var connection))
         {
+            connection.Features.Get<ConnectionLease>()?.Close(); // handed on, never taken by the server
             connection.Abort();
             await connection.DisposeAsync().ConfigureAwait(false);
         }
