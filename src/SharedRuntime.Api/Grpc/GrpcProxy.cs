@@ -7,9 +7,11 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Routing.Patterns;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Primitives;
+using SharedRuntime.Admission;
 using SharedRuntime.AppChannel;
 using SharedRuntime.BuildingBlocks;
 using SharedRuntime.Http;
+using SharedRuntime.Metrics;
 
 namespace SharedRuntime.Grpc;
 
@@ -76,6 +78,7 @@ internal static class GrpcProxy
         var request = context.Request;
         var token = deadlineSource?.Token ?? context.RequestAborted;
         var arrived = ArrivedBody(request.BodyReader);
+        var streamed = arrived is null ? new CallerMessages(request.Body) : null;
         HttpResponseMessage response;
         try
         {
@@ -87,7 +90,7 @@ internal static class GrpcProxy
                 Verb = "POST",
                 Headers = request.Headers,
                 Body = arrived,
-                BodyStream = arrived is null ? request.Body : null,
+                BodyStream = streamed,
                 ContentType = request.ContentType,
                 ClientAddress = context.Connection.RemoteIpAddress?.ToString(),
                 Host = request.Host.Value,
@@ -136,10 +139,13 @@ internal static class GrpcProxy
             }
             catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException && !context.RequestAborted.IsCancellationRequested)
             {
-                // The app's stream broke (or the deadline passed) after its headers: the status goes in the trailers.
+                // The app's stream broke (or the deadline passed, or the caller's messages went past its body limit)
+                // after the app's headers: the status goes in the trailers.
                 var (status, message) = deadlineSource is { IsCancellationRequested: true }
                     ? (global::Grpc.Core.StatusCode.DeadlineExceeded, DeadlineExceeded(appId, deadline).Message)
-                    : (global::Grpc.Core.StatusCode.Unavailable, $"the call to app {appId} broke off: {ex.Message}");
+                    : streamed is { Refused: true }
+                        ? BodyTooLarge(context)
+                        : (global::Grpc.Core.StatusCode.Unavailable, $"the call to app {appId} broke off: {ex.Message}");
                 if (!answer.HasStarted)
                 {
                     answer.Headers["grpc-status"] = ((int)status).ToString(CultureInfo.InvariantCulture);
@@ -150,6 +156,76 @@ internal static class GrpcProxy
                 answer.AppendTrailer("grpc-message", Uri.EscapeDataString(message));
             }
         }
+    }
+
+    /// <summary>The caller's refusal, counted, when its messages went past its body limit while they streamed to the app.</summary>
+    private static (global::Grpc.Core.StatusCode Status, string Message) BodyTooLarge(HttpContext context)
+    {
+        var tenant = context.Tenant();
+        context.RequestServices.GetRequiredService<RuntimeMetrics>().Rejected(tenant.AppId, RejectionReason.BodyTooLarge);
+        var refusal = new DaprApiException(413, "ERR_TENANT_BODY_TOO_LARGE",
+            $"request body exceeds the limit of {tenant.Limits.MaxRequestBodyBytes} bytes for app {tenant.AppId}");
+        return (DaprErrors.GrpcStatusOf(refusal), $"{refusal.ErrorCode}: {refusal.Message}");
+    }
+
+    /// <summary>
+    /// The caller's messages as they stream to the app. Notes when the server refused to read past the caller's body
+    /// limit: the call to the app then breaks, and without the note the caller would be told the app's stream broke.
+    /// </summary>
+    private sealed class CallerMessages(Stream body) : Stream
+    {
+        private volatile bool _refused;
+
+        public bool Refused => _refused;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                _refused = true;
+                throw;
+            }
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            try
+            {
+                return body.Read(buffer, offset, count);
+            }
+            catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                _refused = true;
+                throw;
+            }
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>Most bytes of a caller's messages that are sent on in one piece (<see cref="ArrivedBody"/>).</summary>

@@ -145,6 +145,36 @@ public sealed class GrpcProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ADuplexStreamThatGoesPastTheCallersBodyLimitAfterTheAppAnsweredIsRefusedAsSuch()
+    {
+        using var call = Invoker("stuck", "tiny-token").AsyncDuplexStreamingCall(Echo.Chat, null, new CallOptions());
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await call.RequestStream.WriteAsync(new StringValue { Value = new string('a', 600) });
+        // The app answered: its headers and first message are back when the caller's next message goes past the limit.
+        Assert.True(await call.ResponseStream.MoveNext(timeout.Token));
+        Assert.Equal("re:" + new string('a', 600), call.ResponseStream.Current.Value);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            try
+            {
+                await call.RequestStream.WriteAsync(new StringValue { Value = new string('b', 600) });
+            }
+            catch (RpcException)
+            {
+                // the runtime may have ended the call before the client wrote it; the status comes from the answer
+            }
+            while (await call.ResponseStream.MoveNext(timeout.Token))
+            {
+            }
+        });
+
+        Assert.True(error.StatusCode == StatusCode.ResourceExhausted, error.ToString()); // not the app's stream breaking (Unavailable)
+        Assert.Contains("ERR_TENANT_BODY_TOO_LARGE", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("billing:still:orders", (await Within(Invoker("billing", "orders-token").AsyncUnaryCall(Echo.Say, null, new CallOptions(), new StringValue { Value = "still" }).ResponseAsync)).Value);
+    }
+
+    [Fact]
     public async Task TheAppsOwnAppCallbackServiceCanBeCalledThroughTheProxy()
     {
         // Dapr.Protos has the service's server side only: the method, as its client would name it.
