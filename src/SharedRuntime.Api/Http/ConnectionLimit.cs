@@ -141,35 +141,8 @@ public sealed class ConnectionLimit
             return next(context);
         }
         connection.RequestStarted();
-        Task task;
-        try
-        {
-            task = next(context);
-        }
-        catch
-        {
-            connection.RequestEnded();
-            throw;
-        }
-        if (task.IsCompleted)
-        {
-            connection.RequestEnded();
-            return task;
-        }
-        return EndAsync(task, connection);
+        return RequestEnd.After(next, context, static state => ((ServerConnection)state).RequestEnded(), connection);
     };
-
-    private static async Task EndAsync(Task task, ServerConnection connection)
-    {
-        try
-        {
-            await task.ConfigureAwait(false);
-        }
-        finally
-        {
-            connection.RequestEnded();
-        }
-    }
 
     internal void Release(ConnectionLease lease)
     {

@@ -1,3 +1,5 @@
+using SharedRuntime.Http;
+
 namespace SharedRuntime.Host.Lifecycle;
 
 /// <summary>
@@ -26,33 +28,6 @@ internal sealed class DrainMiddleware(RequestDelegate next, ShutdownDrain drain)
             context.Response.OnStarting(_closeWhenDraining, context.Response);
         }
         drain.RequestStarted();
-        Task task;
-        try
-        {
-            task = next(context);
-        }
-        catch
-        {
-            drain.RequestFinished();
-            throw;
-        }
-        if (task.IsCompleted)
-        {
-            drain.RequestFinished();
-            return task;
-        }
-        return AwaitAsync(task);
-    }
-
-    private async Task AwaitAsync(Task task)
-    {
-        try
-        {
-            await task;
-        }
-        finally
-        {
-            drain.RequestFinished();
-        }
+        return RequestEnd.After(next, context, static state => ((ShutdownDrain)state).RequestFinished(), drain);
     }
 }
