@@ -83,6 +83,7 @@ public sealed class ConnectionLimit
                     return null;
                 }
                 // The idle connection's place goes to the new one: the count stays.
+                Forget(idle.Source);
             }
             else
             {
@@ -152,7 +153,29 @@ public sealed class ConnectionLimit
             {
                 return; // closed already, or taken as idle (its place went to a new connection)
             }
+            Forget(lease.Source);
             Volatile.Write(ref _open, _open - 1);
+        }
+    }
+
+    /// <summary>Under the lock: a source left with no connection is dropped, so addresses seen once are not kept.</summary>
+    private void Forget(Source source)
+    {
+        if (source.Count == 0)
+        {
+            _sources.Remove(source.Address);
+        }
+    }
+
+    /// <summary>Source addresses with connections open now.</summary>
+    internal int Sources
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sources.Count;
+            }
         }
     }
 
