@@ -24,13 +24,8 @@ public sealed class ConnectionLimitTests
     [InlineData(false)]
     public async Task Connections_past_a_bound_of_busy_ones_are_closed_at_once_and_those_open_are_still_served(bool relay)
     {
-        // An app that takes connections and never answers: a call to it keeps its connection busy.
-        using var hungApp = new TcpListener(IPAddress.Loopback, 0);
-        hungApp.Start();
-        var appEndpoint = $"http://127.0.0.1:{((IPEndPoint)hungApp.LocalEndpoint).Port}";
-        await using var runtime = await TestRuntime.StartAsync(
-            Resources.Tenant("holder", "holder-token", appEndpoint: appEndpoint) + Resources.Tenant("other", "other-token"),
-            o => o with { MaxConnections = 4, InvokeRelay = relay });
+        using var hungApp = HungApp();
+        await using var runtime = await StartAsync(hungApp, maxConnections: 4, relay);
         var limit = runtime.App.Services.GetRequiredService<ConnectionLimit>();
         var port = runtime.HttpAddress.Port;
         var sockets = new List<Socket>();
@@ -86,12 +81,8 @@ public sealed class ConnectionLimitTests
     [InlineData(false)]
     public async Task A_client_holding_idle_connections_up_to_the_bound_keeps_no_other_tenant_out(bool relay)
     {
-        using var hungApp = new TcpListener(IPAddress.Loopback, 0);
-        hungApp.Start();
-        var appEndpoint = $"http://127.0.0.1:{((IPEndPoint)hungApp.LocalEndpoint).Port}";
-        await using var runtime = await TestRuntime.StartAsync(
-            Resources.Tenant("holder", "holder-token", appEndpoint: appEndpoint) + Resources.Tenant("other", "other-token"),
-            o => o with { MaxConnections = 6, InvokeRelay = relay });
+        using var hungApp = HungApp();
+        await using var runtime = await StartAsync(hungApp, maxConnections: 6, relay);
         var limit = runtime.App.Services.GetRequiredService<ConnectionLimit>();
         var port = runtime.HttpAddress.Port;
         var sockets = new List<Socket>();
@@ -142,6 +133,20 @@ public sealed class ConnectionLimitTests
             sockets.ForEach(s => s.Dispose());
         }
     }
+
+    /// <summary>An app that takes connections and never answers: a call to it keeps its connection busy.</summary>
+    private static TcpListener HungApp()
+    {
+        var app = new TcpListener(IPAddress.Loopback, 0);
+        app.Start();
+        return app;
+    }
+
+    /// <summary>Tenant "holder", whose app is <paramref name="hungApp"/>, and tenant "other", under a bound of <paramref name="maxConnections"/>.</summary>
+    private static Task<TestRuntime> StartAsync(TcpListener hungApp, int maxConnections, bool relay) => TestRuntime.StartAsync(
+        Resources.Tenant("holder", "holder-token", appEndpoint: $"http://127.0.0.1:{((IPEndPoint)hungApp.LocalEndpoint).Port}") +
+        Resources.Tenant("other", "other-token"),
+        o => o with { MaxConnections = maxConnections, InvokeRelay = relay });
 
     private static async Task<Socket> ConnectAsync(int port, List<Socket> sockets, IPAddress? from = null)
     {
