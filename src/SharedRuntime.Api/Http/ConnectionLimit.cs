@@ -79,7 +79,10 @@ public sealed class ConnectionLimit
                 idle = TakeIdle();
                 if (idle is null)
                 {
-                    Warn(ref _warnedFull, () => ConnectionLimitLog.Reached(_logger, _max));
+                    if (TimeToWarn(ref _warnedFull))
+                    {
+                        ConnectionLimitLog.Reached(_logger, _max);
+                    }
                     return null;
                 }
                 // The idle connection's place goes to the new one: the count stays.
@@ -100,8 +103,10 @@ public sealed class ConnectionLimit
         if (idle is not null)
         {
             Interlocked.Increment(ref _closedIdle);
-            var from = idle.Source.Address;
-            Warn(ref _warnedClosing, () => ConnectionLimitLog.ClosingIdle(_logger, _max, from.ToString()));
+            if (TimeToWarn(ref _warnedClosing))
+            {
+                ConnectionLimitLog.ClosingIdle(_logger, _max, idle.Source.Address.ToString());
+            }
             idle.CloseIdle();
         }
         return lease;
@@ -195,14 +200,12 @@ public sealed class ConnectionLimit
         return null;
     }
 
-    private static void Warn(ref long warned, Action say)
+    /// <summary>True at most once every <see cref="WarnEvery"/> for the same <paramref name="warned"/>, so a flood is said once.</summary>
+    private static bool TimeToWarn(ref long warned)
     {
         var now = Environment.TickCount64;
         var last = Volatile.Read(ref warned);
-        if (now - last >= WarnEvery && Interlocked.CompareExchange(ref warned, now, last) == last)
-        {
-            say();
-        }
+        return now - last >= WarnEvery && Interlocked.CompareExchange(ref warned, now, last) == last;
     }
 
     /// <summary>The connections open from one address.</summary>
@@ -304,7 +307,7 @@ public sealed class ConnectionLease
 
     internal bool TryClaimIdle() => _connection?.TryClaimIdle() ?? false;
 
-    internal bool Remove() => Index >= 0 && Source.Remove(this);
+    internal bool Remove() => Source.Remove(this);
 
     internal void CloseIdle() => _connection?.Close();
 }
