@@ -17,7 +17,8 @@ namespace SharedRuntime.Http;
 /// holding the most connections, the one idle longest of those looked at. So a client that opens connections and leaves
 /// them idle cannot keep any other client out: it loses its own connections first. Only connections busy with requests,
 /// which each tenant's bulkhead bounds, can fill the bound. When none is idle, the new connection is closed at once,
-/// before anything is read, so the listen queue does not fill behind it. Warnings say which happened, each at most once
+/// before anything is read, so the listen queue does not fill behind it; so is every new one for the next
+/// <see cref="SearchAgainAfter"/>, before the connections are looked over again. Warnings say which happened, each at most once
 /// every 10 s.
 /// </para>
 /// </summary>
@@ -25,6 +26,9 @@ public sealed class ConnectionLimit
 {
     /// <summary>How long a connection must have been idle to be closed for a new one.</summary>
     public static readonly TimeSpan MinIdle = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a look over every source that found no idle connection holds: new connections until then are refused without one.</summary>
+    public static readonly TimeSpan SearchAgainAfter = TimeSpan.FromMilliseconds(100);
 
     /// <summary>How many of a source's connections are looked at for the one idle longest, from where the last look ended.</summary>
     private const int LookAt = 64;
@@ -35,6 +39,7 @@ public sealed class ConnectionLimit
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private readonly Dictionary<IPAddress, Source> _sources = [];
+    private long _searchAgainAt = long.MinValue;
     private int _open;
     private long _closedIdle;
     private long _warnedFull = -WarnEvery;
@@ -186,18 +191,53 @@ public sealed class ConnectionLimit
 
     /// <summary>
     /// Under the lock: the connection to close for a new one, out of the count and its source's list; null when none is
-    /// idle long enough. Sources holding more connections are looked at first.
+    /// idle long enough. The source holding the most connections is looked at first, found in one pass over the sources;
+    /// only when it has none idle does a second pass find the source holding most that has one. No sorting, and nothing
+    /// allocated. A look over every source that finds none idle is not repeated for <see cref="SearchAgainAfter"/>, so
+    /// connections arriving at a bound of busy ones cost one such look each 100 ms, not one each, however many sources
+    /// there are.
     /// </summary>
     private ConnectionLease? TakeIdle()
     {
-        foreach (var source in _sources.Values.OrderByDescending(s => s.Count))
+        var now = _time.GetTimestamp();
+        if (now < _searchAgainAt)
         {
-            if (source.TakeIdle() is { } lease)
+            return null;
+        }
+        Source? most = null;
+        foreach (var source in _sources.Values)
+        {
+            if (most is null || source.Count > most.Count)
             {
-                return lease;
+                most = source;
             }
         }
-        return null;
+        if (most is null)
+        {
+            return null;
+        }
+        if (most.TakeIdle() is { } first)
+        {
+            return first;
+        }
+        // Of the others, the one holding most that has a connection idle long enough; a source holding no more than the
+        // best found so far is not looked into.
+        Source? best = null;
+        ConnectionLease? candidate = null;
+        foreach (var source in _sources.Values)
+        {
+            if (!ReferenceEquals(source, most) && (best is null || source.Count > best.Count) && source.LongestIdle() is { } idle)
+            {
+                best = source;
+                candidate = idle;
+            }
+        }
+        if (candidate is null)
+        {
+            _searchAgainAt = now + (long)(SearchAgainAfter.TotalSeconds * _time.TimestampFrequency);
+            return null;
+        }
+        return Source.Take(candidate);
     }
 
     /// <summary>True at most once every <see cref="WarnEvery"/> for the same <paramref name="warned"/>, so a flood is said once.</summary>
@@ -241,7 +281,13 @@ public sealed class ConnectionLimit
         }
 
         /// <summary>The connection idle longest of up to <see cref="LookAt"/> of this source's, taken out; null when none is idle long enough.</summary>
-        public ConnectionLease? TakeIdle()
+        public ConnectionLease? TakeIdle() => LongestIdle() is { } lease ? Take(lease) : null;
+
+        /// <summary>
+        /// The connection idle longest of up to <see cref="LookAt"/> of this source's, from where the last look ended;
+        /// null when none is idle long enough.
+        /// </summary>
+        public ConnectionLease? LongestIdle()
         {
             ConnectionLease? longest = null;
             var longestIdle = MinIdle;
@@ -257,12 +303,18 @@ public sealed class ConnectionLimit
                 }
             }
             _next = _leases.Count == 0 ? 0 : (_next + count) % _leases.Count;
-            if (longest is null || !longest.TryClaimIdle())
+            return longest;
+        }
+
+        /// <summary>Takes <paramref name="lease"/>'s connection as idle and out of its source's list; null when it is no longer idle.</summary>
+        public static ConnectionLease? Take(ConnectionLease lease)
+        {
+            if (!lease.TryClaimIdle())
             {
                 return null;
             }
-            longest.Remove();
-            return longest;
+            lease.Remove();
+            return lease;
         }
     }
 }

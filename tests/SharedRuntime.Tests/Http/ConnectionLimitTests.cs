@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 using SharedRuntime.Http;
 
 namespace SharedRuntime.Tests.Http;
@@ -105,5 +106,41 @@ public sealed class ConnectionLimitTests
         Assert.Equal(1, full.Sources);
         single.Lease.Close();
         Assert.Equal(0, limit.Sources);
+    }
+
+    [Fact]
+    public void When_the_address_holding_most_has_none_idle_an_idle_connection_of_another_makes_room()
+    {
+        var limit = new ConnectionLimit(5, NullLogger<ConnectionLimit>.Instance);
+        var busy = Enumerable.Range(0, 3).Select(_ => Open(limit, "10.0.0.1", TimeSpan.Zero)).ToArray();
+        var idleFew = Open(limit, "10.0.0.2", TimeSpan.FromSeconds(3));
+        var idleOne = Open(limit, "10.0.0.3", TimeSpan.FromSeconds(30));
+
+        Assert.NotNull(limit.TryOpen(From("10.0.0.4")));
+
+        Assert.True(idleFew.Connection.Closed || idleOne.Connection.Closed);
+        Assert.All(busy, b => Assert.False(b.Connection.Closed));
+        Assert.Equal(5, limit.Open);
+    }
+
+    [Fact]
+    public void A_look_that_found_none_idle_refuses_new_connections_for_a_moment_then_looks_again()
+    {
+        var time = new FakeTimeProvider();
+        var limit = new ConnectionLimit(2, NullLogger<ConnectionLimit>.Instance, time: time);
+        var first = Open(limit, "10.0.0.1", TimeSpan.Zero);
+        var second = Open(limit, "10.0.0.2", TimeSpan.Zero);
+        Assert.Null(limit.TryOpen(From("10.0.0.3")));
+
+        // A connection goes idle long enough, but the look that found none still holds.
+        second.Connection.Idle = TimeSpan.FromSeconds(5);
+        Assert.Null(limit.TryOpen(From("10.0.0.3")));
+        Assert.False(second.Connection.Closed);
+
+        time.Advance(ConnectionLimit.SearchAgainAfter);
+        Assert.NotNull(limit.TryOpen(From("10.0.0.3")));
+        Assert.True(second.Connection.Closed);
+        Assert.False(first.Connection.Closed);
+        Assert.Equal(2, limit.Open);
     }
 }
