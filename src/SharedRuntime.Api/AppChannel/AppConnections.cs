@@ -195,14 +195,10 @@ internal sealed class AppConnections : IDisposable
     private static async ValueTask<LoopSocket> ConnectAsync(IPEndPoint endPoint, CancellationToken cancellationToken)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
-        var connected = true;
+        bool connected;
         try
         {
-            socket.Connect(endPoint);
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
-        {
-            connected = false;
+            connected = LoopSocket.StartConnect(socket, endPoint);
         }
         catch
         {

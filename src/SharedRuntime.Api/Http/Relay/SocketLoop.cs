@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
@@ -381,8 +382,56 @@ internal sealed class LoopSocket
         }
     }
 
+    /// <summary>
+    /// Starts connecting a non-blocking socket that is not on a loop yet: true when it connected at once, false while
+    /// the connection is being made (it is made or failed once the socket can be written to, the error then in
+    /// <see cref="SocketOptionName.Error"/>). What the system refuses at once is thrown. No exception for a connection
+    /// in progress, as <see cref="Socket.Connect(EndPoint)"/> throws on a non-blocking socket.
+    /// </summary>
+    public static bool StartConnect(Socket socket, IPEndPoint endPoint)
+    {
+        var address = endPoint.Serialize();
+        var handle = socket.SafeHandle;
+        var added = false;
+        int result, errno = 0;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            result = Connect(handle.DangerousGetHandle(), ref MemoryMarshal.GetReference(address.Buffer.Span), address.Size);
+            if (result < 0)
+            {
+                errno = Marshal.GetLastPInvokeError();
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+        return result == 0 || errno switch
+        {
+            ErrnoInProgress or ErrnoAgain or ErrnoInterrupted => false, // interrupted, it goes on being made
+            _ => throw new SocketException((int)(errno switch
+            {
+                ErrnoConnectionRefused => SocketError.ConnectionRefused,
+                ErrnoNetworkUnreachable => SocketError.NetworkUnreachable,
+                ErrnoHostUnreachable => SocketError.HostUnreachable,
+                ErrnoAddressNotAvailable => SocketError.AddressNotAvailable,
+                ErrnoTimedOut => SocketError.TimedOut,
+                ErrnoTooManyFiles or ErrnoTooManyFilesInSystem => SocketError.TooManyOpenSockets,
+                _ => SocketError.SocketError,
+            })),
+        };
+    }
+
     private const int SockNonBlock = 0x800, SockCloexec = 0x80000;
     private const int ErrnoInterrupted = 4, ErrnoAgain = 11, ErrnoTooManyFilesInSystem = 23, ErrnoTooManyFiles = 24, ErrnoProtocol = 71, ErrnoConnectionAborted = 103;
+    private const int ErrnoAddressNotAvailable = 99, ErrnoNetworkUnreachable = 101, ErrnoTimedOut = 110, ErrnoConnectionRefused = 111, ErrnoHostUnreachable = 113, ErrnoInProgress = 115;
+
+    [DllImport("libc", EntryPoint = "connect", SetLastError = true)]
+    private static extern int Connect(nint socket, ref byte address, int addressLength);
 
     [DllImport("libc", EntryPoint = "accept4", SetLastError = true)]
     private static extern int Accept4(nint socket, nint address, nint addressLength, int flags);
