@@ -50,6 +50,8 @@ internal sealed class RelayListener : IConnectionListener
     private readonly Channel<ConnectionContext> _handed = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
     private readonly HashSet<RelayConnection> _connections = [];
     private readonly ITimer _sweep;
+    private readonly Lock _sweepLock = new();
+    private RelayConnection[] _swept = [];
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stopped;
     private LoopSocket? _listening;
@@ -283,17 +285,30 @@ internal sealed class RelayListener : IConnectionListener
         }
     }
 
+    /// <summary>
+    /// Every <see cref="InvokeRelay.SweepInterval"/>: closes the connections whose time ran out. The open connections are
+    /// copied into one array kept for it, not a new one each time; sweeps run one at a time.
+    /// </summary>
     private void Sweep()
     {
-        RelayConnection[] connections;
-        lock (_connections)
+        lock (_sweepLock)
         {
-            connections = [.. _connections];
-        }
-        var now = _relay.Time.GetTimestamp();
-        foreach (var connection in connections)
-        {
-            connection.CloseIfIdle(now, _stopped);
+            int count;
+            lock (_connections)
+            {
+                count = _connections.Count;
+                if (_swept.Length < count)
+                {
+                    _swept = new RelayConnection[Math.Max(count, _swept.Length * 2)];
+                }
+                _connections.CopyTo(_swept);
+            }
+            var now = _relay.Time.GetTimestamp();
+            for (var i = 0; i < count; i++)
+            {
+                _swept[i].CloseIfIdle(now, _stopped);
+            }
+            Array.Clear(_swept, 0, count);
         }
         if (_stopped)
         {

@@ -520,18 +520,19 @@ internal sealed class LoopSocket
             _closed = true;
         }
         _loop.Remove(this, unregister: false);
-        var aborted = new SocketException((int)SocketError.OperationAborted);
+        // The error is made only when something waits for it: its message is looked up from the system.
+        SocketException? aborted = null;
         if (!receiveEnds)
         {
-            _receive.TryFail(aborted);
+            _receive.TryFail(ref aborted);
         }
         else if (_receive.Take())
         {
             _receive.Complete(0, null);
         }
-        _send.TryFail(aborted);
-        _readable.TryFail(aborted);
-        _writableWait.TryFail(aborted);
+        _send.TryFail(ref aborted);
+        _readable.TryFail(ref aborted);
+        _writableWait.TryFail(ref aborted);
         return true;
     }
 
@@ -738,11 +739,12 @@ internal sealed class LoopOperation : IValueTaskSource<int>
         }
     }
 
-    public void TryFail(Exception error)
+    /// <summary>Fails the operation if pending, with <paramref name="aborted"/>, made on first use.</summary>
+    public void TryFail(ref SocketException? aborted)
     {
         if (Take())
         {
-            Complete(0, error);
+            Complete(0, aborted ??= new SocketException((int)SocketError.OperationAborted));
         }
     }
 
