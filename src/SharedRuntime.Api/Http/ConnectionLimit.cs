@@ -18,8 +18,8 @@ namespace SharedRuntime.Http;
 /// them idle cannot keep any other client out: it loses its own connections first. Only connections busy with requests,
 /// which each tenant's bulkhead bounds, can fill the bound. When none is idle, the new connection is closed at once,
 /// before anything is read, so the listen queue does not fill behind it; so is every new one for the next
-/// <see cref="SearchAgainAfter"/>, before the connections are looked over again. Warnings say which happened, each at most once
-/// every 10 s.
+/// <see cref="SearchAgainAfter"/>, before the connections are looked over again. Warnings say which happened, each at
+/// most once every 10 s.
 /// </para>
 /// </summary>
 public sealed class ConnectionLimit
