@@ -12,16 +12,19 @@
 # environment variables for the runtime process only (not the app), to compare runtime settings. RUNTIME_BIN=path
 # measures a native executable (the shipped build: scripts/native-smoke.sh or `dotnet publish src/SharedRuntime.Host
 # -c Release -r linux-x64 -o artifacts/native` makes one) instead of a JIT-compiled dll.
-# Usage: bench/load/invoke-nginx.sh [rounds] [seconds per round] [--app-protocol http|h2c] [--out FILE]
+# With --unpinned nothing is pinned: every process may run on every core, and the runtime drives its sockets with one
+# event loop per core (nginx keeps its one worker).
+# Usage: bench/load/invoke-nginx.sh [rounds] [seconds per round] [--app-protocol http|h2c] [--unpinned] [--out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-4}
 shift $(( $# < 2 ? $# : 2 ))
-protocol=http; out=""
+protocol=http; out=""; pin0=(taskset -c 0); pin1=(taskset -c 1); placement="runtime and nginx on core 0, app and wrk on core 1"
 while [ $# -gt 0 ]; do
   case $1 in
     --app-protocol) protocol=$2; shift 2 ;;
+    --unpinned) pin0=(); pin1=(); placement="nothing pinned"; shift ;;
     --out) out=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -87,10 +90,10 @@ http {
 }
 NGINX
 export DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_TieredPGO=1
-taskset -c 1 dotnet bench/SharedRuntime.LoadTest/bin/Release/net10.0/SharedRuntime.LoadTest.dll --serve-bare 3714 --h2c-port 3716 & app=$!
-env ${RUNTIME_ENV:-} taskset -c 0 "${runtime_cmd[@]}" --resources-path "$work" \
+"${pin1[@]}" dotnet bench/SharedRuntime.LoadTest/bin/Release/net10.0/SharedRuntime.LoadTest.dll --serve-bare 3714 --h2c-port 3716 & app=$!
+env ${RUNTIME_ENV:-} "${pin0[@]}" "${runtime_cmd[@]}" --resources-path "$work" \
   --dapr-http-port 3711 --dapr-grpc-port 3712 --metrics-port 3713 --log-level error --state-dir "$work/state" & runtime=$!
-taskset -c 0 "$nginx_bin" -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
+"${pin0[@]}" "$nginx_bin" -c "$work/nginx.conf" -p "$work" -g 'daemon on;'
 until curl -sf -o /dev/null localhost:3711/v1.0/healthz && curl -sf -o /dev/null localhost:3714/v1.0/healthz && [ -s "$work/nginx.pid" ]; do sleep 0.1; done
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
 via_runtime="http://127.0.0.1:3711/v1.0/invoke/target/method/v1.0/state/store/k"
@@ -105,7 +108,7 @@ rate() {
   local pid=$1; shift
   local before after
   before=$(cpu "$pid")
-  taskset -c 1 wrk -t1 -c32 -d"${seconds}s" --latency "$@" > "$work/wrk.txt"
+  "${pin1[@]}" wrk -t1 -c32 -d"${seconds}s" --latency "$@" > "$work/wrk.txt"
   after=$(cpu "$pid")
   grep -q 'Non-2xx\|Socket errors' "$work/wrk.txt" && { echo "ERRORS: $(grep 'Non-2xx\|Socket errors' "$work/wrk.txt")" >&2; }
   awk -v b="$before" -v a="$after" -v t="$ticks" '
@@ -120,7 +123,7 @@ for _ in 1 2 3; do runtime_get >/dev/null; done   # warm-up: JIT and tiered comp
 nginx_get >/dev/null
 nginx_headers_get >/dev/null
 {
-  echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); app protocol $protocol; runtime: $build_label;${RUNTIME_ENV:+ runtime environment: $RUNTIME_ENV;} wrk -t1 -c32, ${seconds}s per round"
+  echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg); app protocol $protocol; $placement; runtime: $build_label;${RUNTIME_ENV:+ runtime environment: $RUNTIME_ENV;} wrk -t1 -c32, ${seconds}s per round"
   echo
   echo "| round | runtime req/s | nginx req/s | ratio | nginx + headers req/s | ratio | runtime p99 ms | nginx p99 ms | nginx + headers p99 ms | runtime CPU µs/req | nginx CPU µs/req | nginx + headers CPU µs/req | CPU ratio (nginx/runtime) |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -72,6 +72,7 @@ public static class RuntimeApplication
         services.AddSingleton<ShutdownDrain>();
         services.AddSingleton<SharedRuntime.Http.Relay.IRequestDrain>(sp => sp.GetRequiredService<ShutdownDrain>());
         services.AddSingleton(new SharedRuntime.Http.Relay.InvokeRelayOptions(options.InvokeRelay));
+        SharedRuntime.Http.Relay.SocketLoops.Configure(options.RelayLoops);
         services.AddSingleton<SharedRuntime.Http.Relay.InvokeRelay>();
         services.AddSingleton(sp =>
         {

@@ -137,6 +137,9 @@ public sealed record RuntimeOptions
     /// </summary>
     public bool InvokeRelay { get; init; } = true;
 
+    /// <summary>Event-loop threads driving the relay's sockets; 0 for one per two cores (<see cref="SharedRuntime.Http.Relay.SocketLoops.DefaultCount"/>).</summary>
+    public int RelayLoops { get; init; }
+
     /// <summary>
     /// What is collected after a burst of reloads (<see cref="Lifecycle.AfterReloads"/>): the young generations by default,
     /// and the whole heap once the live heap has grown by 2 MB since the last whole collection. Measured on the native build
@@ -262,6 +265,8 @@ public sealed record RuntimeOptions
             (o, v) => o with { ReleasePagesAfterReload = Bool(v) }),
         new("--invoke-relay", "[true|false]", "relay the invocations of plain-HTTP apps that every check admits at once straight between the caller's connection and the app's, on the socket's thread (default true); with false every request goes through the HTTP API's full pipeline",
             (o, v) => o with { InvokeRelay = Bool(v) }),
+        new("--relay-loops", "N", "event-loop threads that drive the relayed connections (callers' and apps'); a call stays on its caller's loop from request to answer (default 0: one per two cores, rounded up, at most 16; at most 64)",
+            (o, v) => o with { RelayLoops = (int)Number(v, 0, SharedRuntime.Http.Relay.SocketLoops.MaxLoops) }),
         new("--collect-after-reload", "full|young|none", "after a burst of reloads, collect the young generations and the whole heap once the live heap has grown by 2 MB since the last whole collection (young, the default), the whole heap every time (full), or nothing until the heap's own budget says so (none)",
             (o, v) => o with
             {

@@ -22,7 +22,7 @@ internal sealed partial class AppChannel
             {
                 return connections;
             }
-            Interlocked.CompareExchange(ref _connections, new AppConnections(Endpoint, _time, http2: Protocol == AppProtocol.H2c), null);
+            Interlocked.CompareExchange(ref _connections, new AppConnections(Endpoint, _time, http2: Protocol == AppProtocol.H2c, maxConnections: Config.MaxConcurrency), null);
             if (Volatile.Read(ref _disposed) != 0)
             {
                 _connections.Dispose();

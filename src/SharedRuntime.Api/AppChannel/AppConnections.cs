@@ -35,10 +35,20 @@ internal sealed class AppConnections : IDisposable
     private readonly TimeProvider _time;
     private bool _disposed;
 
-    public AppConnections(Uri endpoint, TimeProvider time, bool http2 = false)
+    /// <summary>The channel's <c>maxConcurrency</c>: the HTTP/1.1 connections open at once (busy and idle) stay within it.</summary>
+    private readonly int _maxConnections;
+
+    /// <summary>HTTP/1.1 connections open now, busy or idle.</summary>
+    private int _open;
+
+    /// <summary>HTTP/1.1 connections open now (and being opened), busy or idle.</summary>
+    public int Open => Volatile.Read(ref _open);
+
+    public AppConnections(Uri endpoint, TimeProvider time, bool http2 = false, int maxConnections = int.MaxValue)
     {
         _time = time;
         Http2 = http2;
+        _maxConnections = maxConnections;
         _endPoint = IPAddress.TryParse(endpoint.IdnHost, out var address)
             ? new IPEndPoint(address, endpoint.Port)
             : new DnsEndPoint(endpoint.IdnHost, endpoint.Port);
@@ -146,8 +156,13 @@ internal sealed class AppConnections : IDisposable
         }
     }
 
-    /// <summary>An idle connection, the most recently used first, or null when there is none.</summary>
-    public AppConnection? TakeIdle()
+    /// <summary>
+    /// An idle connection, the most recently used first, or null when the caller should open one. With
+    /// <paramref name="near"/> (the loop of the caller's socket), only one on that loop, unless the connections open
+    /// already reach the channel's <c>maxConcurrency</c>: a new one on the caller's loop is then worth more than one
+    /// idle on another, whose every event would cross to that loop's thread and back.
+    /// </summary>
+    public AppConnection? TakeIdle(SocketLoop? near = null)
     {
         lock (_idle)
         {
@@ -156,17 +171,51 @@ internal sealed class AppConnections : IDisposable
             {
                 return null;
             }
-            var connection = _idle[count - 1];
-            _idle.RemoveAt(count - 1);
+            var at = count - 1;
+            if (near is not null)
+            {
+                while (at >= 0 && _idle[at].Socket.Loop != near)
+                {
+                    at--;
+                }
+                if (at < 0)
+                {
+                    if (_open < _maxConnections)
+                    {
+                        return null;
+                    }
+                    at = count - 1;
+                }
+            }
+            var connection = _idle[at];
+            _idle.RemoveAt(at);
             return connection;
         }
     }
 
-    /// <summary>Opens a new connection to the app; throws <see cref="SocketException"/> or <see cref="OperationCanceledException"/>.</summary>
-    public async ValueTask<AppConnection> ConnectAsync(CancellationToken cancellationToken) =>
-        new(await ConnectSocketAsync(cancellationToken).ConfigureAwait(false));
+    /// <summary>
+    /// Opens a new connection to the app, on <paramref name="near"/> when given (the loop of the caller's socket);
+    /// throws <see cref="SocketException"/> or <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public async ValueTask<AppConnection> ConnectAsync(CancellationToken cancellationToken, SocketLoop? near = null)
+    {
+        // Counted from the start, so that calls deciding at once between opening and taking one idle elsewhere see it.
+        Interlocked.Increment(ref _open);
+        try
+        {
+            return new AppConnection(await ConnectSocketAsync(cancellationToken, near).ConfigureAwait(false), this);
+        }
+        catch
+        {
+            Closed();
+            throw;
+        }
+    }
 
-    private async ValueTask<LoopSocket> ConnectSocketAsync(CancellationToken cancellationToken)
+    /// <summary>A connection <see cref="ConnectAsync"/> opened was closed.</summary>
+    internal void Closed() => Interlocked.Decrement(ref _open);
+
+    private async ValueTask<LoopSocket> ConnectSocketAsync(CancellationToken cancellationToken, SocketLoop? near = null)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(ConnectTimeout);
@@ -178,7 +227,7 @@ internal sealed class AppConnections : IDisposable
         {
             try
             {
-                return await ConnectAsync(new IPEndPoint(address, _port), timeout.Token).ConfigureAwait(false);
+                return await ConnectAsync(new IPEndPoint(address, _port), near, timeout.Token).ConfigureAwait(false);
             }
             catch (SocketException ex)
             {
@@ -192,7 +241,7 @@ internal sealed class AppConnections : IDisposable
     /// Connects without blocking and waits on the socket's loop until the connection is made: the relay's sockets
     /// are only ever driven by <see cref="Http.Relay.SocketLoops"/>.
     /// </summary>
-    private static async ValueTask<LoopSocket> ConnectAsync(IPEndPoint endPoint, CancellationToken cancellationToken)
+    private static async ValueTask<LoopSocket> ConnectAsync(IPEndPoint endPoint, SocketLoop? near, CancellationToken cancellationToken)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, Blocking = false };
         bool connected;
@@ -208,7 +257,7 @@ internal sealed class AppConnections : IDisposable
         LoopSocket looped;
         try
         {
-            looped = SocketLoops.Shared.Add(socket, writable: connected);
+            looped = SocketLoops.Shared.Add(socket, writable: connected, on: near);
         }
         catch
         {
@@ -290,7 +339,7 @@ internal sealed class AppConnections : IDisposable
 }
 
 /// <summary>One relayed-invocation connection to an app, with the buffer its answers are read into.</summary>
-internal sealed class AppConnection(LoopSocket socket) : IDisposable
+internal sealed class AppConnection(LoopSocket socket, AppConnections? pool = null) : IDisposable
 {
     private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(AppConnections.BufferSize);
 
@@ -317,6 +366,7 @@ internal sealed class AppConnection(LoopSocket socket) : IDisposable
         if (Interlocked.Exchange(ref _buffer, null) is { } buffer)
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            pool?.Closed();
         }
     }
 }

@@ -54,6 +54,15 @@ public class RuntimeOptionsTests
     }
 
     [Fact]
+    public void RelayLoopsAreOnePerTwoCoresUnlessSet()
+    {
+        Assert.Equal(0, Parse([]).RelayLoops);
+        Assert.Equal(4, Parse(["--relay-loops", "4"]).RelayLoops);
+        Assert.Throws<FormatException>(() => Parse(["--relay-loops", "65"]));
+        Assert.Equal(Math.Clamp((Environment.ProcessorCount + 1) / 2, 1, 16), SharedRuntime.Http.Relay.SocketLoops.DefaultCount);
+    }
+
+    [Fact]
     public void ClientConnectionsAreBoundedBy10000AndByHalfTheOpenFilesLimit()
     {
         Assert.Equal(10_000, Parse([]).MaxConnections);

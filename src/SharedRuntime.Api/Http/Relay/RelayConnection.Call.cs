@@ -112,10 +112,11 @@ internal sealed partial class RelayConnection
     /// <summary>Takes an idle connection of the channel or opens one; the problem when none can be had.</summary>
     private async ValueTask<(AppConnection? Upstream, string? Problem)> TakeConnectionAsync(RelayCall call)
     {
-        var upstream = call.Connections.TakeIdle();
+        // On the caller's loop when it can be: the call then runs on one thread from request to answer.
+        var upstream = call.Connections.TakeIdle(client.Loop);
         try
         {
-            return (upstream ?? await call.Connections.ConnectAsync(_timeout.Token).ConfigureAwait(false), null);
+            return (upstream ?? await call.Connections.ConnectAsync(_timeout.Token, client.Loop).ConfigureAwait(false), null);
         }
         catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
         {
