@@ -12,7 +12,7 @@ namespace SharedRuntime.Tests.AppChannel;
 /// </summary>
 public sealed class AppConnectionsTests : IDisposable
 {
-    // Two loops of their own, whatever the machine's core count (the shared ones number one per core).
+    // Two loops of their own, whatever the machine's core count (the shared ones may be a single loop).
     private static readonly SocketLoop LoopA = new(100), LoopB = new(101);
 
     private readonly Socket _app;
