@@ -55,6 +55,9 @@ public sealed class TestRuntime : IAsyncDisposable
                 // Without SO_REUSEPORT a port another test took fails the bind and is retried below, instead of
                 // two runtimes silently sharing it.
                 ReusePort = false,
+                // Two relay loops on any machine (the loops are the process's; the first runtime sets them): calls
+                // whose caller and app connection sit on different loops stay covered where one loop is the default.
+                RelayLoops = 2,
             };
             options = configure?.Invoke(options) ?? options;
             var app = RuntimeApplication.Build(options, services);
