@@ -38,7 +38,6 @@ internal sealed class AppConnections : IDisposable
     /// <summary>The channel's <c>maxConcurrency</c>: the HTTP/1.1 connections open at once (busy and idle) stay within it.</summary>
     private readonly int _maxConnections;
 
-    /// <summary>HTTP/1.1 connections open now, busy or idle.</summary>
     private int _open;
 
     /// <summary>HTTP/1.1 connections open now (and being opened), busy or idle.</summary>

@@ -80,6 +80,25 @@ public sealed class AppConnectionsTests : IDisposable
     }
 
     [Fact]
+    public async Task Another_tenants_app_at_the_same_address_is_not_held_to_the_first_apps_bound()
+    {
+        // Two tenants' apps served by one process at one address: each channel counts only its own connections.
+        using var full = new AppConnections(_endpoint, TimeProvider.System, maxConnections: 1);
+        using var other = new AppConnections(_endpoint, TimeProvider.System, maxConnections: 1);
+        var fullsOwn = await full.ConnectAsync(CancellationToken.None, LoopA);
+        full.Return(fullsOwn);
+        Assert.Same(fullsOwn, full.TakeIdle(LoopB)); // at its bound: its idle one on another loop
+
+        Assert.Equal(0, other.Open);
+        Assert.Null(other.TakeIdle(LoopB)); // nothing of the first app's to take: it opens its own
+        var othersOwn = await other.ConnectAsync(CancellationToken.None, LoopB);
+        Assert.Equal(1, other.Open);
+        Assert.Equal(1, full.Open);
+        fullsOwn.Dispose();
+        othersOwn.Dispose();
+    }
+
+    [Fact]
     public async Task A_connection_that_could_not_be_made_is_not_counted_and_says_why()
     {
         var closed = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
